@@ -1,0 +1,33 @@
+"""Random search: independent draws from the prior, the baseline every other algorithm must beat."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..space import SearchSpace
+from .common import as_observations, as_space, discrete_keys, row_key
+
+
+def suggest(new_ids: Sequence[int], domain: Any, trials: Any, seed: Any, **_: Any) -> list[dict]:
+    """One prior draw per new id; in an all-discrete space, exact repeats are redrawn."""
+    space = as_space(domain)
+    rng = np.random.default_rng(seed)
+    rows = draw_unique(space, rng, len(new_ids), as_observations(trials, space).X)
+    return [space.to_assignment(r) for r in rows]
+
+
+def draw_unique(space: SearchSpace, rng: np.random.Generator, n: int, seen_X: np.ndarray, tries: int = 20) -> np.ndarray:
+    """n prior rows, avoiding rows already in `seen_X` when every parameter is discrete."""
+    rows = space.sample(rng, n)
+    seen = discrete_keys(space, seen_X)
+    if seen is None:
+        return rows
+    for i in range(n):
+        for _ in range(tries):
+            key = row_key(rows[i])
+            if key not in seen:
+                break
+            rows[i] = space.sample(rng, 1)[0]
+        seen.add(row_key(rows[i]))
+    return rows

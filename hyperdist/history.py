@@ -1,0 +1,82 @@
+"""What the algorithms see of past trials: a numeric table, losses and states, built incrementally.
+
+Keeping the table columnar (one row per trial, NaN for inactive parameters) lets TPE work on whole
+arrays, and appending rows as results arrive avoids rebuilding the table from documents each time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from .space import SearchSpace
+
+OK, PENDING, FAILED = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Observations:
+    """Rows in trial order: X (n x d, choice = option index, NaN = inactive), loss, state."""
+
+    X: np.ndarray
+    loss: np.ndarray
+    state: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.loss)
+
+    @classmethod
+    def empty(cls, d: int) -> "Observations":
+        return cls(np.empty((0, d)), np.empty(0), np.empty(0, dtype=np.int8))
+
+    def with_pending(self, rows: np.ndarray) -> "Observations":
+        """These observations plus rows that are still being evaluated."""
+        rows = np.atleast_2d(rows)
+        return Observations(
+            np.vstack([self.X, rows]),
+            np.concatenate([self.loss, np.full(len(rows), np.nan)]),
+            np.concatenate([self.state, np.full(len(rows), PENDING, dtype=np.int8)]),
+        )
+
+
+class HistoryTable:
+    """An append-only, growable table of trials keyed by trial id; results update rows in place."""
+
+    def __init__(self, space: SearchSpace, capacity: int = 64) -> None:
+        self.space = space
+        self._X = np.full((capacity, len(space)), np.nan)
+        self._loss = np.full(capacity, np.nan)
+        self._state = np.full(capacity, PENDING, dtype=np.int8)
+        self._rows: dict[Any, int] = {}
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._rows
+
+    def add(self, key: Any, params: Mapping[str, Any], state: int = PENDING, loss: float | None = None) -> None:
+        if key in self._rows:
+            self.set_result(key, state, loss)
+            return
+        if self._n == len(self._loss):
+            grow = max(64, self._n)
+            self._X = np.vstack([self._X, np.full((grow, self._X.shape[1]), np.nan)])
+            self._loss = np.concatenate([self._loss, np.full(grow, np.nan)])
+            self._state = np.concatenate([self._state, np.full(grow, PENDING, dtype=np.int8)])
+        self._X[self._n] = self.space.to_row(params)
+        self._rows[key] = self._n
+        self._n += 1
+        self.set_result(key, state, loss)
+
+    def set_result(self, key: Any, state: int, loss: float | None) -> None:
+        i = self._rows[key]
+        ok = state == OK and loss is not None and np.isfinite(loss)
+        self._state[i] = OK if ok else state if state != OK else FAILED
+        self._loss[i] = float(loss) if ok else np.nan
+
+    def observations(self, space: SearchSpace | None = None) -> Observations:
+        n = self._n
+        return Observations(self._X[:n], self._loss[:n], self._state[:n])
