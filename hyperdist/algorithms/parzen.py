@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp, ndtr, ndtri
+from scipy.special import ndtr, ndtri
 
 from ..distributions import Distribution
 
@@ -31,12 +31,13 @@ def to_transformed(dist: Distribution, x: np.ndarray) -> np.ndarray:
     return t
 
 
-def adaptive_sigmas(mus: np.ndarray, prior_mu: float, prior_sigma: float) -> np.ndarray:
-    """Bandwidth per observation: the larger gap to its sorted neighbours (prior point included)."""
+def adaptive_sigmas(mus: np.ndarray, prior_mu: float, prior_sigma: float, n_data: int | None = None) -> np.ndarray:
+    """Bandwidth per observation: the larger gap to its sorted neighbours (prior point included),
+    clipped to [prior_sigma / min(100, n_data + 1), prior_sigma]."""
     n = len(mus)
     if n == 0:
         return np.empty(0)
-    order = np.argsort(mus, kind="stable")
+    order = np.argsort(mus)
     srt = mus[order]
     pos = np.searchsorted(srt, prior_mu)
     full = np.insert(srt, pos, prior_mu)
@@ -47,7 +48,14 @@ def adaptive_sigmas(mus: np.ndarray, prior_mu: float, prior_sigma: float) -> np.
     sig_sorted = np.delete(sig_full, pos)
     sig = np.empty(n)
     sig[order] = sig_sorted
-    return np.clip(sig, prior_sigma / min(100.0, n + 1.0), prior_sigma)
+    return np.clip(sig, prior_sigma / min(100.0, (n if n_data is None else n_data) + 1.0), prior_sigma)
+
+
+def logsumexp(a: np.ndarray, axis: int = -1) -> np.ndarray:
+    """log(sum(exp(a))) along an axis; scipy's version costs more in overhead than in arithmetic here."""
+    top = np.max(a, axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    return np.log(np.sum(np.exp(a - top), axis=axis)) + np.squeeze(top, axis=axis)
 
 
 @dataclass
@@ -55,10 +63,10 @@ class Mixture:
     """A weighted mixture of product kernels over the parameters `dists` (last component = prior)."""
 
     dists: list[Distribution]
-    log_w: np.ndarray            # (m,)
-    mus: np.ndarray              # (m, d) transformed centres; option index for categoricals
-    sigmas: np.ndarray           # (m, d); unused for categoricals
-    cat_smoothing: float         # mass spread over all options by a categorical kernel
+    log_w: np.ndarray                 # (m,) normalised log weights
+    mus: np.ndarray                   # (m, d) transformed centres (unused for categoricals)
+    sigmas: np.ndarray                # (m, d) bandwidths (unused for categoricals)
+    cat_probs: dict[int, np.ndarray]  # k -> (m, n_options) kernel probabilities of categorical k
 
     @classmethod
     def fit(
@@ -68,44 +76,81 @@ class Mixture:
         weights: np.ndarray,
         prior_weight: float,
         cat_smoothing: float = 0.0,
+        max_components: int | None = None,
     ) -> "Mixture":
+        """Kernels on `obs` (n x d) with `weights`, plus the prior; 1-D mixtures of more than
+        `max_components` kernels are compressed (see `_compress_1d`)."""
         n, d = obs.shape
-        mus = np.empty((n + 1, d))
+        compress = d == 1 and max_components is not None and n > max_components
+        mus = np.zeros((n + 1, d))
         sigmas = np.ones((n + 1, d))
+        cat_probs = {}
         for k, dist in enumerate(dists):
             if dist.categorical:
-                mus[:n, k] = obs[:, k]
-                mus[n, k] = -1  # the prior component: categorical prior probabilities
+                prior = np.asarray(dist.args)
+                probs = np.empty((n + 1, dist.n_options))
+                probs[:n] = cat_smoothing * prior
+                probs[np.arange(n), obs[:, k].astype(int)] += 1.0
+                probs[:n] /= 1.0 + cat_smoothing
+                probs[n] = prior
+                cat_probs[k] = probs
                 continue
             prior_mu, prior_sigma = dist.prior
-            t = to_transformed(dist, obs[:, k])
-            mus[:n, k], mus[n, k] = t, prior_mu
-            sigmas[:n, k], sigmas[n, k] = adaptive_sigmas(t, prior_mu, prior_sigma), prior_sigma
+            mus[:n, k], mus[n, k] = to_transformed(dist, obs[:, k]), prior_mu
+            sigmas[n, k] = prior_sigma
+            if not compress:
+                sigmas[:n, k] = adaptive_sigmas(mus[:n, k], prior_mu, prior_sigma)
         w = np.concatenate([weights, [prior_weight]])
-        return cls(list(dists), np.log(w / w.sum()), mus, sigmas, cat_smoothing)
+        mixture = cls(list(dists), np.log(w / w.sum()), mus, sigmas, cat_probs)
+        if compress:
+            mixture._compress_1d(max_components)
+        return mixture
 
-    def _cat_probs(self, k: int) -> np.ndarray:
-        """(m, n_options) probabilities of each component's kernel on categorical parameter k."""
-        dist = self.dists[k]
-        prior = np.asarray(dist.args)
-        m = len(self.log_w)
-        probs = np.tile(prior, (m, 1))
-        obs = self.mus[:-1, k].astype(int)
-        onehot = np.zeros((m - 1, dist.n_options))
-        onehot[np.arange(m - 1), obs] = 1.0
-        s = self.cat_smoothing
-        probs[:-1] = (onehot + s * prior) / (1.0 + s)
-        return probs
+    def _compress_1d(self, k_max: int) -> None:
+        """Replace the data kernels of a 1-D mixture by at most `k_max` binned kernels (prior apart).
+
+        A categorical mixture of one-hot kernels is exactly one kernel holding the weighted option
+        frequencies. Numeric kernels are pooled into `k_max` equal-width bins (O(n), no sort); each
+        non-empty bin becomes one kernel with the bin's weight and mean, and a bandwidth from the
+        adaptive rule applied to the bin means plus the spread inside the bin. Bins are narrower
+        than the smallest bandwidth the exact rule allows (prior_sigma / 100), so the pooled g(x)
+        keeps the resolution of the exact one while a suggestion costs O(k_max) per candidate.
+        """
+        w = np.exp(self.log_w[:-1])
+        prior_log_w = self.log_w[-1:]
+        if self.dists[0].categorical:
+            probs = self.cat_probs[0]
+            self.cat_probs[0] = np.vstack([(w[:, None] * probs[:-1]).sum(axis=0) / w.sum(), probs[-1]])
+            self.mus, self.sigmas = self.mus[[0, -1]], self.sigmas[[0, -1]]
+            self.log_w = np.concatenate([[np.log(w.sum())], prior_log_w])
+            return
+        t = self.mus[:-1, 0]
+        prior_mu, prior_sigma = self.mus[-1, 0], self.sigmas[-1, 0]
+        lo, hi = float(t.min()), float(t.max())
+        span = max(hi - lo, 1e-12)
+        b = np.minimum(((t - lo) / span * k_max).astype(np.intp), k_max - 1)
+        W = np.bincount(b, weights=w, minlength=k_max)
+        S1 = np.bincount(b, weights=w * t, minlength=k_max)
+        S2 = np.bincount(b, weights=w * t * t, minlength=k_max)
+        keep = W > 0
+        W, S1, S2 = W[keep], S1[keep], S2[keep]
+        M = S1 / W
+        V = np.maximum(S2 / W - M * M, 0.0)
+        sig = np.sqrt(adaptive_sigmas(M, prior_mu, prior_sigma, n_data=len(t)) ** 2 + V)
+        self.mus = np.concatenate([M, [prior_mu]])[:, None]
+        self.sigmas = np.minimum(np.concatenate([sig, [prior_sigma]]), prior_sigma)[:, None]
+        self.log_w = np.concatenate([np.log(W), prior_log_w])
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """Draw `size` points (values, not transformed) from the mixture."""
-        comp = rng.choice(len(self.log_w), size=size, p=np.exp(self.log_w - logsumexp(self.log_w)))
+        cum_w = np.cumsum(np.exp(self.log_w))
+        comp = np.minimum(np.searchsorted(cum_w, rng.random(size) * cum_w[-1], side="right"), len(cum_w) - 1)
         out = np.empty((size, len(self.dists)))
         for k, dist in enumerate(self.dists):
             if dist.categorical:
-                cum = np.cumsum(self._cat_probs(k)[comp], axis=1)
+                cum = np.cumsum(self.cat_probs[k][comp], axis=1)
                 u = rng.random(size)[:, None] * cum[:, -1:]
-                out[:, k] = (u > cum).sum(axis=1)
+                out[:, k] = np.minimum((u >= cum).sum(axis=1), dist.n_options - 1)
                 continue
             mu, sigma = self.mus[comp, k], self.sigmas[comp, k]
             if dist.bounded:
@@ -120,20 +165,20 @@ class Mixture:
 
     def log_pdf(self, X: np.ndarray) -> np.ndarray:
         """log density (log mass for discrete parameters) of each row of X, up to a shared constant."""
-        total = np.broadcast_to(self.log_w, (len(X), len(self.log_w))).copy()
-        for k, dist in enumerate(self.dists):
-            total += self._log_kernel(k, dist, X[:, k])
+        total = self.log_w[None, :] + self._log_kernel(0, self.dists[0], X[:, 0])
+        for k in range(1, len(self.dists)):
+            total += self._log_kernel(k, self.dists[k], X[:, k])
         return logsumexp(total, axis=1)
 
     def _log_kernel(self, k: int, dist: Distribution, x: np.ndarray) -> np.ndarray:
         if dist.categorical:
-            return np.log(np.maximum(self._cat_probs(k)[:, x.astype(int)].T, _TINY))
+            return np.log(np.maximum(self.cat_probs[k][:, x.astype(int)].T, _TINY))
         mu, sigma = self.mus[:, k], self.sigmas[:, k]
         if dist.bounded:
             lo, hi = dist.transformed_bounds
             log_z = np.log(np.maximum(ndtr((hi - mu) / sigma) - ndtr((lo - mu) / sigma), _TINY))
         else:
-            log_z = np.zeros_like(mu)
+            log_z = 0.0
         q = dist.q
         if q:
             vlo, vhi = dist.value_bounds()
@@ -142,4 +187,4 @@ class Mixture:
             mass = ndtr((t_hi[:, None] - mu) / sigma) - ndtr((t_lo[:, None] - mu) / sigma)
             return np.log(np.maximum(mass, _TINY)) - log_z
         z = (to_transformed(dist, x)[:, None] - mu) / sigma
-        return -0.5 * z * z - np.log(sigma) - _LOG_SQRT_2PI - log_z
+        return -0.5 * z * z - (np.log(sigma) + _LOG_SQRT_2PI + log_z)

@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "gamma": 0.25,
     "linear_forgetting": 25,
     "multivariate": False,
+    "max_components": 128,
 }
 
 
@@ -45,12 +46,15 @@ def suggest(
     gamma: float | Callable[[int], int] = DEFAULTS["gamma"],
     linear_forgetting: int = DEFAULTS["linear_forgetting"],
     multivariate: bool = DEFAULTS["multivariate"],
+    max_components: int = DEFAULTS["max_components"],
     verbose: bool = False,
 ) -> list[dict]:
     """Hyperopt's `tpe.suggest` signature; tune it with `functools.partial(tpe.suggest, ...)`.
 
     `gamma` is Hyperopt's (below = ceil(gamma * sqrt(n_ok)), at most `linear_forgetting`), or a
-    callable n_ok -> number of trials in "below".
+    callable n_ok -> number of trials in "below". `max_components` bounds the kernels of each
+    univariate g(x) (neighbouring kernels are merged beyond it), which keeps a suggestion's cost
+    flat as the history grows.
     """
     _check(prior_weight, n_startup_jobs, n_EI_candidates, gamma)
     space = as_space(domain)
@@ -66,7 +70,7 @@ def suggest(
         else:
             n_below = _n_below(gamma, int(np.count_nonzero(obs.state == OK)), linear_forgetting)
             row = _propose(space, obs, rng, groups, n_below, prior_weight, n_EI_candidates,
-                           linear_forgetting, smoothing)
+                           linear_forgetting, smoothing, max_components)
         rows.append(row)
         obs = obs.with_pending(row)
     return [space.to_assignment(r) for r in rows]
@@ -115,9 +119,10 @@ def _propose(
     n_candidates: int,
     flat: int,
     smoothing: float,
+    max_components: int,
 ) -> np.ndarray:
     ok = np.flatnonzero(obs.state == OK)
-    best = ok[np.argsort(obs.loss[ok], kind="stable")[:n_below]]
+    best = ok[np.argpartition(obs.loss[ok], n_below - 1)[:n_below]] if n_below else ok[:0]
     below = np.zeros(len(obs), dtype=bool)
     below[best] = True
     dists = [p.dist for p in space.params]
@@ -128,7 +133,7 @@ def _propose(
         group_dists = [dists[j] for j in cols]
         l_mix = Mixture.fit(group_dists, obs.X[np.ix_(rows_b, cols)], np.ones(len(rows_b)), prior_weight, smoothing)
         g_mix = Mixture.fit(group_dists, obs.X[np.ix_(rows_a, cols)], forgetting_weights(len(rows_a), flat),
-                            prior_weight, smoothing)
+                            prior_weight, smoothing, max_components)
         cand = l_mix.sample(rng, n_candidates)
         candidates.append(cand)
         scores.append(l_mix.log_pdf(cand) - g_mix.log_pdf(cand))
