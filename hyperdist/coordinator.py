@@ -1,0 +1,220 @@
+"""The coordinator: keeps an experiment's queue of suggested trials filled from its shared history.
+
+One coordinator per experiment holds a lease on it. Each tick it reads only the trials that left
+the open set since the last tick (it remembers the `_id`s it has open), folds them into its
+numeric history, checks the stop rules, and inserts new suggestions so that `workers + queue`
+trials are open. Trial ids come from an atomic counter and each suggestion's randomness from
+`(seed, tid)`, so a coordinator that crashed and resumed neither duplicates ids nor replays draws.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import HyperdistError, SpaceMismatch
+from .history import FAILED, OK, PENDING, HistoryTable
+from .result import STATUS_OK
+from .space import SearchSpace, space_from_json
+from .store import DONE, ERROR, FINISHED, Store
+
+log = logging.getLogger("hyperdist.coordinator")
+
+
+@dataclass
+class StopRules:
+    max_evals: int
+    timeout: float | None = None
+    loss_threshold: float | None = None
+    early_stop_fn: Callable[..., tuple[bool, list]] | None = None
+
+
+@dataclass
+class Progress:
+    finished: int
+    open: int
+    best_loss: float | None
+    best_tid: int | None
+
+
+def trial_seed(seed: int, tid: int) -> int:
+    """Independent randomness per trial id, so a resumed search never replays earlier draws."""
+    return int(np.random.SeedSequence([seed, tid]).generate_state(1)[0])
+
+
+def describe_space_change(old: SearchSpace, new: SearchSpace) -> str:
+    a, b = old.describe(), new.describe()
+    parts = [f"removed {k}" for k in a if k not in b] + [f"added {k}={b[k]}" for k in b if k not in a]
+    parts += [f"{k}: {a[k]} -> {b[k]}" for k in a if k in b and a[k] != b[k]]
+    return "; ".join(parts) or "the structure around the parameters changed"
+
+
+class Coordinator:
+    def __init__(
+        self,
+        store: Store,
+        exp_key: str,
+        space: SearchSpace,
+        algo: Callable[..., list[dict]],
+        rules: StopRules,
+        *,
+        seed: int = 0,
+        workers: int = 1,
+        queue: int = 1,
+        objective: str | None = None,
+        algo_info: dict | None = None,
+        lease_seconds: float = 30.0,
+        trial_lease_seconds: float = 60.0,
+        max_attempts: int = 3,
+        poll_interval: float = 0.05,
+    ) -> None:
+        if rules.max_evals < 1:
+            raise HyperdistError(f"max_evals={rules.max_evals!r} must be a positive integer")
+        self.store, self.exp_key, self.space, self.algo, self.rules = store, exp_key, space, algo, rules
+        self.seed, self.target_open = seed, max(1, workers) + max(0, queue)
+        self.objective, self.algo_info = objective, algo_info or {"name": getattr(algo, "__module__", "custom")}
+        self.lease_seconds, self.trial_lease_seconds, self.max_attempts = lease_seconds, trial_lease_seconds, max_attempts
+        self.poll_interval = poll_interval
+        self.owner = f"coordinator:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.table = HistoryTable(space)
+        self.open: dict[Any, int] = {}  # trial _id -> tid, for trials NEW or RUNNING
+        self.finished = 0
+        self.best: tuple[float, int] | None = None
+        self._stop_state: list = []
+        self._started = time.monotonic()
+        self._renewed = self._reaped = 0.0
+
+    # --- start ----------------------------------------------------------------------------------
+    def start(self, resume: bool = False, allow_space_change: bool = False) -> bool:
+        """Create the experiment, or resume it: returns True when it existed already."""
+        from .errors import ExperimentExists, ExperimentNotFound
+
+        try:
+            exp = self.store.get_experiment(self.exp_key)
+        except ExperimentNotFound:
+            exp = None
+        if exp is not None and not resume:
+            raise ExperimentExists(
+                f"experiment {self.exp_key!r} already exists ({exp.get('state')}); resume it with --resume "
+                "(resume=True) or choose another key"
+            )
+        if exp is not None and exp.get("space_hash") != self.space.hash and not allow_space_change:
+            change = describe_space_change(space_from_json(exp["space"]), self.space)
+            raise SpaceMismatch(
+                f"experiment {self.exp_key!r} was created with a different space ({change}); use a new "
+                "experiment key, or allow the change explicitly (--allow-space-change)"
+            )
+        if exp is None:
+            self.store.create_experiment(
+                self.exp_key, space=self.space.to_json(), space_hash=self.space.hash, objective=self.objective,
+                algo=self.algo_info, max_evals=self.rules.max_evals, seed=self.seed,
+            )
+        self.store.acquire_coordinator(self.exp_key, self.owner, self.lease_seconds)
+        self._renewed = time.monotonic()
+        fields: dict[str, Any] = {"state": "running", "max_evals": self.rules.max_evals}
+        if exp is not None:
+            self.seed = int(exp.get("seed", self.seed))
+            if allow_space_change:
+                fields.update(space=self.space.to_json(), space_hash=self.space.hash)
+        self.store.update_experiment(self.exp_key, **fields)
+        for doc in self.store.history(self.exp_key):
+            self._record(doc)
+        return exp is not None
+
+    def _record(self, doc: dict) -> None:
+        key, tid = doc["_id"], doc["tid"]
+        params = doc.get("params") or {}
+        if doc["state"] in FINISHED:
+            self.open.pop(key, None)
+            self.finished += 1
+            result = doc.get("result") or {}
+            loss = result.get("loss")
+            ok = doc["state"] == DONE and result.get("status") == STATUS_OK and isinstance(loss, (int, float)) \
+                and math.isfinite(loss)
+            self.table.add(key, params, OK if ok else FAILED, loss if ok else None)
+            if ok and (self.best is None or loss < self.best[0]):
+                self.best = (float(loss), tid)
+        else:
+            self.open[key] = tid
+            self.table.add(key, params, PENDING)
+
+    # --- the loop -------------------------------------------------------------------------------
+    def tick(self) -> bool:
+        """One round: renew, reap, read changes, stop or refill. True when the search is over."""
+        now = time.monotonic()
+        if now - self._renewed > self.lease_seconds / 3:
+            if not self.store.renew_coordinator(self.exp_key, self.owner, self.lease_seconds):
+                raise HyperdistError(f"lost the coordinator lease on {self.exp_key!r} to another coordinator")
+            self._renewed = now
+        if now - self._reaped > min(5.0, self.trial_lease_seconds / 2):
+            self.store.reap_expired(self.exp_key, self.max_attempts)
+            self._reaped = now
+        if self.open:
+            for doc in self.store.finished_among(self.exp_key, list(self.open)):
+                self._record(doc)
+        if self._should_stop():
+            return True
+        n = min(self.target_open - len(self.open), self.rules.max_evals - self.finished - len(self.open))
+        if n > 0:
+            self._enqueue(n)
+        return False
+
+    def _should_stop(self) -> bool:
+        r = self.rules
+        if self.finished >= r.max_evals:
+            return True
+        if r.timeout is not None and time.monotonic() - self._started >= r.timeout:
+            return True
+        if r.loss_threshold is not None and self.best is not None and self.best[0] <= r.loss_threshold:
+            return True
+        if r.early_stop_fn is not None and self.finished:
+            stop, self._stop_state = r.early_stop_fn(self, *self._stop_state)
+            return bool(stop)
+        return False
+
+    def _enqueue(self, n: int) -> None:
+        tids = self.store.reserve_tids(self.exp_key, n)
+        batch = self.algo(tids, self.space, self.table.observations(), trial_seed(self.seed, tids[0]))
+        ids = self.store.insert_trials(self.exp_key, list(zip(tids, batch)))
+        for key, tid, params in zip(ids, tids, batch):
+            self._record({"_id": key, "tid": tid, "state": "NEW", "params": params})
+
+    def run(self, on_progress: Callable[[Progress], None] | None = None) -> Progress:
+        """Tick until a stop rule fires; then mark the experiment done and hand back the lease."""
+        try:
+            while not self.tick():
+                if on_progress:
+                    on_progress(self.progress())
+                time.sleep(self.poll_interval)
+            self.store.cancel_new(self.exp_key)
+            self.store.update_experiment(self.exp_key, state="done")
+        finally:
+            self.store.release_coordinator(self.exp_key, self.owner)
+        if on_progress:
+            on_progress(self.progress())
+        return self.progress()
+
+    def stop(self) -> None:
+        """Interrupted: the experiment stays resumable; unfinished trials are kept for the next run."""
+        self.store.update_experiment(self.exp_key, state="stopped")
+        self.store.release_coordinator(self.exp_key, self.owner)
+
+    def progress(self) -> Progress:
+        best = self.best or (None, None)
+        return Progress(self.finished, len(self.open), best[0], best[1])
+
+    # Hyperopt's early_stop_fn receives the trials object; `best_trial` is what the built-in rules read.
+    @property
+    def best_trial(self) -> dict:
+        from .errors import AllTrialsFailed
+
+        if self.best is None:
+            raise AllTrialsFailed("no trial finished with status 'ok' yet")
+        return {"tid": self.best[1], "result": {"loss": self.best[0], "status": STATUS_OK}}

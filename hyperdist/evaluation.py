@@ -1,0 +1,127 @@
+"""Running one objective call: in this process under a time limit, or in a fresh child process.
+
+Both paths return the same `Outcome`: the normalised result and, for a failed trial, the error
+record. A fresh process per trial isolates the worker from objectives that leak memory, hang in C
+code or kill their own interpreter; the child gets the trial as JSON on stdin and writes its
+outcome as JSON to a file, so whatever the objective prints cannot corrupt it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .result import STATUS_FAIL, exception_error, normalize, plain
+
+
+@dataclass
+class Outcome:
+    result: dict[str, Any]
+    error: dict[str, str] | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.result.get("status") != STATUS_FAIL
+
+
+class TrialTimeout(Exception):
+    """The objective ran past the per-trial time limit."""
+
+
+def failed(kind: str, message: str) -> Outcome:
+    return Outcome({"status": STATUS_FAIL}, {"type": kind, "message": message})
+
+
+def settle(raw: Any) -> Outcome:
+    """Normalise what the objective returned and make it storable (plain JSON/BSON types)."""
+    result, error = normalize(raw)
+    try:
+        result = plain(result)
+    except TypeError as exc:
+        return failed("UnstorableResult", f"{exc}; return plain numbers, strings, lists and dicts")
+    return Outcome(result, error)
+
+
+def run_in_process(fn: Callable[[Any], Any], config: Any, timeout: float | None) -> Outcome:
+    """Call fn(config); a time limit uses SIGALRM, so it applies only on the main thread."""
+    use_alarm = bool(timeout) and threading.current_thread() is threading.main_thread()
+    if use_alarm:
+        def on_alarm(signum: int, frame: Any) -> None:
+            raise TrialTimeout(f"objective exceeded the per-trial timeout of {timeout:g} s")
+        previous = signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        raw = fn(config)
+    except TrialTimeout as exc:
+        return failed("TrialTimeout", str(exc))
+    except Exception as exc:
+        return Outcome({"status": STATUS_FAIL}, exception_error(exc))
+    finally:
+        if use_alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    return settle(raw)
+
+
+class ChildProcess:
+    """One objective call in a fresh interpreter; `terminate()` may be called from a signal handler."""
+
+    def __init__(self, objective: str, space_json: dict, params: dict) -> None:
+        fd, self.out_path = tempfile.mkstemp(prefix="hyperdist-trial-", suffix=".json")
+        os.close(fd)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hyperdist.evaluation", self.out_path],
+            stdin=subprocess.PIPE, cwd=os.getcwd(),
+        )
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"objective": objective, "space": space_json, "params": params}).encode())
+        self.proc.stdin.close()
+
+    def terminate(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+
+    def wait(self, timeout: float | None) -> Outcome:
+        try:
+            try:
+                code = self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.terminate()
+                self.proc.wait()
+                return failed("TrialTimeout", f"objective exceeded the per-trial timeout of {timeout:g} s")
+            try:
+                with open(self.out_path) as fh:
+                    data = json.load(fh)
+                return Outcome(data["result"], data["error"])
+            except (OSError, ValueError, KeyError):
+                how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+                return failed("ObjectiveCrashed", f"the objective's process {how} before reporting a result")
+        finally:
+            os.unlink(self.out_path)
+
+
+def _child_main(out_path: str) -> None:
+    from .reference import load_callable
+    from .space import space_from_json
+
+    job = json.load(sys.stdin)
+    try:
+        space = space_from_json(job["space"])
+        fn = load_callable(job["objective"])
+        outcome = run_in_process(fn, space.eval(job["params"]), None)
+    except Exception as exc:
+        outcome = Outcome({"status": STATUS_FAIL}, exception_error(exc))
+    tmp = out_path + ".tmp"
+    with open(tmp, "w") as fh:
+        json.dump({"result": outcome.result, "error": outcome.error}, fh)
+    os.replace(tmp, out_path)
+
+
+if __name__ == "__main__":
+    _child_main(sys.argv[1])

@@ -1,0 +1,84 @@
+"""Local process management for the CLI: which server to talk to, and worker processes on this machine."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import HyperdistError
+from .mongotrials import parse_url
+from .server import LocalServer, server_status, start_server, stop_server
+from .store import Store
+
+
+@dataclass
+class Connection:
+    store: Store
+    url: str                       # the URL workers should use (credentials included; never log it)
+    started: LocalServer | None    # the embedded server, when this command started it
+    data_dir: Path
+
+    def close(self, stop_started_server: bool = True) -> None:
+        self.store.close()
+        if self.started is not None and stop_started_server:
+            stop_server(self.data_dir)
+
+
+def connect(mongo: str | None, data_dir: Path, *, start: bool = True, db: str | None = None) -> Connection:
+    """A remote server when `mongo` is given; otherwise the embedded one in `data_dir`, started if needed."""
+    if mongo:
+        url, db_name = parse_url(mongo, db)
+        return Connection(Store(url, db=db_name), url, None, data_dir)
+    running = server_status(data_dir)
+    if running is not None:
+        return Connection(Store(running.url, db=db or "hyperdist"), running.url, None, data_dir)
+    if not start:
+        raise HyperdistError(
+            f"no MongoDB given and no local server running in {str(data_dir)!r}: pass --mongo URL "
+            "(or set HYPERDIST_MONGO_URL), or run `hyperdist server start`"
+        )
+    server = start_server(data_dir)
+    return Connection(Store(server.url, db=db or "hyperdist"), server.url, server, data_dir)
+
+
+def spawn_workers(n: int, url: str, exp_key: str, allow: str, *, db: str = "hyperdist", isolate: bool = False,
+                  trial_timeout: float | None = None, log_dir: Path | None = None) -> list[subprocess.Popen]:
+    """Start n `hyperdist worker` processes for one experiment; the URL travels in the environment."""
+    env = dict(os.environ, HYPERDIST_MONGO_URL=url, HYPERDIST_DB=db)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), env.get("PYTHONPATH", "")) if p)
+    cmd = [sys.executable, "-m", "hyperdist", "worker", "--exp", exp_key, "--allow", allow, "--idle-timeout", "600"]
+    if isolate:
+        cmd.append("--subprocess")
+    if trial_timeout:
+        cmd += ["--trial-timeout", str(trial_timeout)]
+    procs = []
+    for i in range(n):
+        log = open(log_dir / f"worker-{i}.log", "ab") if log_dir else subprocess.DEVNULL
+        procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=log, start_new_session=True))
+    return procs
+
+
+def stop_workers(procs: list[subprocess.Popen], timeout: float = 20.0, graceful: bool = True) -> None:
+    """SIGTERM (workers hand their trial back), then SIGKILL whatever is left after `timeout`."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM if graceful else signal.SIGKILL)
+    wait_workers(procs, timeout)
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def wait_workers(procs: list[subprocess.Popen], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        try:
+            p.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return False
+    return True

@@ -1,0 +1,85 @@
+"""`MongoTrials`: Hyperopt's distributed history, backed by hyperdist's store and coordinator.
+
+`fmin(fn, space, trials=MongoTrials(url, exp_key=...))` runs the coordinator in the calling process;
+workers started with `hyperdist worker --mongo URL --exp KEY --allow MODULE` evaluate the trials.
+As in Hyperopt, the same `exp_key` continues the same history and `max_evals` counts all of it.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+
+from .coordinator import Coordinator, StopRules
+from .errors import AllTrialsFailed, HyperdistError
+from .progress import ProgressBar
+from .reference import reference_of
+from .space import compile_space, space_eval
+from .store import DONE, ERROR, FINISHED, RUNNING, Store
+from .trials import JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_NEW, JOB_STATE_RUNNING, Trials
+
+_STATES = {"NEW": JOB_STATE_NEW, RUNNING: JOB_STATE_RUNNING, DONE: JOB_STATE_DONE, ERROR: JOB_STATE_ERROR}
+
+
+def parse_url(url: str, db: str | None = None) -> tuple[str, str]:
+    """Accept Hyperopt's 'mongo://host:port/db/jobs' as well as standard 'mongodb://host/db' URLs."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mongo", "mongodb", "mongodb+srv"):
+        raise HyperdistError(f"{parts.scheme or url!r} is not a MongoDB URL scheme; expected mongodb://host:port/db")
+    path = [p for p in parts.path.split("/") if p]
+    scheme = "mongodb" if parts.scheme == "mongo" else parts.scheme
+    if parts.scheme == "mongo":
+        return urlunsplit((scheme, parts.netloc, "", parts.query, "")), db or (path[0] if path else "hyperdist")
+    return url, db or (path[0] if path else "hyperdist")
+
+
+class MongoTrials(Trials):
+    def __init__(self, url: str, exp_key: str | None = None, *, workers: int = 1, db: str | None = None,
+                 refresh: bool = True, store: Store | None = None) -> None:
+        super().__init__(exp_key or "default")
+        mongo_url, db_name = parse_url(url, db)
+        self.store = store or Store(mongo_url, db=db_name)
+        self.workers = workers
+        if refresh:
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Reload the experiment's history from the database."""
+        self._trials, self._by_tid, self._table, self._dirty = [], {}, None, set()
+        for doc in self.store.history(self.exp_key):
+            trial = self.insert(doc["tid"], doc.get("params") or {})
+            trial["owner"], trial["book_time"] = doc.get("owner"), doc.get("claimed")
+            if doc["state"] in FINISHED:
+                self.finish(doc["tid"], doc.get("result") or {"status": "fail"}, doc.get("error"))
+            trial["state"] = _STATES.get(doc["state"], JOB_STATE_NEW)
+
+    def fmin(self, fn: Callable[[Any], Any], space: Any, *, algo: Callable, max_evals: int,
+             timeout: float | None, loss_threshold: float | None, rstate: np.random.Generator,
+             return_argmin: bool, show_progressbar: bool, early_stop_fn: Callable | None,
+             points_to_evaluate: Any = None) -> Any:
+        if points_to_evaluate:
+            raise HyperdistError("points_to_evaluate is not supported with MongoTrials yet")
+        compiled = compile_space(space)
+        coordinator = Coordinator(
+            self.store, self.exp_key, compiled, algo,
+            StopRules(max_evals, timeout, loss_threshold, early_stop_fn),
+            seed=int(rstate.integers(2**31 - 1)), workers=self.workers, objective=reference_of(fn),
+            algo_info={"name": getattr(algo, "__module__", "custom")},
+        )
+        coordinator.start(resume=True)
+        bar = ProgressBar(max_evals, show_progressbar, initial=coordinator.finished)
+        try:
+            coordinator.run(lambda p: bar.update(p.finished, p.best_loss))
+        except KeyboardInterrupt:
+            coordinator.stop()
+            raise
+        finally:
+            bar.close()
+        self.refresh()
+        if return_argmin:
+            return self.argmin
+        try:
+            return space_eval(compiled, self.argmin)
+        except AllTrialsFailed:
+            return None

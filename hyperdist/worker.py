@@ -1,0 +1,251 @@
+"""The worker: claim a trial, evaluate the objective, report, repeat. It keeps no state of its own.
+
+Everything a worker needs (space, objective reference) is in the experiment document, so any number
+of workers can start and stop on any machine. A lease, extended by a heartbeat thread while the
+objective runs, proves the trial is still being worked on; if the worker dies the lease expires
+and the trial is handed out again. A report is accepted only with the current lease token.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import ExperimentNotFound, HyperdistError, ObjectiveError, SpaceError, StoreError, redact
+from .evaluation import ChildProcess, Outcome, failed, run_in_process
+from .reference import canonical, is_allowed, load_callable
+from .space import SearchSpace, space_from_json
+from .store import DONE, ERROR, Store
+
+log = logging.getLogger("hyperdist.worker")
+
+
+class WorkerInterrupted(BaseException):
+    """Raised inside the objective by SIGTERM/SIGINT so the trial can be handed back."""
+
+
+@dataclass
+class WorkerConfig:
+    allow: list[str]
+    exp_key: str | None = None
+    isolate: bool = False              # a fresh subprocess per trial
+    trial_timeout: float | None = None
+    lease_seconds: float = 30.0
+    idle_timeout: float | None = 60.0
+    drain: bool = False                # on SIGTERM finish the current trial instead of handing it back
+    max_consecutive_failures: int = 10
+    max_trials: int | None = None
+    poll_interval: float = 0.2
+
+
+@dataclass
+class _Experiment:
+    space: SearchSpace
+    objective: str
+    fn: Callable[[Any], Any] | None
+
+
+@dataclass
+class WorkerStats:
+    done: int = 0
+    errors: int = 0
+    consecutive_failures: int = 0
+    reason: str = ""
+    exit_code: int = 0
+    _last: list = field(default_factory=list)
+
+
+class Worker:
+    def __init__(self, store: Store, config: WorkerConfig) -> None:
+        self.store, self.config = store, config
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.stats = WorkerStats()
+        self._experiments: dict[tuple[str, str], _Experiment] = {}
+        self._stopping = False
+        self._current: dict | None = None
+        self._child: ChildProcess | None = None
+        self._in_objective = False
+
+    # --- signals --------------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        already = self._stopping
+        self._stopping = True
+        if self.config.drain and not already:
+            log.info("signal %d: finishing the current trial, then stopping", signum)
+            return
+        if self._child is not None:
+            self._child.terminate()
+        if self._in_objective:
+            raise WorkerInterrupted()
+
+    # --- main loop ------------------------------------------------------------------------------
+    def run(self) -> WorkerStats:
+        cfg = self.config
+        idle_since = time.monotonic()
+        backoff = cfg.poll_interval
+        while not self._stopping:
+            if cfg.max_trials is not None and self.stats.done + self.stats.errors >= cfg.max_trials:
+                return self._exit(0, f"ran {cfg.max_trials} trials")
+            try:
+                doc = self._claim()
+            except StoreError as exc:
+                log.warning("database unavailable (%s); retrying in %.1f s", redact(str(exc)), backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if doc is None:
+                if cfg.exp_key and self._experiment_over(cfg.exp_key):
+                    return self._exit(0, f"experiment {cfg.exp_key!r} is finished")
+                if cfg.idle_timeout is not None and time.monotonic() - idle_since > cfg.idle_timeout:
+                    return self._exit(0, f"no trial to run for {cfg.idle_timeout:g} s")
+                time.sleep(backoff)
+                backoff = min(backoff * 1.5, 2.0)
+                continue
+            backoff = cfg.poll_interval
+            self._run_trial(doc)
+            idle_since = time.monotonic()
+            if self.stats.consecutive_failures >= cfg.max_consecutive_failures:
+                return self._exit(1, f"the last {self.stats.consecutive_failures} trials all failed "
+                                     f"(last error: {self.stats._last[-1] if self.stats._last else '?'}); stopping")
+        return self._exit(0, "stopped by signal")
+
+    def _exit(self, code: int, reason: str) -> WorkerStats:
+        self.stats.exit_code, self.stats.reason = code, reason
+        (log.error if code else log.info)("worker %s exits: %s (%d done, %d errors)", self.owner, reason,
+                                          self.stats.done, self.stats.errors)
+        return self.stats
+
+    def _experiment_over(self, exp_key: str) -> bool:
+        try:
+            return self.store.get_experiment(exp_key).get("state") == "done"
+        except ExperimentNotFound:
+            return True
+
+    def _claim(self) -> dict | None:
+        return self.store.claim(self.owner, self.config.lease_seconds, self.config.exp_key)
+
+    # --- one trial ------------------------------------------------------------------------------
+    def _experiment(self, exp_key: str) -> _Experiment:
+        exp_doc = self.store.get_experiment(exp_key)
+        key = (exp_key, exp_doc.get("space_hash", ""))
+        if key not in self._experiments:
+            objective = exp_doc.get("objective")
+            if not objective:
+                raise ObjectiveError(f"experiment {exp_key!r} names no objective; it cannot run on workers")
+            if not is_allowed(objective, self.config.allow):
+                raise ObjectiveError(
+                    f"objective {objective!r} of experiment {exp_key!r} is not allowed on this worker "
+                    f"(allowed: {self.config.allow or 'nothing'}); start it with --allow"
+                )
+            space = space_from_json(exp_doc["space"])
+            fn = None if self.config.isolate else load_callable(objective, self.config.allow)
+            self._experiments[key] = _Experiment(space, objective, fn)
+        return self._experiments[key]
+
+    def _run_trial(self, doc: dict) -> None:
+        started = time.monotonic()
+        token = doc["lease_token"]
+        try:
+            exp = self._experiment(doc["exp_key"])
+        except (ObjectiveError, SpaceError) as exc:
+            # Not ours to run: hand it back and stop, rather than fail trials another worker could run.
+            self.store.release(doc["_id"], token)
+            self._stopping = True
+            self.stats.exit_code, self.stats.reason = 1, str(exc)
+            log.error("%s", exc)
+            return
+        try:
+            exp.space.validate(doc.get("params") or {})
+        except SpaceError as exc:
+            self._report(doc, exp, failed("InvalidParams", str(exc)), started)
+            return
+        beat = _Heartbeat(self.store, doc["_id"], token, self.config.lease_seconds)
+        beat.start()
+        try:
+            outcome = self._evaluate(exp, doc)
+        except WorkerInterrupted:
+            beat.stop()
+            self.store.release(doc["_id"], token)
+            log.info("trial %s of %s handed back (worker stopping)", doc["tid"], doc["exp_key"])
+            return
+        finally:
+            beat.stop()
+        if self._stopping and not self.config.drain and outcome.error and outcome.error["type"] == "ObjectiveCrashed":
+            self.store.release(doc["_id"], token)  # we killed the child ourselves
+            return
+        if beat.lost:
+            log.warning("trial %s: lease lost while running; its result is discarded", doc["tid"])
+        self._report(doc, exp, outcome, started)
+
+    def _evaluate(self, exp: _Experiment, doc: dict) -> Outcome:
+        params = doc.get("params") or {}
+        if self.config.isolate:
+            self._child = ChildProcess(exp.objective, exp.space.to_json(), params)
+            try:
+                return self._child.wait(self.config.trial_timeout)
+            finally:
+                self._child = None
+        try:
+            config = exp.space.eval(params)
+        except SpaceError as exc:
+            return failed("InvalidParams", str(exc))
+        self._in_objective = True
+        try:
+            if self._stopping and not self.config.drain:
+                raise WorkerInterrupted()
+            assert exp.fn is not None
+            return run_in_process(exp.fn, config, self.config.trial_timeout)
+        finally:
+            self._in_objective = False
+
+    def _report(self, doc: dict, exp: _Experiment, outcome: Outcome, started: float) -> None:
+        state = DONE if outcome.ok else ERROR
+        accepted = self.store.report(doc["_id"], doc["lease_token"], state, outcome.result, outcome.error)
+        seconds = time.monotonic() - started
+        if not accepted:
+            log.warning("trial %s of %s: result refused (lease expired and the trial was handed out again)",
+                        doc["tid"], doc["exp_key"])
+            return
+        if outcome.ok:
+            self.stats.done += 1
+            self.stats.consecutive_failures = 0
+            log.info("trial %s of %s DONE loss=%.6g in %.2fs", doc["tid"], doc["exp_key"],
+                     outcome.result.get("loss", float("nan")), seconds)
+        else:
+            self.stats.errors += 1
+            self.stats.consecutive_failures += 1
+            reason = outcome.error["message"] if outcome.error else outcome.result.get("failure", "status fail")
+            self.stats._last.append(reason)
+            log.info("trial %s of %s %s: %s in %.2fs", doc["tid"], doc["exp_key"], state,
+                     redact(reason.splitlines()[0] if reason else ""), seconds)
+
+
+class _Heartbeat(threading.Thread):
+    """Extends the trial's lease every third of its length while the objective runs."""
+
+    def __init__(self, store: Store, trial_id: Any, token: str, lease_seconds: float) -> None:
+        super().__init__(daemon=True)
+        self.store, self.trial_id, self.token, self.lease_seconds = store, trial_id, token, lease_seconds
+        self.lost = False
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.lease_seconds / 3):
+            try:
+                if not self.store.heartbeat(self.trial_id, self.token, self.lease_seconds):
+                    self.lost = True
+                    return
+            except StoreError as exc:
+                log.warning("heartbeat failed: %s", redact(str(exc)))
+
+    def stop(self) -> None:
+        self._stop_event.set()
