@@ -140,6 +140,25 @@ def search(objective: str, space_ref: str, max_evals: int, mongo: str | None, db
         conn.close()
 
 
+@main.command()
+@click.option("--max-evals", type=click.IntRange(min=1), default=60, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the demo experiment.")
+@MONGO
+@DATA_DIR
+@click.pass_context
+def demo(ctx: click.Context, max_evals: int, workers: int, resume: bool, mongo: str | None, data_dir: Path) -> None:
+    """Tune a scikit-learn classifier on the digits data set (needs `pip install 'hyperdist[demo]'`)."""
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        raise HyperdistError("the demo needs scikit-learn: pip install 'hyperdist[demo]'") from None
+    ctx.invoke(search, objective="hyperdist.demo:objective", space_ref="hyperdist.demo:space", max_evals=max_evals,
+               mongo=mongo, db=None, data_dir=data_dir, exp_key="demo-digits", workers=workers, queue=1,
+               resume=resume, allow_space_change=False, seed=0, algo="tpe", timeout=None, loss_threshold=None,
+               isolate=False, trial_timeout=None, no_progress=False)
+
+
 def _print_best(store: Any, exp_key: str, space: Any) -> None:
     from .status import best_trial
 
