@@ -1,0 +1,271 @@
+"""The MongoDB store: experiments, trials and the protocol steps, each one conditional write.
+
+This is the only module that imports pymongo. Every state change a worker makes is conditioned on
+the trial's current state and lease token, so a worker whose lease was taken away can neither
+overwrite a result nor steal the trial back. Claims are a compare-and-set on a few NEW `_id`s read
+through the claim index, not `find_one_and_update`, which SecantusDB answers by scanning the whole
+collection (see docs/concepts.md).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any, Iterator
+
+from bson import ObjectId
+from pymongo import ASCENDING, MongoClient, ReturnDocument
+from pymongo.errors import (
+    ConfigurationError, DocumentTooLarge, DuplicateKeyError, InvalidURI, OperationFailure, PyMongoError,
+)
+from contextlib import contextmanager
+
+from .errors import (
+    CoordinatorBusy, ExperimentExists, ExperimentNotFound, StoreError, redact,
+)
+
+NEW, RUNNING, DONE, ERROR = "NEW", "RUNNING", "DONE", "ERROR"
+FINISHED = (DONE, ERROR)
+_TRIAL_FIELDS = {"_id": 1, "tid": 1, "state": 1, "params": 1, "result": 1, "error": 1}
+_HISTORY_FIELDS = dict(_TRIAL_FIELDS, attempts=1, owner=1, created=1, claimed=1, finished=1, lease_until=1,
+                       exp_key=1)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _later(seconds: float) -> dt.datetime:
+    return _now() + dt.timedelta(seconds=seconds)
+
+
+class Store:
+    def __init__(self, url: str, db: str = "hyperdist", *, timeout_ms: int = 5000, client: Any = None) -> None:
+        self._url = url
+        self.db_name = db
+        with self._errors("connecting to"):
+            self._client = client or MongoClient(
+                url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True,
+                appname="hyperdist",
+            )
+            self._client.admin.command("ping")
+        self._db = self._client[db]
+        self._experiments = self._db["experiments"]
+        self._trials = self._db["trials"]
+        self.ensure_indexes()
+
+    @property
+    def url_redacted(self) -> str:
+        return redact(self._url)
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """pymongo's exceptions become one StoreError line, with credentials removed."""
+        try:
+            yield
+        except (InvalidURI, ConfigurationError, ValueError) as exc:
+            raise StoreError(f"invalid MongoDB URL {self.url_redacted!r}: {redact(str(exc))}") from None
+        except OperationFailure as exc:
+            raise StoreError(f"{doing} {self.url_redacted} failed: {redact(str(exc.details or exc))[:500]}") from None
+        except PyMongoError as exc:
+            raise StoreError(f"{doing} {self.url_redacted} failed: {type(exc).__name__}: "
+                             f"{redact(str(exc)).splitlines()[0][:300]}") from None
+
+    def close(self) -> None:
+        self._client.close()
+
+    def ensure_indexes(self) -> None:
+        with self._errors("creating indexes on"):
+            self._trials.create_index([("exp_key", ASCENDING), ("tid", ASCENDING)], unique=True, name="exp_tid")
+            self._trials.create_index([("exp_key", ASCENDING), ("state", ASCENDING), ("tid", ASCENDING)],
+                                      name="claim")
+            self._trials.create_index([("state", ASCENDING), ("tid", ASCENDING)], name="claim_any")
+
+    # --- experiments ----------------------------------------------------------------------------
+    def create_experiment(self, exp_key: str, *, space: dict, space_hash: str, objective: str | None, algo: dict,
+                          max_evals: int, seed: int, options: dict | None = None) -> dict:
+        now = _now()
+        doc = {"_id": exp_key, "space": space, "space_hash": space_hash, "objective": objective, "algo": algo,
+               "max_evals": max_evals, "seed": seed, "options": options or {}, "state": "running",
+               "coordinator": None, "next_tid": 0, "created": now, "updated": now}
+        with self._errors("creating an experiment on"):
+            try:
+                self._experiments.insert_one(doc)
+            except DuplicateKeyError:
+                raise ExperimentExists(f"experiment {exp_key!r} already exists") from None
+        return doc
+
+    def get_experiment(self, exp_key: str) -> dict:
+        with self._errors("reading from"):
+            doc = self._experiments.find_one({"_id": exp_key})
+            if doc is None:
+                known = [d["_id"] for d in self._experiments.find({}, {"_id": 1}).limit(10)]
+        if doc is None:
+            raise ExperimentNotFound(f"no experiment {exp_key!r} in database {self.db_name!r}"
+                                     f" (known: {', '.join(map(str, known)) or 'none'})")
+        return doc
+
+    def list_experiments(self) -> list[dict]:
+        with self._errors("reading from"):
+            return list(self._experiments.find({}, {"space": 0}).sort("created", ASCENDING))
+
+    def update_experiment(self, exp_key: str, **fields: Any) -> None:
+        with self._errors("writing to"):
+            self._experiments.update_one({"_id": exp_key}, {"$set": dict(fields, updated=_now())})
+
+    def delete_experiment(self, exp_key: str) -> None:
+        with self._errors("writing to"):
+            self._trials.delete_many({"exp_key": exp_key})
+            self._experiments.delete_one({"_id": exp_key})
+
+    def acquire_coordinator(self, exp_key: str, owner: str, lease_seconds: float) -> None:
+        now = _now()
+        free = {"$or": [{"coordinator": None}, {"coordinator.lease_until": {"$lt": now}},
+                        {"coordinator.owner": owner}]}
+        with self._errors("writing to"):
+            res = self._experiments.update_one(
+                {"_id": exp_key, **free},
+                {"$set": {"coordinator": {"owner": owner, "lease_until": _later(lease_seconds)}, "updated": now}})
+            if res.modified_count == 1:
+                return
+            holder = (self.get_experiment(exp_key).get("coordinator") or {})
+        raise CoordinatorBusy(
+            f"experiment {exp_key!r} has a running coordinator ({holder.get('owner')}, lease until "
+            f"{holder.get('lease_until')}); stop it first, or wait for its lease to expire"
+        )
+
+    def renew_coordinator(self, exp_key: str, owner: str, lease_seconds: float) -> bool:
+        with self._errors("writing to"):
+            res = self._experiments.update_one(
+                {"_id": exp_key, "coordinator.owner": owner},
+                {"$set": {"coordinator.lease_until": _later(lease_seconds)}})
+        return res.matched_count == 1
+
+    def release_coordinator(self, exp_key: str, owner: str) -> None:
+        with self._errors("writing to"):
+            self._experiments.update_one({"_id": exp_key, "coordinator.owner": owner},
+                                         {"$set": {"coordinator": None, "updated": _now()}})
+
+    def reserve_tids(self, exp_key: str, n: int) -> list[int]:
+        with self._errors("writing to"):
+            doc = self._experiments.find_one_and_update(
+                {"_id": exp_key}, {"$inc": {"next_tid": n}}, projection={"next_tid": 1},
+                return_document=ReturnDocument.AFTER)
+        if doc is None:
+            raise ExperimentNotFound(f"no experiment {exp_key!r}")
+        end = int(doc["next_tid"])
+        return list(range(end - n, end))
+
+    # --- trials ---------------------------------------------------------------------------------
+    def insert_trials(self, exp_key: str, trials: list[tuple[int, dict]]) -> list:
+        now = _now()
+        docs = [{"_id": ObjectId(), "exp_key": exp_key, "tid": tid, "state": NEW, "params": params, "result": None,
+                 "attempts": 0, "owner": None, "lease_token": None, "lease_until": None, "created": now,
+                 "claimed": None, "finished": None, "error": None} for tid, params in trials]
+        ids = []
+        with self._errors("writing to"):
+            for doc in docs:  # one by one, so a re-inserted tid keeps its existing document
+                try:
+                    self._trials.insert_one(doc)
+                    ids.append(doc["_id"])
+                except DuplicateKeyError:
+                    ids.append(self._trials.find_one({"exp_key": exp_key, "tid": doc["tid"]}, {"_id": 1})["_id"])
+        return ids
+
+    def claim(self, owner: str, lease_seconds: float, exp_key: str | None = None) -> dict | None:
+        query: dict[str, Any] = {"state": NEW}
+        if exp_key is not None:
+            query["exp_key"] = exp_key
+        with self._errors("claiming from"):
+            candidates = list(self._trials.find(query, {"_id": 1, "exp_key": 1, "tid": 1, "params": 1, "attempts": 1})
+                              .sort("tid", ASCENDING).limit(8))
+            for doc in candidates:
+                now = _now()
+                fields = {"state": RUNNING, "owner": owner, "lease_token": uuid.uuid4().hex,
+                          "lease_until": now + dt.timedelta(seconds=lease_seconds), "claimed": now}
+                res = self._trials.update_one({"_id": doc["_id"], "state": NEW},
+                                              {"$set": fields, "$inc": {"attempts": 1}})
+                if res.modified_count == 1:
+                    doc.update(fields, attempts=int(doc.get("attempts") or 0) + 1)
+                    return doc
+        return None
+
+    def heartbeat(self, trial_id: Any, token: str, lease_seconds: float) -> bool:
+        with self._errors("writing to"):
+            res = self._trials.update_one({"_id": trial_id, "state": RUNNING, "lease_token": token},
+                                          {"$set": {"lease_until": _later(lease_seconds)}})
+        return res.matched_count == 1
+
+    def report(self, trial_id: Any, token: str, state: str, result: dict | None, error: dict | None = None) -> bool:
+        if state not in FINISHED:
+            raise ValueError(f"report: state {state!r} must be DONE or ERROR")
+        cond = {"_id": trial_id, "state": RUNNING, "lease_token": token}
+        update = {"$set": {"state": state, "result": result, "error": error, "finished": _now()},
+                  "$unset": {"lease_until": "", "lease_token": ""}}
+        with self._errors("writing to"):
+            try:
+                res = self._trials.update_one(cond, update)
+            except DocumentTooLarge as exc:
+                error = {"type": "ResultTooLarge", "message": f"the result does not fit in one document: {exc}"}
+                res = self._trials.update_one(cond, {
+                    "$set": {"state": ERROR, "result": {"status": "fail"}, "error": error, "finished": _now()},
+                    "$unset": {"lease_until": "", "lease_token": ""}})
+        return res.modified_count == 1
+
+    def release(self, trial_id: Any, token: str) -> bool:
+        with self._errors("writing to"):
+            res = self._trials.update_one({"_id": trial_id, "state": RUNNING, "lease_token": token},
+                                          {"$set": {"state": NEW, "owner": None, "lease_token": None,
+                                                    "lease_until": None}})
+        return res.modified_count == 1
+
+    def reap_expired(self, exp_key: str | None, max_attempts: int, now: dt.datetime | None = None) -> int:
+        now = now or _now()
+        query: dict[str, Any] = {"state": RUNNING, "lease_until": {"$lt": now}}
+        if exp_key is not None:
+            query["exp_key"] = exp_key
+        reaped = 0
+        with self._errors("reaping on"):
+            for doc in list(self._trials.find(query, {"_id": 1, "lease_token": 1, "attempts": 1, "owner": 1})):
+                cond = {"_id": doc["_id"], "state": RUNNING, "lease_token": doc.get("lease_token")}
+                attempts = int(doc.get("attempts") or 0)
+                if attempts >= max_attempts:
+                    update = {"$set": {"state": ERROR, "result": {"status": "fail"}, "finished": now, "error": {
+                        "type": "LeaseExpired",
+                        "message": f"lease expired on attempt {attempts} of {max_attempts} "
+                                   f"(last owner {doc.get('owner')}); the worker probably died"}},
+                        "$unset": {"lease_until": "", "lease_token": ""}}
+                else:
+                    update = {"$set": {"state": NEW, "owner": None, "lease_token": None, "lease_until": None}}
+                reaped += self._trials.update_one(cond, update).modified_count
+        return reaped
+
+    def cancel_new(self, exp_key: str) -> int:
+        """Drop trials nobody started, when a stop rule ends the search before max_evals."""
+        with self._errors("writing to"):
+            return self._trials.delete_many({"exp_key": exp_key, "state": NEW}).deleted_count
+
+    def open_trials(self, exp_key: str) -> list[dict]:
+        with self._errors("reading from"):
+            return list(self._trials.find({"exp_key": exp_key, "state": {"$in": [NEW, RUNNING]}}, _HISTORY_FIELDS))
+
+    def finished_among(self, exp_key: str, ids: list) -> list[dict]:
+        with self._errors("reading from"):
+            return list(self._trials.find({"_id": {"$in": ids}, "state": {"$in": list(FINISHED)}}, _TRIAL_FIELDS))
+
+    def history(self, exp_key: str) -> list[dict]:
+        with self._errors("reading from"):
+            docs = list(self._trials.find({"exp_key": exp_key}, _HISTORY_FIELDS))
+        return sorted(docs, key=lambda d: d["tid"])
+
+    def counts(self, exp_key: str) -> dict[str, int]:
+        out = dict.fromkeys((NEW, RUNNING, DONE, ERROR), 0)
+        with self._errors("reading from"):
+            for row in self._trials.aggregate([{"$match": {"exp_key": exp_key}},
+                                               {"$group": {"_id": "$state", "n": {"$sum": 1}}}]):
+                out[row["_id"]] = row["n"]
+        return out
+
+    def running_trials(self, exp_key: str) -> list[dict]:
+        with self._errors("reading from"):
+            return list(self._trials.find({"exp_key": exp_key, "state": RUNNING},
+                                          {"tid": 1, "owner": 1, "claimed": 1, "lease_until": 1}))

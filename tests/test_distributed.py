@@ -1,0 +1,157 @@
+"""The distributed path end to end: real worker processes against a real MongoDB-wire server."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+import objectives
+from hyperdist import MongoTrials, fmin, tpe
+from hyperdist.coordinator import Coordinator, StopRules
+from hyperdist.space import compile_space
+from hyperdist.store import Store
+
+pytestmark = pytest.mark.slow
+
+TESTS = Path(__file__).resolve().parent
+OBJECTIVE = f"{TESTS / 'objectives.py'}:quadratic"
+
+
+@pytest.fixture
+def db_name() -> str:
+    return f"t_{uuid.uuid4().hex[:10]}"
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    env.pop("HYPERDIST_MONGO_URL", None)
+    env.update(extra)
+    return env
+
+
+def _worker(url: str, db: str, exp: str, env: dict, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "hyperdist", "worker", "--mongo", url, "--db", db, "--exp", exp,
+         "--allow", str(TESTS / "objectives.py"), "--allow", "objectives", "--idle-timeout", "60", *args],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def _wait_until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_four_workers_finish_200_trials_each_evaluated_once(mongo_url, db_name, tmp_path):
+    log = tmp_path / "evaluations.jsonl"
+    store = Store(mongo_url, db=db_name)
+    coord = Coordinator(store, "four", compile_space(objectives.space), tpe.suggest, StopRules(200),
+                        seed=7, workers=4, objective=OBJECTIVE)
+    coord.start()
+    env = _env(HYPERDIST_TEST_LOG=str(log))
+    workers = [_worker(mongo_url, db_name, "four", env) for _ in range(4)]
+    try:
+        progress = coord.run()
+        for w in workers:
+            out, _ = w.communicate(timeout=60)
+            assert w.returncode == 0, out
+    finally:
+        for w in workers:
+            w.kill()
+    assert progress.finished == 200
+    counts = store.counts("four")
+    assert counts["DONE"] == 200 and counts["ERROR"] == 0 and counts["NEW"] == 0 and counts["RUNNING"] == 0
+    history = store.history("four")
+    assert sorted(d["tid"] for d in history) == sorted(set(d["tid"] for d in history))
+    evaluations = log.read_text().splitlines()
+    assert len(evaluations) == 200
+    assert len(set(evaluations)) == 200  # no configuration was evaluated twice
+    assert store.get_experiment("four")["state"] == "done"
+    store.close()
+
+
+def _search_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "hyperdist", "search", OBJECTIVE, "--space", f"{TESTS / 'objectives.py'}:space",
+            "--no-progress", *args]
+
+
+def test_interrupted_search_resumes_to_exactly_max_evals(mongo_url, db_name, tmp_path):
+    env = _env(HYPERDIST_TEST_DELAY="0.05", HYPERDIST_TEST_LOG=str(tmp_path / "log"))
+    common = ["--max-evals", "60", "--mongo", mongo_url, "--db", db_name, "--exp", "resumable", "--workers", "2",
+              "--data-dir", str(tmp_path / "hd")]
+    first = subprocess.Popen(_search_cmd(*common), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    store = Store(mongo_url, db=db_name)
+    try:
+        _wait_until(lambda: store.counts("resumable")["DONE"] >= 15 if _exists(store, "resumable") else False,
+                    60, "15 finished trials")
+        first.send_signal(signal.SIGINT)
+        _, err = first.communicate(timeout=60)
+    finally:
+        first.kill()
+    assert first.returncode == 130, err
+    assert "--resume" in err
+    counts = store.counts("resumable")
+    assert counts["RUNNING"] == 0  # running trials were handed back
+    before = {d["tid"] for d in store.history("resumable") if d["state"] in ("DONE", "ERROR")}
+    assert 15 <= len(before) < 60
+    assert store.get_experiment("resumable")["state"] == "stopped"
+
+    second = subprocess.run(_search_cmd(*common, "--resume"), env=env, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr
+    assert "resumed experiment 'resumable'" in second.stderr
+    history = store.history("resumable")
+    finished = [d for d in history if d["state"] in ("DONE", "ERROR")]
+    assert len(finished) == 60
+    assert len({d["tid"] for d in history}) == len(history)
+    assert before <= {d["tid"] for d in finished}  # the first run's trials are part of the history
+    assert json.loads(second.stdout)["loss"] == min(d["result"]["loss"] for d in finished if d["state"] == "DONE")
+    store.close()
+
+
+def _exists(store: Store, key: str) -> bool:
+    return any(e["_id"] == key for e in store.list_experiments())
+
+
+def test_embedded_search_end_to_end(tmp_path):
+    env = _env()
+    data = tmp_path / "hd"
+    run = subprocess.run(_search_cmd("--max-evals", "30", "--workers", "2", "--data-dir", str(data)),
+                         env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    best = json.loads(run.stdout)
+    assert set(best) == {"tid", "loss", "params", "config"} and "x" in best["params"]
+    assert not (data / "server.json").exists()  # the embedded server was shut down
+    status = subprocess.run([sys.executable, "-m", "hyperdist", "status", "quadratic", "--data-dir", str(data)],
+                            env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert "30/30 finished" in status.stdout and "DONE=30" in status.stdout
+
+
+def test_mongotrials_fmin_with_worker_processes(mongo_url, db_name):
+    workers = [_worker(mongo_url, db_name, "mt", _env()) for _ in range(2)]
+    try:
+        trials = MongoTrials(f"{mongo_url.rstrip('/')}/{db_name}" if "?" not in mongo_url else mongo_url,
+                             exp_key="mt", db=db_name, workers=2)
+        best = fmin(objectives.quadratic, objectives.space, algo=tpe.suggest, max_evals=40, trials=trials,
+                    show_progressbar=False, rstate=3)
+        assert len(trials) == 40 and trials.count_by_state()[2] == 40
+        assert best == trials.argmin and abs(best["x"] - 1.0) < 1.5
+        # the same exp_key continues the history: max_evals counts all of it
+        fmin(objectives.quadratic, objectives.space, algo=tpe.suggest, max_evals=50, trials=trials,
+             show_progressbar=False, rstate=4)
+        assert len(trials) == 50
+    finally:
+        for w in workers:
+            w.terminate()
+            w.wait(30)
