@@ -57,6 +57,8 @@ def describe_space_change(old: SearchSpace, new: SearchSpace) -> str:
 
 
 class Coordinator:
+    TID_BLOCK = 32
+
     def __init__(
         self,
         store: Store,
@@ -90,6 +92,7 @@ class Coordinator:
         self._stop_state: list = []
         self._started = time.monotonic()
         self._renewed = self._reaped = 0.0
+        self._tids: list[int] = []
 
     # --- start ----------------------------------------------------------------------------------
     def start(self, resume: bool = False, allow_space_change: bool = False) -> bool:
@@ -180,7 +183,9 @@ class Coordinator:
         return False
 
     def _enqueue(self, n: int) -> None:
-        tids = self.store.reserve_tids(self.exp_key, n)
+        if len(self._tids) < n:  # ids come from the database in blocks: unique even across crashes
+            self._tids += self.store.reserve_tids(self.exp_key, max(n, self.TID_BLOCK))
+        tids, self._tids = self._tids[:n], self._tids[n:]
         batch = self.algo(tids, self.space, self.table.observations(), trial_seed(self.seed, tids[0]))
         ids = self.store.insert_trials(self.exp_key, list(zip(tids, batch)))
         for key, tid, params in zip(ids, tids, batch):

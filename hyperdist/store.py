@@ -15,7 +15,7 @@ from typing import Any, Iterator
 from bson import ObjectId
 from pymongo import ASCENDING, MongoClient, ReturnDocument
 from pymongo.errors import (
-    ConfigurationError, DocumentTooLarge, DuplicateKeyError, InvalidURI, OperationFailure, PyMongoError,
+    BulkWriteError, ConfigurationError, DocumentTooLarge, DuplicateKeyError, InvalidURI, OperationFailure, PyMongoError,
 )
 from contextlib import contextmanager
 
@@ -161,15 +161,19 @@ class Store:
         docs = [{"_id": ObjectId(), "exp_key": exp_key, "tid": tid, "state": NEW, "params": params, "result": None,
                  "attempts": 0, "owner": None, "lease_token": None, "lease_until": None, "created": now,
                  "claimed": None, "finished": None, "error": None} for tid, params in trials]
-        ids = []
         with self._errors("writing to"):
-            for doc in docs:  # one by one, so a re-inserted tid keeps its existing document
-                try:
-                    self._trials.insert_one(doc)
-                    ids.append(doc["_id"])
-                except DuplicateKeyError:
-                    ids.append(self._trials.find_one({"exp_key": exp_key, "tid": doc["tid"]}, {"_id": 1})["_id"])
-        return ids
+            try:
+                self._trials.insert_many(docs, ordered=False)
+            except BulkWriteError as exc:  # a re-inserted tid keeps its existing document
+                if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                    raise
+                taken = {e["op"]["tid"] for e in exc.details["writeErrors"]}
+                existing = {d["tid"]: d["_id"] for d in self._trials.find(
+                    {"exp_key": exp_key, "tid": {"$in": sorted(taken)}}, {"_id": 1, "tid": 1})}
+                for doc in docs:
+                    if doc["tid"] in taken:
+                        doc["_id"] = existing[doc["tid"]]
+        return [doc["_id"] for doc in docs]
 
     def claim(self, owner: str, lease_seconds: float, exp_key: str | None = None) -> dict | None:
         query: dict[str, Any] = {"state": NEW}
