@@ -1,0 +1,169 @@
+"""fmin and Trials: Hyperopt's tutorial examples unchanged except the import, and the documented keywords."""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import pytest
+
+from hyperdist import (
+    STATUS_FAIL, STATUS_OK, AllTrialsFailed, HyperdistError, Trials, fmin, hp, no_progress_loss, rand,
+    space_eval, tpe,
+)
+
+
+def quiet(*args, **kwargs):
+    kwargs.setdefault("show_progressbar", False)
+    return fmin(*args, **kwargs)
+
+
+def test_tutorial_parabola_finds_half():
+    best = quiet(lambda x: x ** 2 - x + 1, hp.uniform("x", -10, 10), algo=tpe.suggest, max_evals=200,
+                 rstate=np.random.default_rng(1))
+    assert abs(best["x"] - 0.5) < 0.05
+
+
+def test_dict_space_and_trials_api():
+    trials = Trials()
+    space = {"x": hp.uniform("x", -5, 5), "y": hp.uniform("y", -5, 5)}
+    best = quiet(lambda c: {"loss": c["x"] ** 2 + c["y"] ** 2, "status": STATUS_OK, "extra": "kept"}, space,
+                 algo=tpe.suggest, max_evals=60, trials=trials, rstate=2)
+    assert len(trials) == 60 and trials.tids == list(range(60))
+    assert set(trials.statuses()) == {STATUS_OK} and len(trials.losses()) == 60
+    assert trials.best_trial["result"]["loss"] == min(trials.losses())
+    assert best == trials.argmin and trials.results[0]["extra"] == "kept"
+    assert len(trials.vals["x"]) == 60 and trials.idxs["x"] == list(range(60))
+    assert best["x"] ** 2 + best["y"] ** 2 < 1.0
+
+
+def test_nested_choice_and_tuple_space():
+    space = {
+        "lr": hp.loguniform("lr", -10, 0),
+        "dropout": hp.uniform("dropout", 0, 1),
+        "layers": hp.choice("layers", [{"n": 1}, {"n": 2, "units2": hp.quniform("units2", 16, 512, 16)}]),
+    }
+    seen = []
+
+    def objective(cfg):
+        seen.append(cfg)
+        bonus = 0.0 if cfg["layers"]["n"] == 2 and cfg["layers"]["units2"] == 128 else 0.3
+        return abs(math.log(cfg["lr"]) + 5) / 10 + abs(cfg["dropout"] - 0.2) + bonus
+
+    trials = Trials()
+    best = quiet(objective, space, algo=tpe.suggest, max_evals=80, trials=trials, rstate=3)
+    assert all(("units2" in c["layers"]) == (c["layers"]["n"] == 2) for c in seen)
+    assert space_eval(space, best)["layers"]["n"] in (1, 2)
+    tuple_space = (hp.uniform("x", 0, 1), hp.uniform("y", 0, 1), hp.choice("z", ["tanh", "relu"]))
+    best = fmin(lambda a: a[0] + a[1] + (a[2] == "tanh"), tuple_space, tpe.suggest, 50, show_progressbar=False)
+    assert best["z"] == 1
+
+
+@pytest.mark.parametrize("bad, reason", [
+    (float("nan"), "nan"), (float("inf"), "inf"), (None, "None"), ("0.3", "str"), ({"status": STATUS_OK}, "loss"),
+])
+def test_bad_results_become_failed_trials(bad, reason):
+    calls = []
+
+    def objective(cfg):
+        calls.append(cfg)
+        return bad if len(calls) % 2 else 1.0
+
+    trials = Trials()
+    quiet(objective, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=6, trials=trials, rstate=0)
+    failed = [t for t in trials.trials if t["result"]["status"] == STATUS_FAIL]
+    assert len(failed) == 3 and reason in failed[0]["error"]["message"]
+    assert trials.losses().count(None) == 3
+
+
+def test_exceptions_are_recorded_and_reraised_unless_caught():
+    def boom(cfg):
+        raise RuntimeError("kaboom")
+
+    trials = Trials()
+    with pytest.raises(RuntimeError, match="kaboom"):
+        quiet(boom, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=3, trials=trials)
+    assert trials.trials[0]["error"]["type"] == "RuntimeError" and "kaboom" in trials.trials[0]["error"]["traceback"]
+    trials = Trials()
+    with pytest.raises(AllTrialsFailed, match="no trial finished"):
+        quiet(boom, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=3, trials=trials, catch_eval_exceptions=True)
+    assert len(trials) == 3
+
+
+def test_max_evals_counts_history_and_seed_reproduces():
+    trials = Trials()
+    quiet(lambda x: x, hp.uniform("x", 0, 1), algo=tpe.suggest, max_evals=10, trials=trials, rstate=5)
+    quiet(lambda x: x, hp.uniform("x", 0, 1), algo=tpe.suggest, max_evals=25, trials=trials, rstate=5)
+    assert len(trials) == 25
+    a, b = Trials(), Trials()
+    quiet(lambda x: x, hp.uniform("x", 0, 1), algo=tpe.suggest, max_evals=30, trials=a, rstate=np.random.default_rng(9))
+    quiet(lambda x: x, hp.uniform("x", 0, 1), algo=tpe.suggest, max_evals=30, trials=b, rstate=np.random.default_rng(9))
+    assert a.vals == b.vals
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, True])
+def test_bad_max_evals_is_refused_before_running(value):
+    calls = []
+    with pytest.raises(HyperdistError, match="max_evals"):
+        quiet(lambda x: calls.append(x) or x, hp.uniform("x", 0, 1), max_evals=value)
+    assert calls == []
+
+
+def test_stop_rules():
+    trials = Trials()
+    quiet(lambda x: x, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=1000, trials=trials, loss_threshold=0.2,
+          rstate=1)
+    assert trials.best_trial["result"]["loss"] <= 0.2 and len(trials) < 1000
+    trials = Trials()
+    quiet(lambda x: 1.0, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=1000, trials=trials,
+          early_stop_fn=no_progress_loss(5))
+    assert len(trials) == 6  # one sets the best, five make no progress
+    trials = Trials()
+    import time
+    quiet(lambda x: time.sleep(0.05) or x, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=1000, trials=trials,
+          timeout=0.5)
+    assert 3 <= len(trials) <= 15
+
+
+def test_points_to_evaluate_run_first_and_return_argmin_false():
+    trials = Trials()
+    space = {"x": hp.uniform("x", -1, 1), "c": hp.choice("c", ["a", "b"])}
+    best = quiet(lambda c: abs(c["x"]) + (c["c"] == "a"), space, algo=tpe.suggest, max_evals=5, trials=trials,
+                 points_to_evaluate=[{"x": 0.0, "c": 1}], return_argmin=False)
+    assert trials.trials[0]["params"] == {"x": 0.0, "c": 1}
+    assert best == {"x": 0.0, "c": "b"}
+
+
+def test_trials_save_file_resumes(tmp_path):
+    path = str(tmp_path / "trials.json")
+    quiet(lambda x: x ** 2, hp.uniform("x", -1, 1), algo=tpe.suggest, max_evals=8, trials_save_file=path)
+    quiet(lambda x: x ** 2, hp.uniform("x", -1, 1), algo=tpe.suggest, max_evals=12, trials_save_file=path)
+    from hyperdist.trials import Trials as T
+    assert len(T.load(path)) == 12
+    with pytest.raises(HyperdistError, match="different search space"):
+        quiet(lambda x: x, hp.uniform("x", -2, 2), max_evals=14, trials_save_file=path)
+
+
+def test_partial_tpe_keywords():
+    algo = functools.partial(tpe.suggest, n_startup_jobs=5, n_EI_candidates=12, gamma=0.3, prior_weight=0.8)
+    trials = Trials()
+    quiet(lambda x: (x - 0.3) ** 2, hp.uniform("x", 0, 1), algo=algo, max_evals=30, trials=trials, rstate=4)
+    assert abs(trials.argmin["x"] - 0.3) < 0.1
+    with pytest.raises(ValueError, match="gamma"):
+        quiet(lambda x: x, hp.uniform("x", 0, 1), algo=functools.partial(tpe.suggest, gamma=2), max_evals=3)
+
+
+def test_progressbar_is_not_broken_by_objective_output():
+    import io
+
+    from hyperdist.progress import ProgressBar
+
+    out = io.StringIO()
+    bar = ProgressBar(10, stream=out, force=True)
+    bar.update(3, 0.5)
+    bar.clear()
+    out.write("objective says hi\n")
+    bar.draw()
+    bar.close()
+    text = out.getvalue()
+    assert "\r\x1b[Kobjective says hi\n" in text and "best loss: 0.5" in text and "3/10" in text
