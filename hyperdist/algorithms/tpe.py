@@ -6,10 +6,13 @@ parallel workers are steered away from points already taken. For each group of p
 Parzen mixture l(x) is fitted to "below" and g(x) to "above"; candidates drawn from l are ranked
 by log l(x) - log g(x) and the best one is proposed.
 
-Groups: in the univariate mode (Hyperopt's) every parameter is its own group; in the
-multivariate mode parameters that are active under the same branches form one group with joint
-kernels, which captures interactions. Conditional parameters only ever see the trials in which
-they were active.
+Groups: in the multivariate mode (the default) parameters that are active under the same
+branches form one group with joint kernels, which captures interactions; in the univariate mode
+(Hyperopt's, `multivariate=False`) every parameter is its own group and all of them are scored in
+one batch. Conditional parameters only ever see the trials in which they were active. The default
+is the better one on quality in benchmarks/README.md (7 of 10 domains at least as good as Hyperopt
+after 100 evaluations, against 3 of 10 univariate); univariate is the faster one for very long
+histories, because its g(x) is pooled into `max_components` kernels.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import numpy as np
 from ..history import OK, PENDING, Observations
 from ..space import SearchSpace
 from .common import as_observations, as_space, discrete_keys, row_key
+from . import univariate
 from .parzen import Mixture
 from .rand import draw_unique
 
@@ -30,7 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "n_EI_candidates": 24,
     "gamma": 0.25,
     "linear_forgetting": 25,
-    "multivariate": False,
+    "multivariate": True,
     "max_components": 128,
 }
 
@@ -125,6 +129,28 @@ def _propose(
     best = ok[np.argpartition(obs.loss[ok], n_below - 1)[:n_below]] if n_below else ok[:0]
     below = np.zeros(len(obs), dtype=bool)
     below[best] = True
+    if len(groups) == len(space) and all(len(g) == 1 for g in groups):
+        candidates, scores = _univariate(space, obs, rng, below, prior_weight, n_candidates, flat, max_components)
+    else:
+        candidates, scores = _joint(space, obs, rng, groups, below, prior_weight, n_candidates, flat, smoothing,
+                                    max_components)
+    row = _assemble(space, groups, candidates, [np.argmax(s) for s in scores])
+    seen = discrete_keys(space, obs.X)
+    if seen is None or row_key(row) not in seen:
+        return row
+    # An exact repeat teaches nothing in a discrete space: take the next most promising combination.
+    for _ in range(64):
+        picks = [rng.choice(len(s), p=_softmax(s)) for s in scores]
+        row = _assemble(space, groups, candidates, picks)
+        if row_key(row) not in seen:
+            return row
+    return draw_unique(space, rng, 1, obs.X)[0]
+
+
+def _joint(space: SearchSpace, obs: Observations, rng: np.random.Generator, groups: list[list[int]],
+           below: np.ndarray, prior_weight: float, n_candidates: int, flat: int, smoothing: float,
+           max_components: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Candidates and scores per group, with product kernels over each group's parameters."""
     dists = [p.dist for p in space.params]
     candidates, scores = [], []
     for cols in groups:
@@ -137,17 +163,50 @@ def _propose(
         cand = l_mix.sample(rng, n_candidates)
         candidates.append(cand)
         scores.append(l_mix.log_pdf(cand) - g_mix.log_pdf(cand))
-    row = _assemble(space, groups, candidates, [np.argmax(s) for s in scores])
-    seen = discrete_keys(space, obs.X)
-    if seen is None or row_key(row) not in seen:
-        return row
-    # An exact repeat teaches nothing in a discrete space: take the next most promising combination.
-    for _ in range(64):
-        picks = [rng.choice(len(s), p=_softmax(s)) for s in scores]
-        row = _assemble(space, groups, candidates, picks)
-        if row_key(row) not in seen:
-            return row
-    return draw_unique(space, rng, 1, obs.X)[0]
+    return candidates, scores
+
+
+def _column_forgetting(active: np.ndarray, flat: int) -> np.ndarray:
+    """`forgetting_weights` applied down each column over its active rows only (n x P)."""
+    rank = np.cumsum(active, axis=0)
+    count = active.sum(axis=0)
+    ramp = 1.0 / np.maximum(count, 1) + (rank - 1) * (1 - 1.0 / np.maximum(count, 1)) / np.maximum(count - flat - 1, 1)
+    return np.where((count <= flat) | (rank > count - flat), 1.0, ramp) * active
+
+
+def _univariate(space: SearchSpace, obs: Observations, rng: np.random.Generator, below: np.ndarray,
+                prior_weight: float, n_candidates: int, flat: int,
+                max_components: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Candidates and scores per parameter: numeric ones batched, categorical ones as frequencies."""
+    candidates: list = [None] * len(space)
+    scores: list = [None] * len(space)
+    numeric = [j for j, p in enumerate(space.params) if not p.dist.categorical]
+    X_b, X_a = obs.X[below], obs.X[~below]
+    if numeric:
+        table = univariate.Table.of([space.params[j].dist for j in numeric])
+        T_b, T_a = table.transform(X_b[:, numeric].T).T, table.transform(X_a[:, numeric].T).T
+        w_a = _column_forgetting(~np.isnan(T_a), flat)
+        l_mix = univariate.fit(table, T_b, np.ones_like(T_b), prior_weight, max_components)
+        g_mix = univariate.fit(table, T_a, w_a, prior_weight, max_components)
+        cand = l_mix.sample(table, rng, n_candidates)
+        score = l_mix.log_pdf(table, cand) - g_mix.log_pdf(table, cand)
+        for i, j in enumerate(numeric):
+            candidates[j], scores[j] = cand[i][:, None], score[i]
+    for j, spec in enumerate(space.params):
+        if spec.dist.categorical:
+            prior = np.asarray(spec.dist.args)
+            p_l = _frequencies(X_b[:, j], np.ones(len(X_b)), prior, prior_weight)
+            p_g = _frequencies(X_a[:, j], _column_forgetting(~np.isnan(X_a[:, [j]]), flat)[:, 0], prior,
+                               prior_weight)
+            cand = rng.choice(len(prior), size=n_candidates, p=p_l)
+            candidates[j], scores[j] = cand[:, None].astype(float), np.log(p_l[cand]) - np.log(p_g[cand])
+    return candidates, scores
+
+
+def _frequencies(x: np.ndarray, w: np.ndarray, prior: np.ndarray, prior_weight: float) -> np.ndarray:
+    ok = ~np.isnan(x)
+    counts = np.bincount(x[ok].astype(int), weights=w[ok], minlength=len(prior))
+    return (counts + prior_weight * prior) / (counts.sum() + prior_weight)
 
 
 def _assemble(space: SearchSpace, groups: list[list[int]], candidates: list[np.ndarray], picks: list[int]) -> np.ndarray:
