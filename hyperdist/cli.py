@@ -78,8 +78,8 @@ def _with_store(fn: Callable) -> Callable:
 @click.option("--exp", "exp_key", metavar="KEY", help="Experiment key (default: the objective's name).")
 @click.option("--workers", type=click.IntRange(min=0), default=4, show_default=True,
               help="Local worker processes to start (0: workers run elsewhere).")
-@click.option("--queue", type=click.IntRange(min=0), default=1, show_default=True,
-              help="Trials kept waiting beyond one per worker.")
+@click.option("--queue", type=click.IntRange(min=0), default=None,
+              help="Trials kept waiting to be claimed, beyond one running per worker [default: workers + 1].")
 @click.option("--resume", is_flag=True, help="Continue an existing experiment from its stored history.")
 @click.option("--allow-space-change", is_flag=True, help="Resume even though the space differs.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -90,7 +90,7 @@ def _with_store(fn: Callable) -> Callable:
 @click.option("--trial-timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds per trial.")
 @click.option("--no-progress", is_flag=True, help="Do not draw the progress bar.")
 def search(objective: str, space_ref: str, max_evals: int, mongo: str | None, db: str | None, data_dir: Path,
-           exp_key: str | None, workers: int, queue: int, resume: bool, allow_space_change: bool, seed: int,
+           exp_key: str | None, workers: int, queue: int | None, resume: bool, allow_space_change: bool, seed: int,
            algo: str, timeout: float | None, loss_threshold: float | None, isolate: bool,
            trial_timeout: float | None, no_progress: bool) -> None:
     """Run a search: a coordinator here, WORKERS local worker processes, results in MongoDB.
@@ -154,7 +154,7 @@ def demo(ctx: click.Context, max_evals: int, workers: int, resume: bool, mongo: 
     except ImportError:
         raise HyperdistError("the demo needs scikit-learn: pip install 'hyperdist[demo]'") from None
     ctx.invoke(search, objective="hyperdist.demo:objective", space_ref="hyperdist.demo:space", max_evals=max_evals,
-               mongo=mongo, db=None, data_dir=data_dir, exp_key="demo-digits", workers=workers, queue=1,
+               mongo=mongo, db=None, data_dir=data_dir, exp_key="demo-digits", workers=workers, queue=None,
                resume=resume, allow_space_change=False, seed=0, algo="tpe", timeout=None, loss_threshold=None,
                isolate=False, trial_timeout=None, no_progress=False)
 

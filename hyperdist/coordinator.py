@@ -14,16 +14,16 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
-from .errors import HyperdistError, SpaceMismatch
+from .errors import CoordinatorBusy, HyperdistError, SpaceMismatch
 from .history import FAILED, OK, PENDING, HistoryTable
 from .result import STATUS_OK
 from .space import SearchSpace, space_from_json
-from .store import DONE, ERROR, FINISHED, Store
+from .store import DONE, FINISHED, Store
 
 log = logging.getLogger("hyperdist.coordinator")
 
@@ -56,6 +56,20 @@ def describe_space_change(old: SearchSpace, new: SearchSpace) -> str:
     return "; ".join(parts) or "the structure around the parameters changed"
 
 
+def _dead_on_this_host(owner: str | None) -> bool:
+    """A lease holder named 'coordinator:<host>:<pid>:...' whose process is gone from this host."""
+    parts = (owner or "").split(":")
+    if len(parts) < 3 or parts[0] != "coordinator" or parts[1] != socket.gethostname() or not parts[2].isdigit():
+        return False
+    try:
+        os.kill(int(parts[2]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 class Coordinator:
     TID_BLOCK = 32
 
@@ -69,7 +83,7 @@ class Coordinator:
         *,
         seed: int = 0,
         workers: int = 1,
-        queue: int = 1,
+        queue: int | None = None,
         objective: str | None = None,
         algo_info: dict | None = None,
         lease_seconds: float = 30.0,
@@ -80,7 +94,9 @@ class Coordinator:
         if rules.max_evals < 1:
             raise HyperdistError(f"max_evals={rules.max_evals!r} must be a positive integer")
         self.store, self.exp_key, self.space, self.algo, self.rules = store, exp_key, space, algo, rules
-        self.seed, self.target_open = seed, max(1, workers) + max(0, queue)
+        # every worker busy, plus `queue` (default workers + 1) trials waiting to be claimed
+        queue = max(1, workers) + 1 if queue is None else max(0, queue)
+        self.seed, self.target_open = seed, max(1, workers) + queue
         self.objective, self.algo_info = objective, algo_info or {"name": getattr(algo, "__module__", "custom")}
         self.lease_seconds, self.trial_lease_seconds, self.max_attempts = lease_seconds, trial_lease_seconds, max_attempts
         self.poll_interval = poll_interval
@@ -119,7 +135,14 @@ class Coordinator:
                 self.exp_key, space=self.space.to_json(), space_hash=self.space.hash, objective=self.objective,
                 algo=self.algo_info, max_evals=self.rules.max_evals, seed=self.seed,
             )
-        self.store.acquire_coordinator(self.exp_key, self.owner, self.lease_seconds)
+        try:
+            self.store.acquire_coordinator(self.exp_key, self.owner, self.lease_seconds)
+        except CoordinatorBusy:
+            holder = (self.store.get_experiment(self.exp_key).get("coordinator") or {}).get("owner")
+            if not _dead_on_this_host(holder):
+                raise
+            log.warning("taking over from coordinator %s: its process no longer exists", holder)
+            self.store.acquire_coordinator(self.exp_key, self.owner, self.lease_seconds, steal_from=holder)
         self._renewed = time.monotonic()
         fields: dict[str, Any] = {"state": "running", "max_evals": self.rules.max_evals}
         if exp is not None:

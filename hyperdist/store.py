@@ -117,10 +117,12 @@ class Store:
             self._trials.delete_many({"exp_key": exp_key})
             self._experiments.delete_one({"_id": exp_key})
 
-    def acquire_coordinator(self, exp_key: str, owner: str, lease_seconds: float) -> None:
+    def acquire_coordinator(self, exp_key: str, owner: str, lease_seconds: float,
+                            steal_from: str | None = None) -> None:
+        """Take the experiment's coordinator lease if it is free, expired, ours, or `steal_from`'s."""
         now = _now()
         free = {"$or": [{"coordinator": None}, {"coordinator.lease_until": {"$lt": now}},
-                        {"coordinator.owner": owner}]}
+                        {"coordinator.owner": owner}] + ([{"coordinator.owner": steal_from}] if steal_from else [])}
         with self._errors("writing to"):
             res = self._experiments.update_one(
                 {"_id": exp_key, **free},

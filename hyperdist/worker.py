@@ -40,7 +40,7 @@ class WorkerConfig:
     drain: bool = False                # on SIGTERM finish the current trial instead of handing it back
     max_consecutive_failures: int = 10
     max_trials: int | None = None
-    poll_interval: float = 0.2
+    poll_interval: float = 0.02         # first wait when no trial is ready; grows to 1 s
 
 
 @dataclass
@@ -108,7 +108,7 @@ class Worker:
                 if cfg.idle_timeout is not None and time.monotonic() - idle_since > cfg.idle_timeout:
                     return self._exit(0, f"no trial to run for {cfg.idle_timeout:g} s")
                 time.sleep(backoff)
-                backoff = min(backoff * 1.5, 2.0)
+                backoff = min(backoff * 1.5, 1.0)
                 continue
             backoff = cfg.poll_interval
             self._run_trial(doc)

@@ -39,3 +39,9 @@ def mongomock_store():
     import mongomock
 
     return Store("mongodb://mock", client=mongomock.MongoClient(tz_aware=True))
+
+
+@pytest.fixture
+def db_name() -> str:
+    """A database of its own for a test that starts processes of its own."""
+    return f"t_{uuid.uuid4().hex[:10]}"

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -22,11 +21,6 @@ pytestmark = pytest.mark.slow
 
 TESTS = Path(__file__).resolve().parent
 OBJECTIVE = f"{TESTS / 'objectives.py'}:quadratic"
-
-
-@pytest.fixture
-def db_name() -> str:
-    return f"t_{uuid.uuid4().hex[:10]}"
 
 
 def _env(**extra: str) -> dict[str, str]:

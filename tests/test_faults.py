@@ -1,0 +1,75 @@
+"""Faults inflicted on real processes: workers and the coordinator killed with SIGKILL mid-search."""
+from __future__ import annotations
+
+import random
+import subprocess
+import time
+
+import pytest
+
+import objectives
+from hyperdist import tpe
+from hyperdist.coordinator import Coordinator, StopRules
+from hyperdist.space import compile_space
+from hyperdist.store import Store
+from test_distributed import OBJECTIVE, _env, _exists, _search_cmd, _wait_until, _worker
+
+pytestmark = pytest.mark.slow
+
+
+def test_workers_killed_at_random_lose_no_trial(mongo_url, db_name, tmp_path):
+    store = Store(mongo_url, db=db_name)
+    coord = Coordinator(store, "kills", compile_space(objectives.space), tpe.suggest, StopRules(120), seed=5,
+                        workers=4, objective=OBJECTIVE, trial_lease_seconds=2.0, poll_interval=0.02)
+    coord.start()
+    env = _env(HYPERDIST_TEST_DELAY="0.15", HYPERDIST_TEST_LOG=str(tmp_path / "log"))
+    workers = [_worker(mongo_url, db_name, "kills", env, "--lease", "1.5") for _ in range(4)]
+    rng = random.Random(0)
+    killed = 0
+    next_kill = time.monotonic() + 0.7
+    try:
+        while not coord.tick():
+            if time.monotonic() > next_kill and killed < 8:
+                victim = rng.randrange(len(workers))
+                workers[victim].kill()  # SIGKILL: no chance to hand the trial back
+                workers[victim].wait()
+                workers[victim] = _worker(mongo_url, db_name, "kills", env, "--lease", "1.5")
+                killed += 1
+                next_kill = time.monotonic() + 0.7
+            time.sleep(0.02)
+        coord.store.update_experiment("kills", state="done")
+    finally:
+        for w in workers:
+            w.kill()
+            w.wait()
+    assert killed >= 5
+    history = store.history("kills")
+    assert len(history) == 120 and len({d["tid"] for d in history}) == 120
+    assert all(d["state"] in ("DONE", "ERROR") for d in history)
+    assert any(d["attempts"] > 1 for d in history)  # some trials were reaped and run again
+    assert all(d["attempts"] >= 1 for d in history)
+    store.close()
+
+
+def test_coordinator_killed_then_resumed_keeps_ids_unique_and_count_exact(mongo_url, db_name, tmp_path):
+    env = _env(HYPERDIST_TEST_DELAY="0.05")
+    common = ["--max-evals", "50", "--mongo", mongo_url, "--db", db_name, "--exp", "crash", "--workers", "2",
+              "--data-dir", str(tmp_path / "hd")]
+    first = subprocess.Popen(_search_cmd(*common), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    store = Store(mongo_url, db=db_name)
+    try:
+        _wait_until(lambda: _exists(store, "crash") and store.counts("crash")["DONE"] >= 10, 60, "10 trials")
+        first.kill()  # SIGKILL of the coordinator: no cleanup at all
+        first.wait()
+    finally:
+        first.kill()
+    assert store.get_experiment("crash")["state"] == "running"
+    # its workers (separate processes) finish what they hold and idle; the same host sees the
+    # coordinator's pid is dead, so a new coordinator may take over at once
+    second = subprocess.run(_search_cmd(*common, "--resume"), env=env, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr
+    history = store.history("crash")
+    assert len({d["tid"] for d in history}) == len(history)
+    assert sum(d["state"] in ("DONE", "ERROR") for d in history) == 50
+    assert all(d["state"] in ("DONE", "ERROR") for d in history)
+    store.close()
