@@ -127,7 +127,7 @@ class Store:
             res = self._experiments.update_one(
                 {"_id": exp_key, **free},
                 {"$set": {"coordinator": {"owner": owner, "lease_until": _later(lease_seconds)}, "updated": now}})
-            if res.modified_count == 1:
+            if res.matched_count == 1:  # matched, not modified: a renewal within one ms changes nothing
                 return
             holder = (self.get_experiment(exp_key).get("coordinator") or {})
         raise CoordinatorBusy(
