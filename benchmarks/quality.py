@@ -27,9 +27,8 @@ def _hyperdist(domain, seed, evals, variant):
     import hyperdist
 
     algo = {"tpe": hyperdist.tpe.suggest, "rand": hyperdist.rand.suggest,
-            "tpe_mv": functools.partial(hyperdist.tpe.suggest, multivariate=True),
-            "tpe_s10": functools.partial(hyperdist.tpe.suggest, n_startup_jobs=10),
-            "tpe_mv_s10": functools.partial(hyperdist.tpe.suggest, n_startup_jobs=10, multivariate=True)}[variant]
+            "tpe_uni": functools.partial(hyperdist.tpe.suggest, multivariate=False),
+            "tpe_s10": functools.partial(hyperdist.tpe.suggest, n_startup_jobs=10)}[variant]
     rng = np.random.default_rng(seed + 10_000)
     trials = hyperdist.Trials()
     hyperdist.fmin(lambda c: domain.loss(c, rng), domain.space(hyperdist.hp), algo=algo, max_evals=evals,
@@ -63,9 +62,8 @@ def _optuna(domain, seed, evals, variant):
 
 METHODS = {
     "hyperdist TPE": (_hyperdist, "tpe"),
-    "hyperdist TPE mv": (_hyperdist, "tpe_mv"),
+    "hyperdist TPE univariate": (_hyperdist, "tpe_uni"),
     "hyperdist TPE s10": (_hyperdist, "tpe_s10"),
-    "hyperdist TPE mv s10": (_hyperdist, "tpe_mv_s10"),
     "hyperdist random": (_hyperdist, "rand"),
     "Hyperopt TPE": (_hyperopt, "tpe"),
     "Optuna TPE": (_optuna, "tpe"),

@@ -24,8 +24,7 @@ import numpy as np
 from ..history import OK, PENDING, Observations
 from ..space import SearchSpace
 from .common import as_observations, as_space, discrete_keys, row_key
-from . import univariate
-from .parzen import Mixture
+from . import joint, univariate
 from .rand import draw_unique
 
 DEFAULTS: dict[str, Any] = {
@@ -156,13 +155,11 @@ def _joint(space: SearchSpace, obs: Observations, rng: np.random.Generator, grou
     for cols in groups:
         active = ~np.isnan(obs.X[:, cols[0]])
         rows_b, rows_a = np.flatnonzero(below & active), np.flatnonzero(~below & active)
-        group_dists = [dists[j] for j in cols]
-        l_mix = Mixture.fit(group_dists, obs.X[np.ix_(rows_b, cols)], np.ones(len(rows_b)), prior_weight, smoothing)
-        g_mix = Mixture.fit(group_dists, obs.X[np.ix_(rows_a, cols)], forgetting_weights(len(rows_a), flat),
-                            prior_weight, smoothing, max_components)
-        cand = l_mix.sample(rng, n_candidates)
+        cand, score = joint.propose([dists[j] for j in cols], obs.X[np.ix_(rows_b, cols)],
+                                    obs.X[np.ix_(rows_a, cols)], forgetting_weights(len(rows_a), flat), rng,
+                                    prior_weight, n_candidates, smoothing, max_components)
         candidates.append(cand)
-        scores.append(l_mix.log_pdf(cand) - g_mix.log_pdf(cand))
+        scores.append(score)
     return candidates, scores
 
 

@@ -3,12 +3,20 @@
 The default (Hyperopt-style) TPE fits one 1-D Parzen pair l(x), g(x) per parameter. Doing that one
 parameter at a time costs a few dozen small numpy calls each, which dominates a suggestion. Here
 every numeric parameter is a row of padded arrays (pads carry weight zero), so fitting, sampling
-and scoring all of them is a fixed number of vectorised calls. The model is the one in parzen.py:
-adaptive bandwidths with the prior kernel, truncation for bounded families, bucket mass for
-quantised values, and g(x) pooled into `max_components` bins for long histories.
+and scoring all of them is a fixed number of vectorised calls. The model (Bergstra et al. 2011):
+a Gaussian kernel per observation in transformed space (log for log families) plus one for the
+prior, weighted `prior_weight`; adaptive bandwidths (the larger gap to a sorted neighbour, clipped
+to [prior_sigma / min(100, n + 1), prior_sigma]); truncation to the bounds of uniform families;
+quantised values scored by the probability mass of their rounding bucket.
+
+For long histories g(x) is pooled into `max_components` equal-width bins (O(n), no sort): each
+non-empty bin becomes one kernel with the bin's weight and mean, and a bandwidth from the adaptive
+rule over the bin means plus the spread inside the bin. Bins are narrower than the smallest
+bandwidth the exact rule allows (prior_sigma / 100), so the pooled g(x) keeps its resolution.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +43,10 @@ class Table:
 
     @classmethod
     def of(cls, dists: list[Distribution]) -> "Table":
+        return _table(tuple(dists))
+
+    @classmethod
+    def _build(cls, dists: tuple[Distribution, ...]) -> "Table":
         def col(values: list[float]) -> np.ndarray:
             return np.array(values, dtype=float)[:, None]
         bounds = [d.transformed_bounds if d.bounded else (-np.inf, np.inf) for d in dists]
@@ -56,6 +68,12 @@ class Table:
         x = np.where(self.log, np.exp(np.minimum(t, 700)), t)
         x = np.where(self.q > 0, np.round(x / np.where(self.q > 0, self.q, 1)) * self.q, x)
         return np.clip(x, self.vlo, self.vhi)
+
+
+@functools.lru_cache(maxsize=256)
+def _table(dists: tuple[Distribution, ...]) -> Table:
+    """Spaces are fixed for a search, so their constants are computed once (Distribution is frozen)."""
+    return Table._build(dists)
 
 
 @dataclass
@@ -105,6 +123,8 @@ class Mixtures:
 
 def adaptive_sigmas(mu: np.ndarray, table: Table, n_data: np.ndarray) -> np.ndarray:
     """Row-wise adaptive bandwidths; `mu` is P x M with NaN pads and the prior centre included."""
+    if mu.shape[1] < 2:
+        return np.broadcast_to(table.prior_sigma, mu.shape).copy()
     order = np.argsort(mu, axis=1)  # NaN pads sort last
     srt = np.take_along_axis(mu, order, axis=1)
     gaps = np.diff(srt, axis=1)
@@ -134,7 +154,7 @@ def fit(table: Table, T: np.ndarray, weights: np.ndarray, prior_weight: float, m
 
 def _fit_binned(table: Table, T: np.ndarray, weights: np.ndarray, active: np.ndarray, n_data: np.ndarray,
                 prior_weight: float, k: int) -> Mixtures:
-    """Pool each row's kernels into k equal-width bins (see parzen.Mixture._compress_1d for why)."""
+    """Pool each row's kernels into k equal-width bins (see the module docstring for why)."""
     P = T.shape[1]
     with np.errstate(invalid="ignore", divide="ignore"):
         lo, hi = np.nanmin(np.where(active, T, np.inf), axis=0), np.nanmax(np.where(active, T, -np.inf), axis=0)
