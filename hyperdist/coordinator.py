@@ -100,6 +100,7 @@ class Coordinator:
         self.objective, self.algo_info = objective, algo_info or {"name": getattr(algo, "__module__", "custom")}
         self.lease_seconds, self.trial_lease_seconds, self.max_attempts = lease_seconds, trial_lease_seconds, max_attempts
         self.poll_interval = poll_interval
+        self.outage_timeout = 300.0  # how long a database outage is waited out before giving up
         self.owner = f"coordinator:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.table = HistoryTable(space)
         self.open: dict[Any, int] = {}  # trial _id -> tid, for trials NEW or RUNNING
@@ -181,6 +182,7 @@ class Coordinator:
             self._renewed = now
         if now - self._reaped > min(5.0, self.trial_lease_seconds / 2):
             self.store.reap_expired(self.exp_key, self.max_attempts)
+            self._forget_vanished()
             self._reaped = now
         if self.open:
             for doc in self.store.finished_among(self.exp_key, list(self.open)):
@@ -191,6 +193,16 @@ class Coordinator:
         if n > 0:
             self._enqueue(n)
         return False
+
+    def _forget_vanished(self) -> None:
+        """Open trials missing from the database (a restarted server lost its last writes) are
+        forgotten, so they are suggested again instead of being waited for forever."""
+        if not self.open:
+            return
+        present = self.store.existing(list(self.open))
+        for key in [k for k in self.open if k not in present]:
+            log.warning("trial %s vanished from the database; it will be replaced", self.open.pop(key))
+            self.table.drop(key)
 
     def _should_stop(self) -> bool:
         r = self.rules
@@ -217,7 +229,7 @@ class Coordinator:
     def run(self, on_progress: Callable[[Progress], None] | None = None) -> Progress:
         """Tick until a stop rule fires; then mark the experiment done and hand back the lease."""
         try:
-            while not self.tick():
+            while not self.store.retry(self.tick, timeout=self.outage_timeout):
                 if on_progress:
                     on_progress(self.progress())
                 time.sleep(self.poll_interval)

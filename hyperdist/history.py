@@ -71,6 +71,16 @@ class HistoryTable:
         self._n += 1
         self.set_result(key, state, loss)
 
+    def drop(self, key: Any) -> None:
+        """Forget a trial (it vanished from the database): the last row moves into its place."""
+        i = self._rows.pop(key)
+        last = self._n - 1
+        if i != last:
+            moved = next(k for k, row in self._rows.items() if row == last)
+            self._X[i], self._loss[i], self._state[i] = self._X[last], self._loss[last], self._state[last]
+            self._rows[moved] = i
+        self._n = last
+
     def set_result(self, key: Any, state: int, loss: float | None) -> None:
         i = self._rows[key]
         ok = state == OK and loss is not None and np.isfinite(loss)

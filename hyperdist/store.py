@@ -9,8 +9,10 @@ collection (see docs/concepts.md).
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 import uuid
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from bson import ObjectId
 from pymongo import ASCENDING, MongoClient, ReturnDocument
@@ -22,6 +24,9 @@ from contextlib import contextmanager
 from .errors import (
     CoordinatorBusy, ExperimentExists, ExperimentNotFound, StoreError, redact,
 )
+
+log = logging.getLogger("hyperdist.store")
+T = TypeVar("T")
 
 NEW, RUNNING, DONE, ERROR = "NEW", "RUNNING", "DONE", "ERROR"
 FINISHED = (DONE, ERROR)
@@ -43,7 +48,7 @@ class Store:
         self._url = url
         self.db_name = db
         with self._errors("connecting to"):
-            self._client = client or MongoClient(
+            self._client = client or MongoClient(  # pymongo reconnects by itself after an outage
                 url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True,
                 appname="hyperdist",
             )
@@ -72,6 +77,24 @@ class Store:
 
     def close(self) -> None:
         self._client.close()
+
+    def retry(self, call: Callable[..., T], *args: Any, timeout: float = 120.0, **kwargs: Any) -> T:
+        """Call a store operation, retrying with backoff while the server is unreachable.
+
+        Every protocol step is conditional, so repeating one whose reply was lost is harmless: a
+        repeated report or claim simply matches nothing the second time.
+        """
+        deadline = time.monotonic() + timeout
+        delay = 0.2
+        while True:
+            try:
+                return call(*args, **kwargs)
+            except StoreError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("%s; retrying in %.1f s", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def ensure_indexes(self) -> None:
         with self._errors("creating indexes on"):
@@ -257,6 +280,11 @@ class Store:
     def finished_among(self, exp_key: str, ids: list) -> list[dict]:
         with self._errors("reading from"):
             return list(self._trials.find({"_id": {"$in": ids}, "state": {"$in": list(FINISHED)}}, _TRIAL_FIELDS))
+
+    def existing(self, ids: list) -> set:
+        """Which of these trial _ids still exist (a server that lost recent writes may not have them)."""
+        with self._errors("reading from"):
+            return {d["_id"] for d in self._trials.find({"_id": {"$in": ids}}, {"_id": 1})}
 
     def history(self, exp_key: str) -> list[dict]:
         with self._errors("reading from"):

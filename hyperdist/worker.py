@@ -41,6 +41,7 @@ class WorkerConfig:
     max_consecutive_failures: int = 10
     max_trials: int | None = None
     poll_interval: float = 0.02         # first wait when no trial is ready; grows to 1 s
+    outage_timeout: float = 300.0       # how long a database outage is waited out
 
 
 @dataclass
@@ -95,15 +96,9 @@ class Worker:
         while not self._stopping:
             if cfg.max_trials is not None and self.stats.done + self.stats.errors >= cfg.max_trials:
                 return self._exit(0, f"ran {cfg.max_trials} trials")
-            try:
-                doc = self._claim()
-            except StoreError as exc:
-                log.warning("database unavailable (%s); retrying in %.1f s", redact(str(exc)), backoff)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
+            doc = self.store.retry(self._claim, timeout=cfg.outage_timeout)
             if doc is None:
-                if cfg.exp_key and self._experiment_over(cfg.exp_key):
+                if cfg.exp_key and self.store.retry(self._experiment_over, cfg.exp_key, timeout=cfg.outage_timeout):
                     return self._exit(0, f"experiment {cfg.exp_key!r} is finished")
                 if cfg.idle_timeout is not None and time.monotonic() - idle_since > cfg.idle_timeout:
                     return self._exit(0, f"no trial to run for {cfg.idle_timeout:g} s")
@@ -174,7 +169,7 @@ class Worker:
             outcome = self._evaluate(exp, doc)
         except WorkerInterrupted:
             beat.stop()
-            self.store.release(doc["_id"], token)
+            self.store.retry(self.store.release, doc["_id"], token, timeout=10)
             log.info("trial %s of %s handed back (worker stopping)", doc["tid"], doc["exp_key"])
             return
         finally:
@@ -209,11 +204,12 @@ class Worker:
 
     def _report(self, doc: dict, exp: _Experiment, outcome: Outcome, started: float) -> None:
         state = DONE if outcome.ok else ERROR
-        accepted = self.store.report(doc["_id"], doc["lease_token"], state, outcome.result, outcome.error)
+        accepted = self.store.retry(self.store.report, doc["_id"], doc["lease_token"], state, outcome.result,
+                                    outcome.error, timeout=max(60.0, 2 * self.config.lease_seconds))
         seconds = time.monotonic() - started
         if not accepted:
-            log.warning("trial %s of %s: result refused (lease expired and the trial was handed out again)",
-                        doc["tid"], doc["exp_key"])
+            log.warning("trial %s of %s: result not accepted (the lease had expired and the trial was handed "
+                        "out again, or a retried report had already been recorded)", doc["tid"], doc["exp_key"])
             return
         if outcome.ok:
             self.stats.done += 1

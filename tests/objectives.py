@@ -26,3 +26,32 @@ def quadratic(cfg: dict) -> float:
         time.sleep(delay)
     extra = 0.0 if cfg["branch"]["k"] == "a" else (cfg["branch"]["y"] - 3) ** 2 / 10
     return (cfg["x"] - 1.0) ** 2 + extra
+
+
+def hang(cfg: dict) -> float:
+    """Runs far past any per-trial timeout."""
+    time.sleep(60)
+    return 0.0
+
+
+def exits(cfg: dict) -> float:
+    """Kills its own interpreter: by exit code for x < 0, by SIGKILL otherwise."""
+    import signal
+
+    if cfg["x"] < 0:
+        os._exit(3)
+    os.kill(os.getpid(), signal.SIGKILL)
+    return 0.0
+
+
+def raises(cfg: dict) -> float:
+    raise RuntimeError("always broken")
+
+
+def bad_values(cfg: dict):
+    """NaN, inf, None, a string, a dict without loss, depending on x."""
+    options = [float("nan"), float("inf"), None, "0.5", {"status": "ok"}, {"loss": 1.0, "model": object()}]
+    return options[int((cfg["x"] + 5) / 10 * len(options)) % len(options)]
+
+
+not_callable = 42

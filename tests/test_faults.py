@@ -73,3 +73,50 @@ def test_coordinator_killed_then_resumed_keeps_ids_unique_and_count_exact(mongo_
     assert sum(d["state"] in ("DONE", "ERROR") for d in history) == 50
     assert all(d["state"] in ("DONE", "ERROR") for d in history)
     store.close()
+
+
+def test_database_killed_and_restarted_mid_search(tmp_path, db_name):
+    import os
+    import signal
+    import threading
+
+    from hyperdist.server import start_server, stop_server
+
+    data = tmp_path / "db"
+    server = start_server(data)
+    port = int(server.url.rsplit(":", 1)[1])
+    store = Store(server.url, db=db_name, timeout_ms=2000)
+    coord = Coordinator(store, "outage", compile_space(objectives.space), tpe.suggest, StopRules(60), seed=3,
+                        workers=2, objective=OBJECTIVE, poll_interval=0.02)
+    coord.start()
+    env = _env(HYPERDIST_TEST_DELAY="0.1")
+    workers = [_worker(server.url, db_name, "outage", env, "--lease", "5") for _ in range(2)]
+    result: dict = {}
+    runner = threading.Thread(target=lambda: result.setdefault("progress", coord.run()), daemon=True)
+    runner.start()
+    try:
+        _wait_until(lambda: coord.finished >= 15, 60, "15 trials before the outage")
+        os.kill(server.pid, signal.SIGKILL)
+        time.sleep(5)
+        start_server(data, port=port)
+        runner.join(120)
+        if runner.is_alive():
+            for w in workers:
+                w.kill()
+            logs = "\n".join(w.communicate()[0][-3000:] for w in workers)
+            raise AssertionError(f"the coordinator did not finish after the server came back: "
+                                 f"{store.counts('outage')}\n{logs}")
+        for w in workers:
+            out, _ = w.communicate(timeout=120)
+            assert w.returncode == 0, out
+    finally:
+        for w in workers:
+            w.kill()
+        stop_server(data)
+    assert result["progress"].finished == 60
+    check = Store(start_server(data, port=port).url, db=db_name)
+    history = check.history("outage")
+    assert len(history) == 60 and len({d["tid"] for d in history}) == 60
+    assert all(d["state"] in ("DONE", "ERROR") for d in history)
+    check.close()
+    stop_server(data)

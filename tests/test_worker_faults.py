@@ -1,0 +1,107 @@
+"""Objectives that misbehave, and workers that must survive them (real worker processes)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import objectives
+from hyperdist import rand, tpe
+from hyperdist.coordinator import Coordinator, StopRules
+from hyperdist.errors import SpaceMismatch
+from hyperdist.space import compile_space
+from hyperdist.store import Store
+from hyperdist import hp
+from test_distributed import TESTS, _env
+
+pytestmark = pytest.mark.slow
+
+
+def _run(mongo_url: str, db: str, fn: str, max_evals: int, *worker_args: str, timeout: float = 90):
+    """A coordinator here and one worker process; returns (store, worker's exit code, worker output)."""
+    store = Store(mongo_url, db=db)
+    coord = Coordinator(store, fn, compile_space(objectives.space), rand.suggest, StopRules(max_evals), seed=1,
+                        workers=1, queue=0, objective=f"{TESTS / 'objectives.py'}:{fn}")
+    coord.start()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "hyperdist", "worker", "--mongo", mongo_url, "--db", db, "--exp", fn,
+         "--allow", str(TESTS / "objectives.py"), "--idle-timeout", "5", *worker_args],
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        while not coord.tick():
+            if worker.poll() is not None:
+                break
+        if worker.poll() is None:
+            coord.store.update_experiment(fn, state="done")
+        out, _ = worker.communicate(timeout=timeout)
+    finally:
+        worker.kill()
+    return store, worker.returncode, out
+
+
+def _errors(store: Store, exp: str) -> list[dict]:
+    return [d["error"] for d in store.history(exp) if d["state"] == "ERROR"]
+
+
+def test_hanging_objective_hits_the_trial_timeout(mongo_url, db_name):
+    store, code, out = _run(mongo_url, db_name, "hang", 2, "--trial-timeout", "0.5")
+    assert code == 0, out
+    errors = _errors(store, "hang")
+    assert len(errors) == 2 and all(e["type"] == "TrialTimeout" for e in errors)
+
+
+def test_objective_killing_its_interpreter_in_subprocess_mode(mongo_url, db_name):
+    store, code, out = _run(mongo_url, db_name, "exits", 4, "--subprocess")
+    assert code == 0, out
+    errors = _errors(store, "exits")
+    assert len(errors) == 4 and all(e["type"] == "ObjectiveCrashed" for e in errors)
+    messages = " ".join(e["message"] for e in errors)
+    assert "exited with code 3" in messages or "killed by signal 9" in messages
+    assert store.counts("exits")["RUNNING"] == 0
+
+
+def test_bad_results_are_failures_with_reasons_and_the_search_goes_on(mongo_url, db_name):
+    store, code, out = _run(mongo_url, db_name, "bad_values", 8, "--max-consecutive-failures", "100")
+    assert code == 0, out
+    history = store.history("bad_values")
+    assert len(history) == 8 and all(d["state"] == "ERROR" for d in history)
+    kinds = {d["error"]["type"] for d in history}
+    assert kinds <= {"InvalidLoss", "InvalidResult", "UnstorableResult"}
+    assert "trial" in out and "ERROR" in out  # one log line per trial
+
+
+def test_worker_stops_after_consecutive_failures(mongo_url, db_name):
+    store, code, out = _run(mongo_url, db_name, "raises", 20, "--max-consecutive-failures", "3")
+    assert code == 1
+    assert "last 3 trials all failed" in out and "always broken" in out
+    assert store.counts("raises")["ERROR"] == 3
+
+
+def test_hand_edited_parameters_are_rejected_by_the_worker(mongo_url, db_name):
+    store = Store(mongo_url, db=db_name)
+    coord = Coordinator(store, "edited", compile_space(objectives.space), tpe.suggest, StopRules(3), seed=1,
+                        workers=1, queue=0, objective=f"{TESTS / 'objectives.py'}:quadratic")
+    coord.start()
+    store.insert_trials("edited", [(1000, {"x": 99.0, "branch": 0}), (1001, {"x": "a string", "branch": 0}),
+                                   (1002, {"x": 1.0, "branch": 1})])  # out of range, wrong type, missing y
+    worker = subprocess.run(
+        [sys.executable, "-m", "hyperdist", "worker", "--mongo", mongo_url, "--db", db_name, "--exp", "edited",
+         "--allow", str(TESTS / "objectives.py"), "--max-trials", "3", "--idle-timeout", "5"],
+        env=_env(), capture_output=True, text=True, timeout=60)
+    assert worker.returncode == 0, worker.stderr
+    edited = {d["tid"]: d for d in store.history("edited") if d["tid"] >= 1000}
+    assert all(d["state"] == "ERROR" and d["error"]["type"] == "InvalidParams" for d in edited.values())
+    assert "outside" in edited[1000]["error"]["message"] and "y" in edited[1002]["error"]["message"]
+
+
+def test_resume_with_a_changed_space_is_refused_unless_allowed(mongo_url, db_name):
+    store = Store(mongo_url, db=db_name)
+    first = Coordinator(store, "s", compile_space({"x": hp.uniform("x", 0, 1)}), tpe.suggest, StopRules(5))
+    first.start()
+    first.stop()
+    changed = compile_space({"x": hp.uniform("x", 0, 2), "y": hp.uniform("y", 0, 1)})
+    with pytest.raises(SpaceMismatch, match=r"added y=uniform.*x: uniform\(low=0, high=1\) -> uniform\(low=0, high=2\)"):
+        Coordinator(store, "s", changed, tpe.suggest, StopRules(5)).start(resume=True)
+    Coordinator(store, "s", changed, tpe.suggest, StopRules(5)).start(resume=True, allow_space_change=True)
+    assert store.get_experiment("s")["space_hash"] == changed.hash
