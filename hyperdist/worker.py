@@ -111,6 +111,8 @@ class Worker:
             if self.stats.consecutive_failures >= cfg.max_consecutive_failures:
                 return self._exit(1, f"the last {self.stats.consecutive_failures} trials all failed "
                                      f"(last error: {self.stats._last[-1] if self.stats._last else '?'}); stopping")
+        if self.stats.exit_code:  # stopped itself (e.g. an objective it may not run)
+            return self._exit(self.stats.exit_code, self.stats.reason)
         return self._exit(0, "stopped by signal")
 
     def _exit(self, code: int, reason: str) -> WorkerStats:
