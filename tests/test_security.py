@@ -1,0 +1,85 @@
+"""Authentication through the URL, and credentials never shown, against a server started with --auth."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from hyperdist.errors import StoreError
+from hyperdist.server import start_server, stop_server
+from hyperdist.store import Store
+from test_distributed import TESTS, _env
+
+pytestmark = pytest.mark.slow
+PASSWORD = "pa55-w0rd-xyz"
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory):
+    import os
+
+    if os.environ.get("HYPERDIST_TEST_MONGO_URL"):
+        pytest.skip("needs a server this test starts itself with --auth")
+    data = tmp_path_factory.mktemp("auth")
+    open_server = start_server(data)
+    admin = Store(open_server.url, db="admin")
+    admin._db.command("createUser", "alice", pwd=PASSWORD, roles=["root"])
+    admin.close()
+    stop_server(data)
+    server = start_server(data, auth=True)
+    yield server
+    stop_server(data)
+
+
+def _url(server, user: str = "alice", password: str = PASSWORD) -> str:
+    host = server.url.split("//", 1)[1]
+    return f"mongodb://{user}:{password}@{host}/?authSource=admin"
+
+
+def test_credentials_in_the_url_authenticate(auth_server):
+    store = Store(_url(auth_server), db="secure")
+    store.create_experiment("e", space={}, space_hash="h", objective=None, algo={}, max_evals=1, seed=0)
+    assert store.get_experiment("e")["max_evals"] == 1
+    store.close()
+
+
+def test_missing_or_wrong_credentials_fail_without_showing_the_password(auth_server):
+    with pytest.raises(StoreError) as no_auth:
+        Store(auth_server.url, db="secure", timeout_ms=2000)
+    assert "failed" in str(no_auth.value)
+    with pytest.raises(StoreError) as wrong:
+        Store(_url(auth_server, password="not-" + PASSWORD), db="secure", timeout_ms=2000)
+    assert PASSWORD not in str(wrong.value) and "***" in str(wrong.value)
+
+
+def test_search_and_workers_on_an_authenticated_server_never_log_the_password(auth_server, tmp_path):
+    data = tmp_path / "hd"
+    run = subprocess.run(
+        [sys.executable, "-m", "hyperdist", "search", f"{TESTS / 'objectives.py'}:quadratic", "--space",
+         f"{TESTS / 'objectives.py'}:space", "--max-evals", "6", "--workers", "2", "--mongo", _url(auth_server),
+         "--db", "secure_search", "--data-dir", str(data), "--no-progress"],
+        env=_env(), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["loss"] >= 0
+    logs = run.stderr + run.stdout + "".join(p.read_text() for p in data.glob("worker-*.log"))
+    assert "trial" in logs and PASSWORD not in logs
+
+
+def test_no_code_ever_travels_through_the_database():
+    """No module of the package can deserialise code: no pickle/marshal/dill/shelve, no eval/exec."""
+    import ast
+    from pathlib import Path
+
+    import hyperdist
+
+    banned_modules = {"pickle", "cPickle", "marshal", "dill", "cloudpickle", "shelve"}
+    for path in Path(hyperdist.__file__).parent.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                assert not banned_modules & {n.split(".")[0] for n in names}, f"{path}: imports {names}"
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                assert node.func.id not in ("eval", "exec"), f"{path}:{node.lineno} calls {node.func.id}"
