@@ -273,6 +273,36 @@ def export(store: Any, exp_key: str, fmt: str, out: Path | None) -> None:
         click.echo(text, nl=False)
 
 
+@main.command()
+@click.argument("exp_key")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("plots"), show_default=True,
+              help="Directory for the PNG and SVG files.")
+@_with_store
+def plot(store: Any, exp_key: str, out: Path) -> None:
+    """Loss per trial, each parameter against the loss, the best trials, and a worker timeline."""
+    from .plots import plot_all
+    from .space import space_from_json
+
+    exp = store.get_experiment(exp_key)
+    for path in plot_all(store.history(exp_key), space_from_json(exp["space"]), out):
+        click.echo(str(path))
+
+
+@main.command()
+@click.argument("exp_key")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
+              show_default=True)
+@_with_store
+def report(store: Any, exp_key: str, out: Path) -> None:
+    """One self-contained HTML file: best trial, parameter importance, plots, sortable trial table."""
+    from .report import render
+    from .space import space_from_json
+
+    exp = store.get_experiment(exp_key)
+    out.write_text(render(exp, store.history(exp_key), space_from_json(exp["space"])))
+    click.echo(str(out))
+
+
 # --- the embedded server -------------------------------------------------------------------------
 @main.group()
 def server() -> None:

@@ -8,7 +8,12 @@ import json
 import math
 from typing import Any, Iterable
 
+import numpy as np
+
+from .history import FAILED, OK, HistoryTable
+from .importance import importances
 from .result import STATUS_OK
+from .space import SearchSpace, space_from_json
 from .store import DONE, Store
 
 
@@ -21,8 +26,18 @@ def _loss(doc: dict) -> float | None:
     return None
 
 
-def best_trial(store: Store, exp_key: str, history: list[dict] | None = None) -> dict | None:
-    docs = history if history is not None else store.history(exp_key)
+def loss_table(space: SearchSpace, docs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Parameters as a numeric table (NaN = inactive) and losses (NaN unless finished ok)."""
+    table = HistoryTable(space)
+    for d in docs:
+        loss = _loss(d)
+        table.add(d["_id"], d.get("params") or {}, OK if loss is not None else FAILED, loss)
+    obs = table.observations()
+    return obs.X, obs.loss
+
+
+def best_trial(store: Store | None, exp_key: str, history: list[dict] | None = None) -> dict | None:
+    docs = history if history is not None else store.history(exp_key)  # type: ignore[union-attr]
     scored = [(loss, d) for d in docs if (loss := _loss(d)) is not None]
     return min(scored, key=lambda pair: pair[0])[1] if scored else None
 
@@ -51,6 +66,11 @@ def render_status(store: Store, exp_key: str | None) -> tuple[str, bool]:
     best = best_trial(store, exp_key, docs)
     if best is not None:
         lines.append(f"best: loss={best['result']['loss']:.6g} (trial {best['tid']}) params={json.dumps(best['params'])}")
+    space = space_from_json(exp["space"])
+    X, loss = loss_table(space, docs)
+    if np.isfinite(loss).sum() >= 10:
+        ranked = sorted(importances(space, X, loss).items(), key=lambda kv: -kv[1])[:5]
+        lines.append("importance: " + "  ".join(f"{k}={v:.2f}" for k, v in ranked))
     coordinator = exp.get("coordinator") or {}
     if coordinator:
         lines.append(f"coordinator: {coordinator.get('owner')} lease until {_age(coordinator.get('lease_until'))}")
@@ -59,7 +79,8 @@ def render_status(store: Store, exp_key: str | None) -> tuple[str, bool]:
         if d["state"] == "RUNNING":
             until = d.get("lease_until")
             expired = until is not None and _aware(until) < now
-            lines.append(f"  worker {d.get('owner')}: trial {d['tid']} running since {_age(d.get('claimed'))}"
+            lines.append(f"  worker {d.get('owner')}: trial {d['tid']} claimed {_age(d.get('claimed'))}, "
+                         f"last heartbeat {_age(d.get('heartbeat') or d.get('claimed'))}"
                          f"{'  LEASE EXPIRED' if expired else ''}")
     return "\n".join(lines), exp.get("state") == "done"
 

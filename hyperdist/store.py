@@ -32,7 +32,7 @@ NEW, RUNNING, DONE, ERROR = "NEW", "RUNNING", "DONE", "ERROR"
 FINISHED = (DONE, ERROR)
 _TRIAL_FIELDS = {"_id": 1, "tid": 1, "state": 1, "params": 1, "result": 1, "error": 1}
 _HISTORY_FIELDS = dict(_TRIAL_FIELDS, attempts=1, owner=1, created=1, claimed=1, finished=1, lease_until=1,
-                       exp_key=1)
+                       heartbeat=1, exp_key=1)
 
 
 def _now() -> dt.datetime:
@@ -210,7 +210,7 @@ class Store:
             for doc in candidates:
                 now = _now()
                 fields = {"state": RUNNING, "owner": owner, "lease_token": uuid.uuid4().hex,
-                          "lease_until": now + dt.timedelta(seconds=lease_seconds), "claimed": now}
+                          "lease_until": now + dt.timedelta(seconds=lease_seconds), "claimed": now, "heartbeat": now}
                 res = self._trials.update_one({"_id": doc["_id"], "state": NEW},
                                               {"$set": fields, "$inc": {"attempts": 1}})
                 if res.modified_count == 1:
@@ -221,7 +221,7 @@ class Store:
     def heartbeat(self, trial_id: Any, token: str, lease_seconds: float) -> bool:
         with self._errors("writing to"):
             res = self._trials.update_one({"_id": trial_id, "state": RUNNING, "lease_token": token},
-                                          {"$set": {"lease_until": _later(lease_seconds)}})
+                                          {"$set": {"lease_until": _later(lease_seconds), "heartbeat": _now()}})
         return res.matched_count == 1
 
     def report(self, trial_id: Any, token: str, state: str, result: dict | None, error: dict | None = None) -> bool:
@@ -302,4 +302,4 @@ class Store:
     def running_trials(self, exp_key: str) -> list[dict]:
         with self._errors("reading from"):
             return list(self._trials.find({"exp_key": exp_key, "state": RUNNING},
-                                          {"tid": 1, "owner": 1, "claimed": 1, "lease_until": 1}))
+                                          {"tid": 1, "owner": 1, "claimed": 1, "lease_until": 1, "heartbeat": 1}))

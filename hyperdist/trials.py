@@ -97,6 +97,16 @@ class Trials:
     def argmin(self) -> dict[str, Any]:
         return dict(self.best_trial["params"])
 
+    def to_dataframe(self) -> Any:
+        """One row per trial (tid, state, loss, status, one column per parameter); needs pandas."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise HyperdistError("Trials.to_dataframe needs pandas: pip install pandas") from None
+        rows = [{"tid": t["tid"], "state": t["state"], "loss": t["result"].get("loss"),
+                 "status": t["result"].get("status"), **t["params"]} for t in self._trials]
+        return pd.DataFrame(rows)
+
     def count_by_state(self) -> dict[int, int]:
         counts = dict.fromkeys(JOB_STATES, 0)
         for t in self._trials:
