@@ -88,11 +88,13 @@ def _with_store(fn: Callable) -> Callable:
 @click.option("--loss-threshold", type=float, help="Stop once a loss at or below this is found.")
 @click.option("--subprocess", "isolate", is_flag=True, help="Workers run each trial in a fresh process.")
 @click.option("--trial-timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds per trial.")
+@click.option("--pruner", type=click.Choice(["none", "median", "asha"]), default="none", show_default=True,
+              help="Stop unpromising trials early (objectives taking a second argument report progress).")
 @click.option("--no-progress", is_flag=True, help="Do not draw the progress bar.")
 def search(objective: str, space_ref: str, max_evals: int, mongo: str | None, db: str | None, data_dir: Path,
            exp_key: str | None, workers: int, queue: int | None, resume: bool, allow_space_change: bool, seed: int,
            algo: str, timeout: float | None, loss_threshold: float | None, isolate: bool,
-           trial_timeout: float | None, no_progress: bool) -> None:
+           trial_timeout: float | None, pruner: str, no_progress: bool) -> None:
     """Run a search: a coordinator here, WORKERS local worker processes, results in MongoDB.
 
     Without --mongo a local server is started in --data-dir and stopped at the end.
@@ -101,6 +103,7 @@ def search(objective: str, space_ref: str, max_evals: int, mongo: str | None, db
     from .coordinator import Coordinator, StopRules
     from .launcher import spawn_workers, stop_workers, wait_workers
     from .progress import ProgressBar
+    from .pruning import make_pruner, pruner_config
     from .reference import canonical, load_callable, load_space, split_reference
     from .space import compile_space
 
@@ -115,7 +118,8 @@ def search(objective: str, space_ref: str, max_evals: int, mongo: str | None, db
     try:
         coord = Coordinator(conn.store, exp_key, space, rand.suggest if algo == "rand" else tpe.suggest,
                             StopRules(max_evals, timeout, loss_threshold), seed=seed, workers=max(1, workers),
-                            queue=queue, objective=ref, algo_info={"name": algo})
+                            queue=queue, objective=ref, algo_info={"name": algo},
+                            options={"pruner": pruner_config(make_pruner(pruner))} if pruner != "none" else {})
         resumed = coord.start(resume=resume, allow_space_change=allow_space_change)
         click.echo(f"{'resumed' if resumed else 'started'} experiment {exp_key!r}: {coord.finished} of "
                    f"{max_evals} trials done; server {conn.store.url_redacted}", err=True)
@@ -156,7 +160,7 @@ def demo(ctx: click.Context, max_evals: int, workers: int, resume: bool, mongo: 
     ctx.invoke(search, objective="hyperdist.demo:objective", space_ref="hyperdist.demo:space", max_evals=max_evals,
                mongo=mongo, db=None, data_dir=data_dir, exp_key="demo-digits", workers=workers, queue=None,
                resume=resume, allow_space_change=False, seed=0, algo="tpe", timeout=None, loss_threshold=None,
-               isolate=False, trial_timeout=None, no_progress=False)
+               isolate=False, trial_timeout=None, pruner="none", no_progress=False)
 
 
 def _print_best(store: Any, exp_key: str, space: Any) -> None:

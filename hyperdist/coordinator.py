@@ -9,7 +9,6 @@ trials are open. Trial ids come from an atomic counter and each suggestion's ran
 from __future__ import annotations
 
 import logging
-import math
 import os
 import socket
 import time
@@ -20,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import CoordinatorBusy, HyperdistError, SpaceMismatch
-from .history import FAILED, OK, PENDING, HistoryTable
+from .history import OK, PENDING, HistoryTable, classify
 from .result import STATUS_OK
 from .space import SearchSpace, space_from_json
 from .store import DONE, FINISHED, Store
@@ -86,6 +85,7 @@ class Coordinator:
         queue: int | None = None,
         objective: str | None = None,
         algo_info: dict | None = None,
+        options: dict | None = None,
         lease_seconds: float = 30.0,
         trial_lease_seconds: float = 60.0,
         max_attempts: int = 3,
@@ -98,6 +98,7 @@ class Coordinator:
         queue = max(1, workers) + 1 if queue is None else max(0, queue)
         self.seed, self.target_open = seed, max(1, workers) + queue
         self.objective, self.algo_info = objective, algo_info or {"name": getattr(algo, "__module__", "custom")}
+        self.options = options or {}  # e.g. {"pruner": {...}}: read by workers from the experiment
         self.lease_seconds, self.trial_lease_seconds, self.max_attempts = lease_seconds, trial_lease_seconds, max_attempts
         self.poll_interval = poll_interval
         self.outage_timeout = 300.0  # how long a database outage is waited out before giving up
@@ -134,7 +135,7 @@ class Coordinator:
         if exp is None:
             self.store.create_experiment(
                 self.exp_key, space=self.space.to_json(), space_hash=self.space.hash, objective=self.objective,
-                algo=self.algo_info, max_evals=self.rules.max_evals, seed=self.seed,
+                algo=self.algo_info, max_evals=self.rules.max_evals, seed=self.seed, options=self.options,
             )
         try:
             self.store.acquire_coordinator(self.exp_key, self.owner, self.lease_seconds)
@@ -145,7 +146,7 @@ class Coordinator:
             log.warning("taking over from coordinator %s: its process no longer exists", holder)
             self.store.acquire_coordinator(self.exp_key, self.owner, self.lease_seconds, steal_from=holder)
         self._renewed = time.monotonic()
-        fields: dict[str, Any] = {"state": "running", "max_evals": self.rules.max_evals}
+        fields: dict[str, Any] = {"state": "running", "max_evals": self.rules.max_evals, "options": self.options}
         if exp is not None:
             self.seed = int(exp.get("seed", self.seed))
             if allow_space_change:
@@ -162,12 +163,10 @@ class Coordinator:
             self.open.pop(key, None)
             self.finished += 1
             result = doc.get("result") or {}
-            loss = result.get("loss")
-            ok = doc["state"] == DONE and result.get("status") == STATUS_OK and isinstance(loss, (int, float)) \
-                and math.isfinite(loss)
-            self.table.add(key, params, OK if ok else FAILED, loss if ok else None)
-            if ok and (self.best is None or loss < self.best[0]):
-                self.best = (float(loss), tid)
+            state, loss = classify(doc["state"] == DONE, result)
+            self.table.add(key, params, state, loss)
+            if state == OK and result.get("status") == STATUS_OK and (self.best is None or loss < self.best[0]):
+                self.best = (loss, tid)
         else:
             self.open[key] = tid
             self.table.add(key, params, PENDING)

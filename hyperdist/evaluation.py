@@ -17,6 +17,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .pruning import TrialContext, TrialPruned, make_pruner, takes_context
 from .result import STATUS_FAIL, exception_error, normalize, plain
 
 
@@ -48,31 +49,37 @@ def settle(raw: Any) -> Outcome:
     return Outcome(result, error)
 
 
-def run_in_process(fn: Callable[[Any], Any], config: Any, timeout: float | None) -> Outcome:
-    """Call fn(config); a time limit uses SIGALRM, so it applies only on the main thread."""
+def run_in_process(fn: Callable[..., Any], config: Any, timeout: float | None,
+                   ctx: TrialContext | None = None) -> Outcome:
+    """Call fn(config) (or fn(config, ctx)); a time limit uses SIGALRM, so only on the main thread."""
     use_alarm = bool(timeout) and threading.current_thread() is threading.main_thread()
     if use_alarm:
         def on_alarm(signum: int, frame: Any) -> None:
             raise TrialTimeout(f"objective exceeded the per-trial timeout of {timeout:g} s")
         previous = signal.signal(signal.SIGALRM, on_alarm)
         signal.setitimer(signal.ITIMER_REAL, timeout)
+    pruned = False
     try:
-        raw = fn(config)
+        raw = fn(config) if ctx is None else fn(config, ctx)
     except TrialTimeout as exc:
         return failed("TrialTimeout", str(exc))
+    except TrialPruned:
+        raw, pruned = None, True
     except Exception as exc:
         return Outcome({"status": STATUS_FAIL}, exception_error(exc))
     finally:
         if use_alarm:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
+    if ctx is not None and (pruned or ctx.pruned_at is not None):
+        return Outcome(ctx.pruned_result(), None)
     return settle(raw)
 
 
 class ChildProcess:
     """One objective call in a fresh interpreter; `terminate()` may be called from a signal handler."""
 
-    def __init__(self, objective: str, space_json: dict, params: dict) -> None:
+    def __init__(self, objective: str, space_json: dict, params: dict, pruning: dict | None = None) -> None:
         fd, self.out_path = tempfile.mkstemp(prefix="hyperdist-trial-", suffix=".json")
         os.close(fd)
         self.proc = subprocess.Popen(
@@ -80,7 +87,8 @@ class ChildProcess:
             stdin=subprocess.PIPE, cwd=os.getcwd(),
         )
         assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps({"objective": objective, "space": space_json, "params": params}).encode())
+        job = {"objective": objective, "space": space_json, "params": params, "pruning": pruning}
+        self.proc.stdin.write(json.dumps(job).encode())  # secrets travel on stdin, never in argv
         self.proc.stdin.close()
 
     def terminate(self) -> None:
@@ -106,6 +114,12 @@ class ChildProcess:
             os.unlink(self.out_path)
 
 
+def store_context(store: Any, exp_key: str, trial_id: Any, token: str, tid: int, pruner: Any) -> TrialContext:
+    """A context whose reports go to the trial document and whose peers are the experiment's trials."""
+    return TrialContext(tid, make_pruner(pruner), store.peers(exp_key, trial_id),
+                        lambda step, value: store.report_intermediate(trial_id, token, step, value))
+
+
 def _child_main(out_path: str) -> None:
     from .reference import load_callable
     from .space import space_from_json
@@ -114,7 +128,14 @@ def _child_main(out_path: str) -> None:
     try:
         space = space_from_json(job["space"])
         fn = load_callable(job["objective"])
-        outcome = run_in_process(fn, space.eval(job["params"]), None)
+        ctx = None
+        if job.get("pruning") and takes_context(fn):
+            from .store import Store
+
+            p = job["pruning"]
+            ctx = store_context(Store(p["url"], db=p["db"]), p["exp_key"], p["trial_id"], p["token"], p["tid"],
+                                p["pruner"])
+        outcome = run_in_process(fn, space.eval(job["params"]), None, ctx)
     except Exception as exc:
         outcome = Outcome({"status": STATUS_FAIL}, exception_error(exc))
     tmp = out_path + ".tmp"

@@ -5,6 +5,7 @@ With `MongoTrials` the same call hands the loop to a coordinator and worker proc
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -16,6 +17,7 @@ import numpy as np
 from .algorithms import tpe
 from .errors import AllTrialsFailed, HyperdistError, SpaceError
 from .progress import ProgressBar
+from .pruning import TrialContext, TrialPruned, make_pruner, takes_context
 from .result import exception_error, normalize
 from .space import SearchSpace, compile_space, space_eval
 from .trials import JOB_STATE_DONE, JOB_STATE_ERROR, Trials
@@ -40,11 +42,14 @@ def fmin(
     show_progressbar: bool = True,
     early_stop_fn: Callable[..., tuple[bool, list]] | None = None,
     trials_save_file: str = "",
+    pruner: Any = None,
 ) -> Any:
     """Minimise `fn` over `space`; returns the best assignment (choices as indices), as Hyperopt does.
 
     `max_evals` counts the whole history of `trials`, so calling again with a larger value continues
     a search. With `return_argmin=False` the best point is returned through `space_eval`.
+    `pruner` ("median", "asha", or a pruner from hyperdist.pruning) stops trials whose objective
+    takes a second argument and reports progress through it (see hyperdist/pruning.py).
     """
     if not callable(fn):
         raise HyperdistError(f"fmin: fn={fn!r} is not callable")
@@ -60,7 +65,8 @@ def fmin(
         return trials.fmin(fn, space, algo=algo, max_evals=max_evals, timeout=timeout,
                            loss_threshold=loss_threshold, rstate=rng, return_argmin=return_argmin,
                            show_progressbar=show_progressbar, early_stop_fn=early_stop_fn,
-                           points_to_evaluate=points_to_evaluate)
+                           points_to_evaluate=points_to_evaluate, pruner=pruner)
+    chosen_pruner = make_pruner(pruner)
     pending_points = [dict(p) for p in (points_to_evaluate or ()) if len(trials) == 0]
     for point in pending_points:
         _check_point(compiled, point)
@@ -81,7 +87,7 @@ def fmin(
                 batch = algo(ids, compiled, trials, int(rng.integers(2**31 - 1)))
             for tid, params in zip(ids, batch):
                 trials.insert(tid, params, compiled.labels)
-                _evaluate(fn, compiled, trials, tid, params, catch_eval_exceptions, bar)
+                _evaluate(fn, compiled, trials, tid, params, catch_eval_exceptions, bar, chosen_pruner)
                 if trials_save_file:
                     trials.save(trials_save_file, compiled.hash)
             best = _best_loss(trials)
@@ -105,11 +111,20 @@ def fmin(
 
 
 def _evaluate(fn: Callable, space: SearchSpace, trials: Trials, tid: int, params: Mapping[str, Any],
-              catch: bool, bar: ProgressBar) -> None:
+              catch: bool, bar: ProgressBar, pruner: Any) -> None:
     trials.start(tid)
     bar.clear()
+    ctx = TrialContext(tid, pruner, trials.peers(tid), functools.partial(trials.report_intermediate, tid)) \
+        if takes_context(fn) else None
     try:
-        result, error = normalize(fn(space.eval(params)))
+        if ctx is None:
+            result, error = normalize(fn(space.eval(params)))
+        else:
+            try:
+                raw = fn(space.eval(params), ctx)
+            except TrialPruned:
+                ctx.pruned_at = max(ctx.intermediate, default=0)
+            result, error = (ctx.pruned_result(), None) if ctx.pruned_at is not None else normalize(raw)
     except KeyboardInterrupt:
         trials.finish(tid, {"status": "fail"}, {"type": "Interrupted", "message": "interrupted by the user"})
         raise

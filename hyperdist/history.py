@@ -15,6 +15,17 @@ from .space import SearchSpace
 OK, PENDING, FAILED = 0, 1, 2
 
 
+def classify(done: bool, result: Mapping[str, Any] | None) -> tuple[int, float | None]:
+    """How a finished trial enters the history TPE sees: status ok -> its loss; pruned -> the last
+    value it reported (see pruning.py); anything else -> failed."""
+    result = result or {}
+    loss = result.get("loss")
+    usable = isinstance(loss, (int, float)) and not isinstance(loss, bool) and np.isfinite(loss)
+    if done and usable and result.get("status") in ("ok", "pruned"):
+        return OK, float(loss)
+    return FAILED, None
+
+
 @dataclass(frozen=True)
 class Observations:
     """Rows in trial order: X (n x d, choice = option index, NaN = inactive), loss, state."""

@@ -14,6 +14,7 @@ import numpy as np
 from .coordinator import Coordinator, StopRules
 from .errors import AllTrialsFailed, HyperdistError
 from .progress import ProgressBar
+from .pruning import make_pruner, pruner_config
 from .reference import reference_of
 from .space import compile_space, space_eval
 from .store import DONE, ERROR, FINISHED, RUNNING, Store
@@ -57,7 +58,7 @@ class MongoTrials(Trials):
     def fmin(self, fn: Callable[[Any], Any], space: Any, *, algo: Callable, max_evals: int,
              timeout: float | None, loss_threshold: float | None, rstate: np.random.Generator,
              return_argmin: bool, show_progressbar: bool, early_stop_fn: Callable | None,
-             points_to_evaluate: Any = None) -> Any:
+             points_to_evaluate: Any = None, pruner: Any = None) -> Any:
         if points_to_evaluate:
             raise HyperdistError("points_to_evaluate is not supported with MongoTrials yet")
         compiled = compile_space(space)
@@ -66,6 +67,7 @@ class MongoTrials(Trials):
             StopRules(max_evals, timeout, loss_threshold, early_stop_fn),
             seed=int(rstate.integers(2**31 - 1)), workers=self.workers, objective=reference_of(fn),
             algo_info={"name": getattr(algo, "__module__", "custom")},
+            options={"pruner": pruner_config(make_pruner(pruner))} if pruner else {},
         )
         coordinator.start(resume=True)
         bar = ProgressBar(max_evals, show_progressbar, initial=coordinator.finished)

@@ -140,7 +140,26 @@ def plot_timeline(docs: list[dict], out: Path) -> list[Path]:
     return _save(fig, out, "timeline")
 
 
+def plot_curves(docs: list[dict], out: Path) -> list[Path]:
+    """Intermediate values reported by each trial against the step; pruned trials in red."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for d in docs:
+        points = sorted((int(k), v) for k, v in (d.get("intermediate") or {}).items())
+        if points:
+            pruned = (d.get("result") or {}).get("status") == "pruned"
+            steps, values = zip(*points)
+            ax.plot(steps, values, color="C3" if pruned else "C0", alpha=0.5 if pruned else 0.8, linewidth=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("reported value")
+    ax.set_title("intermediate values (red: pruned)")
+    return _save(fig, out, "curves")
+
+
 def plot_all(docs: list[dict], space: SearchSpace, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    return (plot_history(docs, out) + plot_parameters(docs, space, out) + plot_parallel(docs, space, out)
-            + plot_timeline(docs, out))
+    paths = (plot_history(docs, out) + plot_parameters(docs, space, out) + plot_parallel(docs, space, out)
+             + plot_timeline(docs, out))
+    if any(d.get("intermediate") for d in docs):
+        paths += plot_curves(docs, out)
+    return paths

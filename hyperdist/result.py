@@ -16,7 +16,8 @@ STATUS_RUNNING = "running"
 STATUS_SUSPENDED = "suspended"
 STATUS_OK = "ok"
 STATUS_FAIL = "fail"
-STATUS_STRINGS = (STATUS_NEW, STATUS_RUNNING, STATUS_SUSPENDED, STATUS_OK, STATUS_FAIL)
+STATUS_PRUNED = "pruned"  # stopped early by a pruner; its loss is the last value it reported
+STATUS_STRINGS = (STATUS_NEW, STATUS_RUNNING, STATUS_SUSPENDED, STATUS_OK, STATUS_FAIL, STATUS_PRUNED)
 
 
 def normalize(raw: Any) -> tuple[dict[str, Any], dict[str, str] | None]:

@@ -54,10 +54,12 @@ def render_status(store: Store, exp_key: str | None) -> tuple[str, bool]:
     for d in docs:
         counts[d["state"]] = counts.get(d["state"], 0) + 1
     finished = counts["DONE"] + counts["ERROR"]
+    pruned = sum(1 for d in docs if (d.get("result") or {}).get("status") == "pruned")
     max_evals = exp.get("max_evals") or 0
     lines = [
         f"experiment {exp_key}  state={exp.get('state')}  objective={exp.get('objective')}",
-        f"trials: {finished}/{max_evals} finished  " + "  ".join(f"{k}={v}" for k, v in counts.items()),
+        f"trials: {finished}/{max_evals} finished  " + "  ".join(f"{k}={v}" for k, v in counts.items())
+        + (f"  (pruned={pruned})" if pruned else ""),
     ]
     rate = _rate_per_minute(d.get("finished") for d in docs)
     if rate:
@@ -126,6 +128,8 @@ def _flat(doc: dict) -> dict[str, Any]:
     result = doc.get("result") or {}
     row["loss"] = result.get("loss")
     row["status"] = result.get("status")
+    for step, value in sorted((doc.get("intermediate") or {}).items(), key=lambda kv: int(kv[0])):
+        row[f"step.{step}"] = value
     for k, v in (doc.get("params") or {}).items():
         row[f"param.{k}"] = v
     for k, v in result.items():

@@ -32,7 +32,7 @@ NEW, RUNNING, DONE, ERROR = "NEW", "RUNNING", "DONE", "ERROR"
 FINISHED = (DONE, ERROR)
 _TRIAL_FIELDS = {"_id": 1, "tid": 1, "state": 1, "params": 1, "result": 1, "error": 1}
 _HISTORY_FIELDS = dict(_TRIAL_FIELDS, attempts=1, owner=1, created=1, claimed=1, finished=1, lease_until=1,
-                       heartbeat=1, exp_key=1)
+                       heartbeat=1, exp_key=1, intermediate=1)
 
 
 def _now() -> dt.datetime:
@@ -57,6 +57,11 @@ class Store:
         self._experiments = self._db["experiments"]
         self._trials = self._db["trials"]
         self.ensure_indexes()
+
+    @property
+    def url(self) -> str:
+        """The URL with its credentials: for child processes only, never for messages."""
+        return self._url
 
     @property
     def url_redacted(self) -> str:
@@ -240,6 +245,16 @@ class Store:
                     "$unset": {"lease_until": "", "lease_token": ""}})
         return res.modified_count == 1
 
+    def report_intermediate(self, trial_id: Any, token: str, step: int, value: float) -> bool:
+        """Record a running trial's progress (`intermediate.<step>`), only under its current lease."""
+        with self._errors("writing to"):
+            res = self._trials.update_one({"_id": _oid(trial_id), "state": RUNNING, "lease_token": token},
+                                          {"$set": {f"intermediate.{int(step)}": float(value)}})
+        return res.matched_count == 1
+
+    def peers(self, exp_key: str, trial_id: Any) -> "TrialPeers":
+        return TrialPeers(self, exp_key, _oid(trial_id))
+
     def release(self, trial_id: Any, token: str) -> bool:
         with self._errors("writing to"):
             res = self._trials.update_one({"_id": trial_id, "state": RUNNING, "lease_token": token},
@@ -303,3 +318,28 @@ class Store:
         with self._errors("reading from"):
             return list(self._trials.find({"exp_key": exp_key, "state": RUNNING},
                                           {"tid": 1, "owner": 1, "claimed": 1, "lease_until": 1, "heartbeat": 1}))
+
+
+def _oid(value: Any) -> Any:
+    """Trial ids cross process boundaries as strings (a subprocess objective); turn them back."""
+    return ObjectId(value) if isinstance(value, str) and ObjectId.is_valid(value) else value
+
+
+class TrialPeers:
+    """What pruners read: the values other trials of the experiment reported at a step."""
+
+    def __init__(self, store: Store, exp_key: str, trial_id: Any) -> None:
+        self.store, self.exp_key, self.trial_id = store, exp_key, trial_id
+
+    def values_at(self, step: int, finished_only: bool) -> list[float]:
+        key = f"intermediate.{int(step)}"
+        query: dict[str, Any] = {"exp_key": self.exp_key, key: {"$exists": True}, "_id": {"$ne": self.trial_id}}
+        if finished_only:
+            query["state"] = DONE
+        with self.store._errors("reading from"):
+            docs = self.store._trials.find(query, {key: 1})
+            return [float(d["intermediate"][str(int(step))]) for d in docs]
+
+    def finished_count(self) -> int:
+        with self.store._errors("reading from"):
+            return self.store._trials.count_documents({"exp_key": self.exp_key, "state": DONE})

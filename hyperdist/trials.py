@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import os
 from typing import Any, Iterator, Mapping, Sequence
 
 from .errors import AllTrialsFailed, HyperdistError
-from .history import FAILED, OK, PENDING, HistoryTable, Observations
+from .history import PENDING, HistoryTable, Observations, classify
 from .result import STATUS_FAIL, STATUS_NEW, STATUS_OK, plain
 from .space import SearchSpace
 
@@ -146,6 +145,12 @@ class Trials:
         trial["state"] = JOB_STATE_RUNNING
         trial["book_time"] = trial["refresh_time"] = _now()
 
+    def report_intermediate(self, tid: int, step: int, value: float) -> None:
+        self._by_tid[tid].setdefault("intermediate", {})[str(step)] = value
+
+    def peers(self, tid: int) -> "LocalPeers":
+        return LocalPeers(self, tid)
+
     def finish(self, tid: int, result: Mapping[str, Any], error: Mapping[str, Any] | None = None) -> None:
         trial = self._by_tid[tid]
         trial["result"] = dict(result)
@@ -198,11 +203,7 @@ class Trials:
 def _state_and_loss(trial: Mapping[str, Any]) -> tuple[int, float | None]:
     if trial["state"] in (JOB_STATE_NEW, JOB_STATE_RUNNING):
         return PENDING, None
-    loss = trial["result"].get("loss")
-    if trial["state"] == JOB_STATE_DONE and trial["result"].get("status") == STATUS_OK and loss is not None \
-            and math.isfinite(loss):
-        return OK, loss
-    return FAILED, None
+    return classify(trial["state"] == JOB_STATE_DONE, trial["result"])
 
 
 def _to_file(trial: Mapping[str, Any]) -> dict[str, Any]:
@@ -212,3 +213,18 @@ def _to_file(trial: Mapping[str, Any]) -> dict[str, Any]:
         result = {k: v for k, v in trial["result"].items() if k in ("loss", "status", "failure")}
     return {"tid": trial["tid"], "params": trial["params"], "labels": list(trial["misc"]["vals"]),
             "result": result, "error": trial["error"]}
+
+
+class LocalPeers:
+    """What pruners read in a one-process search: other trials' values at a step."""
+
+    def __init__(self, trials: Trials, tid: int) -> None:
+        self.trials, self.tid = trials, tid
+
+    def values_at(self, step: int, finished_only: bool) -> list[float]:
+        return [t["intermediate"][str(step)] for t in self.trials.trials
+                if t["tid"] != self.tid and str(step) in t.get("intermediate", {})
+                and (not finished_only or t["state"] == JOB_STATE_DONE)]
+
+    def finished_count(self) -> int:
+        return sum(1 for t in self.trials.trials if t["state"] == JOB_STATE_DONE)

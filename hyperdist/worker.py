@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .errors import ExperimentNotFound, HyperdistError, ObjectiveError, SpaceError, StoreError, redact
-from .evaluation import ChildProcess, Outcome, failed, run_in_process
+from .evaluation import ChildProcess, Outcome, failed, run_in_process, store_context
+from .pruning import takes_context
 from .reference import canonical, is_allowed, load_callable
 from .space import SearchSpace, space_from_json
 from .store import DONE, ERROR, Store
@@ -48,7 +49,8 @@ class WorkerConfig:
 class _Experiment:
     space: SearchSpace
     objective: str
-    fn: Callable[[Any], Any] | None
+    fn: Callable[..., Any] | None
+    pruner: dict | None            # the experiment's pruner config (None: never prune)
 
 
 @dataclass
@@ -145,7 +147,8 @@ class Worker:
                 )
             space = space_from_json(exp_doc["space"])
             fn = None if self.config.isolate else load_callable(objective, self.config.allow)
-            self._experiments[key] = _Experiment(space, objective, fn)
+            pruner = (exp_doc.get("options") or {}).get("pruner")
+            self._experiments[key] = _Experiment(space, objective, fn, pruner if pruner else None)
         return self._experiments[key]
 
     def _run_trial(self, doc: dict) -> None:
@@ -186,7 +189,10 @@ class Worker:
     def _evaluate(self, exp: _Experiment, doc: dict) -> Outcome:
         params = doc.get("params") or {}
         if self.config.isolate:
-            self._child = ChildProcess(exp.objective, exp.space.to_json(), params)
+            pruning = {
+                "url": self.store.url, "db": self.store.db_name, "exp_key": doc["exp_key"], "tid": doc["tid"],
+                "trial_id": str(doc["_id"]), "token": doc["lease_token"], "pruner": exp.pruner}
+            self._child = ChildProcess(exp.objective, exp.space.to_json(), params, pruning)
             try:
                 return self._child.wait(self.config.trial_timeout)
             finally:
@@ -200,7 +206,10 @@ class Worker:
             if self._stopping and not self.config.drain:
                 raise WorkerInterrupted()
             assert exp.fn is not None
-            return run_in_process(exp.fn, config, self.config.trial_timeout)
+            ctx = None
+            if takes_context(exp.fn):
+                ctx = store_context(self.store, doc["exp_key"], doc["_id"], doc["lease_token"], doc["tid"], exp.pruner)
+            return run_in_process(exp.fn, config, self.config.trial_timeout, ctx)
         finally:
             self._in_objective = False
 
@@ -216,8 +225,10 @@ class Worker:
         if outcome.ok:
             self.stats.done += 1
             self.stats.consecutive_failures = 0
-            log.info("trial %s of %s DONE loss=%.6g in %.2fs", doc["tid"], doc["exp_key"],
-                     outcome.result.get("loss", float("nan")), seconds)
+            pruned = f" (pruned at step {outcome.result.get('pruned_at')})" if outcome.result.get("status") == "pruned" else ""
+            log.info("trial %s of %s DONE loss=%.6g in %.2fs%s", doc["tid"], doc["exp_key"],
+                     outcome.result.get("loss") if outcome.result.get("loss") is not None else float("nan"), seconds,
+                     pruned)
         else:
             self.stats.errors += 1
             self.stats.consecutive_failures += 1

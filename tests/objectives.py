@@ -55,3 +55,14 @@ def bad_values(cfg: dict):
 
 
 not_callable = 42
+
+
+def curve(cfg: dict, ctx) -> float:
+    """A learning curve: reports each 'epoch' and stops when the pruner says so."""
+    _log(cfg)
+    final = (cfg["x"] - 1.0) ** 2
+    for step in range(1, 10):
+        ctx.report(step, final + 3.0 / step)
+        if ctx.should_stop():
+            ctx.prune()
+    return final

@@ -141,7 +141,10 @@ def test_mongotrials_fmin_with_worker_processes(mongo_url, db_name):
                     show_progressbar=False, rstate=3)
         assert len(trials) == 40 and trials.count_by_state()[2] == 40
         assert best == trials.argmin and abs(best["x"] - 1.0) < 1.5
-        # the same exp_key continues the history: max_evals counts all of it
+        for w in workers:  # workers of an experiment exit once it is done
+            assert w.wait(30) == 0
+        # the same exp_key continues the history (max_evals counts all of it), with new workers
+        workers = [_worker(mongo_url, db_name, "mt", _env()) for _ in range(2)]
         fmin(objectives.quadratic, objectives.space, algo=tpe.suggest, max_evals=50, trials=trials,
              show_progressbar=False, rstate=4)
         assert len(trials) == 50
