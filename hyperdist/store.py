@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import random
 import time
 import uuid
 from typing import Any, Callable, Iterator, TypeVar
@@ -54,6 +55,7 @@ class Store:
             )
             self._client.admin.command("ping")
         self._db = self._client[db]
+        self._candidates: dict[str | None, list[dict]] = {}  # NEW trials seen by the last claim
         self._experiments = self._db["experiments"]
         self._trials = self._db["trials"]
         self.ensure_indexes()
@@ -206,22 +208,36 @@ class Store:
         return [doc["_id"] for doc in docs]
 
     def claim(self, owner: str, lease_seconds: float, exp_key: str | None = None) -> dict | None:
+        """Compare-and-set on a NEW trial: exactly one caller wins each trial.
+
+        The NEW trials read through the claim index are remembered (in random order, so workers
+        sharing a queue rarely collide), and the next claims try them first: in steady state a
+        claim is one `update`, and the `find` is only repeated when the remembered ones are gone.
+        """
         query: dict[str, Any] = {"state": NEW}
         if exp_key is not None:
             query["exp_key"] = exp_key
         with self._errors("claiming from"):
-            candidates = list(self._trials.find(query, {"_id": 1, "exp_key": 1, "tid": 1, "params": 1, "attempts": 1})
-                              .sort("tid", ASCENDING).limit(8))
-            for doc in candidates:
-                now = _now()
-                fields = {"state": RUNNING, "owner": owner, "lease_token": uuid.uuid4().hex,
-                          "lease_until": now + dt.timedelta(seconds=lease_seconds), "claimed": now, "heartbeat": now}
-                res = self._trials.update_one({"_id": doc["_id"], "state": NEW},
-                                              {"$set": fields, "$inc": {"attempts": 1}})
-                if res.modified_count == 1:
-                    doc.update(fields, attempts=int(doc.get("attempts") or 0) + 1)
-                    return doc
+            for fresh in (False, True):
+                candidates = self._candidates.pop(exp_key, []) if not fresh else self._read_candidates(query)
+                while candidates:
+                    doc = candidates.pop()
+                    now = _now()
+                    fields = {"state": RUNNING, "owner": owner, "lease_token": uuid.uuid4().hex,
+                              "lease_until": now + dt.timedelta(seconds=lease_seconds), "claimed": now,
+                              "heartbeat": now}
+                    res = self._trials.update_one({"_id": doc["_id"], "state": NEW},
+                                                  {"$set": fields, "$inc": {"attempts": 1}})
+                    if res.modified_count == 1:
+                        self._candidates[exp_key] = candidates
+                        return dict(doc, **fields, attempts=int(doc.get("attempts") or 0) + 1)
         return None
+
+    def _read_candidates(self, query: dict) -> list[dict]:
+        docs = list(self._trials.find(query, {"_id": 1, "exp_key": 1, "tid": 1, "params": 1, "attempts": 1})
+                    .sort("tid", ASCENDING).limit(8))
+        random.shuffle(docs)
+        return docs
 
     def heartbeat(self, trial_id: Any, token: str, lease_seconds: float) -> bool:
         with self._errors("writing to"):
