@@ -120,3 +120,36 @@ def test_database_killed_and_restarted_mid_search(tmp_path, db_name):
     assert all(d["state"] in ("DONE", "ERROR") for d in history)
     check.close()
     stop_server(data)
+
+
+@pytest.mark.parametrize("point", ["before_insert", "after_insert", "during_history"])
+def test_coordinator_dying_at_each_point_then_resumed(mongo_url, db_name, point):
+    import subprocess
+    import sys
+
+    from test_distributed import TESTS
+
+    env = _env(HYPERDIST_TEST_DELAY="0.02")
+    crash = [sys.executable, str(TESTS / "crashing_coordinator.py"), mongo_url, db_name, "dies"]
+    workers = [_worker(mongo_url, db_name, "dies", env) for _ in range(2)]
+    try:
+        first = subprocess.run([*crash, "after_insert" if point == "during_history" else point, "30"], env=env,
+                               capture_output=True, text=True, timeout=60)
+        assert first.returncode == 9, first.stderr
+        if point == "during_history":  # a second coordinator dies while loading what the first left
+            second = subprocess.run([*crash, point, "30"], env=env, capture_output=True, text=True, timeout=60)
+            assert second.returncode == 9, second.stderr
+        store = Store(mongo_url, db=db_name)
+        assert len(store.history("dies")) < 30
+        coord = Coordinator(store, "dies", compile_space(objectives.space), tpe.suggest, StopRules(30), seed=4,
+                            workers=2, objective=OBJECTIVE)
+        assert coord.start(resume=True) is True
+        assert coord.run().finished == 30
+    finally:
+        for w in workers:
+            w.kill()
+    history = store.history("dies")
+    assert len({d["tid"] for d in history}) == len(history)
+    assert sum(d["state"] in ("DONE", "ERROR") for d in history) == 30
+    assert all(d["state"] in ("DONE", "ERROR") for d in history)
+    store.close()

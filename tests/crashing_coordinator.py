@@ -1,0 +1,41 @@
+"""A coordinator that kills its own process (os._exit, as abrupt as SIGKILL) at a chosen point.
+
+    python crashing_coordinator.py URL DB EXP POINT MAX_EVALS
+POINT: before_insert | after_insert (on the 3rd insert) | during_history (while loading the history)
+"""
+import os
+import sys
+
+import objectives
+from hyperdist import tpe
+from hyperdist.coordinator import Coordinator, StopRules
+from hyperdist.space import compile_space
+from hyperdist.store import Store
+
+url, db, exp, point, max_evals = sys.argv[1:6]
+calls = {"n": 0}
+
+
+def dying(real, when):
+    def wrapper(*args, **kwargs):
+        calls["n"] += 1
+        if when == "before" and calls["n"] >= 3:
+            os._exit(9)
+        out = real(*args, **kwargs)
+        if when == "after" and calls["n"] >= 3:
+            os._exit(9)
+        return out
+    return wrapper
+
+
+if point == "before_insert":
+    Store.insert_trials = dying(Store.insert_trials, "before")
+elif point == "after_insert":
+    Store.insert_trials = dying(Store.insert_trials, "after")
+elif point == "during_history":
+    Store.history = lambda self, exp_key: os._exit(9)
+
+coord = Coordinator(Store(url, db=db), exp, compile_space(objectives.space), tpe.suggest, StopRules(int(max_evals)),
+                    seed=4, workers=2, objective=f"{os.path.dirname(os.path.abspath(__file__))}/objectives.py:quadratic")
+coord.start(resume=True)
+coord.run()
