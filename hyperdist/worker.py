@@ -16,10 +16,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import ExperimentNotFound, HyperdistError, ObjectiveError, SpaceError, StoreError, redact
+from .errors import ExperimentNotFound, ObjectiveError, SpaceError, StoreError, redact
 from .evaluation import ChildProcess, Outcome, failed, run_in_process, store_context
 from .pruning import takes_context
-from .reference import canonical, is_allowed, load_callable
+from .reference import is_allowed, load_callable
 from .space import SearchSpace, space_from_json
 from .store import DONE, ERROR, Store
 

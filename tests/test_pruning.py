@@ -10,7 +10,7 @@ import pytest
 from hyperdist import Trials, fmin, hp, tpe
 from hyperdist.pruning import ASHAPruner, MedianPruner, make_pruner, takes_context
 from hyperdist.store import Store
-from test_distributed import OBJECTIVE, TESTS, _env
+from test_distributed import TESTS, _env
 
 
 class FakePeers:
