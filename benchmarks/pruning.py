@@ -54,7 +54,7 @@ def synthetic_task():
     return "synthetic", space, optuna_params, lambda p: (lambda step: curve(p, step)), steps, 0.06
 
 
-def digits_task():
+def digits_task(target: float = 0.03):
     from sklearn.datasets import load_digits
     from sklearn.linear_model import SGDClassifier
     from sklearn.model_selection import train_test_split
@@ -89,7 +89,7 @@ def digits_task():
                 "eta0": t.suggest_float("eta0", 1e-5, 1.0, log=True),
                 "schedule": t.suggest_categorical("schedule", ["constant", "invscaling", "adaptive"]),
                 "loss": t.suggest_categorical("loss", ["hinge", "log_loss", "modified_huber"])}
-    return "digits", space, optuna_params, trainer, 20, 0.045
+    return "digits", space, optuna_params, trainer, 20, target
 
 
 def run_hyperdist(task, pruner: str | None, seed: int, trials: int):
@@ -154,11 +154,12 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--trials", type=int, default=60)
     ap.add_argument("--tasks", nargs="+", default=["synthetic", "digits"])
+    ap.add_argument("--digits-target", type=float, default=0.03, help="validation error to reach")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     lines = []
     for name in args.tasks:
-        task = synthetic_task() if name == "synthetic" else digits_task()
+        task = synthetic_task() if name == "synthetic" else digits_task(args.digits_target)
         lines += [f"### {name}: {args.trials} trials x {task[4]} steps max, target {task[5]}, {args.seeds} seeds", "",
                   "| method | steps run (median) | steps to target (median, reached/seeds) | seconds to target "
                   "(median) | best final loss (median) |", "|---|---|---|---|---|"]
