@@ -1,41 +1,57 @@
 """Speed benchmark: milliseconds per TPE suggestion against history size, hyperdist vs Hyperopt vs Optuna.
 
-    python benchmarks/speed.py --sizes 100 1000 10000 --repeats 7
+    python benchmarks/speed.py --sizes 100 1000 10000 --repeats 9 --out benchmarks/results/speed.md
 
-The 10-parameter mixed space: uniform, loguniform, quniform, normal, qloguniform, randint, uniform,
-and a choice whose second branch holds a lognormal and a quniform (first branch: a uniform). Each
-tool gets n finished trials with random losses, then one suggestion is timed (median of repeats).
+The space has 10 parameters of mixed families: uniform, loguniform, quniform, normal,
+qloguniform, randint, and a choice whose first branch holds a uniform and whose second branch a
+lognormal and a quniform. Each tool is given a history of n finished trials (prior draws with
+random losses), then one suggestion is timed; nothing but the suggestion is inside the timer.
+
+* `hd TPE`: `hyperdist.tpe.suggest([tid], compiled_space, observations, seed)` on a
+  `hyperdist.history.Observations` of the n trials, defaults (multivariate);
+* `hd TPE uni`: the same with multivariate=False;
+* `hd Trials`: the path `fmin` takes, `tpe.suggest(ids, compiled_space, trials, seed)` on a
+  `hyperdist.Trials` holding the n trials (its numeric table is updated incrementally), plus
+  recording the new trial as finished (insert, start, finish), as one `fmin` step minus the objective;
+* `Hyperopt TPE`: one `hyperopt.tpe.suggest` call on a `hyperopt.Trials` holding n finished trials
+  (made with `rand.suggest` and `insert_trial_docs`);
+* `Optuna TPE` / `Optuna TPE mv`: `study.ask()` plus the trial's `suggest_*` calls (Optuna samples
+  univariate parameters inside `suggest_*`, so `ask()` alone would time nothing) on a study holding n
+  completed trials added with `add_trials`; the trial is told FAIL outside the timer so that the
+  history stays at n completed trials.
+
+Repeats are interleaved (repeat r of every tool runs before repeat r + 1 of any) so that load from
+other work on a shared machine hits all tools alike. Reported: median [min, max] over repeats, and
+the ratio of each peer's median to hyperdist's (`hd TPE`) in the same run.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
+import sys
 import time
 import warnings
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from envinfo import describe  # noqa: E402
 
 
 def space(hp):
     return {"a": hp.uniform("a", -5, 5), "b": hp.loguniform("b", -8, 0), "c": hp.quniform("c", 0, 100, 5),
             "d": hp.normal("d", 0, 2), "e": hp.qloguniform("e", 0, 6, 1), "f": hp.randint("f", 10),
-            "g": hp.uniform("g", 0, 1),
             "m": hp.choice("m", [{"k": "lin", "h": hp.uniform("h", 0, 1)},
                                  {"k": "rbf", "i": hp.lognormal("i", 0, 1), "j": hp.quniform("j", 1, 9, 1)}])}
 
 
-def _median_ms(fn, repeats):
-    fn()  # warm-up
-    times = []
-    for r in range(repeats):
-        t = time.perf_counter()
-        fn(r)
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times), 1000 * min(times), 1000 * max(times)
+# --- setups: each returns a function(seed) that makes one suggestion ---------------------------------
 
-
-def hyperdist_ms(n, repeats, multivariate=True):
+def setup_hyperdist(n: int, **kwargs) -> Callable[[int], object]:
     from hyperdist import hp, tpe
     from hyperdist.history import OK, Observations
     from hyperdist.space import compile_space
@@ -43,10 +59,33 @@ def hyperdist_ms(n, repeats, multivariate=True):
     s = compile_space(space(hp))
     rng = np.random.default_rng(0)
     obs = Observations(s.sample(rng, n), rng.random(n), np.full(n, OK, dtype=np.int8))
-    return _median_ms(lambda r=0: tpe.suggest([n], s, obs, r, multivariate=multivariate), repeats)
+    return lambda seed: tpe.suggest([n], s, obs, seed, **kwargs)
 
 
-def hyperopt_ms(n, repeats):
+def setup_hyperdist_trials(n: int) -> Callable[[int], object]:
+    from hyperdist import Trials, hp, tpe
+    from hyperdist.space import compile_space
+
+    s = compile_space(space(hp))
+    rng = np.random.default_rng(0)
+    trials = Trials()
+    for tid, row in enumerate(s.sample(rng, n)):
+        trials.insert(tid, s.to_assignment(row), s.labels)
+        trials.start(tid)
+        trials.finish(tid, {"status": "ok", "loss": float(rng.random())})
+    trials.observations(s)  # the table exists once fmin has run; time the steady state
+
+    def step(seed: int):
+        ids = trials.new_trial_ids(1)
+        params = tpe.suggest(ids, s, trials, seed)[0]
+        trials.insert(ids[0], params, s.labels)
+        trials.start(ids[0])
+        trials.finish(ids[0], {"status": "ok", "loss": float(rng.random())})
+        return params
+    return step
+
+
+def setup_hyperopt(n: int) -> Callable[[int], object]:
     import hyperopt
     from hyperopt import base
 
@@ -57,78 +96,136 @@ def hyperopt_ms(n, repeats):
     rng = np.random.default_rng(0)
     for doc in docs:
         doc["state"] = base.JOB_STATE_DONE
-        doc["result"] = {"loss": float(rng.random()), "status": "ok"}
+        doc["result"] = {"loss": float(rng.random()), "status": base.STATUS_OK}
     trials.insert_trial_docs(docs)
     trials.refresh()
-    return _median_ms(lambda r=0: hyperopt.tpe.suggest([n + 1], domain, trials, r), repeats)
+    return lambda seed: hyperopt.tpe.suggest([n], domain, trials, seed)
 
 
-def optuna_ms(n, repeats):
-    import optuna
+def _optuna_dists():
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    return {"a": FloatDistribution(-5, 5), "b": FloatDistribution(np.exp(-8), 1, log=True),
+            "c": FloatDistribution(0, 100, step=5), "d": FloatDistribution(-6, 6),  # normal(0, 2): +- 3 sigma
+            "e": IntDistribution(1, 403, log=True), "f": IntDistribution(0, 9),
+            "m": CategoricalDistribution([0, 1]), "h": FloatDistribution(0, 1),
+            "i": FloatDistribution(np.exp(-3), np.exp(3), log=True), "j": FloatDistribution(1, 9, step=1)}
+
+
+def _optuna_suggest(trial, dists) -> dict:
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    out = {}
+    for k in ("a", "b", "c", "d", "e", "f", "m"):
+        d = dists[k]
+        if isinstance(d, CategoricalDistribution):
+            out[k] = trial.suggest_categorical(k, d.choices)
+        elif isinstance(d, IntDistribution):
+            out[k] = trial.suggest_int(k, d.low, d.high, log=d.log)
+        else:
+            out[k] = trial.suggest_float(k, d.low, d.high, step=d.step, log=d.log)
+    for k in (("h",) if out["m"] == 0 else ("i", "j")):
+        d = dists[k]
+        out[k] = trial.suggest_float(k, d.low, d.high, step=d.step, log=d.log)
+    return out
+
+
+def setup_optuna(n: int, multivariate: bool = False) -> Callable[[int], object]:
+    import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore")
+    dists = _optuna_dists()
+    # the history: prior draws of a random sampler, with random losses
+    sampler = optuna.samplers.RandomSampler(seed=0)
+    draw = optuna.create_study(sampler=sampler)
     rng = np.random.default_rng(0)
-    dists = {"a": FloatDistribution(-5, 5), "b": FloatDistribution(np.exp(-8), 1, log=True),
-             "c": FloatDistribution(0, 100, step=5), "d": FloatDistribution(-6, 6),
-             "e": FloatDistribution(1, 403, step=1), "f": IntDistribution(0, 9), "g": FloatDistribution(0, 1),
-             "m": CategoricalDistribution([0, 1]), "h": FloatDistribution(0, 1),
-             "i": FloatDistribution(np.exp(-3), np.exp(3), log=True), "j": FloatDistribution(1, 9, step=1)}
-    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    made = []
     for _ in range(n):
-        params = {}
-        for k, d in dists.items():
-            if k in ("h", "i", "j") and (params["m"] == 0) != (k == "h"):
-                continue
-            if isinstance(d, CategoricalDistribution):
-                params[k] = int(rng.integers(2))
-            elif isinstance(d, IntDistribution):
-                params[k] = int(rng.integers(d.low, d.high + 1))
-            elif d.step:
-                params[k] = float(d.low + d.step * rng.integers(0, int((d.high - d.low) / d.step) + 1))
-            elif d.log:
-                params[k] = float(np.exp(rng.uniform(np.log(d.low), np.log(d.high))))
-            else:
-                params[k] = float(rng.uniform(d.low, d.high))
-        study.add_trial(optuna.trial.create_trial(params=params, distributions={k: dists[k] for k in params},
-                                                  value=float(rng.random())))
+        t = draw.ask()
+        params = _optuna_suggest(t, dists)
+        draw.tell(t, state=optuna.trial.TrialState.FAIL)
+        made.append(optuna.trial.create_trial(params=params, distributions={k: dists[k] for k in params},
+                                              value=float(rng.random())))
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0, multivariate=multivariate))
+    study.add_trials(made)
+    pending = []
 
-    def ask(r=0):
+    def ask(seed: int):
         trial = study.ask()
-        for k in ("a", "b", "c", "d", "e", "f", "g"):
-            d = dists[k]
-            if isinstance(d, IntDistribution):
-                trial.suggest_int(k, d.low, d.high)
-            else:
-                trial.suggest_float(k, d.low, d.high, step=d.step, log=d.log)
-        m = trial.suggest_categorical("m", [0, 1])
-        for k in (("h",) if m == 0 else ("i", "j")):
-            d = dists[k]
-            trial.suggest_float(k, d.low, d.high, step=d.step, log=d.log)
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)  # keep the history at n finished trials
-    return _median_ms(ask, repeats)
+        out = _optuna_suggest(trial, dists)
+        pending.append(trial)
+        return out
+
+    def cleanup():  # outside the timer
+        while pending:
+            study.tell(pending.pop(), state=optuna.trial.TrialState.FAIL)
+    ask.cleanup = cleanup
+    return ask
+
+
+TOOLS: dict[str, Callable[[int], Callable[[int], object]]] = {
+    "hd TPE": setup_hyperdist,
+    "hd TPE uni": lambda n: setup_hyperdist(n, multivariate=False),
+    "hd Trials": setup_hyperdist_trials,
+    "Hyperopt TPE": setup_hyperopt,
+    "Optuna TPE": setup_optuna,
+    "Optuna TPE mv": lambda n: setup_optuna(n, multivariate=True),
+}
+
+
+def time_size(n: int, tools: list[str], repeats: int) -> dict[str, list[float]]:
+    fns = {}
+    for t in tools:
+        fns[t] = TOOLS[t](n)
+        fns[t](10_000)  # warm-up (imports, caches)
+        getattr(fns[t], "cleanup", lambda: None)()
+    times: dict[str, list[float]] = {t: [] for t in tools}
+    for r in range(repeats):
+        for t in tools:
+            start = time.perf_counter()
+            fns[t](r)
+            times[t].append(1000 * (time.perf_counter() - start))
+            getattr(fns[t], "cleanup", lambda: None)()
+    return times
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
-    ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--skip", nargs="*", default=[])
+    ap.add_argument("--repeats", type=int, default=9)
+    ap.add_argument("--tools", nargs="+", default=list(TOOLS), choices=list(TOOLS))
+    ap.add_argument("--out", type=Path, help="also write the Markdown table here")
     args = ap.parse_args()
-    tools = {"hyperdist": hyperdist_ms,
-             "hyperdist univariate": lambda n, r: hyperdist_ms(n, r, multivariate=False),
-             "Hyperopt": hyperopt_ms, "Optuna": optuna_ms}
-    print("ms per suggestion: median [min, max] over repeats; ratio = tool / hyperdist (same run)\n")
-    print("| n | " + " | ".join(t for t in tools if t not in args.skip) + " | Hyperopt / hyperdist | Optuna / hyperdist |")
-    print("|---" * (len(tools) + 3 - len(args.skip)) + "|")
+    base = args.tools[0]
+    peers = [t for t in args.tools if not t.startswith("hd")]
+    lines = [f"ms per suggestion, median [min, max] over {args.repeats} interleaved repeats; "
+             f"ratio = tool median / {base} median (same run)", "",
+             "| n | " + " | ".join(args.tools) + " | " + " | ".join(f"{p} / {base}" for p in peers) + " |",
+             "|---" * (1 + len(args.tools) + len(peers)) + "|"]
+    print("\n".join(lines), flush=True)
+    load = [os.getloadavg()[0]]
+    started = time.perf_counter()
     for n in args.sizes:
-        res = {t: fn(n, args.repeats if n < 10000 or t.startswith("hyperdist") else 3)
-               for t, fn in tools.items() if t not in args.skip}
-        cells = [f"{m:.2f} [{lo:.2f}, {hi:.2f}]" for m, lo, hi in res.values()]
-        ratios = [f"{res[t][0] / res['hyperdist'][0]:.1f}x" if t in res else "-" for t in ("Hyperopt", "Optuna")]
-        print(f"| {n} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |", flush=True)
+        times = time_size(n, args.tools, args.repeats)
+        med = {t: statistics.median(v) for t, v in times.items()}
+        cells = [f"{med[t]:.2f} [{min(times[t]):.2f}, {max(times[t]):.2f}]" for t in args.tools]
+        ratios = [f"{med[p] / med[base]:.1f}x" for p in peers]
+        line = f"| {n} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |"
+        lines.append(line)
+        print(line, flush=True)
+        load.append(os.getloadavg()[0])
+    tail = [
+        "",
+        f"1-minute load average at the start and after each size: {', '.join(f'{x:.2f}' for x in load)} "
+        f"({os.cpu_count()} cores); total {time.perf_counter() - started:.0f} s.",
+        describe(),
+    ]
+    print("\n".join(tail))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("\n".join(lines + tail) + "\n")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
