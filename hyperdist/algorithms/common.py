@@ -29,12 +29,17 @@ def is_discrete(space: SearchSpace) -> bool:
     return all(p.dist.categorical or p.dist.q for p in space.params)
 
 
-def row_key(row: np.ndarray) -> tuple:
-    return tuple(np.round(np.nan_to_num(row, nan=np.inf), 9).tolist())
+def row_keys(X: np.ndarray) -> np.ndarray:
+    """One opaque key per row (NaN as inf, rounded, -0 as 0), comparable with np.isin: no Python loop."""
+    K = np.ascontiguousarray(np.round(np.where(np.isnan(X), np.inf, X), 9) + 0.0)
+    return K.view(np.dtype((np.void, K.itemsize * K.shape[1]))).ravel()
 
 
-def discrete_keys(space: SearchSpace, X: np.ndarray) -> set | None:
+def discrete_keys(space: SearchSpace, X: np.ndarray) -> np.ndarray | None:
     """Keys of the rows seen so far, or None when the space is continuous (repeats are then negligible)."""
-    if not is_discrete(space):
-        return None
-    return {row_key(r) for r in X}
+    return row_keys(X) if is_discrete(space) else None
+
+
+def is_seen(seen: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Which of `rows` (k x d) repeat a row whose keys are `seen`."""
+    return np.isin(row_keys(rows), seen)

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..space import SearchSpace
-from .common import as_observations, as_space, discrete_keys, row_key
+from .common import as_observations, as_space, discrete_keys, is_seen, row_keys
 
 
 def suggest(new_ids: Sequence[int], domain: Any, trials: Any, seed: Any, **_: Any) -> list[dict]:
@@ -18,16 +18,15 @@ def suggest(new_ids: Sequence[int], domain: Any, trials: Any, seed: Any, **_: An
 
 
 def draw_unique(space: SearchSpace, rng: np.random.Generator, n: int, seen_X: np.ndarray, tries: int = 20) -> np.ndarray:
-    """n prior rows, avoiding rows already in `seen_X` when every parameter is discrete."""
+    """n prior rows, avoiding rows already in `seen_X` (and each other) when every parameter is discrete."""
     rows = space.sample(rng, n)
     seen = discrete_keys(space, seen_X)
     if seen is None:
         return rows
     for i in range(n):
         for _ in range(tries):
-            key = row_key(rows[i])
-            if key not in seen:
+            if not is_seen(seen, rows[i:i + 1])[0]:
                 break
             rows[i] = space.sample(rng, 1)[0]
-        seen.add(row_key(rows[i]))
+        seen = np.append(seen, row_keys(rows[i:i + 1]))
     return rows

@@ -11,8 +11,9 @@ branches form one group with joint kernels, which captures interactions; in the 
 (Hyperopt's, `multivariate=False`) every parameter is its own group and all of them are scored in
 one batch. Conditional parameters only ever see the trials in which they were active. The default
 is the better one on quality in benchmarks/README.md (7 of 10 domains at least as good as Hyperopt
-after 100 evaluations, against 3 of 10 univariate); univariate is the faster one for very long
-histories, because its g(x) is pooled into `max_components` kernels.
+after 100 evaluations, against 3 of 10 univariate). Beyond `max_components` trials, g(x) keeps a
+bounded number of kernels per group (binned, or subsampled in the multivariate mode), so a
+suggestion's cost stops growing with the history. The mixtures themselves are in parzen.py.
 """
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ import numpy as np
 
 from ..history import OK, PENDING, Observations
 from ..space import SearchSpace
-from .common import as_observations, as_space, discrete_keys, row_key
-from . import joint, univariate
+from . import parzen
+from .common import as_observations, as_space, discrete_keys, is_seen
 from .rand import draw_unique
 
 DEFAULTS: dict[str, Any] = {
@@ -56,26 +57,24 @@ def suggest(
 
     `gamma` is Hyperopt's (below = ceil(gamma * sqrt(n_ok)), at most `linear_forgetting`), or a
     callable n_ok -> number of trials in "below". `max_components` bounds the kernels of each
-    univariate g(x) (neighbouring kernels are merged beyond it), which keeps a suggestion's cost
-    flat as the history grows.
+    group's mixture (beyond it, univariate ones are binned, multivariate ones subsampled), which
+    keeps a suggestion's cost nearly flat as the history grows.
     """
     _check(prior_weight, n_startup_jobs, n_EI_candidates, gamma)
     space = as_space(domain)
     obs = as_observations(trials, space)
     rng = np.random.default_rng(seed)
-    groups = _groups(space, multivariate)
-    smoothing = prior_weight if multivariate else 0.0
+    plan = parzen.plan(space.params, bool(multivariate))
     rows = []
-    for _ in new_ids:
-        finished = int(np.count_nonzero(obs.state != PENDING))
-        if finished < n_startup_jobs:
-            row = draw_unique(space, rng, 1, obs.X)[0]
-        else:
-            n_below = _n_below(gamma, int(np.count_nonzero(obs.state == OK)), linear_forgetting)
-            row = _propose(space, obs, rng, groups, n_below, prior_weight, n_EI_candidates,
-                           linear_forgetting, smoothing, max_components)
-        rows.append(row)
-        obs = obs.with_pending(row)
+    for i in range(len(new_ids)):
+        if i:
+            obs = obs.with_pending(rows[-1])
+        if np.count_nonzero(obs.state != PENDING) < n_startup_jobs:
+            rows.append(draw_unique(space, rng, 1, obs.X)[0])
+            continue
+        n_below = _n_below(gamma, int(np.count_nonzero(obs.state == OK)), linear_forgetting)
+        rows.append(_propose(space, obs, rng, plan, n_below, prior_weight, n_EI_candidates, linear_forgetting,
+                             multivariate, max_components))
     return [space.to_assignment(r) for r in rows]
 
 
@@ -96,123 +95,89 @@ def _n_below(gamma: Any, n_ok: int, cap: int) -> int:
     return max(1, min(int(n), n_ok))
 
 
-def _groups(space: SearchSpace, multivariate: bool) -> list[list[int]]:
+def _forgetting(active: np.ndarray, flat: int) -> np.ndarray:
+    """Hyperopt's linear forgetting along each row of `active` (G x n, trial order), over its True
+    entries only: the newest `flat` weigh 1, older ones ramp up from 1/count; False entries weigh 0."""
+    if active.shape[1] == 0:
+        return np.zeros(active.shape)
+    rank = np.cumsum(active, axis=1, dtype=np.int32)  # int32: several times faster than int64 here
+    count = np.maximum(rank[:, -1:], 1)
+    w = rank - 1.0                                      # in place from here: see parzen.score on why
+    w *= (1 - 1.0 / count) / np.maximum(count - flat - 1, 1)
+    w += 1.0 / count
+    np.copyto(w, 1.0, where=rank > count - flat)
+    w *= active
+    return w
+
+
+def _subsample(w: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """At most k kernels per group (w: G x n weights), for the multivariate g(x) of long histories.
+
+    A group with more than k weighted rows keeps a systematic sample: k equally spaced points on
+    its cumulative weight, each worth total / k, so row i is kept about w_i k / total times (copies
+    merged into one kernel): an unbiased, low-variance estimate of the mixture at O(n) cost. A group
+    with fewer rows keeps all of them, exactly weighted.
+    """
+    G, n = w.shape
+    cum = np.cumsum(w, axis=1)
+    total = cum[:, -1:]
+    shift = np.arange(G)[:, None] * (2.0 * total.max() + 1.0)  # one sorted array for all groups
+    points = (np.arange(k) + rng.random((G, 1))) * (total / k)
+    rows = np.searchsorted((cum + shift).ravel(), (points + shift).ravel(), side="right").reshape(G, k)
+    rows = np.minimum(rows - np.arange(G)[:, None] * n, n - 1)
+    first = np.ones((G, k), dtype=bool)
+    first[:, 1:] = rows[:, 1:] != rows[:, :-1]  # rows are sorted, copies adjacent
+    run = np.cumsum(first) - 1
+    copies = np.bincount(run, minlength=run[-1] + 1)[run].reshape(G, k)
+    kept = np.where(first, copies * (total / k), 0.0)
+    few = (w > 0).sum(axis=1) <= k
+    if few.any():
+        order = np.argsort(w[few] <= 0, axis=1, kind="stable")[:, :k]  # weighted rows first, in order
+        rows[few], kept[few] = order, np.take_along_axis(w[few], order, axis=1)
+    return rows, kept
+
+
+def _mixture(plan: parzen.Plan, X: np.ndarray, w: np.ndarray, prior_weight: float, max_components: int,
+             multivariate: bool, rng: np.random.Generator) -> parzen.Mixture:
+    """The Parzen mixtures of the rows of X with weights w (G x n, 0 = left out), with at most
+    `max_components` kernels per group: beyond, binned in the univariate mode and subsampled in the
+    multivariate one."""
+    used = np.flatnonzero(w.any(axis=0))
+    if len(used) <= max_components:
+        return parzen.fit(plan, X, used[None, :], w[:, used], prior_weight)
     if not multivariate:
-        return [[j] for j in range(len(space))]
-    by_condition: dict[tuple, list[int]] = {}
-    for j, spec in enumerate(space.params):
-        by_condition.setdefault(spec.conditions, []).append(j)
-    return list(by_condition.values())
+        return parzen.fit_binned(plan, X, w, prior_weight, max_components)
+    return parzen.fit(plan, X, *_subsample(w, max_components, rng), prior_weight)
 
 
-def forgetting_weights(n: int, flat: int) -> np.ndarray:
-    """Older trials weigh less: the newest `flat` weigh 1, the rest ramp up from 1/n (Hyperopt's rule)."""
-    if n <= flat:
-        return np.ones(n)
-    return np.concatenate([np.linspace(1.0 / n, 1.0, n - flat), np.ones(flat)])
-
-
-def _propose(
-    space: SearchSpace,
-    obs: Observations,
-    rng: np.random.Generator,
-    groups: list[list[int]],
-    n_below: int,
-    prior_weight: float,
-    n_candidates: int,
-    flat: int,
-    smoothing: float,
-    max_components: int,
-) -> np.ndarray:
+def _propose(space: SearchSpace, obs: Observations, rng: np.random.Generator, plan: parzen.Plan, n_below: int,
+             prior_weight: float, n_candidates: int, flat: int, multivariate: bool, max_components: int) -> np.ndarray:
     ok = np.flatnonzero(obs.state == OK)
     best = ok[np.argpartition(obs.loss[ok], n_below - 1)[:n_below]] if n_below else ok[:0]
     below = np.zeros(len(obs), dtype=bool)
     below[best] = True
-    if len(groups) == len(space) and all(len(g) == 1 for g in groups):
-        candidates, scores = _univariate(space, obs, rng, below, prior_weight, n_candidates, flat, max_components)
-    else:
-        candidates, scores = _joint(space, obs, rng, groups, below, prior_weight, n_candidates, flat, smoothing,
-                                    max_components)
-    row = _assemble(space, groups, candidates, [np.argmax(s) for s in scores])
+    active = ~np.isnan(obs.X.T[plan.lead])                              # G x n
+    smoothing = prior_weight if multivariate else 0.0
+    l_mix = _mixture(plan, obs.X, active & below, prior_weight, max_components, multivariate, rng)
+    g_mix = _mixture(plan, obs.X, _forgetting(active & ~below, flat), prior_weight, max_components, multivariate,
+                     rng)
+    values, t_cont = parzen.sample(plan, l_mix, rng, n_candidates, smoothing)
+    scores = parzen.score(plan, l_mix, g_mix, values, t_cont, smoothing)
+    row = _assemble(space, plan, values, np.argmax(scores, axis=1)[:, None])[0]
     seen = discrete_keys(space, obs.X)
-    if seen is None or row_key(row) not in seen:
+    if seen is None or not is_seen(seen, row[None, :])[0]:
         return row
-    # An exact repeat teaches nothing in a discrete space: take the next most promising combination.
-    for _ in range(64):
-        picks = [rng.choice(len(s), p=_softmax(s)) for s in scores]
-        row = _assemble(space, groups, candidates, picks)
-        if row_key(row) not in seen:
-            return row
-    return draw_unique(space, rng, 1, obs.X)[0]
+    # An exact repeat teaches nothing in a discrete space: try the next most promising combinations.
+    probs = np.exp(scores - scores.max(axis=1, keepdims=True))
+    cum = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
+    picks = np.minimum((rng.random((len(cum), 64, 1)) >= cum[:, None, :]).sum(axis=2), n_candidates - 1)
+    rows = _assemble(space, plan, values, picks)
+    fresh = np.flatnonzero(~is_seen(seen, rows))
+    return rows[fresh[0]] if len(fresh) else draw_unique(space, rng, 1, obs.X)[0]
 
 
-def _joint(space: SearchSpace, obs: Observations, rng: np.random.Generator, groups: list[list[int]],
-           below: np.ndarray, prior_weight: float, n_candidates: int, flat: int, smoothing: float,
-           max_components: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Candidates and scores per group, with product kernels over each group's parameters."""
-    dists = [p.dist for p in space.params]
-    candidates, scores = [], []
-    for cols in groups:
-        active = ~np.isnan(obs.X[:, cols[0]])
-        rows_b, rows_a = np.flatnonzero(below & active), np.flatnonzero(~below & active)
-        cand, score = joint.propose([dists[j] for j in cols], obs.X[np.ix_(rows_b, cols)],
-                                    obs.X[np.ix_(rows_a, cols)], forgetting_weights(len(rows_a), flat), rng,
-                                    prior_weight, n_candidates, smoothing, max_components)
-        candidates.append(cand)
-        scores.append(score)
-    return candidates, scores
-
-
-def _column_forgetting(active: np.ndarray, flat: int) -> np.ndarray:
-    """`forgetting_weights` applied down each column over its active rows only (n x P)."""
-    rank = np.cumsum(active, axis=0)
-    count = active.sum(axis=0)
-    ramp = 1.0 / np.maximum(count, 1) + (rank - 1) * (1 - 1.0 / np.maximum(count, 1)) / np.maximum(count - flat - 1, 1)
-    return np.where((count <= flat) | (rank > count - flat), 1.0, ramp) * active
-
-
-def _univariate(space: SearchSpace, obs: Observations, rng: np.random.Generator, below: np.ndarray,
-                prior_weight: float, n_candidates: int, flat: int,
-                max_components: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Candidates and scores per parameter: numeric ones batched, categorical ones as frequencies."""
-    candidates: list = [None] * len(space)
-    scores: list = [None] * len(space)
-    numeric = [j for j, p in enumerate(space.params) if not p.dist.categorical]
-    X_b, X_a = obs.X[below], obs.X[~below]
-    if numeric:
-        table = univariate.Table.of([space.params[j].dist for j in numeric])
-        T_b, T_a = table.transform(X_b[:, numeric].T).T, table.transform(X_a[:, numeric].T).T
-        w_a = _column_forgetting(~np.isnan(T_a), flat)
-        l_mix = univariate.fit(table, T_b, np.ones_like(T_b), prior_weight, max_components)
-        g_mix = univariate.fit(table, T_a, w_a, prior_weight, max_components)
-        cand = l_mix.sample(table, rng, n_candidates)
-        score = l_mix.log_pdf(table, cand) - g_mix.log_pdf(table, cand)
-        for i, j in enumerate(numeric):
-            candidates[j], scores[j] = cand[i][:, None], score[i]
-    for j, spec in enumerate(space.params):
-        if spec.dist.categorical:
-            prior = np.asarray(spec.dist.args)
-            p_l = _frequencies(X_b[:, j], np.ones(len(X_b)), prior, prior_weight)
-            p_g = _frequencies(X_a[:, j], _column_forgetting(~np.isnan(X_a[:, [j]]), flat)[:, 0], prior,
-                               prior_weight)
-            cand = rng.choice(len(prior), size=n_candidates, p=p_l)
-            candidates[j], scores[j] = cand[:, None].astype(float), np.log(p_l[cand]) - np.log(p_g[cand])
-    return candidates, scores
-
-
-def _frequencies(x: np.ndarray, w: np.ndarray, prior: np.ndarray, prior_weight: float) -> np.ndarray:
-    ok = ~np.isnan(x)
-    counts = np.bincount(x[ok].astype(int), weights=w[ok], minlength=len(prior))
-    return (counts + prior_weight * prior) / (counts.sum() + prior_weight)
-
-
-def _assemble(space: SearchSpace, groups: list[list[int]], candidates: list[np.ndarray], picks: list[int]) -> np.ndarray:
-    row = np.empty((1, len(space)))
-    for cols, cand, i in zip(groups, candidates, picks):
-        row[0, cols] = cand[i]
-    return space.mask_inactive(row)[0]
-
-
-def _softmax(s: np.ndarray) -> np.ndarray:
-    e = np.exp(s - s.max())
-    return e / e.sum()
+def _assemble(space: SearchSpace, plan: parzen.Plan, values: np.ndarray, picks: np.ndarray) -> np.ndarray:
+    """Rows (one per column of picks, G x k) taking each group's picked candidate."""
+    rows = np.empty((picks.shape[1], len(space)))
+    rows[:, plan.cols] = np.take_along_axis(values, picks[plan.group], axis=1).T
+    return space.mask_inactive(rows)

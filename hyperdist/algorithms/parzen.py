@@ -1,0 +1,322 @@
+"""Parzen estimators for TPE, batched over every parameter group of a space.
+
+The model (Bergstra et al. 2011): in transformed space (log for the log families) one Gaussian
+kernel per observation plus a prior kernel N(prior_mu, prior_sigma) of weight `prior_weight`;
+adaptive bandwidths (the larger gap to a sorted neighbour, clipped to
+[prior_sigma / min(100, n + 1), prior_sigma]); kernels truncated to the bounds of the uniform
+families; a quantised value scored by the mass of its rounding bucket. A categorical kernel puts
+1 / (1 + s) on the observed option and s / (1 + s) on the prior (s = 0: plain frequencies).
+
+Why batched: fitting and scoring one small mixture per parameter costs dozens of numpy calls each,
+which dominated a suggestion. Here a *group* is a set of dimensions sharing kernels: one parameter
+(univariate mode, Hyperopt's) or the parameters active under the same branches (multivariate mode,
+product kernels). Every dimension is a row of padded (row x kernel) arrays whose padding has
+log-weight -inf, and l(x) and g(x) sit side by side in one array, so fitting, sampling and
+scoring a whole space takes a fixed number of vectorised calls, whatever its size.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import ndtr, ndtri
+
+from ..space import ParamSpec
+
+_TINY = 1e-300
+_HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
+
+
+def _col(values: list) -> np.ndarray:
+    return np.array(values, dtype=float).reshape(-1, 1)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The constants of a space in one mode (P numeric, Q categorical dimensions, G groups).
+
+    Dimensions are ordered continuous, quantised, categorical (and the log families last within
+    each numeric kind), so every kind is a contiguous block of rows: the large arrays are written
+    in place through slices, never through fancy indexing.
+    """
+
+    cols: np.ndarray            # D: the space column of each dimension
+    n_cont: int                 # continuous numeric dimensions come first ...
+    n_num: int                  # ... then quantised ones; categorical from n_num on
+    log_rows: tuple             # (start, stop) ranges of the numeric rows of log families
+    group: np.ndarray           # D: group of each dimension
+    lead: np.ndarray            # G: a column per group, NaN there = the group is inactive
+    member: np.ndarray | None   # G x D indicator; None when every dimension is its own group
+    q: np.ndarray               # numeric constants, P x 1: quantum (0 if none), ...
+    lo: np.ndarray              # ... transformed bounds (infinite for the normal families), ...
+    hi: np.ndarray
+    vlo: np.ndarray             # ... value bounds of the integer families (else infinite), ...
+    vhi: np.ndarray
+    prior_mu: np.ndarray        # ... and the prior, in transformed space
+    prior_sigma: np.ndarray
+    prior: np.ndarray           # Q x K option probabilities, zero-padded
+    cum_prior: np.ndarray       # Q x K
+    last_option: np.ndarray     # Q x 1 last option of positive probability (guards against round-off)
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.lead)
+
+    def transform(self, x: np.ndarray, first: int = 0) -> np.ndarray:
+        """Values of numeric rows first, first + 1, ... to transformed space, in place (NaN kept)."""
+        for a, b in self.log_rows:
+            seg = x[max(a - first, 0):max(b - first, 0)]
+            np.log(np.maximum(seg, _TINY, out=seg), out=seg)
+        rows = slice(first, first + len(x))
+        return np.minimum(np.maximum(x, self.lo[rows], out=x), self.hi[rows], out=x)
+
+    def untransform(self, t: np.ndarray) -> np.ndarray:
+        """Transformed draws (P x n) to values: exp for the log families, then quantised and clipped."""
+        x = t.copy()
+        for a, b in self.log_rows:
+            np.exp(np.minimum(x[a:b], 700, out=x[a:b]), out=x[a:b])
+        quantised = x[self.n_cont:]
+        q = self.q[self.n_cont:]
+        np.multiply(np.round(quantised / q), q, out=quantised)
+        return np.minimum(np.maximum(x, self.vlo, out=x), self.vhi, out=x)
+
+
+@functools.lru_cache(maxsize=64)
+def plan(params: tuple[ParamSpec, ...], multivariate: bool) -> Plan:
+    """Built once per space and mode (ParamSpec is frozen, so the cache key is the space itself)."""
+    def kind(j: int) -> tuple:
+        d = params[j].dist
+        return (2 if d.categorical else 1 if d.q else 0), d.log, j
+    cols = np.array(sorted(range(len(params)), key=kind), dtype=np.intp)
+    keys = [params[j].conditions if multivariate else j for j in cols]
+    first = {k: i for i, k in enumerate(dict.fromkeys(keys))}  # groups numbered in dimension order
+    group = np.array([first[k] for k in keys], dtype=np.intp)
+    G, D = len(first), len(cols)
+    lead = np.array([cols[np.argmax(group == g)] for g in range(G)], dtype=np.intp)
+    member = None if G == D else (group[None, :] == np.arange(G)[:, None]).astype(float)
+    num = [params[j].dist for j in cols if not params[j].dist.categorical]
+    cat = [params[j].dist for j in cols if params[j].dist.categorical]
+    n_cont = sum(1 for d in num if not d.q)
+    log_rows = tuple((a + sum(1 for d in part if not d.log), a + len(part))
+                     for a, part in ((0, num[:n_cont]), (n_cont, num[n_cont:])))
+    bounds = [d.transformed_bounds if d.bounded else (-np.inf, np.inf) for d in num]
+    vbounds = [d.value_bounds() if d.integer else (-np.inf, np.inf) for d in num]
+    prior = np.zeros((len(cat), max((d.n_options for d in cat), default=1)))
+    for i, d in enumerate(cat):
+        prior[i, :d.n_options] = d.args
+    last_option = prior.shape[1] - 1 - np.argmax(prior[:, ::-1] > 0, axis=1)[:, None]
+    return Plan(cols, n_cont, len(num), log_rows, group, lead, member, _col([d.q or 0.0 for d in num]),
+                _col([b[0] for b in bounds]), _col([b[1] for b in bounds]), _col([b[0] for b in vbounds]),
+                _col([b[1] for b in vbounds]), _col([d.prior[0] for d in num]), _col([d.prior[1] for d in num]),
+                prior, np.cumsum(prior, axis=1), last_option)
+
+
+@dataclass
+class Mixture:
+    """Padded mixtures of all groups; the first kernel of each row is the prior's."""
+
+    mu: np.ndarray      # P x M transformed centres
+    sigma: np.ndarray   # P x M
+    codes: np.ndarray   # Q x M option of each kernel, -1 for the prior's (and padding)
+    log_w: np.ndarray   # G x M normalised log weights, -inf for padding
+
+
+def adaptive_sigmas(mu: np.ndarray, prior_sigma: np.ndarray, n_data: np.ndarray) -> np.ndarray:
+    """Row-wise adaptive bandwidths; `mu` is P x M, prior centre first, NaN padding (sorted last).
+
+    The sort is stable, so ties (quantised values) are broken as Hyperopt does: the prior before
+    equal observations.
+    """
+    if mu.shape[1] == 1:
+        return prior_sigma.copy()
+    rows = np.arange(len(mu))[:, None]
+    order = np.argsort(mu, axis=1, kind="stable")
+    gaps = np.diff(mu[rows, order], axis=1)
+    sig = np.empty_like(mu)
+    # the larger gap to a neighbour; fmax falls back to the other side at the ends and next to padding
+    sig[rows, order] = np.fmax(np.concatenate([gaps[:, :1], gaps], axis=1), np.concatenate([gaps, gaps[:, -1:]], axis=1))
+    min_sigma = prior_sigma / np.minimum(100.0, n_data + 1.0)[:, None]
+    sig = np.minimum(np.maximum(sig, min_sigma, out=sig), prior_sigma, out=sig)  # NaN (padding) stays NaN
+    sig[:, 0] = prior_sigma[:, 0]
+    return sig
+
+
+def fit(p: Plan, X: np.ndarray, rows: np.ndarray, w: np.ndarray, prior_weight: float) -> Mixture:
+    """One kernel per row of X: rows is G x r (each group its own rows) or 1 x r (the same rows for
+    all groups), w is G x r (0 = padding)."""
+    P = p.n_num
+    V = X[rows[p.group] if len(rows) > 1 else rows, p.cols[:, None]]  # D x r values
+    unused = w[p.group] <= 0
+    V[unused] = np.nan
+    mu = np.concatenate([p.prior_mu, p.transform(V[:P])], axis=1)
+    sigma = adaptive_sigmas(mu, p.prior_sigma, (~unused[:P]).sum(axis=1))
+    codes = np.concatenate([np.full((len(V) - P, 1), -1), np.nan_to_num(V[P:], nan=-1).astype(np.intp)], axis=1)
+    return _finish(p, mu, sigma, codes, w, prior_weight)
+
+
+def fit_binned(p: Plan, X: np.ndarray, w: np.ndarray, prior_weight: float, k: int) -> Mixture:
+    """Univariate mode, long histories: w is D x n (0 = not in the mixture); numeric dimensions are
+    pooled into k equal-width bins, categorical ones into their options (exact).
+
+    Each non-empty bin is one kernel with the bin's weight and mean, and a bandwidth from the
+    adaptive rule over the bin means plus the spread inside the bin. Bins are narrower than the
+    smallest bandwidth the exact rule allows (prior_sigma / 100), so g(x) keeps its resolution at a
+    cost that no longer grows with the history (binning is O(n), no sort).
+    """
+    P, Q = p.n_num, len(p.cols) - p.n_num
+    width = max(k, p.prior.shape[1])
+    V = X.T[p.cols]                                                    # D x n
+    T = p.transform(V[:P])
+    tmin, tmax = np.fmin.reduce(T, axis=1, keepdims=True), np.fmax.reduce(T, axis=1, keepdims=True)
+    T -= tmin                                                          # offsets keep S2 precise
+    np.fmax(T, 0.0, out=T)                                             # inactive (NaN, weight 0) -> 0
+    idx = np.multiply(T, k / np.maximum(tmax - tmin, 1e-12), out=np.empty(T.shape, np.intp), casting="unsafe")
+    np.minimum(idx, k - 1, out=idx)
+    idx += np.arange(P)[:, None] * width
+    idx = idx.ravel()
+    wn = w[:P]
+    n_data = (wn > 0).sum(axis=1)
+    W = np.bincount(idx, wn.ravel(), P * width).reshape(P, width)
+    wt = wn * T
+    S1 = np.bincount(idx, wt.ravel(), P * width).reshape(P, width)
+    wt *= T
+    S2 = np.bincount(idx, wt.ravel(), P * width).reshape(P, width)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = S1 / W                                                  # NaN for empty bins: padding
+        var = np.where(W > 0, np.maximum(S2 / W - mean * mean, 0.0), 0.0)
+    mu = np.concatenate([p.prior_mu, mean + tmin], axis=1)
+    sigma = adaptive_sigmas(mu, p.prior_sigma, n_data)
+    sigma[:, 1:] = np.minimum(np.sqrt(sigma[:, 1:] ** 2 + var), p.prior_sigma)
+    opt = np.nan_to_num(V[P:]).astype(np.intp) + np.arange(Q)[:, None] * width  # inactive: weight 0
+    counts = np.bincount(opt.ravel(), w[P:].ravel(), Q * width).reshape(Q, width)
+    codes = np.broadcast_to(np.arange(-1, width), (Q, width + 1))
+    return _finish(p, mu, sigma, codes, np.concatenate([W, counts]), prior_weight)
+
+
+def _finish(p: Plan, mu: np.ndarray, sigma: np.ndarray, codes: np.ndarray, w: np.ndarray,
+            prior_weight: float) -> Mixture:
+    w = np.concatenate([np.full((len(w), 1), prior_weight), w], axis=1)
+    with np.errstate(divide="ignore"):
+        log_w = np.log(w / w.sum(axis=1, keepdims=True))
+    pad = np.isnan(mu)
+    return Mixture(np.where(pad, p.prior_mu, mu), np.where(pad, p.prior_sigma, sigma), codes, log_w)
+
+
+def sample(p: Plan, mix: Mixture, rng: np.random.Generator, size: int,
+           smoothing: float) -> tuple[np.ndarray, np.ndarray]:
+    """`size` draws per group: (values D x size, continuous ones in transformed space n_cont x size)."""
+    P = p.n_num
+    cum = np.cumsum(np.exp(mix.log_w), axis=1)
+    u = rng.random((p.n_groups, size)) * cum[:, -1:]
+    kernel = np.minimum((u[:, :, None] >= cum[:, None, :]).sum(axis=2), cum.shape[1] - 1)[p.group]
+    rows = np.arange(len(p.cols))[:, None]
+    mu, sigma = mix.mu[rows[:P], kernel[:P]], mix.sigma[rows[:P], kernel[:P]]
+    # truncated normal by inversion: uniform between the CDF values of the bounds
+    a, b = ndtr(np.stack([(p.lo - mu) / sigma, (p.hi - mu) / sigma]))
+    v = np.minimum(np.maximum(a + rng.random(mu.shape) * (b - a), 1e-16), 1 - 1e-16)
+    t = np.minimum(np.maximum(mu + sigma * ndtri(v), p.lo), p.hi)
+    codes = mix.codes[rows[:len(mix.codes)], kernel[P:]]
+    prior = np.minimum((rng.random(codes.shape)[:, :, None] >= p.cum_prior[:, None, :]).sum(axis=2), p.last_option)
+    from_prior = (codes < 0) | (rng.random(codes.shape) * (1 + smoothing) >= 1)
+    return np.concatenate([p.untransform(t), np.where(from_prior, prior, codes)]), t[:p.n_cont]
+
+
+def score(p: Plan, below: Mixture, above: Mixture, values: np.ndarray, t_cont: np.ndarray,
+          smoothing: float) -> np.ndarray:
+    """log l(x) - log g(x) per group and candidate (G x C): both mixtures in one array.
+
+    Each dimension's log kernel values fill its rows of L (D x C x M); what depends on the kernel
+    only (normalisers, weights) is summed per group on the small G x M array instead. The large
+    arrays are updated in place: fresh ones would cost a page fault per 4 KiB, often more than the
+    arithmetic.
+    """
+    P, Pc = p.n_num, p.n_cont
+    M_l = below.mu.shape[1]
+    mu = np.concatenate([below.mu, above.mu], axis=1)
+    inv = 1.0 / np.concatenate([below.sigma, above.sigma], axis=1)
+    # truncation to [lo, hi], which holds every centre: 1 - both tails, each exact when small
+    tails = ndtr(np.concatenate([(p.lo - mu) * inv, (mu - p.hi) * inv]))
+    const = -np.log1p(-(tails[:P] + tails[P:]))
+    L = np.empty((len(values), values.shape[1], mu.shape[1]))
+    const[:Pc] += _continuous(L[:Pc], t_cont - p.prior_mu[:Pc], mu[:Pc] - p.prior_mu[:Pc], inv[:Pc])
+    if P > Pc:
+        q, x = slice(Pc, P), values[Pc:P]
+        half = p.q[q] / 2
+        t_lo = p.transform(np.maximum(x - half, p.vlo[q] - half), Pc)
+        t_hi = p.transform(np.minimum(x + half, p.vhi[q] + half), Pc)
+        _bucket_log_mass(L[q], t_lo, t_hi, mu[q], inv[q])
+    if len(values) > P:
+        _categorical(L[P:], p.prior, values[P:].astype(np.intp),
+                     np.concatenate([below.codes, above.codes], axis=1), [0, M_l], smoothing)
+    log_w = np.concatenate([below.log_w, above.log_w], axis=1)
+    if p.member is None:
+        S = L
+        log_w[:P] += const
+    else:
+        S = np.tensordot(p.member, L, axes=1)
+        log_w += p.member[:, :P] @ const
+    S += log_w[:, None, :]
+    return _logsumexp(S[:, :, :M_l]) - _logsumexp(S[:, :, M_l:])
+
+
+def _continuous(out: np.ndarray, t: np.ndarray, mu: np.ndarray, inv: np.ndarray) -> np.ndarray:
+    """log N(t; mu, sigma) for each candidate t (row x C) and kernel: the part that depends on t goes
+    to `out`, the rest (row x M) is returned.
+
+    -(t - mu)^2 / 2 sigma^2 expands into a matrix product of [t^2, t] with two coefficients per
+    kernel: one call instead of four passes. t and mu are centred on the prior mean by the caller, so
+    |t| / sigma stays moderate (at most ~50 for the bounded families) and the expansion keeps its
+    precision.
+    """
+    h = 0.5 * inv * inv
+    np.matmul(np.stack([t * t, t], axis=2), np.stack([-h, 2.0 * mu * h], axis=1), out=out)
+    return np.log(inv) - h * mu * mu - _HALF_LOG_2PI
+
+
+def _bucket_log_mass(out: np.ndarray, t_lo: np.ndarray, t_hi: np.ndarray, mu: np.ndarray, inv: np.ndarray) -> None:
+    """log mass of each kernel (row x M) in each candidate's bucket [t_lo, t_hi] (row x C).
+
+    The normal CDF dominates a suggestion's cost, so it is evaluated once per distinct edge of a row
+    (candidates repeat values, and neighbouring buckets share an edge: typically a third of the 2C
+    edges are distinct), and only as the tail ndtr(-|z|), which keeps full relative precision far
+    from a kernel on either side.
+    """
+    C = t_lo.shape[1]
+    edges = np.concatenate([t_lo, t_hi], axis=1)
+    rows = np.arange(len(edges))[:, None]
+    order = np.argsort(edges, axis=1)
+    srt = edges[rows, order]
+    first = np.ones(srt.shape, dtype=bool)
+    first[:, 1:] = srt[:, 1:] != srt[:, :-1]
+    uid = np.empty(edges.shape, dtype=np.intp)
+    uid[rows, order] = (np.cumsum(first) - 1).reshape(srt.shape)  # ids never cross rows: each starts anew
+    row_of = np.broadcast_to(rows, srt.shape)[first]
+    nz = (mu[row_of] - srt[first][:, None]) * inv[row_of]  # -z for each distinct edge and kernel
+    # ndtr(z) = G + A, kept apart: G is the tail (signed), A is 1 where the edge lies above the centre;
+    # mass = (G_hi - G_lo) + (A_hi - A_lo) is exact in both tails: the 1s cancel before they are added
+    G, A = np.copysign(ndtr(-np.abs(nz)), nz), np.signbit(nz)
+    lo, hi = uid[:, :C], uid[:, C:]
+    np.take(G, hi, axis=0, out=out)
+    out -= G[lo]
+    out += A[hi] > A[lo]
+    np.log(np.maximum(out, _TINY, out=out), out=out)
+
+
+def _categorical(out: np.ndarray, prior: np.ndarray, c: np.ndarray, codes: np.ndarray, prior_kernels: list,
+                 smoothing: float) -> None:
+    """log((same + s * prior) / (1 + s)) per candidate option c (row x C) and kernel option; the prior's
+    own kernels score the prior probability."""
+    pc = prior[np.arange(len(c))[:, None], c][:, :, None]
+    out[...] = np.log(np.maximum(smoothing * pc, _TINY) / (1 + smoothing))
+    np.copyto(out, np.log((1 + smoothing * pc) / (1 + smoothing)), where=c[:, :, None] == codes[:, None, :])
+    out[:, :, prior_kernels] = np.log(np.maximum(pc, _TINY))
+
+
+def _logsumexp(a: np.ndarray) -> np.ndarray:
+    """Over the last axis, overwriting `a`. Terms are floored at e^-700 (nothing next to the top
+    one, 1): exp is several times slower on arguments that underflow."""
+    top = a.max(axis=2, keepdims=True)
+    a -= top
+    np.exp(np.maximum(a, -700.0, out=a), out=a)
+    return np.log(a.sum(axis=2)) + top[:, :, 0]
