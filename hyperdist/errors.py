@@ -20,6 +20,10 @@ class StoreError(HyperdistError):
     """The database cannot be reached or holds something unexpected."""
 
 
+class StoreUnavailable(StoreError):
+    """The server did not answer (down, restarting, unreachable): retrying later may succeed."""
+
+
 class ExperimentNotFound(StoreError):
     """No experiment has the given key."""
 

@@ -4,7 +4,7 @@ This is the only module that imports pymongo. Every state change a worker makes 
 the trial's current state and lease token, so a worker whose lease was taken away can neither
 overwrite a result nor steal the trial back. Claims are a compare-and-set on a few NEW `_id`s read
 through the claim index, not `find_one_and_update`, which SecantusDB answers by scanning the whole
-collection (see docs/concepts.md).
+collection. Measured costs and the query shapes they led to: docs/store-notes.md.
 """
 from __future__ import annotations
 
@@ -13,17 +13,19 @@ import logging
 import random
 import time
 import uuid
+from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
+import bson
 from bson import ObjectId
 from pymongo import ASCENDING, MongoClient, ReturnDocument
 from pymongo.errors import (
-    BulkWriteError, ConfigurationError, DocumentTooLarge, DuplicateKeyError, InvalidURI, OperationFailure, PyMongoError,
+    BulkWriteError, ConfigurationError, ConnectionFailure, DocumentTooLarge, DuplicateKeyError, InvalidURI,
+    OperationFailure, PyMongoError, WriteError,
 )
-from contextlib import contextmanager
 
 from .errors import (
-    CoordinatorBusy, ExperimentExists, ExperimentNotFound, StoreError, redact,
+    CoordinatorBusy, ExperimentExists, ExperimentNotFound, StoreError, StoreUnavailable, redact,
 )
 
 log = logging.getLogger("hyperdist.store")
@@ -34,10 +36,22 @@ FINISHED = (DONE, ERROR)
 _TRIAL_FIELDS = {"_id": 1, "tid": 1, "state": 1, "params": 1, "result": 1, "error": 1}
 _HISTORY_FIELDS = dict(_TRIAL_FIELDS, attempts=1, owner=1, created=1, claimed=1, finished=1, lease_until=1,
                        heartbeat=1, exp_key=1, intermediate=1)
+# Server error codes meaning "not now" (shutting down, stepping down, network): worth a retry.
+_TRANSIENT_CODES = frozenset({6, 7, 89, 91, 189, 9001, 10107, 11600, 11602, 13435, 13436})
+# A BSON document holds at most 16 MiB; a result must leave room for the rest of its trial.
+_MAX_RESULT_BYTES = 16 * 1024 * 1024 - 64 * 1024
+_TOO_LARGE_CODES = frozenset({10334, 17419, 17420})  # the server's "document too large" errors
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    """UTC, truncated to milliseconds as BSON stores it, so a document built here equals the stored one."""
+    now = dt.datetime.now(dt.timezone.utc)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    """Stored datetimes are UTC; a client made without tz_aware=True returns them naive."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
 
 
 def _later(seconds: float) -> dt.datetime:
@@ -45,6 +59,8 @@ def _later(seconds: float) -> dt.datetime:
 
 
 class Store:
+    """One database's experiments and trials; each method is one or a few commands to the server."""
+
     def __init__(self, url: str, db: str = "hyperdist", *, timeout_ms: int = 5000, client: Any = None) -> None:
         self._url = url
         self.db_name = db
@@ -53,12 +69,18 @@ class Store:
                 url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True,
                 appname="hyperdist",
             )
-            self._client.admin.command("ping")
         self._db = self._client[db]
         self._candidates: dict[str | None, list[dict]] = {}  # NEW trials seen by the last claim
         self._experiments = self._db["experiments"]
         self._trials = self._db["trials"]
-        self.ensure_indexes()
+        try:
+            with self._errors("connecting to"):
+                self._client.admin.command("ping")
+            self.ensure_indexes()  # also where missing credentials show: ping needs none
+        except StoreError:
+            if client is None:  # don't leave pymongo's monitor threads behind
+                self._client.close()
+            raise
 
     @property
     def url(self) -> str:
@@ -71,13 +93,21 @@ class Store:
 
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
-        """pymongo's exceptions become one StoreError line, with credentials removed."""
+        """pymongo's exceptions become one StoreError line, with credentials removed.
+
+        StoreUnavailable marks the ones a retry may cure, so callers (who never import pymongo)
+        can tell an outage from a refusal such as failed authentication.
+        """
         try:
             yield
         except (InvalidURI, ConfigurationError, ValueError) as exc:
             raise StoreError(f"invalid MongoDB URL {self.url_redacted!r}: {redact(str(exc))}") from None
+        except ConnectionFailure as exc:
+            raise StoreUnavailable(f"{doing} {self.url_redacted} failed: {type(exc).__name__}: "
+                                   f"{redact(str(exc)).splitlines()[0][:300]}") from None
         except OperationFailure as exc:
-            raise StoreError(f"{doing} {self.url_redacted} failed: {redact(str(exc.details or exc))[:500]}") from None
+            kind = StoreUnavailable if exc.code in _TRANSIENT_CODES else StoreError
+            raise kind(f"{doing} {self.url_redacted} failed: {redact(str(exc.details or exc))[:500]}") from None
         except PyMongoError as exc:
             raise StoreError(f"{doing} {self.url_redacted} failed: {type(exc).__name__}: "
                              f"{redact(str(exc)).splitlines()[0][:300]}") from None
@@ -89,14 +119,15 @@ class Store:
         """Call a store operation, retrying with backoff while the server is unreachable.
 
         Every protocol step is conditional, so repeating one whose reply was lost is harmless: a
-        repeated report or claim simply matches nothing the second time.
+        repeated report or claim simply matches nothing the second time. Only StoreUnavailable is
+        retried: a missing experiment or a refused login would fail the same way every time.
         """
         deadline = time.monotonic() + timeout
         delay = 0.2
         while True:
             try:
                 return call(*args, **kwargs)
-            except StoreError as exc:
+            except StoreUnavailable as exc:
                 if time.monotonic() + delay > deadline:
                     raise
                 log.warning("%s; retrying in %.1f s", exc, delay)
@@ -246,20 +277,26 @@ class Store:
         return res.matched_count == 1
 
     def report(self, trial_id: Any, token: str, state: str, result: dict | None, error: dict | None = None) -> bool:
+        """Write the final state, result and error in one update, only under the caller's lease.
+
+        A result too big for a trial document is recorded as an ERROR (still under the lease), so
+        the worker goes on and the search sees a failed trial rather than one stuck RUNNING.
+        """
         if state not in FINISHED:
             raise ValueError(f"report: state {state!r} must be DONE or ERROR")
         cond = {"_id": trial_id, "state": RUNNING, "lease_token": token}
-        update = {"$set": {"state": state, "result": result, "error": error, "finished": _now()},
-                  "$unset": {"lease_until": "", "lease_token": ""}}
+        size = len(bson.encode({"result": result, "error": error}))
         with self._errors("writing to"):
-            try:
-                res = self._trials.update_one(cond, update)
-            except DocumentTooLarge as exc:
-                error = {"type": "ResultTooLarge", "message": f"the result does not fit in one document: {exc}"}
-                res = self._trials.update_one(cond, {
-                    "$set": {"state": ERROR, "result": {"status": "fail"}, "error": error, "finished": _now()},
-                    "$unset": {"lease_until": "", "lease_token": ""}})
-        return res.modified_count == 1
+            if size <= _MAX_RESULT_BYTES:
+                try:
+                    return self._trials.update_one(cond, _finish(state, result, error)).modified_count == 1
+                except (DocumentTooLarge, WriteError) as exc:  # the server's limit can be lower
+                    if isinstance(exc, WriteError) and exc.code not in _TOO_LARGE_CODES:
+                        raise
+            error = {"type": "ResultTooLarge", "traceback": None,
+                     "message": f"the result takes {size / 2**20:.1f} MiB as BSON, more than a trial document "
+                                f"can hold (16 MiB in all); store large artifacts elsewhere and return their path"}
+            return self._trials.update_one(cond, _finish(ERROR, {"status": "fail"}, error)).modified_count == 1
 
     def report_intermediate(self, trial_id: Any, token: str, step: int, value: float) -> bool:
         """Record a running trial's progress (`intermediate.<step>`), only under its current lease."""
@@ -279,21 +316,32 @@ class Store:
         return res.modified_count == 1
 
     def reap_expired(self, exp_key: str | None, max_attempts: int, now: dt.datetime | None = None) -> int:
+        """Hand back (or fail, after max_attempts) trials whose lease ran out; returns how many.
+
+        RUNNING trials are read through the claim index and their leases compared here: a range on
+        lease_until in the filter made SecantusDB scan the whole collection. Each write is
+        conditioned on the token and lease just read, so a heartbeat landing in between, or
+        another reaper, wins over this one.
+        """
         now = now or _now()
-        query: dict[str, Any] = {"state": RUNNING, "lease_until": {"$lt": now}}
+        query: dict[str, Any] = {"state": RUNNING}
         if exp_key is not None:
             query["exp_key"] = exp_key
         reaped = 0
         with self._errors("reaping on"):
-            for doc in list(self._trials.find(query, {"_id": 1, "lease_token": 1, "attempts": 1, "owner": 1})):
-                cond = {"_id": doc["_id"], "state": RUNNING, "lease_token": doc.get("lease_token")}
+            running = list(self._trials.find(query, {"_id": 1, "lease_token": 1, "lease_until": 1, "attempts": 1,
+                                                     "owner": 1}))
+            for doc in running:
+                lease = doc.get("lease_until")
+                if lease is not None and _utc(lease) >= now:
+                    continue
+                cond = {"_id": doc["_id"], "state": RUNNING, "lease_token": doc.get("lease_token"), "lease_until": lease}
                 attempts = int(doc.get("attempts") or 0)
                 if attempts >= max_attempts:
-                    update = {"$set": {"state": ERROR, "result": {"status": "fail"}, "finished": now, "error": {
-                        "type": "LeaseExpired",
+                    update = _finish(ERROR, {"status": "fail"}, {
+                        "type": "LeaseExpired", "traceback": None,
                         "message": f"lease expired on attempt {attempts} of {max_attempts} "
-                                   f"(last owner {doc.get('owner')}); the worker probably died"}},
-                        "$unset": {"lease_until": "", "lease_token": ""}}
+                                   f"(last owner {doc.get('owner')}); the worker probably died"}, now)
                 else:
                     update = {"$set": {"state": NEW, "owner": None, "lease_token": None, "lease_until": None}}
                 reaped += self._trials.update_one(cond, update).modified_count
@@ -334,6 +382,12 @@ class Store:
         with self._errors("reading from"):
             return list(self._trials.find({"exp_key": exp_key, "state": RUNNING},
                                           {"tid": 1, "owner": 1, "claimed": 1, "lease_until": 1, "heartbeat": 1}))
+
+
+def _finish(state: str, result: dict | None, error: dict | None, now: dt.datetime | None = None) -> dict:
+    """The update that ends a trial: final state, result and error together, the lease gone."""
+    return {"$set": {"state": state, "result": result, "error": error, "finished": now or _now()},
+            "$unset": {"lease_until": "", "lease_token": ""}}
 
 
 def _oid(value: Any) -> Any:

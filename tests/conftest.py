@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import time
 import uuid
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hyperdist.server import start_server, stop_server  # noqa: E402
+from hyperdist.server import LocalServer, server_status, start_server, stop_server  # noqa: E402
 from hyperdist.store import Store  # noqa: E402
 
 
@@ -30,6 +33,8 @@ def mongo_url(tmp_path_factory: pytest.TempPathFactory):
 def store(mongo_url: str):
     s = Store(mongo_url, db=f"t_{uuid.uuid4().hex[:10]}")
     yield s
+    for name in s._db.list_collection_names():  # SecantusDB drops a full collection 5x slower than it
+        s._db[name].delete_many({})             # deletes the documents (docs/store-notes.md)
     s._client.drop_database(s.db_name)
     s.close()
 
@@ -45,3 +50,42 @@ def mongomock_store():
 def db_name() -> str:
     """A database of its own for a test that starts processes of its own."""
     return f"t_{uuid.uuid4().hex[:10]}"
+
+
+class LocalServers:
+    """Extra servers of a test's own: start (or restart) one on a data dir, or kill -9 one."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.dirs: list[Path] = []
+
+    def start(self, data_dir: Path | None = None, **kwargs) -> LocalServer:
+        """start_server on data_dir (default: a new one under the test's tmp_path)."""
+        data_dir = Path(data_dir or self.root / f"server{len(self.dirs)}")
+        self.dirs.append(data_dir)
+        return start_server(data_dir, **kwargs)
+
+    def kill(self, server: LocalServer, timeout: float = 10) -> None:
+        """SIGKILL, then wait until the process is gone: until then its port still answers, and a
+        start on the same data dir would hand the dying server back."""
+        os.kill(server.pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while server_status(server.data_dir) is not None:
+            assert time.monotonic() < deadline, f"server {server.pid} outlived SIGKILL"
+            time.sleep(0.02)
+
+    def kill_all(self) -> None:
+        for data_dir in dict.fromkeys(self.dirs):
+            running = server_status(data_dir)
+            if running is not None:
+                self.kill(running)
+            stop_server(data_dir)  # removes server.json
+
+
+@pytest.fixture
+def local_servers(tmp_path: Path) -> Iterator[LocalServers]:
+    """Servers a test may kill and restart; all are killed at the end (their data is thrown away,
+    and a clean SecantusDB shutdown takes 2-4 s)."""
+    servers = LocalServers(tmp_path)
+    yield servers
+    servers.kill_all()

@@ -1,0 +1,258 @@
+"""Store logic on mongomock: every protocol step, its conditions and the documents it leaves."""
+from __future__ import annotations
+
+import datetime as dt
+
+import mongomock
+import pytest
+
+from hyperdist.errors import CoordinatorBusy, ExperimentExists, ExperimentNotFound, StoreError, StoreUnavailable
+from hyperdist.store import DONE, ERROR, FINISHED, NEW, RUNNING, Store
+
+UTC = dt.timezone.utc
+OK = {"loss": 0.5, "status": "ok"}
+
+
+def _now() -> dt.datetime:
+    """Now, down to the millisecond BSON keeps."""
+    now = dt.datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _experiment(store: Store, key: str = "e", **kwargs) -> dict:
+    fields = dict(space={"x": {"dist": "uniform", "low": 0, "high": 1}}, space_hash="h1", objective="m:f",
+                  algo={"name": "tpe", "params": {}}, max_evals=10, seed=7)
+    return store.create_experiment(key, **{**fields, **kwargs})
+
+
+def _queued(store: Store, n: int = 1, key: str = "e") -> list:
+    _experiment(store, key)
+    return store.insert_trials(key, [(tid, {"x": tid / 10}) for tid in store.reserve_tids(key, n)])
+
+
+def test_experiment_create_get_list_update_delete(mongomock_store):
+    s = mongomock_store
+    created = _experiment(s, options={"workers": 2})
+    got = s.get_experiment("e")
+    assert got["state"] == "running" and got["next_tid"] == 0 and got["coordinator"] is None
+    assert got["options"] == {"workers": 2} and got["algo"] == {"name": "tpe", "params": {}}
+    assert got["created"] == created["created"] and got["created"].tzinfo is not None
+    with pytest.raises(ExperimentExists, match="'e'"):
+        _experiment(s)
+    _experiment(s, "f")
+    assert [e["_id"] for e in s.list_experiments()] == ["e", "f"]
+    s.update_experiment("e", state="done")
+    after = s.get_experiment("e")
+    assert after["state"] == "done" and after["updated"] >= got["updated"]
+    s.insert_trials("e", [(0, {"x": 1})])
+    s.delete_experiment("e")
+    assert [e["_id"] for e in s.list_experiments()] == ["f"] and s.history("e") == []
+
+
+def test_unknown_key_names_it_and_lists_at_most_ten_known(mongomock_store):
+    with pytest.raises(ExperimentNotFound, match=r"'nope'.*known: none"):
+        mongomock_store.get_experiment("nope")
+    for i in range(12):
+        _experiment(mongomock_store, f"exp{i:02d}")
+    with pytest.raises(ExperimentNotFound) as err:
+        mongomock_store.get_experiment("nope")
+    listed = str(err.value).split("known: ")[1]
+    assert "exp00" in listed and len(listed.split(", ")) == 10
+
+
+def test_reserved_tids_never_repeat(mongomock_store):
+    _experiment(mongomock_store)
+    blocks = [mongomock_store.reserve_tids("e", n) for n in (3, 1, 32, 5)]
+    tids = [t for block in blocks for t in block]
+    assert tids == list(range(41)) and mongomock_store.reserve_tids("e", 0) == []
+    with pytest.raises(ExperimentNotFound):
+        mongomock_store.reserve_tids("missing", 2)
+
+
+def test_reinserting_a_tid_keeps_the_existing_document(mongomock_store):
+    first = _queued(mongomock_store, 2)
+    again = mongomock_store.insert_trials("e", [(1, {"x": 9.0}), (2, {"x": 0.2}), (0, {"x": 9.0})])
+    assert again[0] == first[1] and again[2] == first[0] and again[1] not in first
+    history = mongomock_store.history("e")
+    assert [d["tid"] for d in history] == [0, 1, 2] and history[1]["params"] == {"x": 0.1}
+    assert all(d["state"] == NEW and d["attempts"] == 0 and d["result"] is None for d in history)
+
+
+def test_claim_report_counts(mongomock_store):
+    s = mongomock_store
+    ids = _queued(s, 2)
+    before = _now()
+    doc = s.claim("w1", 30, "e")
+    assert doc["_id"] in ids and doc["state"] == RUNNING and doc["owner"] == "w1" and doc["attempts"] == 1
+    assert len(doc["lease_token"]) == 32 and "params" in doc and doc["exp_key"] == "e"
+    assert before + dt.timedelta(seconds=29) < doc["lease_until"] < _now() + dt.timedelta(seconds=31)
+    stored = s.history("e")[doc["tid"]]
+    assert stored["state"] == RUNNING and stored["owner"] == "w1" and stored["lease_until"] == doc["lease_until"]
+    assert s.counts("e") == {NEW: 1, RUNNING: 1, DONE: 0, ERROR: 0}
+    assert s.report(doc["_id"], doc["lease_token"], DONE, OK) is True
+    assert s.counts("e") == {NEW: 1, RUNNING: 0, DONE: 1, ERROR: 0}
+    finished = s.history("e")[doc["tid"]]
+    assert finished["result"] == OK and finished["finished"] >= before and finished.get("lease_until") is None
+    second = s.claim("w2", 30)  # any experiment
+    assert second["_id"] != doc["_id"]
+    assert s.report(second["_id"], second["lease_token"], ERROR, {"status": "fail"},
+                    {"type": "ValueError", "message": "bad", "traceback": "..."}) is True
+    assert s.claim("w3", 30, "e") is None
+    assert s.counts("e") == {NEW: 0, RUNNING: 0, DONE: 1, ERROR: 1}
+    with pytest.raises(ValueError):
+        s.report(doc["_id"], doc["lease_token"], RUNNING, None)
+
+
+def test_claim_stays_within_its_experiment(mongomock_store):
+    _queued(mongomock_store, 1, "a")
+    _experiment(mongomock_store, "b")
+    assert mongomock_store.claim("w", 30, "b") is None
+    assert mongomock_store.claim("w", 30, "a")["exp_key"] == "a"
+
+
+def test_a_stale_token_is_refused_everywhere(mongomock_store):
+    s = mongomock_store
+    _queued(s)
+    doc = s.claim("w1", 30, "e")
+    assert s.heartbeat(doc["_id"], "stale", 30) is False
+    assert s.report(doc["_id"], "stale", DONE, OK) is False
+    assert s.release(doc["_id"], "stale") is False
+    assert s.history("e")[0]["state"] == RUNNING
+    assert s.report(doc["_id"], doc["lease_token"], DONE, OK) is True
+    assert s.report(doc["_id"], doc["lease_token"], DONE, {"loss": 0.0, "status": "ok"}) is False  # only once
+    assert s.history("e")[0]["result"] == OK
+
+
+def test_heartbeat_extends_the_lease(mongomock_store):
+    _queued(mongomock_store)
+    doc = mongomock_store.claim("w1", 5, "e")
+    assert mongomock_store.heartbeat(doc["_id"], doc["lease_token"], 300) is True
+    lease = mongomock_store.running_trials("e")[0]["lease_until"]
+    assert lease > doc["lease_until"] + dt.timedelta(seconds=290)
+
+
+def test_released_trials_are_claimed_again(mongomock_store):
+    s = mongomock_store
+    _queued(s)
+    doc = s.claim("w1", 30, "e")
+    assert s.release(doc["_id"], doc["lease_token"]) is True
+    [trial] = s.open_trials("e")
+    assert trial["state"] == NEW and trial["owner"] is None and trial.get("lease_until") is None
+    again = s.claim("w2", 30, "e")
+    assert again["_id"] == doc["_id"] and again["attempts"] == 2 and again["lease_token"] != doc["lease_token"]
+
+
+def test_reap_returns_expired_trials_then_fails_them_after_max_attempts(mongomock_store):
+    s = mongomock_store
+    _queued(s)
+    later = _now() + dt.timedelta(seconds=60)
+    doc = s.claim("w1", 30, "e")
+    assert s.reap_expired("e", max_attempts=2) == 0  # the lease is still good
+    assert s.reap_expired("e", max_attempts=2, now=later) == 1
+    assert s.counts("e")[NEW] == 1
+    assert s.report(doc["_id"], doc["lease_token"], DONE, OK) is False  # the old owner lost it
+    doc = s.claim("w2", 30, "e")
+    assert doc["attempts"] == 2
+    assert s.reap_expired(None, max_attempts=2, now=later) == 1  # across experiments
+    [trial] = s.finished_among("e", [doc["_id"]])
+    assert trial["state"] == ERROR and trial["error"]["type"] == "LeaseExpired"
+    assert "attempt 2 of 2" in trial["error"]["message"] and "w2" in trial["error"]["message"]
+    assert s.reap_expired("e", max_attempts=2, now=later) == 0
+
+
+def test_coordinator_lease(mongomock_store):
+    s = mongomock_store
+    _experiment(s)
+    s.acquire_coordinator("e", "c1", 30)
+    s.acquire_coordinator("e", "c1", 30)  # the holder may take it again
+    with pytest.raises(CoordinatorBusy, match=r"c1.*lease until 20\d\d-") as err:
+        s.acquire_coordinator("e", "c2", 30)
+    assert "'e'" in str(err.value)
+    assert s.renew_coordinator("e", "c1", 30) is True and s.renew_coordinator("e", "c2", 30) is False
+    s.acquire_coordinator("e", "c1", -1)  # let it expire
+    s.acquire_coordinator("e", "c2", 30)  # an expired lease is taken over
+    assert s.renew_coordinator("e", "c1", 30) is False
+    s.release_coordinator("e", "c1")  # not the holder: nothing happens
+    assert s.get_experiment("e")["coordinator"]["owner"] == "c2"
+    s.release_coordinator("e", "c2")
+    assert s.get_experiment("e")["coordinator"] is None
+    s.acquire_coordinator("e", "c3", 30)
+    with pytest.raises(ExperimentNotFound):
+        s.acquire_coordinator("missing", "c3", 30)
+
+
+def test_finished_among_returns_only_what_changed(mongomock_store):
+    s = mongomock_store
+    ids = _queued(s, 4)
+    a = s.claim("w", 30, "e")
+    b = s.claim("w", 30, "e")
+    s.report(a["_id"], a["lease_token"], DONE, OK)
+    assert s.finished_among("e", ids) == [
+        {"_id": a["_id"], "tid": a["tid"], "state": DONE, "params": a["params"], "result": OK, "error": None}]
+    s.report(b["_id"], b["lease_token"], ERROR, {"status": "fail"}, {"type": "E", "message": "m", "traceback": ""})
+    open_ids = [i for i in ids if i != a["_id"]]
+    assert [d["_id"] for d in s.finished_among("e", open_ids)] == [b["_id"]]
+    assert {d["_id"] for d in s.open_trials("e")} == set(ids) - {a["_id"], b["_id"]}
+    assert s.finished_among("e", []) == []
+
+
+def test_unknown_extra_fields_are_ignored(mongomock_store):
+    s = mongomock_store
+    _queued(s, 2)
+    s._experiments.update_one({"_id": "e"}, {"$set": {"from_the_future": {"a": 1}}})
+    s._trials.update_many({}, {"$set": {"surprise": [1, 2], "version": 9}})
+    assert s.get_experiment("e")["max_evals"] == 10
+    s.acquire_coordinator("e", "c", 30)
+    doc = s.claim("w", 30, "e")
+    assert s.heartbeat(doc["_id"], doc["lease_token"], 30)
+    assert s.report(doc["_id"], doc["lease_token"], DONE, OK)
+    assert [d["tid"] for d in s.finished_among("e", [doc["_id"]])] == [doc["tid"]]
+    assert len(s.history("e")) == 2 and s.counts("e")[DONE] == 1 and len(s.running_trials("e")) == 0
+
+
+def test_a_result_too_large_for_a_document_becomes_an_error(mongomock_store):
+    s = mongomock_store
+    _queued(s)
+    doc = s.claim("w", 30, "e")
+    huge = {"loss": 1.0, "status": "ok", "blob": "x" * (17 * 1024 * 1024)}
+    assert s.report(doc["_id"], "stale", DONE, huge) is False  # still conditioned on the lease
+    assert s.report(doc["_id"], doc["lease_token"], DONE, huge) is True
+    [trial] = s.history("e")
+    assert trial["state"] == ERROR and trial["error"]["type"] == "ResultTooLarge"
+    assert "17.0 MiB" in trial["error"]["message"] and trial["result"] == {"status": "fail"}
+
+
+def test_running_trials_for_status(mongomock_store):
+    _queued(mongomock_store, 2)
+    doc = mongomock_store.claim("w9", 30, "e")
+    [row] = mongomock_store.running_trials("e")
+    assert row["tid"] == doc["tid"] and row["owner"] == "w9" and row["claimed"] == doc["claimed"]
+    assert row["lease_until"] == doc["lease_until"]
+
+
+def test_a_client_without_tz_aware_still_gives_utc_leases():
+    s = Store("mongodb://mock", client=mongomock.MongoClient())
+    _queued(s)
+    s.claim("w", 30, "e")
+    assert s.reap_expired("e", 3, now=_now() + dt.timedelta(seconds=60)) == 1
+
+
+def test_retry_waits_out_an_outage_but_not_a_refusal(mongomock_store):
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 2:
+            raise StoreUnavailable("server restarting")
+        return "ok"
+
+    assert mongomock_store.retry(flaky, timeout=5) == "ok" and len(calls) == 2
+    with pytest.raises(ExperimentNotFound):
+        mongomock_store.retry(mongomock_store.get_experiment, "missing", timeout=60)
+    with pytest.raises(StoreUnavailable):
+        mongomock_store.retry(lambda: (_ for _ in ()).throw(StoreUnavailable("down")), timeout=0.1)
+
+
+def test_states_are_plain_strings():
+    assert (NEW, RUNNING, DONE, ERROR) == ("NEW", "RUNNING", "DONE", "ERROR") and FINISHED == (DONE, ERROR)
+    assert issubclass(StoreUnavailable, StoreError)

@@ -1,0 +1,172 @@
+"""The store against a real wire server: the protocol over a socket, racing processes, auth, failures."""
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing as mp
+import statistics
+import time
+
+import pymongo
+import pytest
+
+from hyperdist.errors import StoreError, StoreUnavailable
+from hyperdist.store import DONE, ERROR, NEW, RUNNING, Store
+
+OK = {"loss": 0.25, "status": "ok", "extra": {"curve": [1.0, 0.5]}}
+
+
+def _queued(store: Store, n: int, key: str = "e") -> list:
+    store.create_experiment(key, space={"x": 1}, space_hash="h", objective="m:f", algo={"name": "tpe", "params": {}},
+                            max_evals=n, seed=1)
+    return store.insert_trials(key, [(tid, {"x": float(tid)}) for tid in store.reserve_tids(key, n)])
+
+
+def test_protocol_over_the_wire(store):
+    ids = _queued(store, 3)
+    ids += store.insert_trials("e", [(2, {"x": 9.0}), (3, {"x": 3.0})])
+    assert ids[3] == ids[2] and ids[4] not in ids[:3]  # the duplicate tid kept its document
+    doc = store.claim("w1", 30, "e")
+    assert doc["state"] == RUNNING and doc["lease_until"].tzinfo is not None
+    assert store.running_trials("e")[0]["lease_until"] == doc["lease_until"]  # built locally == stored
+    assert store.heartbeat(doc["_id"], doc["lease_token"], 60) is True
+    assert store.report(doc["_id"], "stale", DONE, OK) is False
+    assert store.report(doc["_id"], doc["lease_token"], DONE, OK) is True
+    other = store.claim("w2", 30)
+    assert store.release(other["_id"], other["lease_token"]) is True
+    assert store.counts("e") == {NEW: 3, RUNNING: 0, DONE: 1, ERROR: 0}
+    [finished] = store.finished_among("e", ids)
+    assert finished["result"] == OK and set(finished) == {"_id", "tid", "state", "params", "result", "error"}
+    assert [d["tid"] for d in store.history("e")] == [0, 1, 2, 3]
+
+
+def test_stale_lease_report_is_refused_after_reaping(store):
+    _queued(store, 1)
+    first = store.claim("w1", 30, "e")
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=31)
+    assert store.reap_expired("e", max_attempts=3, now=later) == 1
+    second = store.claim("w2", 30, "e")
+    assert second["_id"] == first["_id"] and second["attempts"] == 2
+    assert store.heartbeat(first["_id"], first["lease_token"], 30) is False
+    assert store.report(first["_id"], first["lease_token"], DONE, {"loss": 9.0, "status": "ok"}) is False
+    assert store.report(second["_id"], second["lease_token"], DONE, OK) is True
+    [trial] = store.history("e")
+    assert trial["owner"] == "w2" and trial["result"] == OK
+
+
+def test_reap_spares_a_lease_renewed_since_it_expired(store):
+    _queued(store, 1)
+    doc = store.claim("w1", 1, "e")
+    assert store.heartbeat(doc["_id"], doc["lease_token"], 60) is True
+    assert store.reap_expired("e", 3, now=doc["lease_until"] + dt.timedelta(seconds=1)) == 0
+    assert store.report(doc["_id"], doc["lease_token"], DONE, OK) is True
+
+
+def test_a_result_too_large_is_recorded_as_error(store):
+    _queued(store, 1)
+    doc = store.claim("w", 30, "e")
+    huge = {"loss": 1.0, "status": "ok", "blob": "x" * (17 * 1024 * 1024)}
+    assert store.report(doc["_id"], doc["lease_token"], DONE, huge) is True
+    [trial] = store.history("e")
+    assert trial["state"] == ERROR and trial["error"]["type"] == "ResultTooLarge"
+
+
+def _claimer(url: str, db: str, ready, jobs, out) -> None:
+    """Claim every trial of each experiment named on `jobs` until none is left; report the tids won."""
+    store = Store(url, db=db)
+    ready.put(1)
+    while (exp_key := jobs.get(timeout=60)) is not None:
+        won = []
+        while (doc := store.claim(f"p{mp.current_process().pid}", 30, exp_key)) is not None:
+            won.append(doc["tid"])
+        out.put(won)
+    store.close()
+
+
+def test_racing_processes_claim_each_trial_exactly_once(store, mongo_url):
+    ctx = mp.get_context("spawn")
+    ready, out = ctx.Queue(), ctx.Queue()
+    jobs = [ctx.Queue() for _ in range(4)]
+    procs = [ctx.Process(target=_claimer, args=(mongo_url, store.db_name, ready, q, out)) for q in jobs]
+    for p in procs:
+        p.start()
+    try:
+        for _ in procs:  # all connected before any claims, so they really race
+            ready.get(timeout=60)
+        for exp_key, n_trials in (("one", 1), ("fifty", 50)):
+            _queued(store, n_trials, exp_key)
+            for q in jobs:
+                q.put(exp_key)
+            won = [out.get(timeout=60) for _ in procs]
+            assert sorted(t for w in won for t in w) == list(range(n_trials)), exp_key
+            if n_trials == 1:
+                assert sum(1 for w in won if w) == 1
+            assert store.counts(exp_key) == {NEW: 0, RUNNING: n_trials, DONE: 0, ERROR: 0}
+            assert {d["attempts"] for d in store.history(exp_key)} == {1}
+    finally:
+        for q in jobs:
+            q.put(None)
+        for p in procs:
+            p.join(10)
+
+
+def test_claim_and_change_reads_stay_fast_beside_many_finished_trials(store):
+    """The claim, reap and change-reading queries go through indexes: thousands of finished
+    trials must not slow them (a collection scan of these 3 000 costs SecantusDB ~60 ms)."""
+    store.create_experiment("e", space={}, space_hash="h", objective=None, algo={"name": "rand", "params": {}},
+                            max_evals=3000, seed=1)
+    done = [{"exp_key": "e", "tid": t, "state": DONE, "params": {"x": 1.0}, "result": OK, "attempts": 1}
+            for t in range(3000)]
+    store._trials.insert_many(done)
+    ids = store.insert_trials("e", [(t, {"x": 0.0}) for t in range(3000, 3020)])
+
+    def ms(call) -> float:
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            call()
+            times.append((time.perf_counter() - start) * 1000)
+        return statistics.median(times)
+
+    claims = ms(lambda: store.claim("w", 30, "e"))
+    assert claims < 25, f"claim took {claims:.1f} ms"
+    reap = ms(lambda: store.reap_expired("e", 3))
+    changed = ms(lambda: store.finished_among("e", ids))
+    open_ = ms(lambda: store.open_trials("e"))
+    assert max(reap, changed, open_) < 25, (reap, changed, open_)
+
+
+def test_unreachable_server_fails_in_bounded_time_without_the_password():
+    start = time.monotonic()
+    with pytest.raises(StoreUnavailable) as err:
+        Store("mongodb://user:secret@127.0.0.1:1/", timeout_ms=300)
+    assert time.monotonic() - start < 5
+    assert "secret" not in str(err.value) and "127.0.0.1:1" in str(err.value)
+    assert err.value.__suppress_context__ and err.value.__cause__ is None  # no pymongo traceback
+
+
+def test_an_invalid_url_is_one_error_without_the_password():
+    with pytest.raises(StoreError, match="invalid MongoDB URL") as err:
+        Store("mongodb://user:secret@host:notaport/", timeout_ms=300)
+    assert "secret" not in str(err.value)
+
+
+def test_auth_with_and_without_credentials(local_servers, tmp_path):
+    data = tmp_path / "auth"
+    open_server = local_servers.start(data)
+    admin = pymongo.MongoClient(open_server.url)
+    admin.admin.command("createUser", "alice", pwd="s3cret-pw", roles=["root"])
+    admin.close()
+    local_servers.kill(open_server)  # acknowledged writes survive (--sync-on-commit); faster than a clean stop
+    server = local_servers.start(data, auth=True)
+    host = server.url.split("//")[1]
+
+    store = Store(f"mongodb://alice:s3cret-pw@{host}/?authSource=admin", db="secure", timeout_ms=2000)
+    assert "s3cret-pw" not in store.url_redacted
+    _queued(store, 1)
+    assert store.claim("w", 30, "e")["tid"] == 0
+    store.close()
+    for url in (f"mongodb://{host}/", f"mongodb://alice:wrong-pw@{host}/?authSource=admin"):
+        with pytest.raises(StoreError) as err:
+            Store(url, db="secure", timeout_ms=2000)
+        assert not isinstance(err.value, StoreUnavailable)  # a refusal, not an outage: no retrying
+        assert "wrong-pw" not in str(err.value)
