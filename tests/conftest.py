@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hyperdist.server import LocalServer, server_status, start_server, stop_server  # noqa: E402
+from hyperdist.server import LocalServer, start_server, stop_server  # noqa: E402
 from hyperdist.store import Store  # noqa: E402
 
 
@@ -52,34 +52,46 @@ def db_name() -> str:
     return f"t_{uuid.uuid4().hex[:10]}"
 
 
+def _gone(pid: int) -> bool:
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == pid  # our child: reap it
+    except ChildProcessError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+
 class LocalServers:
     """Extra servers of a test's own: start (or restart) one on a data dir, or kill -9 one."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.dirs: list[Path] = []
+        self.started: list[LocalServer] = []
 
     def start(self, data_dir: Path | None = None, **kwargs) -> LocalServer:
         """start_server on data_dir (default: a new one under the test's tmp_path)."""
-        data_dir = Path(data_dir or self.root / f"server{len(self.dirs)}")
-        self.dirs.append(data_dir)
-        return start_server(data_dir, **kwargs)
+        server = start_server(Path(data_dir or self.root / f"server{len(self.started)}"), **kwargs)
+        self.started.append(server)
+        return server
 
     def kill(self, server: LocalServer, timeout: float = 10) -> None:
         """SIGKILL, then wait until the process is gone: until then its port still answers, and a
         start on the same data dir would hand the dying server back."""
+        if _gone(server.pid):
+            return
         os.kill(server.pid, signal.SIGKILL)
         deadline = time.monotonic() + timeout
-        while server_status(server.data_dir) is not None:
+        while not _gone(server.pid):
             assert time.monotonic() < deadline, f"server {server.pid} outlived SIGKILL"
             time.sleep(0.02)
 
     def kill_all(self) -> None:
-        for data_dir in dict.fromkeys(self.dirs):
-            running = server_status(data_dir)
-            if running is not None:
-                self.kill(running)
-            stop_server(data_dir)  # removes server.json
+        """Every server started here, even one whose server.json a test removed."""
+        for server in self.started:
+            self.kill(server)
+            stop_server(server.data_dir)  # removes server.json
 
 
 @pytest.fixture
