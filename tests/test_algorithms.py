@@ -1,14 +1,21 @@
-"""TPE and random search as pure functions: determinism, pending trials, batches, repeats, conditions."""
+"""TPE and random search as pure functions: determinism, pending trials, batches, repeats, conditions,
+and the Parzen estimator itself checked against straightforward scipy evaluations."""
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.special import log_ndtr, logsumexp
+from scipy.stats import kstest, norm
 
 from hyperdist import Trials, fmin, hp, rand, tpe
-from hyperdist.history import OK, Observations
+from hyperdist.algorithms import parzen
+from hyperdist.algorithms import tpe as tpe_module
+from hyperdist.history import FAILED, OK, PENDING, Observations
 from hyperdist.space import compile_space
 
 SPACE = compile_space({
@@ -18,71 +25,274 @@ SPACE = compile_space({
     "m": hp.choice("m", [{"k": 0}, {"k": 1, "s": hp.normal("s", 0, 1), "q": hp.randint("q", 5)}]),
 })
 
+# every family, a condition and a nested condition: what the brute-force checks run on
+MIXED = compile_space({
+    "a": hp.uniform("a", -5, 5), "b": hp.loguniform("b", -8, 0), "c": hp.quniform("c", 0, 100, 5),
+    "d": hp.normal("d", 0, 2), "e": hp.qloguniform("e", 0, 6, 1), "f": hp.randint("f", 10),
+    "g": hp.qnormal("g", 0, 3, 0.5), "u": hp.uniformint("u", 1, 4),
+    "m": hp.pchoice("m", [(0.3, {"h": hp.uniform("h", 0, 1)}),
+                          (0.7, {"i": hp.lognormal("i", 0, 1), "j": hp.qlognormal("j", 1, 1, 2),
+                                 "k": hp.choice("k", [0, {"l": hp.quniform("l", 1, 9, 1)}])})]),
+})
 
-def _history(n: int, seed: int = 0) -> Observations:
+
+def _history(space, n: int, seed: int = 0, loss=None) -> Observations:
     rng = np.random.default_rng(seed)
-    X = SPACE.sample(rng, n)
-    loss = (X[:, 0] - 1) ** 2 + rng.random(n) * 0.1
-    return Observations(X, loss, np.full(n, OK, dtype=np.int8))
+    X = space.sample(rng, n)
+    y = loss(X) if loss else rng.random(n)
+    return Observations(X, y + rng.random(n) * 0.1, np.full(n, OK, dtype=np.int8))
 
 
+def _quadratic_history(n: int, seed: int = 0) -> Observations:
+    return _history(SPACE, n, seed, loss=lambda X: (X[:, 0] - 1) ** 2)
+
+
+# --- behaviour -----------------------------------------------------------------------------------
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), multivariate=st.booleans())
 def test_same_seed_same_suggestions(seed, multivariate):
-    obs = _history(60)
+    obs = _quadratic_history(60)
     a = tpe.suggest([0, 1, 2], SPACE, obs, seed, multivariate=multivariate)
     b = tpe.suggest([0, 1, 2], SPACE, obs, seed, multivariate=multivariate)
     assert a == b
+    assert tpe.suggest([0, 1, 2], SPACE, obs, seed + 1, multivariate=multivariate) != a
     for params in a:
-        SPACE.validate(params)  # in support, conditional params present exactly when active
+        SPACE.validate(params)  # in support, conditional params present when active
+    assert rand.suggest([0, 1], SPACE, obs, seed) == rand.suggest([0, 1], SPACE, obs, seed)
 
 
-def test_batch_members_differ_and_pending_trials_push_suggestions_away():
-    obs = _history(80)
-    batch = tpe.suggest(list(range(8)), SPACE, obs, 11)
-    assert len({tuple(sorted(p.items())) for p in batch}) == 8
-    # 1-D: with many pending trials piled on the favourite spot, TPE moves elsewhere
+@pytest.mark.parametrize("multivariate", [True, False])
+def test_batch_members_differ_and_pending_trials_push_suggestions_away(multivariate):
+    batch = tpe.suggest(list(range(8)), SPACE, _quadratic_history(80), 11, multivariate=multivariate)
+    assert len(batch) == 8 and len({tuple(sorted(p.items())) for p in batch}) == 8
+    # 1-D, best region around 3; trial order shuffled so that forgetting favours no side
     space = compile_space(hp.uniform("x", 0, 10))
-    X = np.linspace(0, 10, 200)[:, None]
+    X = np.random.default_rng(0).permutation(np.linspace(0, 10, 200))[:, None]
     finished = Observations(X, (X[:, 0] - 3) ** 2, np.full(200, OK, dtype=np.int8))
-    free = np.array([tpe.suggest([0], space, finished, s)[0]["x"] for s in range(40)])
-    pending = finished.with_pending(np.full((100, 1), 3.0))
-    crowded = np.array([tpe.suggest([0], space, pending, s)[0]["x"] for s in range(40)])
-    assert np.mean(np.abs(free - 3) < 0.1) > 0.25
-    assert np.mean(np.abs(crowded - 3) < 0.1) < 0.05
+    crowded = finished.with_pending(np.full((100, 1), 3.0))
+
+    def near_3(obs: Observations) -> float:
+        picks = np.array([tpe.suggest([0], space, obs, s, multivariate=multivariate)[0]["x"] for s in range(60)])
+        return float(np.mean(np.abs(picks - 3) < 0.25))
+
+    assert near_3(finished) > 0.4
+    assert near_3(crowded) < 0.1
 
 
-def test_no_exact_repeats_in_a_discrete_space():
-    space = compile_space({"a": hp.choice("a", [1, 2, 3]), "b": hp.randint("b", 4)})
+def test_pending_and_failed_trials_join_above_and_count_as_started():
+    obs = _quadratic_history(30)
+    state = obs.state.copy()
+    state[:25] = FAILED  # only 5 finished ok: still past n_startup_jobs=20, TPE (not random) runs
+    failing = Observations(obs.X, np.where(state == OK, obs.loss, np.nan), state)
+    assert tpe.suggest([0], SPACE, failing, 3) != rand.suggest([0], SPACE, failing, 3)
+    pending = Observations(obs.X, np.full(30, np.nan), np.full(30, PENDING, dtype=np.int8))
+    assert tpe.suggest([0], SPACE, pending, 3) == rand.suggest([0], SPACE, pending, 3)  # nothing finished
+
+
+@pytest.mark.parametrize("multivariate", [True, False])
+def test_no_exact_repeats_in_a_discrete_space(multivariate):
+    space = compile_space({"a": hp.choice("a", [1, 2, 3]), "b": hp.choice("b", ["w", "x", "y", "z"])})
     trials = Trials()
-    fmin(lambda c: c["a"] * c["b"], space, algo=functools.partial(tpe.suggest, n_startup_jobs=3), max_evals=12,
-         trials=trials, rstate=0, show_progressbar=False)
-    seen = {(p["a"], p["b"]) for p in (t["params"] for t in trials.trials)}
-    assert len(seen) == 12
+    algo = functools.partial(tpe.suggest, n_startup_jobs=3, multivariate=multivariate)
+    fmin(lambda c: c["a"] * len(c["b"]), space, algo=algo, max_evals=12, trials=trials, rstate=0,
+         show_progressbar=False)
+    assert len({(p["a"], p["b"]) for p in (t["params"] for t in trials.trials)}) == 12
     rows = rand.suggest(list(range(12)), space, None, 1)
     assert len({(r["a"], r["b"]) for r in rows}) == 12
 
 
-def _median_best(algo, seeds=range(7), evals=60) -> float:
+@pytest.mark.parametrize("multivariate", [True, False])
+def test_conditional_params_present_only_when_their_branch_is_chosen(multivariate):
+    branches = set()
+    for seed in range(25):
+        p = tpe.suggest([0], MIXED, _history(MIXED, 150, seed=seed), seed, multivariate=multivariate)[0]
+        expected = set("abcdefgum") | ({"h"} if p["m"] == 0 else {"i", "j", "k"})
+        if p.get("k") == 1:
+            expected.add("l")
+        assert set(p) == expected
+        MIXED.validate(p)
+        branches.add((p["m"], p.get("k")))
+    assert len(branches) >= 2
+
+
+def _median_best(algo, seeds=range(9), evals=100) -> float:
     bests = []
     for seed in seeds:
         trials = Trials()
-        fmin(lambda c: (c["x"] - 1.3) ** 2 + (c["y"] + 0.7) ** 2, {"x": hp.uniform("x", -5, 5),
-             "y": hp.uniform("y", -5, 5)}, algo=algo, max_evals=evals, trials=trials, rstate=seed,
-             show_progressbar=False)
+        fmin(lambda c: sum((v - 1.3) ** 2 for v in c.values()), {k: hp.uniform(k, -5, 5) for k in "xyz"},
+             algo=algo, max_evals=evals, trials=trials, rstate=seed, show_progressbar=False)
         bests.append(trials.best_trial["result"]["loss"])
     return float(np.median(bests))
 
 
 def test_tpe_beats_random_on_a_quadratic():
-    assert _median_best(tpe.suggest) < _median_best(rand.suggest) / 2
-    assert _median_best(functools.partial(tpe.suggest, multivariate=True)) < _median_best(rand.suggest) / 2
+    baseline = _median_best(rand.suggest)
+    assert _median_best(tpe.suggest) < baseline / 5
+    assert _median_best(functools.partial(tpe.suggest, multivariate=False)) < baseline * 0.75
 
 
-def test_long_history_uses_pooled_kernels_and_still_converges():
-    space = compile_space(hp.uniform("x", -10, 10))
+@pytest.mark.parametrize("multivariate", [True, False])
+def test_long_history_uses_bounded_kernels_and_still_converges(multivariate):
+    space = compile_space({"x": hp.uniform("x", -10, 10), "y": hp.quniform("y", 0, 20, 1)})
+    X = space.sample(np.random.default_rng(0), 5000)
+    obs = Observations(X, (X[:, 0] - 2) ** 2 + (X[:, 1] - 5) ** 2, np.full(5000, OK, dtype=np.int8))
+    picks = np.array([[p["x"], p["y"]] for s in range(10)
+                      for p in tpe.suggest([0], space, obs, s, multivariate=multivariate)])
+    assert abs(np.median(picks[:, 0]) - 2) < 0.5 and abs(np.median(picks[:, 1]) - 5) <= 1
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"prior_weight": 0}, "prior_weight"), ({"gamma": 1.5}, "gamma"), ({"n_EI_candidates": 0}, "n_EI_candidates"),
+    ({"n_startup_jobs": -1}, "n_startup_jobs"),
+])
+def test_bad_keywords_are_refused(kwargs, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        tpe.suggest([0], SPACE, None, 0, **kwargs)
+
+
+# --- the estimator against straightforward evaluations --------------------------------------------
+def _mixtures(space, n: int, multivariate: bool, max_components: int = 128):
+    """l and g fitted the way tpe.suggest fits them, plus candidates drawn from l."""
+    obs = _history(space, n, seed=n)
+    plan = parzen.plan(space.params, multivariate)
+    below = np.zeros(n, dtype=bool)
+    below[np.argsort(obs.loss)[:6]] = True
+    active = ~np.isnan(obs.X.T[plan.lead])
     rng = np.random.default_rng(0)
-    X = rng.uniform(-10, 10, (5000, 1))
-    obs = Observations(X, (X[:, 0] - 2) ** 2, np.full(5000, OK, dtype=np.int8))
-    picks = [tpe.suggest([0], space, obs, s)[0]["x"] for s in range(10)]
-    assert abs(np.median(picks) - 2) < 0.5
+    mix = [tpe_module._mixture(plan, obs.X, w, 1.0, max_components, multivariate, rng)
+           for w in (active & below, tpe_module._forgetting(active & ~below, 25))]
+    smoothing = 1.0 if multivariate else 0.0
+    values, t_cont = parzen.sample(plan, mix[0], rng, 24, smoothing)
+    return plan, mix, values, t_cont, smoothing
+
+
+def _log_density(p: parzen.Plan, mix: parzen.Mixture, x: np.ndarray, t_cont: np.ndarray, smoothing: float,
+                 g: int) -> float:
+    """log of one group's mixture density at candidate x (D values), one kernel at a time with scipy."""
+    terms = []
+    for m in np.flatnonzero(np.isfinite(mix.log_w[g])):
+        total = mix.log_w[g, m]
+        for d in np.flatnonzero(p.group == g):
+            if d < p.n_num:
+                mu, s, lo, hi = mix.mu[d, m], mix.sigma[d, m], p.lo[d, 0], p.hi[d, 0]
+                total -= np.log(norm.cdf(hi, mu, s) - norm.cdf(lo, mu, s))
+                if d < p.n_cont:
+                    total += norm.logpdf(t_cont[d], mu, s)
+                    continue
+                q = p.q[d, 0]
+                e = np.array([max(x[d] - q / 2, p.vlo[d, 0] - q / 2), min(x[d] + q / 2, p.vhi[d, 0] + q / 2)])
+                if any(a <= d < b for a, b in p.log_rows):
+                    e = np.log(np.maximum(e, 1e-300))
+                e = np.clip(e, lo, hi)
+                total += np.log(max(norm.sf(e[0], mu, s) - norm.sf(e[1], mu, s), 1e-300))
+            else:
+                c, prior = int(x[d]), p.prior[d - p.n_num]
+                same = mix.codes[d - p.n_num, m] == c
+                k = prior[c] if m == 0 else (same + smoothing * prior[c]) / (1 + smoothing)
+                total += np.log(max(k, 1e-300))
+        terms.append(total)
+    return float(logsumexp(terms))
+
+
+@pytest.mark.parametrize("multivariate", [True, False])
+@pytest.mark.parametrize("n", [60, 400])  # 400: g is binned (univariate) or subsampled (multivariate)
+def test_scores_match_a_kernel_by_kernel_evaluation(multivariate, n):
+    plan, (l_mix, g_mix), values, t_cont, smoothing = _mixtures(MIXED, n, multivariate)
+    scores = parzen.score(plan, l_mix, g_mix, values, t_cont, smoothing)
+    assert g_mix.mu.shape[1] <= 129 and scores.shape == (plan.n_groups, 24)
+    for g in range(plan.n_groups):
+        for c in range(0, 24, 7):
+            expected = (_log_density(plan, l_mix, values[:, c], t_cont[:, c], smoothing, g)
+                        - _log_density(plan, g_mix, values[:, c], t_cont[:, c], smoothing, g))
+            assert scores[g, c] == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("multivariate", [True, False])
+def test_draws_follow_the_mixture(multivariate):
+    space = compile_space({"x": hp.uniform("x", 0, 10), "c": hp.pchoice("c", [(0.2, 0), (0.8, 1)])})
+    X = np.array([[1.0, 0], [2.0, 0], [9.0, 1]])
+    p = parzen.plan(space.params, multivariate)
+    mix = parzen.fit(p, X, np.arange(3)[None, :], (~np.isnan(X.T[p.lead])).astype(float), 1.0)
+    s = 1.0 if multivariate else 0.0
+    values, _ = parzen.sample(p, mix, np.random.default_rng(0), 100_000, s)
+    w, mu, sigma = np.exp(mix.log_w[p.group[0]]), mix.mu[0], mix.sigma[0]
+    z = norm.cdf(10, mu, sigma) - norm.cdf(0, mu, sigma)
+
+    def cdf(x):
+        return np.sum(w * (norm.cdf(np.asarray(x)[:, None], mu, sigma) - norm.cdf(0, mu, sigma)) / z, axis=1)
+
+    assert kstest(values[0], cdf).pvalue > 1e-3
+    w_c, prior = np.exp(mix.log_w[p.group[1]]), np.array([0.2, 0.8])
+    expected = sum(wm * (prior if code < 0 else ((np.arange(2) == code) + s * prior) / (1 + s))
+                   for wm, code in zip(w_c, mix.codes[0]))
+    assert np.bincount(values[1].astype(int), minlength=2) / 100_000 == pytest.approx(expected, abs=0.01)
+
+
+def _hyperopt_sigmas(mus: np.ndarray, prior_mu: float, prior_sigma: float) -> np.ndarray:
+    """Hyperopt's adaptive_parzen_normal bandwidths (prior inserted before equal values), with the
+    clip [prior_sigma / min(100, n + 1), prior_sigma], in the order of `mus`."""
+    order = np.argsort(mus, kind="stable")
+    pos = np.searchsorted(mus[order], prior_mu)
+    srt = np.concatenate([mus[order[:pos]], [prior_mu], mus[order[pos:]]])
+    sigma = np.empty_like(srt)
+    sigma[1:-1] = np.maximum(srt[1:-1] - srt[:-2], srt[2:] - srt[1:-1])
+    sigma[0], sigma[-1] = srt[1] - srt[0], srt[-1] - srt[-2]
+    sigma = np.clip(sigma, prior_sigma / min(100, len(mus) + 1), prior_sigma)
+    out = np.empty(len(mus))
+    out[order] = np.delete(sigma, pos)
+    return out
+
+
+def _hyperopt_forgetting(n: int, flat: int) -> np.ndarray:
+    if n < flat:
+        return np.ones(n)
+    return np.concatenate([np.linspace(1.0 / n, 1.0, n - flat), np.ones(flat)])
+
+
+@settings(max_examples=40, deadline=None)
+@given(values=st.lists(st.integers(0, 8), min_size=2, max_size=40), n_pad=st.integers(0, 3))
+def test_bandwidths_match_hyperopt_including_ties(values, n_pad):
+    mus = np.array(values, dtype=float)
+    mu = np.concatenate([[4.0], mus, [np.nan] * n_pad])[None, :]  # prior first, padding last
+    sigma = parzen.adaptive_sigmas(mu, np.array([[8.0]]), np.array([len(mus)]))
+    np.testing.assert_allclose(sigma[0, 1:len(mus) + 1], _hyperopt_sigmas(mus, 4.0, 8.0))
+
+
+def test_forgetting_matches_hyperopt_over_active_entries():
+    active = np.random.default_rng(0).random((4, 300)) < [[1.0], [0.5], [0.09], [0.0]]
+    w = tpe_module._forgetting(active, 25)
+    for g in range(4):
+        np.testing.assert_allclose(w[g, active[g]], _hyperopt_forgetting(active[g].sum(), 25))
+        assert np.all(w[g, ~active[g]] == 0)
+
+
+def test_bucket_mass_is_exact_in_both_tails():
+    lo = np.array([[-30.0, -0.5, 20.0, 29.0, -1.0, 5.0]])
+    hi = lo + np.array([[1.0, 1.0, 1.0, 0.5, 3.0, 1e-3]])
+    out = np.empty((1, 6, 1))
+    parzen._bucket_log_mass(out, lo, hi, np.zeros((1, 1)), np.ones((1, 1)))
+
+    def exact(a: float, b: float) -> float:  # log(ndtr(b) - ndtr(a)) without cancellation
+        if b <= 0:
+            return log_ndtr(b) + math.log1p(-math.exp(log_ndtr(a) - log_ndtr(b)))
+        if a >= 0:
+            return log_ndtr(-a) + math.log1p(-math.exp(log_ndtr(-b) - log_ndtr(-a)))
+        return math.log1p(-math.exp(log_ndtr(a)) - math.exp(log_ndtr(-b)))
+
+    np.testing.assert_allclose(out[0, :, 0], [exact(a, b) for a, b in zip(lo[0], hi[0])], rtol=1e-12)
+
+
+def test_subsampled_kernels_keep_the_weight_and_are_unbiased():
+    active = np.ones((3, 1000), dtype=bool)
+    active[1, ::2] = False
+    active[2, 100:] = False  # 100 rows: fewer than k, kept exactly
+    w = tpe_module._forgetting(active, 25)
+    rows, kept = tpe_module._subsample(w, 128, np.random.default_rng(0))
+    np.testing.assert_allclose(kept.sum(axis=1), w.sum(axis=1))
+    assert np.all(active[np.arange(3)[:, None], rows][kept > 0])
+    np.testing.assert_allclose(np.sort(kept[2][kept[2] > 0]), np.sort(w[2][active[2]]))
+    mean = np.zeros(1000)
+    for seed in range(400):
+        r, k = tpe_module._subsample(w[:1], 128, np.random.default_rng(seed))
+        np.add.at(mean, r[0], k[0] / 400)
+    assert abs(mean[:500].sum() / w[0, :500].sum() - 1) < 0.01  # older, lighter half: not over-represented

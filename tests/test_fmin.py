@@ -73,7 +73,8 @@ def test_bad_results_become_failed_trials(bad, reason):
     quiet(objective, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=6, trials=trials, rstate=0)
     failed = [t for t in trials.trials if t["result"]["status"] == STATUS_FAIL]
     assert len(failed) == 3 and reason in failed[0]["error"]["message"]
-    assert trials.losses().count(None) == 3
+    assert failed[0]["result"]["failure"] == failed[0]["error"]["message"]
+    assert trials.losses().count(None) == 3 and trials.best_trial["result"]["loss"] == 1.0  # the search went on
 
 
 def test_exceptions_are_recorded_and_reraised_unless_caught():
@@ -83,22 +84,29 @@ def test_exceptions_are_recorded_and_reraised_unless_caught():
     trials = Trials()
     with pytest.raises(RuntimeError, match="kaboom"):
         quiet(boom, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=3, trials=trials)
-    assert trials.trials[0]["error"]["type"] == "RuntimeError" and "kaboom" in trials.trials[0]["error"]["traceback"]
+    error = trials.trials[0]["error"]
+    assert error["type"] == "RuntimeError" and error["message"] == "kaboom" and "in boom" in error["traceback"]
+    assert trials.statuses() == [STATUS_FAIL] and len(trials) == 1
     trials = Trials()
     with pytest.raises(AllTrialsFailed, match="no trial finished"):
         quiet(boom, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=3, trials=trials, catch_eval_exceptions=True)
-    assert len(trials) == 3
+    assert len(trials) == 3 and all(t["error"]["message"] == "kaboom" for t in trials.trials)
 
 
 def test_max_evals_counts_history_and_seed_reproduces():
     trials = Trials()
     quiet(lambda x: x, hp.uniform("x", 0, 1), algo=tpe.suggest, max_evals=10, trials=trials, rstate=5)
-    quiet(lambda x: x, hp.uniform("x", 0, 1), algo=tpe.suggest, max_evals=25, trials=trials, rstate=5)
-    assert len(trials) == 25
-    a, b = Trials(), Trials()
-    quiet(lambda x: x, hp.uniform("x", 0, 1), algo=tpe.suggest, max_evals=30, trials=a, rstate=np.random.default_rng(9))
-    quiet(lambda x: x, hp.uniform("x", 0, 1), algo=tpe.suggest, max_evals=30, trials=b, rstate=np.random.default_rng(9))
-    assert a.vals == b.vals
+    assert len(trials) == 10
+    quiet(lambda x: x, hp.uniform("x", 0, 1), algo=tpe.suggest, max_evals=20, trials=trials, rstate=5)
+    assert len(trials) == 20 and trials.tids == list(range(20))
+    space = {"x": hp.uniform("x", 0, 1), "c": hp.choice("c", [0, {"q": hp.quniform("q", 0, 9, 3)}])}
+    runs = []
+    for rstate in (7, 7, np.random.default_rng(9), np.random.default_rng(9), 8):
+        trials = Trials()
+        quiet(lambda c: c["x"], space, algo=tpe.suggest, max_evals=30, trials=trials, rstate=rstate)
+        runs.append(trials.vals)
+    assert runs[0] == runs[1] and runs[2] == runs[3]
+    assert runs[0] != runs[4] and runs[0] != runs[2]
 
 
 @pytest.mark.parametrize("value", [0, -3, 2.5, True])
