@@ -73,6 +73,7 @@ class Worker:
         self._current: dict | None = None
         self._child: ChildProcess | None = None
         self._in_objective = False
+        self._warned_missing = False
 
     # --- signals --------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -124,10 +125,14 @@ class Worker:
         return self.stats
 
     def _experiment_over(self, exp_key: str) -> bool:
+        """Done experiments end the worker; one that does not exist yet is waited for (idle timeout)."""
         try:
             return self.store.get_experiment(exp_key).get("state") == "done"
         except ExperimentNotFound:
-            return True
+            if not self._warned_missing:
+                log.info("experiment %r does not exist yet; waiting for its coordinator", exp_key)
+                self._warned_missing = True
+            return False
 
     def _claim(self) -> dict | None:
         return self.store.claim(self.owner, self.config.lease_seconds, self.config.exp_key)
