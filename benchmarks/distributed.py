@@ -1,36 +1,40 @@
-"""Distributed-path benchmark: throughput, database round trips per trial, coordinator cost.
+"""Distributed-path benchmark: throughput beside the peers, round trips per trial, coordinator scale.
 
-    python benchmarks/distributed.py --trials 300 --workers 1 2 4
-    python benchmarks/distributed.py --round-trips-only
+    python benchmarks/distributed.py throughput --trials 500 --workers 1 2 4 8 --objectives null sleep50
+    python benchmarks/distributed.py scale --history 1000 10000 100000
 
-1. Trials per second with a null objective and 1, 2, 4 worker processes on the embedded server
-   (SecantusDB, started fresh in a temp dir), coordinator in this process.
-2. Database commands per trial in steady state, counted with pymongo command monitoring on the
-   coordinator's and one in-process worker's clients.
-3. Coordinator milliseconds per suggestion (one tick that enqueues one trial) with 1 000 and
-   10 000 finished trials in the history.
+`throughput` runs hyperdist (coordinator in this process, `hyperdist worker` processes) on a fresh
+embedded SecantusDB and, in the same run, the peers of benchmarks/peers.py on the same machine
+(`--peers hyperopt-mongo optuna-journal optuna-postgres`). Every MongoDB command of the
+coordinator and of each worker is counted with pymongo command monitoring (workers run under
+counted.py), and the server's and the clients' CPU seconds are read from /proc, so a row shows
+whether the server or hyperdist's own code is the bottleneck.
+
+`scale` fills an experiment with 1k/10k/100k finished trials and measures, in a fresh process
+per size: resume time, resident memory, ms per suggestion, and the documents each tick reads.
 """
 from __future__ import annotations
 
 import argparse
-import collections
+import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-from pymongo import MongoClient, monitoring
+from pymongo import MongoClient
 
+from counted import CommandCounter
+from envinfo import describe
 from hyperdist import hp, tpe
 from hyperdist.coordinator import Coordinator, StopRules
 from hyperdist.launcher import stop_workers
-from hyperdist.server import start_server, stop_server
+from hyperdist.server import LocalServer, start_server, stop_server
 from hyperdist.space import compile_space
 from hyperdist.store import Store
-from hyperdist.worker import Worker, WorkerConfig
 
 HERE = Path(__file__).resolve().parent
 SPACE = {
@@ -38,131 +42,258 @@ SPACE = {
     "d": hp.normal("d", 0, 2), "e": hp.randint("e", 10),
     "m": hp.choice("m", [{"k": "lin"}, {"k": "rbf", "g": hp.lognormal("g", 0, 1)}]),
 }
-OBJECTIVE = f"{HERE / 'null_objective.py'}:objective"
+OBJECTIVES = HERE / "objectives.py"
+QUEUE = lambda k: int(os.environ.get("QF", "1")) * k + int(os.environ.get("QA", "1"))
 
 
-class Counter(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.counts: collections.Counter = collections.Counter()
-        self.lock = threading.Lock()
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        with self.lock:
-            self.counts[event.command_name] += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a live process, from /proc (clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def throughput(url: str, n_workers: int, trials: int) -> float:
-    db = f"bench_tp_{n_workers}_{int(time.time())}"
-    store = Store(url, db=db)
+def run_hyperdist(server: LocalServer, n_workers: int, trials: int, objective: str, tmp: Path) -> dict:
+    """One search; the clock starts at the first finished trial so that interpreter start-up is not counted."""
+    db = f"bench_{objective}_{n_workers}_{time.time_ns()}"
+    counter = CommandCounter()
+    store = Store(server.url, db=db, client=MongoClient(server.url, event_listeners=[counter], tz_aware=True))
     coord = Coordinator(store, "tp", compile_space(SPACE), tpe.suggest, StopRules(trials), seed=1,
-                        workers=n_workers, objective=OBJECTIVE, poll_interval=0.01)
+                        workers=n_workers, objective=f"{OBJECTIVES}:{objective}", queue=QUEUE(n_workers))
     coord.start()
-    cmd = [sys.executable, "-m", "hyperdist", "worker", "--mongo", url, "--db", db, "--exp", "tp",
-           "--allow", str(HERE / "null_objective.py"), "--idle-timeout", "30"]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(n_workers)]
-    # time from the first finished trial, so that interpreter start-up is not counted
-    while store.counts("tp")["DONE"] == 0:
+    outs = [tmp / f"{db}-w{i}.json" for i in range(n_workers)]
+    procs = [subprocess.Popen([sys.executable, str(HERE / "counted.py"), str(out), "worker", "--mongo", server.url,
+                               "--db", db, "--exp", "tp", "--allow", str(OBJECTIVES), "--idle-timeout", "60"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for out in outs]
+    while coord.finished == 0:
         coord.tick()
-        time.sleep(0.01)
+        time.sleep(coord.poll_interval)
     t0, done0 = time.perf_counter(), coord.finished
+    cpu0 = {"server": cpu_seconds(server.pid), "coordinator": time.process_time(),
+            "workers": sum(cpu_seconds(p.pid) for p in procs)}
     coord.run()
     elapsed = time.perf_counter() - t0
-    stop_workers(procs)
+    cpu1 = {"server": cpu_seconds(server.pid), "coordinator": time.process_time()}
+    stop_workers(procs, timeout=30)
+    worker_reports = [json.loads(out.read_text()) for out in outs if out.exists()]
+    cpu1["workers"] = sum(r["cpu_s"] for r in worker_reports)
+    commands: dict[str, int] = {}
+    shapes: dict[str, int] = {}
+    for r in worker_reports:
+        for name, n in r["commands"].items():
+            commands[name] = commands.get(name, 0) + n
+        for name, n in r["shapes"].items():
+            shapes[name] = shapes.get(name, 0) + n
+    finished = coord.finished
+    store.delete_experiment("tp")
     store.close()
-    return (coord.finished - done0) / elapsed
-
-
-def round_trips(url: str, trials: int = 200) -> dict[str, float]:
-    db = f"bench_rt_{int(time.time())}"
-    c_listener, w_listener = Counter(), Counter()
-    c_store = Store(url, db=db, client=MongoClient(url, event_listeners=[c_listener], tz_aware=True))
-    w_store = Store(url, db=db, client=MongoClient(url, event_listeners=[w_listener], tz_aware=True))
-    coord = Coordinator(c_store, "rt", compile_space(SPACE), tpe.suggest, StopRules(trials), seed=2,
-                        workers=1, objective=OBJECTIVE, poll_interval=0.002)
-    coord.start()
-    worker = Worker(w_store, WorkerConfig(allow=[str(HERE / "null_objective.py")], exp_key="rt",
-                                          idle_timeout=10, poll_interval=0.002))
-    thread = threading.Thread(target=worker.run, daemon=True)
-    base_c, base_w = sum(c_listener.counts.values()), sum(w_listener.counts.values())
-    thread.start()
-    coord.run()
-    thread.join(30)
-    n = coord.finished
-    out = {
-        "coordinator": (sum(c_listener.counts.values()) - base_c) / n,
-        "worker": (sum(w_listener.counts.values()) - base_w) / n,
+    worker_total, coord_total = sum(commands.values()), sum(counter.counts.values())
+    return {
+        "system": "hyperdist", "workers": n_workers, "objective": objective, "trials": finished,
+        "trials_per_s": (finished - done0) / elapsed,
+        "commands_per_trial": (worker_total + coord_total) / finished,
+        "worker_commands_per_trial": worker_total / finished,
+        "coordinator_commands_per_trial": coord_total / finished,
+        "worker_commands": commands, "coordinator_commands": dict(counter.counts),
+        "worker_shapes": shapes, "coordinator_shapes": dict(counter.shapes),
+        "cpu_s": {k: cpu1[k] - cpu0[k] for k in cpu0}, "seconds": elapsed,
+        "complete_worker_reports": len(worker_reports) == n_workers,
     }
-    out["total"] = out["coordinator"] + out["worker"]
-    out["detail_worker"] = dict(w_listener.counts)
-    out["detail_coordinator"] = dict(c_listener.counts)
-    return out
 
 
-def coordinator_cost(url: str, history: int, repeats: int = 15) -> float:
-    """ms for one tick that reads changes and enqueues one suggestion, with `history` finished trials."""
-    db = f"bench_cc_{history}_{int(time.time())}"
+def run_peer(system: str, n_workers: int, trials: int, objective: str, url: str, tmp: Path) -> dict:
+    cmd = [sys.executable, str(HERE / "peers.py"), system, "--workers", str(n_workers), "--trials", str(trials),
+           "--objective", objective, "--mongo", url, "--workdir", str(tmp)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode or not lines:
+        return {"system": system, "workers": n_workers, "objective": objective, "error": proc.stderr.strip()[-400:]}
+    return json.loads(lines[-1])
+
+
+def throughput(args: argparse.Namespace) -> None:
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        server = start_server(tmp / "server")
+        try:
+            for objective in args.objectives:
+                for k in args.workers:
+                    for rep in range(args.repeats):  # systems interleaved within a repeat, so load drifts hit all
+                        rows.append(run_hyperdist(server, k, args.trials, objective, tmp))
+                        print(json.dumps(rows[-1]), flush=True)
+                        for system in args.peers:
+                            if system.startswith("optuna") and k not in args.optuna_workers:
+                                continue
+                            rows.append(run_peer(system, k, args.trials, objective, server.url, tmp))
+                            print(json.dumps(rows[-1]), flush=True)
+        finally:
+            stop_server(tmp / "server")
+    Path(args.json).write_text(json.dumps(rows, indent=1))
+    Path(args.out).write_text(report_throughput(rows, args))
+    print(Path(args.out).read_text())
+
+
+def _median(rows: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in rows)
+
+
+def report_throughput(rows: list[dict], args: argparse.Namespace) -> str:
+    lines = [f"`python benchmarks/distributed.py throughput {' '.join(sys.argv[2:])}`", "",
+             f"{args.trials} trials per search, median of {args.repeats} runs per cell; 'ratio' = hyperdist's "
+             "trials/s divided by the peer's in the same cell.", ""]
+    for objective in args.objectives:
+        lines += [f"### Objective `{objective}`", "",
+                  "| system | workers | trials/s (median) | min | max | hyperdist / system | commands per trial "
+                  "(worker + coordinator) | CPU s: server / workers / coordinator |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for k in args.workers:
+            cell = [r for r in rows if r["objective"] == objective and r["workers"] == k]
+            ours = [r for r in cell if r["system"] == "hyperdist"]
+            base = _median(ours, "trials_per_s")
+            for system in ["hyperdist", *args.peers]:
+                runs = [r for r in cell if r["system"] == system]
+                if not runs:
+                    continue
+                ok = [r for r in runs if "trials_per_s" in r]
+                if not ok:
+                    lines.append(f"| {system} | {k} | failed: {runs[0].get('error', '?')[:120]} | | | | | |")
+                    continue
+                tps = [r["trials_per_s"] for r in ok]
+                med = statistics.median(tps)
+                ratio = "" if system == "hyperdist" else f"{base / med:.1f}x"
+                cmds = cpu = ""
+                if system == "hyperdist":
+                    cmds = (f"{_median(ok, 'commands_per_trial'):.2f} ({_median(ok, 'worker_commands_per_trial'):.2f}"
+                            f" + {_median(ok, 'coordinator_commands_per_trial'):.2f})")
+                    cpu = " / ".join(f"{statistics.median(r['cpu_s'][p] for r in ok):.1f}"
+                                     for p in ("server", "workers", "coordinator"))
+                lines.append(f"| {system} | {k} | {med:.1f} | {min(tps):.1f} | {max(tps):.1f} | {ratio} | {cmds} | {cpu} |")
+        lines.append("")
+    example = next((r for r in rows if r["system"] == "hyperdist" and r["workers"] == max(args.workers)), None)
+    if example:
+        lines += [f"Commands of one hyperdist run ({example['objective']}, {example['workers']} workers, "
+                  f"{example['trials']} trials): workers {example['worker_commands']}, coordinator "
+                  f"{example['coordinator_commands']}.", ""]
+    notes = {r["system"]: r.get("notes") for r in rows if r.get("notes")}
+    lines += [f"- {system}: {note}" for system, note in notes.items()]
+    lines += ["", describe()]
+    return "\n".join(lines) + "\n"
+
+
+# --- coordinator scale ---------------------------------------------------------------------------
+def fill(url: str, db: str, history: int) -> None:
+    """An experiment with `history` finished trials, written directly in large batches."""
+    import numpy as np
+
     store = Store(url, db=db)
     space = compile_space(SPACE)
-    seed_coord = Coordinator(store, "cc", space, tpe.suggest, StopRules(history + 10 * repeats), seed=3,
-                             workers=1, queue=0, objective=OBJECTIVE)
-    seed_coord.start()
-    rows = compile_space(SPACE).sample(__import__("numpy").random.default_rng(0), history)
-    store.insert_trials("cc", [(i, space.to_assignment(r)) for i, r in enumerate(rows)])
-    store.reserve_tids("cc", history)
-    store._trials.update_many({"exp_key": "cc"}, {"$set": {"state": "DONE", "result": {"loss": 1.0, "status": "ok"}}})
-    store.release_coordinator("cc", seed_coord.owner)
-    coord = Coordinator(store, "cc", space, tpe.suggest, StopRules(history + 10 * repeats), seed=3,
-                        workers=1, queue=0, objective=OBJECTIVE)
+    store.create_experiment("scale", space=space.to_json(), space_hash=space.hash, objective=None,
+                            algo={"name": "tpe"}, max_evals=history + 1000, seed=5)
+    rng = np.random.default_rng(0)
+    rows = space.sample(rng, history)
+    store.reserve_tids("scale", history)
+    batch = []
+    for tid, row in enumerate(rows):
+        params = space.to_assignment(row)
+        batch.append({"exp_key": "scale", "tid": tid, "state": "DONE", "params": params, "attempts": 1,
+                      "result": {"loss": float(rng.normal()), "status": "ok", "extra": "x" * 100},
+                      "owner": "filler", "created": None, "claimed": None, "finished": None, "error": None})
+        if len(batch) == 5000:
+            store._trials.insert_many(batch)
+            batch = []
+    if batch:
+        store._trials.insert_many(batch)
+    store.close()
+
+
+def measure_scale(url: str, db: str, ticks: int) -> dict:
+    """Runs in a fresh process: resume, then ticks that each see one trial finish and enqueue one."""
+    import resource
+
+    counter = CommandCounter()
+    store = Store(url, db=db, client=MongoClient(url, event_listeners=[counter], tz_aware=True))
+    space = compile_space(SPACE)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    coord = Coordinator(store, "scale", space, tpe.suggest, StopRules(10**9), workers=1, queue=0)
     t0 = time.perf_counter()
     coord.start(resume=True)
     resume_s = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
-        for key in list(coord.open):  # finish the open trial out of band, as a worker would
-            store._trials.update_one({"_id": key}, {"$set": {"state": "DONE", "result": {"loss": 2.0, "status": "ok"}}})
+    coord.tick()
+    times, returned, commands = [], [], []
+    finisher = MongoClient(url)[db]["trials"]
+    for i in range(ticks):
+        for key in list(coord.open):  # one trial finishes between ticks, as a worker would report it
+            finisher.update_one({"_id": key}, {"$set": {"state": "DONE", "result": {"loss": 1.0 + i, "status": "ok"}}})
+        before, docs_before = sum(counter.counts.values()), dict(counter.returned)
         t = time.perf_counter()
         coord.tick()
-        times.append(time.perf_counter() - t)
-    store.close()
-    print(f"  history {history}: resume {resume_s:.2f} s")
-    return 1000 * statistics.median(times)
+        times.append(1000 * (time.perf_counter() - t))
+        commands.append(sum(counter.counts.values()) - before)
+        returned.append(sum(counter.returned.values()) - sum(docs_before.values()))
+    return {"history": coord.finished, "resume_s": resume_s, "ms_per_suggestion": statistics.median(times),
+            "ms_p90": sorted(times)[int(0.9 * len(times))], "commands_per_tick": statistics.median(commands),
+            "docs_read_per_tick": statistics.median(returned), "max_docs_read_per_tick": max(returned),
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "rss_before_resume_mb": rss0 / 1024}
+
+
+def scale(args: argparse.Namespace) -> None:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        server = start_server(tmp / "server")
+        try:
+            for history in args.history:
+                db = f"scale_{history}"
+                t = time.perf_counter()
+                fill(server.url, db, history)
+                print(f"filled {history} trials in {time.perf_counter() - t:.1f} s", flush=True)
+                for _ in range(args.repeats):
+                    proc = subprocess.run([sys.executable, __file__, "_measure", server.url, db, str(args.ticks)],
+                                          capture_output=True, text=True, check=True,
+                                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+                    rows.append(json.loads(proc.stdout.splitlines()[-1]) | {"filled": history})
+                    print(json.dumps(rows[-1]), flush=True)
+        finally:
+            stop_server(tmp / "server")
+    lines = [f"`python benchmarks/distributed.py scale {' '.join(sys.argv[2:])}`", "",
+             f"Median over {args.repeats} fresh coordinator processes per size; each resumes the experiment, then "
+             f"runs {args.ticks} ticks in each of which one trial has finished and one suggestion is enqueued.", "",
+             "| finished trials | resume s | ms per suggestion (tick, median) | p90 | commands per tick | "
+             "documents read per tick (max) | coordinator RSS MB |", "|---|---|---|---|---|---|---|"]
+    for history in args.history:
+        rs = [r for r in rows if r["filled"] == history]
+        med = {k: statistics.median(r[k] for r in rs) for k in rs[0] if isinstance(rs[0][k], (int, float))}
+        lines.append(f"| {history} | {med['resume_s']:.2f} | {med['ms_per_suggestion']:.1f} | {med['ms_p90']:.1f} | "
+                     f"{med['commands_per_tick']:g} | {med['docs_read_per_tick']:g} ({max(r['max_docs_read_per_tick'] for r in rs)}) | "
+                     f"{med['rss_mb']:.0f} |")
+    lines += ["", describe()]
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print(Path(args.out).read_text())
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_measure":
+        print(json.dumps(measure_scale(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
+        return
     ap = argparse.ArgumentParser()
-    ap.add_argument("--trials", type=int, default=300)
-    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--history", type=int, nargs="+", default=[1000, 10000])
-    ap.add_argument("--round-trips-only", action="store_true")
+    sub = ap.add_subparsers(dest="what", required=True)
+    tp = sub.add_parser("throughput")
+    tp.add_argument("--trials", type=int, default=500)
+    tp.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
+    tp.add_argument("--objectives", nargs="+", default=["null", "sleep50"], choices=["null", "sleep50"])
+    tp.add_argument("--repeats", type=int, default=3)
+    tp.add_argument("--peers", nargs="*", default=["hyperopt-mongo", "optuna-journal", "optuna-postgres"])
+    tp.add_argument("--optuna-workers", type=int, nargs="+", default=[4], help="worker counts at which Optuna runs")
+    tp.add_argument("--out", default=str(HERE / "results" / "distributed.md"))
+    tp.add_argument("--json", default=str(HERE / "results" / "distributed.json"))
+    sc = sub.add_parser("scale")
+    sc.add_argument("--history", type=int, nargs="+", default=[1000, 10000, 100000])
+    sc.add_argument("--repeats", type=int, default=3)
+    sc.add_argument("--ticks", type=int, default=20)
+    sc.add_argument("--out", default=str(HERE / "results" / "scale.md"))
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        server = start_server(Path(tmp))
-        try:
-            rt = round_trips(server.url)
-            print(f"database commands per trial: coordinator {rt['coordinator']:.2f}, worker {rt['worker']:.2f}, "
-                  f"total {rt['total']:.2f}")
-            print(f"  worker commands: {rt['detail_worker']}")
-            print(f"  coordinator commands: {rt['detail_coordinator']}")
-            if args.round_trips_only:
-                return
-            print("| workers | trials/s (median) | min | max |")
-            print("|---|---|---|---|")
-            for k in args.workers:
-                runs = [throughput(server.url, k, args.trials) for _ in range(args.repeats)]
-                print(f"| {k} | {statistics.median(runs):.1f} | {min(runs):.1f} | {max(runs):.1f} |")
-            print("| history | coordinator ms per suggestion (median of 15 ticks) |")
-            print("|---|---|")
-            for h in args.history:
-                print(f"| {h} | {coordinator_cost(server.url, h):.1f} |")
-        finally:
-            stop_server(Path(tmp))
+    {"throughput": throughput, "scale": scale}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ trials are open. Trial ids come from an atomic counter and each suggestion's ran
 """
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import socket
@@ -94,13 +95,16 @@ class Coordinator:
         if rules.max_evals < 1:
             raise HyperdistError(f"max_evals={rules.max_evals!r} must be a positive integer")
         self.store, self.exp_key, self.space, self.algo, self.rules = store, exp_key, space, algo, rules
-        # every worker busy, plus `queue` (default workers + 1) trials waiting to be claimed
-        queue = max(1, workers) + 1 if queue is None else max(0, queue)
-        self.seed, self.target_open = seed, max(1, workers) + queue
+        # every worker busy, plus `queue` trials waiting to be claimed: by default 2 per worker (at
+        # least 3), so ticks can be spaced to find several finished trials each (docs/performance.md)
+        self.queue = max(3, 2 * workers) if queue is None else max(0, queue)
+        self.seed, self.target_open = seed, max(1, workers) + self.queue
         self.objective, self.algo_info = objective, algo_info or {"name": getattr(algo, "__module__", "custom")}
         self.options = options or {}  # e.g. {"pruner": {...}}: read by workers from the experiment
         self.lease_seconds, self.trial_lease_seconds, self.max_attempts = lease_seconds, trial_lease_seconds, max_attempts
         self.poll_interval = poll_interval
+        self.max_poll_interval = 1.0
+        self._finish_times: collections.deque[float] = collections.deque(maxlen=32)
         self.outage_timeout = 300.0  # how long a database outage is waited out before giving up
         self.owner = f"coordinator:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.table = HistoryTable(space)
@@ -162,6 +166,7 @@ class Coordinator:
         if doc["state"] in FINISHED:
             self.open.pop(key, None)
             self.finished += 1
+            self._finish_times.append(time.monotonic())
             result = doc.get("result") or {}
             state, loss = classify(doc["state"] == DONE, result)
             self.table.add(key, params, state, loss)
@@ -221,7 +226,7 @@ class Coordinator:
             self._tids += self.store.reserve_tids(self.exp_key, max(n, self.TID_BLOCK))
         tids, self._tids = self._tids[:n], self._tids[n:]
         batch = self.algo(tids, self.space, self.table.observations(), trial_seed(self.seed, tids[0]))
-        ids = self.store.insert_trials(self.exp_key, list(zip(tids, batch)))
+        ids = self.store.insert_trials(self.exp_key, list(zip(tids, batch)), self.space.hash)
         for key, tid, params in zip(ids, tids, batch):
             self._record({"_id": key, "tid": tid, "state": "NEW", "params": params})
 
@@ -231,7 +236,7 @@ class Coordinator:
             while not self.store.retry(self.tick, timeout=self.outage_timeout):
                 if on_progress:
                     on_progress(self.progress())
-                time.sleep(self.poll_interval)
+                time.sleep(self.pause())
             self.store.cancel_new(self.exp_key)
             self.store.update_experiment(self.exp_key, state="done")
         finally:
@@ -239,6 +244,16 @@ class Coordinator:
         if on_progress:
             on_progress(self.progress())
         return self.progress()
+
+    def pause(self) -> float:
+        """Seconds until the next tick: long enough that a tick usually finds several finished trials
+        (each tick costs a read and usually an insert), short enough that the waiting queue, half
+        drained at the recent finishing rate, never runs dry."""
+        times = self._finish_times
+        if len(times) < 2 or times[-1] <= times[0]:
+            return self.poll_interval
+        rate = (len(times) - 1) / (max(time.monotonic(), times[-1]) - times[0])
+        return min(max(self.poll_interval, 0.5 * max(1, self.queue) / rate), self.max_poll_interval)
 
     def stop(self) -> None:
         """Interrupted: the experiment stays resumable; unfinished trials are kept for the next run."""

@@ -14,11 +14,12 @@ import random
 import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, TypeVar
 
 import bson
 from bson import ObjectId
-from pymongo import ASCENDING, MongoClient, ReturnDocument
+from pymongo import ASCENDING, MongoClient, ReturnDocument, UpdateOne
 from pymongo.errors import (
     BulkWriteError, ConfigurationError, ConnectionFailure, DocumentTooLarge, DuplicateKeyError, InvalidURI,
     OperationFailure, PyMongoError, WriteError,
@@ -58,6 +59,21 @@ def _later(seconds: float) -> dt.datetime:
     return _now() + dt.timedelta(seconds=seconds)
 
 
+@dataclass(frozen=True)
+class Report:
+    """A trial's outcome as a worker hands it in: written only under the lease `token`."""
+
+    trial_id: Any
+    token: str
+    state: str
+    result: dict | None
+    error: dict | None = None
+
+    def __post_init__(self) -> None:
+        if self.state not in FINISHED:
+            raise ValueError(f"report: state {self.state!r} must be DONE or ERROR")
+
+
 class Store:
     """One database's experiments and trials; each method is one or a few commands to the server."""
 
@@ -70,7 +86,6 @@ class Store:
                 appname="hyperdist",
             )
         self._db = self._client[db]
-        self._candidates: dict[str | None, list[dict]] = {}  # NEW trials seen by the last claim
         self._experiments = self._db["experiments"]
         self._trials = self._db["trials"]
         try:
@@ -219,11 +234,13 @@ class Store:
         return list(range(end - n, end))
 
     # --- trials ---------------------------------------------------------------------------------
-    def insert_trials(self, exp_key: str, trials: list[tuple[int, dict]]) -> list:
+    def insert_trials(self, exp_key: str, trials: list[tuple[int, dict]], space_hash: str | None = None) -> list:
+        """Enqueue NEW trials; `space_hash` lets a worker reuse the experiment it has already loaded."""
         now = _now()
         docs = [{"_id": ObjectId(), "exp_key": exp_key, "tid": tid, "state": NEW, "params": params, "result": None,
                  "attempts": 0, "owner": None, "lease_token": None, "lease_until": None, "created": now,
-                 "claimed": None, "finished": None, "error": None} for tid, params in trials]
+                 "claimed": None, "finished": None, "error": None, "space_hash": space_hash}
+                for tid, params in trials]
         with self._errors("writing to"):
             try:
                 self._trials.insert_many(docs, ordered=False)
@@ -239,34 +256,64 @@ class Store:
         return [doc["_id"] for doc in docs]
 
     def claim(self, owner: str, lease_seconds: float, exp_key: str | None = None) -> dict | None:
-        """Compare-and-set on a NEW trial: exactly one caller wins each trial.
+        """Claim a NEW trial (of `exp_key`, or of any experiment); exactly one caller wins each trial."""
+        return self.report_and_claim(None, owner, lease_seconds, exp_key)[1]
 
-        The NEW trials read through the claim index are remembered (in random order, so workers
-        sharing a queue rarely collide), and the next claims try them first: in steady state a
-        claim is one `update`, and the `find` is only repeated when the remembered ones are gone.
+    def report_and_claim(self, report: Report | None, owner: str, lease_seconds: float,
+                         exp_key: str | None = None) -> tuple[bool | None, dict | None]:
+        """Finish `report`'s trial and claim the next NEW one: a worker's two round trips per trial.
+
+        A few NEW trials are read through the claim index, then one `update` command carries both
+        the report and a compare-and-set on one of them (SecantusDB's `findAndModify` scans the
+        whole collection, even by `_id`). The reply only counts the documents modified in all, so
+        when exactly one of two changed, the candidate's token tells which. Returns (whether the
+        report was accepted, or None without one; the claimed trial or None).
         """
         query: dict[str, Any] = {"state": NEW}
         if exp_key is not None:
             query["exp_key"] = exp_key
+        accepted: bool | None = None
         with self._errors("claiming from"):
-            for fresh in (False, True):
-                candidates = self._candidates.pop(exp_key, []) if not fresh else self._read_candidates(query)
-                while candidates:
-                    doc = candidates.pop()
+            for _ in range(2):  # candidates read fresh; read once more if others took them all meanwhile
+                candidates = self._read_candidates(query)
+                if not candidates and report is not None:
+                    return self._report(report), None
+                for doc in candidates:
                     now = _now()
                     fields = {"state": RUNNING, "owner": owner, "lease_token": uuid.uuid4().hex,
                               "lease_until": now + dt.timedelta(seconds=lease_seconds), "claimed": now,
                               "heartbeat": now}
-                    res = self._trials.update_one({"_id": doc["_id"], "state": NEW},
-                                                  {"$set": fields, "$inc": {"attempts": 1}})
-                    if res.modified_count == 1:
-                        self._candidates[exp_key] = candidates
-                        return dict(doc, **fields, attempts=int(doc.get("attempts") or 0) + 1)
-        return None
+                    cas = ({"_id": doc["_id"], "state": NEW}, {"$set": fields, "$inc": {"attempts": 1}})
+                    if report is None:
+                        won = self._trials.update_one(*cas).modified_count == 1
+                    else:
+                        accepted, won = self._report_with(report, cas, doc["_id"], fields["lease_token"])
+                        report = None
+                    if won:
+                        return accepted, dict(doc, **fields, attempts=int(doc.get("attempts") or 0) + 1)
+        return accepted, None
+
+    def _report_with(self, report: Report, cas: tuple[dict, dict], claimed_id: Any, token: str) -> tuple[bool, bool]:
+        """The report and a claim in one command; returns (report accepted, claim won)."""
+        try:
+            modified = self._trials.bulk_write([UpdateOne(*self._report_update(report)), UpdateOne(*cas)],
+                                               ordered=False).modified_count
+        except BulkWriteError as exc:  # the server refused the result as too large; the claim still ran
+            errors = exc.details.get("writeErrors", [])
+            if [e.get("index") for e in errors] != [0] or errors[0].get("code") not in _TOO_LARGE_CODES:
+                raise
+            won = exc.details.get("nModified", 0) == 1
+            return self._report(report), won
+        if modified != 1:
+            return modified == 2, modified == 2
+        after = self._trials.find_one({"_id": claimed_id}, {"lease_token": 1})
+        won = after is not None and after.get("lease_token") == token
+        return not won, won
 
     def _read_candidates(self, query: dict) -> list[dict]:
-        docs = list(self._trials.find(query, {"_id": 1, "exp_key": 1, "tid": 1, "params": 1, "attempts": 1})
-                    .sort("tid", ASCENDING).limit(8))
+        """The oldest few NEW trials, shuffled so that workers reading together rarely pick the same one."""
+        docs = list(self._trials.find(query, {"_id": 1, "exp_key": 1, "tid": 1, "params": 1, "attempts": 1,
+                                              "space_hash": 1}).sort("tid", ASCENDING).limit(8))
         random.shuffle(docs)
         return docs
 
@@ -277,26 +324,31 @@ class Store:
         return res.matched_count == 1
 
     def report(self, trial_id: Any, token: str, state: str, result: dict | None, error: dict | None = None) -> bool:
-        """Write the final state, result and error in one update, only under the caller's lease.
-
-        A result too big for a trial document is recorded as an ERROR (still under the lease), so
-        the worker goes on and the search sees a failed trial rather than one stuck RUNNING.
-        """
-        if state not in FINISHED:
-            raise ValueError(f"report: state {state!r} must be DONE or ERROR")
-        cond = {"_id": trial_id, "state": RUNNING, "lease_token": token}
-        size = len(bson.encode({"result": result, "error": error}))
+        """Write the final state, result and error in one update, only under the caller's lease."""
+        report = Report(trial_id, token, state, result, error)  # a bad state raises here, before any write
         with self._errors("writing to"):
-            if size <= _MAX_RESULT_BYTES:
-                try:
-                    return self._trials.update_one(cond, _finish(state, result, error)).modified_count == 1
-                except (DocumentTooLarge, WriteError) as exc:  # the server's limit can be lower
-                    if isinstance(exc, WriteError) and exc.code not in _TOO_LARGE_CODES:
-                        raise
-            error = {"type": "ResultTooLarge", "traceback": None,
-                     "message": f"the result takes {size / 2**20:.1f} MiB as BSON, more than a trial document "
-                                f"can hold (16 MiB in all); store large artifacts elsewhere and return their path"}
-            return self._trials.update_one(cond, _finish(ERROR, {"status": "fail"}, error)).modified_count == 1
+            return self._report(report)
+
+    def _report(self, report: Report) -> bool:
+        """A result too big for a trial document is recorded as an ERROR (still under the lease), so
+        the worker goes on and the search sees a failed trial rather than one stuck RUNNING."""
+        cond, update = self._report_update(report)
+        try:
+            return self._trials.update_one(cond, update).modified_count == 1
+        except (DocumentTooLarge, WriteError) as exc:  # the server's limit can be lower than ours
+            if isinstance(exc, WriteError) and exc.code not in _TOO_LARGE_CODES:
+                raise
+        size = len(bson.encode({"result": report.result, "error": report.error}))
+        return self._trials.update_one(cond, _finish(ERROR, {"status": "fail"}, _too_large(size))).modified_count == 1
+
+    @staticmethod
+    def _report_update(report: Report) -> tuple[dict, dict]:
+        """The (filter, update) that ends a trial under its lease; an oversized result becomes an ERROR."""
+        cond = {"_id": report.trial_id, "state": RUNNING, "lease_token": report.token}
+        size = len(bson.encode({"result": report.result, "error": report.error}))
+        if size > _MAX_RESULT_BYTES:
+            return cond, _finish(ERROR, {"status": "fail"}, _too_large(size))
+        return cond, _finish(report.state, report.result, report.error)
 
     def report_intermediate(self, trial_id: Any, token: str, step: int, value: float) -> bool:
         """Record a running trial's progress (`intermediate.<step>`), only under its current lease."""
@@ -388,6 +440,12 @@ def _finish(state: str, result: dict | None, error: dict | None, now: dt.datetim
     """The update that ends a trial: final state, result and error together, the lease gone."""
     return {"$set": {"state": state, "result": result, "error": error, "finished": now or _now()},
             "$unset": {"lease_until": "", "lease_token": ""}}
+
+
+def _too_large(size: int) -> dict:
+    return {"type": "ResultTooLarge", "traceback": None,
+            "message": f"the result takes {size / 2**20:.1f} MiB as BSON, more than a trial document can hold "
+                       f"(16 MiB in all); store large artifacts elsewhere and return their path"}
 
 
 def _oid(value: Any) -> Any:

@@ -21,7 +21,7 @@ from .evaluation import ChildProcess, Outcome, failed, run_in_process, store_con
 from .pruning import takes_context
 from .reference import is_allowed, load_callable
 from .space import SearchSpace, space_from_json
-from .store import DONE, ERROR, Store
+from .store import DONE, ERROR, Report, Store
 
 log = logging.getLogger("hyperdist.worker")
 
@@ -93,30 +93,49 @@ class Worker:
 
     # --- main loop ------------------------------------------------------------------------------
     def run(self) -> WorkerStats:
+        """Claim, evaluate, repeat. A result is handed in together with the next claim (one command)."""
         cfg = self.config
-        idle_since = time.monotonic()
+        idle_since = checked_over = time.monotonic()
         backoff = cfg.poll_interval
-        while not self._stopping:
-            if cfg.max_trials is not None and self.stats.done + self.stats.errors >= cfg.max_trials:
-                return self._exit(0, f"ran {cfg.max_trials} trials")
-            doc = self.store.retry(self._claim, timeout=cfg.outage_timeout)
+        finished: _Finished | None = None
+        while True:
+            if self._stopping or (cfg.max_trials is not None and self.stats.done + self.stats.errors
+                                  + (finished is not None) >= cfg.max_trials):
+                if finished is not None:
+                    self._settle(finished, self.store.retry(self.store.report, *finished.report_args(),
+                                                            timeout=self._report_timeout()))
+                break
+            report = finished.report if finished is not None else None
+            accepted, doc = self.store.retry(self.store.report_and_claim, report, self.owner, cfg.lease_seconds,
+                                             cfg.exp_key, timeout=max(cfg.outage_timeout, self._report_timeout()))
+            if finished is not None:
+                self._settle(finished, bool(accepted))
+                finished = None
+                if self.stats.consecutive_failures >= cfg.max_consecutive_failures:
+                    return self._exit(1, f"the last {self.stats.consecutive_failures} trials all failed "
+                                         f"(last error: {self.stats._last[-1] if self.stats._last else '?'}); stopping")
             if doc is None:
-                if cfg.exp_key and self.store.retry(self._experiment_over, cfg.exp_key, timeout=cfg.outage_timeout):
-                    return self._exit(0, f"experiment {cfg.exp_key!r} is finished")
-                if cfg.idle_timeout is not None and time.monotonic() - idle_since > cfg.idle_timeout:
+                now = time.monotonic()
+                if cfg.exp_key and now - checked_over >= 1.0:  # an empty queue: is the search over?
+                    checked_over = now
+                    if self.store.retry(self._experiment_over, cfg.exp_key, timeout=cfg.outage_timeout):
+                        return self._exit(0, f"experiment {cfg.exp_key!r} is finished")
+                if cfg.idle_timeout is not None and now - idle_since > cfg.idle_timeout:
                     return self._exit(0, f"no trial to run for {cfg.idle_timeout:g} s")
                 time.sleep(backoff)
                 backoff = min(backoff * 1.5, 1.0)
                 continue
             backoff = cfg.poll_interval
-            self._run_trial(doc)
+            finished = self._run_trial(doc)
             idle_since = time.monotonic()
-            if self.stats.consecutive_failures >= cfg.max_consecutive_failures:
-                return self._exit(1, f"the last {self.stats.consecutive_failures} trials all failed "
-                                     f"(last error: {self.stats._last[-1] if self.stats._last else '?'}); stopping")
+        if cfg.max_trials is not None and not self._stopping:
+            return self._exit(0, f"ran {cfg.max_trials} trials")
         if self.stats.exit_code:  # stopped itself (e.g. an objective it may not run)
             return self._exit(self.stats.exit_code, self.stats.reason)
         return self._exit(0, "stopped by signal")
+
+    def _report_timeout(self) -> float:
+        return max(60.0, 2 * self.config.lease_seconds)
 
     def _exit(self, code: int, reason: str) -> WorkerStats:
         self.stats.exit_code, self.stats.reason = code, reason
@@ -134,11 +153,11 @@ class Worker:
                 self._warned_missing = True
             return False
 
-    def _claim(self) -> dict | None:
-        return self.store.claim(self.owner, self.config.lease_seconds, self.config.exp_key)
-
     # --- one trial ------------------------------------------------------------------------------
-    def _experiment(self, exp_key: str) -> _Experiment:
+    def _experiment(self, exp_key: str, space_hash: str | None) -> _Experiment:
+        """The experiment's space and objective, read once per (experiment, space) the worker meets."""
+        if space_hash is not None and (exp_key, space_hash) in self._experiments:
+            return self._experiments[(exp_key, space_hash)]
         exp_doc = self.store.get_experiment(exp_key)
         key = (exp_key, exp_doc.get("space_hash", ""))
         if key not in self._experiments:
@@ -156,23 +175,23 @@ class Worker:
             self._experiments[key] = _Experiment(space, objective, fn, pruner if pruner else None)
         return self._experiments[key]
 
-    def _run_trial(self, doc: dict) -> None:
+    def _run_trial(self, doc: dict) -> _Finished | None:
+        """Evaluate one claimed trial; None when it was handed back instead of finished."""
         started = time.monotonic()
         token = doc["lease_token"]
         try:
-            exp = self._experiment(doc["exp_key"])
+            exp = self._experiment(doc["exp_key"], doc.get("space_hash"))
         except (ObjectiveError, SpaceError) as exc:
             # Not ours to run: hand it back and stop, rather than fail trials another worker could run.
             self.store.release(doc["_id"], token)
             self._stopping = True
             self.stats.exit_code, self.stats.reason = 1, str(exc)
             log.error("%s", exc)
-            return
+            return None
         try:
             exp.space.validate(doc.get("params") or {})
         except SpaceError as exc:
-            self._report(doc, exp, failed("InvalidParams", str(exc)), started)
-            return
+            return _Finished(doc, failed("InvalidParams", str(exc)), started)
         beat = _Heartbeat(self.store, doc["_id"], token, self.config.lease_seconds)
         beat.start()
         try:
@@ -181,15 +200,15 @@ class Worker:
             beat.stop()
             self.store.retry(self.store.release, doc["_id"], token, timeout=10)
             log.info("trial %s of %s handed back (worker stopping)", doc["tid"], doc["exp_key"])
-            return
+            return None
         finally:
             beat.stop()
         if self._stopping and not self.config.drain and outcome.error and outcome.error["type"] == "ObjectiveCrashed":
             self.store.release(doc["_id"], token)  # we killed the child ourselves
-            return
+            return None
         if beat.lost:
             log.warning("trial %s: lease lost while running; its result is discarded", doc["tid"])
-        self._report(doc, exp, outcome, started)
+        return _Finished(doc, outcome, started)
 
     def _evaluate(self, exp: _Experiment, doc: dict) -> Outcome:
         params = doc.get("params") or {}
@@ -218,11 +237,10 @@ class Worker:
         finally:
             self._in_objective = False
 
-    def _report(self, doc: dict, exp: _Experiment, outcome: Outcome, started: float) -> None:
-        state = DONE if outcome.ok else ERROR
-        accepted = self.store.retry(self.store.report, doc["_id"], doc["lease_token"], state, outcome.result,
-                                    outcome.error, timeout=max(60.0, 2 * self.config.lease_seconds))
-        seconds = time.monotonic() - started
+    def _settle(self, finished: _Finished, accepted: bool) -> None:
+        """Count and log a trial once the store has answered its report: one line per trial."""
+        doc, outcome = finished.doc, finished.outcome
+        seconds = time.monotonic() - finished.started
         if not accepted:
             log.warning("trial %s of %s: result not accepted (the lease had expired and the trial was handed "
                         "out again, or a retried report had already been recorded)", doc["tid"], doc["exp_key"])
@@ -239,8 +257,26 @@ class Worker:
             self.stats.consecutive_failures += 1
             reason = outcome.error["message"] if outcome.error else outcome.result.get("failure", "status fail")
             self.stats._last.append(reason)
-            log.info("trial %s of %s %s: %s in %.2fs", doc["tid"], doc["exp_key"], state,
+            log.info("trial %s of %s %s: %s in %.2fs", doc["tid"], doc["exp_key"], ERROR,
                      redact(reason.splitlines()[0] if reason else ""), seconds)
+
+
+@dataclass
+class _Finished:
+    """An evaluated trial whose result has not been handed in yet."""
+
+    doc: dict
+    outcome: Outcome
+    started: float
+
+    @property
+    def report(self) -> Report:
+        state = DONE if self.outcome.ok else ERROR
+        return Report(self.doc["_id"], self.doc["lease_token"], state, self.outcome.result, self.outcome.error)
+
+    def report_args(self) -> tuple:
+        r = self.report
+        return r.trial_id, r.token, r.state, r.result, r.error
 
 
 class _Heartbeat(threading.Thread):

@@ -7,7 +7,7 @@ import mongomock
 import pytest
 
 from hyperdist.errors import CoordinatorBusy, ExperimentExists, ExperimentNotFound, StoreError, StoreUnavailable
-from hyperdist.store import DONE, ERROR, FINISHED, NEW, RUNNING, Store
+from hyperdist.store import DONE, ERROR, FINISHED, NEW, RUNNING, Report, Store
 
 UTC = dt.timezone.utc
 OK = {"loss": 0.5, "status": "ok"}
@@ -108,6 +108,11 @@ def test_claim_stays_within_its_experiment(mongomock_store):
     _experiment(mongomock_store, "b")
     assert mongomock_store.claim("w", 30, "b") is None
     assert mongomock_store.claim("w", 30, "a")["exp_key"] == "a"
+
+
+def test_a_report_state_must_be_final():
+    with pytest.raises(ValueError, match="'RUNNING' must be DONE or ERROR"):
+        Report("id", "token", RUNNING, None)
 
 
 def test_a_stale_token_is_refused_everywhere(mongomock_store):

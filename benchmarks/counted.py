@@ -1,0 +1,71 @@
+"""Run the hyperdist CLI with every MongoDB command it sends counted by pymongo command monitoring.
+
+    python benchmarks/counted.py OUT.json worker --mongo URL --exp KEY ...
+
+When the process exits it writes {"commands": {name: count}, "cpu_s": ...} to OUT.json, so the
+distributed benchmark can add up the round trips of worker processes it does not run itself.
+"""
+from __future__ import annotations
+
+import atexit
+import collections
+import json
+import sys
+import threading
+import time
+
+from pymongo import monitoring
+
+
+class CommandCounter(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.counts: collections.Counter = collections.Counter()
+        self.returned: collections.Counter = collections.Counter()  # documents in find replies
+        self.shapes: collections.Counter = collections.Counter()    # command and the fields it filters on
+        self.lock = threading.Lock()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        cmd = event.command
+        if event.command_name == "find":
+            shape = ",".join(sorted(cmd.get("filter") or {}))
+        elif event.command_name == "update":
+            shape = "+".join(",".join(sorted(u.get("q") or {})) for u in cmd.get("updates") or [])
+        else:
+            shape = ""
+        with self.lock:
+            self.counts[event.command_name] += 1
+            self.shapes[f"{event.command_name} {shape}".strip()] += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        cursor = event.reply.get("cursor") if isinstance(event.reply, dict) else None
+        if cursor is not None:
+            with self.lock:
+                self.returned[event.command_name] += len(cursor.get("firstBatch") or cursor.get("nextBatch") or [])
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def snapshot(self) -> dict:
+        with self.lock:
+            return {"commands": dict(self.counts), "returned": dict(self.returned), "shapes": dict(self.shapes),
+                    "cpu_s": time.process_time()}
+
+
+def main() -> None:
+    out, args = sys.argv[1], sys.argv[2:]
+    counter = CommandCounter()
+    monitoring.register(counter)
+
+    def dump() -> None:
+        with open(out, "w") as fh:
+            json.dump(counter.snapshot(), fh)
+
+    atexit.register(dump)
+    from hyperdist.cli import main as cli
+
+    sys.argv = ["hyperdist", *args]
+    cli()
+
+
+if __name__ == "__main__":
+    main()
