@@ -130,14 +130,20 @@ def adaptive_sigmas(mu: np.ndarray, prior_sigma: np.ndarray, n_data: np.ndarray)
     """
     if mu.shape[1] == 1:
         return prior_sigma.copy()
-    rows = np.arange(len(mu))[:, None]
     order = np.argsort(mu, axis=1, kind="stable")
-    gaps = np.diff(mu[rows, order], axis=1)
+    order += np.arange(0, mu.size, mu.shape[1])[:, None]  # flat indices: cheaper than *_along_axis
+    srt = mu.take(order)
+    gaps = srt[:, 1:] - srt[:, :-1]
+    # the larger gap to a neighbour; fmax falls back to the other side next to padding (NaN gaps);
+    # written in sorted order into srt, which is no longer needed
+    srt[:, 0] = gaps[:, 0]
+    srt[:, -1] = gaps[:, -1]
+    np.fmax(gaps[:, :-1], gaps[:, 1:], out=srt[:, 1:-1])
     sig = np.empty_like(mu)
-    # the larger gap to a neighbour; fmax falls back to the other side at the ends and next to padding
-    sig[rows, order] = np.fmax(np.concatenate([gaps[:, :1], gaps], axis=1), np.concatenate([gaps, gaps[:, -1:]], axis=1))
+    sig.put(order, srt)
     min_sigma = prior_sigma / np.minimum(100.0, n_data + 1.0)[:, None]
-    sig = np.minimum(np.maximum(sig, min_sigma, out=sig), prior_sigma, out=sig)  # NaN (padding) stays NaN
+    np.maximum(sig, min_sigma, out=sig)  # NaN (padding) stays NaN
+    np.minimum(sig, prior_sigma, out=sig)
     sig[:, 0] = prior_sigma[:, 0]
     return sig
 
@@ -149,10 +155,59 @@ def fit(p: Plan, X: np.ndarray, rows: np.ndarray, w: np.ndarray, prior_weight: f
     V = X[rows[p.group] if len(rows) > 1 else rows, p.cols[:, None]]  # D x r values
     unused = w[p.group] <= 0
     V[unused] = np.nan
-    mu = np.concatenate([p.prior_mu, p.transform(V[:P])], axis=1)
-    sigma = adaptive_sigmas(mu, p.prior_sigma, (~unused[:P]).sum(axis=1))
-    codes = np.concatenate([np.full((len(V) - P, 1), -1), np.nan_to_num(V[P:], nan=-1).astype(np.intp)], axis=1)
+    mu = np.empty((P, V.shape[1] + 1))
+    mu[:, :1] = p.prior_mu
+    mu[:, 1:] = p.transform(V[:P])
+    sigma = adaptive_sigmas(mu, p.prior_sigma, V.shape[1] - np.count_nonzero(unused[:P], axis=1))
+    codes = np.full((len(V) - P, V.shape[1] + 1), -1, dtype=np.intp)
+    cat = V[P:]
+    codes[:, 1:] = np.where(np.isnan(cat), -1.0, cat)
     return _finish(p, mu, sigma, codes, w, prior_weight)
+
+
+def fit_pair(p: Plan, X: np.ndarray, below: tuple[np.ndarray, np.ndarray], above: tuple[np.ndarray, np.ndarray],
+             prior_weight: float) -> tuple[Mixture, Mixture]:
+    """`fit` of two sets of (rows, w) at once, l(x) and g(x): the same result as two `fit` calls, with
+    one gather, one transform and one bandwidth sort for both (a suggestion's fixed cost is mostly the
+    number of numpy calls). The mixtures are views into shared arrays."""
+    P, D, G = p.n_num, len(p.cols), p.n_groups
+    (rows_l, w_l), (rows_g, w_g) = below, above
+    r_l, r_g = w_l.shape[1], w_g.shape[1]
+    R = max(r_l, r_g) + 1
+    idx = np.empty((D, r_l + r_g), dtype=np.intp)
+    idx[:, :r_l] = rows_l[p.group] if len(rows_l) > 1 else rows_l
+    idx[:, r_l:] = rows_g[p.group] if len(rows_g) > 1 else rows_g
+    V = X[idx, p.cols[:, None]]                                        # D x (r_l + r_g) values
+    w = np.concatenate([w_l, w_g], axis=1)
+    unused = w[p.group] <= 0
+    V[unused] = np.nan
+    p.transform(V[:P])
+    mu = np.full((2, P, R), np.nan)                                    # l's rows, then g's
+    mu[:, :, 0] = p.prior_mu[:, 0]
+    mu[0, :, 1:r_l + 1] = V[:P, :r_l]
+    mu[1, :, 1:r_g + 1] = V[:P, r_l:]
+    n_data = np.concatenate([r_l - np.count_nonzero(unused[:P, :r_l], axis=1),
+                             r_g - np.count_nonzero(unused[:P, r_l:], axis=1)])
+    sigma = adaptive_sigmas(mu.reshape(2 * P, R), np.concatenate([p.prior_sigma, p.prior_sigma]),
+                            n_data).reshape(2, P, R)
+    codes = np.full((2, D - P, R), -1, dtype=np.intp)
+    cat = V[P:]
+    cat = np.where(np.isnan(cat), -1.0, cat)
+    codes[0, :, 1:r_l + 1] = cat[:, :r_l]
+    codes[1, :, 1:r_g + 1] = cat[:, r_l:]
+    full = np.zeros((2, G, R))
+    full[:, :, 0] = prior_weight
+    full[0, :, 1:r_l + 1] = w_l
+    full[1, :, 1:r_g + 1] = w_g
+    full[0, :, :r_l + 1] /= full[0, :, :r_l + 1].sum(axis=1, keepdims=True)
+    full[1, :, :r_g + 1] /= full[1, :, :r_g + 1].sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        log_w = np.log(full, out=full)
+    pad = np.isnan(mu)
+    np.copyto(mu, p.prior_mu, where=pad)
+    np.copyto(sigma, p.prior_sigma, where=pad)
+    return tuple(Mixture(mu[i, :, :m], sigma[i, :, :m], codes[i, :, :m], log_w[i, :, :m])
+                 for i, m in ((0, r_l + 1), (1, r_g + 1)))
 
 
 def fit_binned(p: Plan, X: np.ndarray, w: np.ndarray, prior_weight: float, k: int) -> Mixture:
@@ -196,11 +251,19 @@ def fit_binned(p: Plan, X: np.ndarray, w: np.ndarray, prior_weight: float, k: in
 
 def _finish(p: Plan, mu: np.ndarray, sigma: np.ndarray, codes: np.ndarray, w: np.ndarray,
             prior_weight: float) -> Mixture:
-    w = np.concatenate([np.full((len(w), 1), prior_weight), w], axis=1)
+    """Normalised log weights (prior kernel first); padding kernels (NaN centre) get the prior's
+    centre and bandwidth, so that every later computation stays finite. mu and sigma are updated in
+    place."""
+    full = np.empty((len(w), w.shape[1] + 1))
+    full[:, 0] = prior_weight
+    full[:, 1:] = w
+    full /= full.sum(axis=1, keepdims=True)
     with np.errstate(divide="ignore"):
-        log_w = np.log(w / w.sum(axis=1, keepdims=True))
+        log_w = np.log(full, out=full)
     pad = np.isnan(mu)
-    return Mixture(np.where(pad, p.prior_mu, mu), np.where(pad, p.prior_sigma, sigma), codes, log_w)
+    np.copyto(mu, p.prior_mu, where=pad)
+    np.copyto(sigma, p.prior_sigma, where=pad)
+    return Mixture(mu, sigma, codes, log_w)
 
 
 def sample(p: Plan, mix: Mixture, rng: np.random.Generator, size: int,
@@ -209,7 +272,7 @@ def sample(p: Plan, mix: Mixture, rng: np.random.Generator, size: int,
     P = p.n_num
     cum = np.cumsum(np.exp(mix.log_w), axis=1)
     u = rng.random((p.n_groups, size)) * cum[:, -1:]
-    kernel = np.minimum((u[:, :, None] >= cum[:, None, :]).sum(axis=2), cum.shape[1] - 1)[p.group]
+    kernel = np.minimum(np.count_nonzero(u[:, :, None] >= cum[:, None, :], axis=2), cum.shape[1] - 1)[p.group]
     rows = np.arange(len(p.cols))[:, None]
     mu, sigma = mix.mu[rows[:P], kernel[:P]], mix.sigma[rows[:P], kernel[:P]]
     # truncated normal by inversion: uniform between the CDF values of the bounds
@@ -217,7 +280,8 @@ def sample(p: Plan, mix: Mixture, rng: np.random.Generator, size: int,
     v = np.minimum(np.maximum(a + rng.random(mu.shape) * (b - a), 1e-16), 1 - 1e-16)
     t = np.minimum(np.maximum(mu + sigma * ndtri(v), p.lo), p.hi)
     codes = mix.codes[rows[:len(mix.codes)], kernel[P:]]
-    prior = np.minimum((rng.random(codes.shape)[:, :, None] >= p.cum_prior[:, None, :]).sum(axis=2), p.last_option)
+    prior = np.minimum(np.count_nonzero(rng.random(codes.shape)[:, :, None] >= p.cum_prior[:, None, :], axis=2),
+                       p.last_option)
     from_prior = (codes < 0) | (rng.random(codes.shape) * (1 + smoothing) >= 1)
     return np.concatenate([p.untransform(t), np.where(from_prior, prior, codes)]), t[:p.n_cont]
 
@@ -284,18 +348,25 @@ def _bucket_log_mass(out: np.ndarray, t_lo: np.ndarray, t_hi: np.ndarray, mu: np
     """
     C = t_lo.shape[1]
     edges = np.concatenate([t_lo, t_hi], axis=1)
-    rows = np.arange(len(edges))[:, None]
     order = np.argsort(edges, axis=1)
-    srt = edges[rows, order]
-    first = np.ones(srt.shape, dtype=bool)
-    first[:, 1:] = srt[:, 1:] != srt[:, :-1]
+    order += np.arange(0, edges.size, edges.shape[1])[:, None]  # flat indices
+    srt = edges.take(order)
+    first = np.empty(srt.shape, dtype=bool)
+    first[:, 0] = True
+    np.not_equal(srt[:, 1:], srt[:, :-1], out=first[:, 1:])
     uid = np.empty(edges.shape, dtype=np.intp)
-    uid[rows, order] = (np.cumsum(first) - 1).reshape(srt.shape)  # ids never cross rows: each starts anew
-    row_of = np.broadcast_to(rows, srt.shape)[first]
-    nz = (mu[row_of] - srt[first][:, None]) * inv[row_of]  # -z for each distinct edge and kernel
+    uid.put(order, np.cumsum(first) - 1)  # ids never cross rows: each starts anew
+    row_of = np.nonzero(first)[0]
+    nz = mu[row_of]
+    nz -= srt[first][:, None]
+    nz *= inv[row_of]  # -z for each distinct edge and kernel
     # ndtr(z) = G + A, kept apart: G is the tail (signed), A is 1 where the edge lies above the centre;
     # mass = (G_hi - G_lo) + (A_hi - A_lo) is exact in both tails: the 1s cancel before they are added
-    G, A = np.copysign(ndtr(-np.abs(nz)), nz), np.signbit(nz)
+    A = np.signbit(nz)
+    G = np.abs(nz)
+    np.negative(G, out=G)
+    ndtr(G, out=G)
+    np.copysign(G, nz, out=G)
     lo, hi = uid[:, :C], uid[:, C:]
     np.take(G, hi, axis=0, out=out)
     out -= G[lo]

@@ -135,7 +135,7 @@ def _subsample(w: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndar
     run = np.cumsum(first) - 1
     copies = np.bincount(run, minlength=run[-1] + 1)[run].reshape(G, k)
     kept = np.where(first, copies * (total / k), 0.0)
-    few = (w > 0).sum(axis=1) <= k
+    few = np.count_nonzero(w, axis=1) <= k  # weights are >= 0
     if few.any():
         order = np.argsort(w[few] <= 0, axis=1, kind="stable")[:, :k]  # weighted rows first, in order
         rows[few], kept[few] = order, np.take_along_axis(w[few], order, axis=1)
@@ -147,12 +147,21 @@ def _mixture(plan: parzen.Plan, X: np.ndarray, w: np.ndarray, prior_weight: floa
     """The Parzen mixtures of the rows of X with weights w (G x n, 0 = left out), with at most
     `max_components` kernels per group: beyond, binned in the univariate mode and subsampled in the
     multivariate one."""
+    kernels = _kernels(w, max_components, multivariate, rng)
+    if kernels is None:
+        return parzen.fit_binned(plan, X, w, prior_weight, max_components)
+    return parzen.fit(plan, X, *kernels, prior_weight)
+
+
+def _kernels(w: np.ndarray, max_components: int, multivariate: bool,
+             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
+    """The (rows, weights) of `_mixture`'s kernels, or None when they are to be binned."""
     used = np.flatnonzero(w.any(axis=0))
     if len(used) <= max_components:
-        return parzen.fit(plan, X, used[None, :], w[:, used], prior_weight)
+        return used[None, :], w[:, used]
     if not multivariate:
-        return parzen.fit_binned(plan, X, w, prior_weight, max_components)
-    return parzen.fit(plan, X, *_subsample(w, max_components, rng), prior_weight)
+        return None
+    return _subsample(w, max_components, rng)
 
 
 def _propose(space: SearchSpace, obs: Observations, rng: np.random.Generator, plan: parzen.Plan, n_below: int,
@@ -163,9 +172,15 @@ def _propose(space: SearchSpace, obs: Observations, rng: np.random.Generator, pl
     below[best] = True
     active = ~np.isnan(obs.X.T[plan.lead])                              # G x n
     smoothing = prior_weight if multivariate else 0.0
-    l_mix = _mixture(plan, obs.X, active & below, prior_weight, max_components, multivariate, rng)
-    g_mix = _mixture(plan, obs.X, _forgetting(active & ~below, flat), prior_weight, max_components, multivariate,
-                     rng)
+    l_w, g_w = active & below, _forgetting(active & ~below, flat)
+    l_kernels = _kernels(l_w, max_components, multivariate, rng)
+    g_kernels = _kernels(g_w, max_components, multivariate, rng)
+    if l_kernels is not None and g_kernels is not None:
+        l_mix, g_mix = parzen.fit_pair(plan, obs.X, l_kernels, g_kernels, prior_weight)
+    else:  # binned (univariate mode, long histories)
+        l_mix, g_mix = (parzen.fit(plan, obs.X, *k, prior_weight) if k is not None
+                        else parzen.fit_binned(plan, obs.X, w, prior_weight, max_components)
+                        for k, w in ((l_kernels, l_w), (g_kernels, g_w)))
     values, t_cont = parzen.sample(plan, l_mix, rng, n_candidates, smoothing)
     scores = parzen.score(plan, l_mix, g_mix, values, t_cont, smoothing)
     row = _assemble(space, plan, values, np.argmax(scores, axis=1)[:, None])[0]
