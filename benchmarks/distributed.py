@@ -43,7 +43,6 @@ SPACE = {
     "m": hp.choice("m", [{"k": "lin"}, {"k": "rbf", "g": hp.lognormal("g", 0, 1)}]),
 }
 OBJECTIVES = HERE / "objectives.py"
-QUEUE = lambda k: int(os.environ.get("QF", "1")) * k + int(os.environ.get("QA", "1"))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -58,7 +57,7 @@ def run_hyperdist(server: LocalServer, n_workers: int, trials: int, objective: s
     counter = CommandCounter()
     store = Store(server.url, db=db, client=MongoClient(server.url, event_listeners=[counter], tz_aware=True))
     coord = Coordinator(store, "tp", compile_space(SPACE), tpe.suggest, StopRules(trials), seed=1,
-                        workers=n_workers, objective=f"{OBJECTIVES}:{objective}", queue=QUEUE(n_workers))
+                        workers=n_workers, objective=f"{OBJECTIVES}:{objective}")
     coord.start()
     outs = [tmp / f"{db}-w{i}.json" for i in range(n_workers)]
     procs = [subprocess.Popen([sys.executable, str(HERE / "counted.py"), str(out), "worker", "--mongo", server.url,
@@ -250,7 +249,7 @@ def scale(args: argparse.Namespace) -> None:
                 print(f"filled {history} trials in {time.perf_counter() - t:.1f} s", flush=True)
                 for _ in range(args.repeats):
                     proc = subprocess.run([sys.executable, __file__, "_measure", server.url, db, str(args.ticks)],
-                                          capture_output=True, text=True, check=True,
+                                          stdout=subprocess.PIPE, text=True, check=True,
                                           env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
                     rows.append(json.loads(proc.stdout.splitlines()[-1]) | {"filled": history})
                     print(json.dumps(rows[-1]), flush=True)

@@ -26,6 +26,8 @@ from .space import SearchSpace, space_from_json
 from .store import DONE, FINISHED, Store
 
 log = logging.getLogger("hyperdist.coordinator")
+# What resuming reads of each trial: what TPE and the stop rules see, not the results' extras.
+RESUME_FIELDS = {"_id": 1, "tid": 1, "state": 1, "params": 1, "result.loss": 1, "result.status": 1}
 
 
 @dataclass
@@ -156,13 +158,24 @@ class Coordinator:
             if allow_space_change:
                 fields.update(space=self.space.to_json(), space_hash=self.space.hash)
         self.store.update_experiment(self.exp_key, **fields)
-        for doc in self.store.history(self.exp_key):
-            self._record(doc)
+        self._resume()
         return exp is not None
+
+    def _resume(self) -> None:
+        """Fold the stored trials into the table in tid order; each document's parameters become
+        a numeric row as it streams in, so 100 000 trials fit in a few tens of MB."""
+        docs = []
+        for doc in self.store.iter_history(self.exp_key, RESUME_FIELDS):
+            doc["params"] = self.space.to_row(doc.get("params") or {})
+            docs.append(doc)
+        docs.sort(key=lambda d: d["tid"])
+        for doc in docs:
+            self._record(doc)
 
     def _record(self, doc: dict) -> None:
         key, tid = doc["_id"], doc["tid"]
-        params = doc.get("params") or {}
+        params = doc.get("params")
+        params = {} if params is None else params  # a mapping, or the row _resume made of it
         if doc["state"] in FINISHED:
             self.open.pop(key, None)
             self.finished += 1

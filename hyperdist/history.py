@@ -68,7 +68,10 @@ class HistoryTable:
     def __contains__(self, key: Any) -> bool:
         return key in self._rows
 
-    def add(self, key: Any, params: Mapping[str, Any], state: int = PENDING, loss: float | None = None) -> None:
+    def add(self, key: Any, params: Mapping[str, Any] | np.ndarray, state: int = PENDING,
+            loss: float | None = None) -> None:
+        """Add a trial by its parameters, or by its numeric row (`SearchSpace.to_row`) when the
+        caller has already converted them."""
         if key in self._rows:
             self.set_result(key, state, loss)
             return
@@ -77,7 +80,7 @@ class HistoryTable:
             self._X = np.vstack([self._X, np.full((grow, self._X.shape[1]), np.nan)])
             self._loss = np.concatenate([self._loss, np.full(grow, np.nan)])
             self._state = np.concatenate([self._state, np.full(grow, PENDING, dtype=np.int8)])
-        self._X[self._n] = self.space.to_row(params)
+        self._X[self._n] = params if isinstance(params, np.ndarray) else self.space.to_row(params)
         self._rows[key] = self._n
         self._n += 1
         self.set_result(key, state, loss)

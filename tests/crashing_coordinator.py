@@ -33,7 +33,14 @@ if point == "before_insert":
 elif point == "after_insert":
     Store.insert_trials = dying(Store.insert_trials, "after")
 elif point == "during_history":
-    Store.history = lambda self, exp_key: os._exit(9)
+    reading = Store.iter_history
+
+    def dying_history(self, exp_key, fields=None):
+        for doc in reading(self, exp_key, fields):  # one trial read, then the process dies
+            yield doc
+            os._exit(9)
+        os._exit(9)
+    Store.iter_history = dying_history
 
 coord = Coordinator(Store(url, db=db), exp, compile_space(objectives.space), tpe.suggest, StopRules(int(max_evals)),
                     seed=4, workers=2, objective=f"{os.path.dirname(os.path.abspath(__file__))}/objectives.py:quadratic")
