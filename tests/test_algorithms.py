@@ -102,6 +102,23 @@ def test_no_exact_repeats_in_a_discrete_space(multivariate):
 
 
 @pytest.mark.parametrize("multivariate", [True, False])
+def test_an_exhausted_discrete_space_repeats_tpes_pick_not_a_random_point(multivariate):
+    # n_arms: every point has been seen, so avoiding repeats is impossible; for a noisy objective
+    # the repeat should be the promising arm (TPE's pick), not a random one
+    space = compile_space({"arm": hp.choice("arm", [0, 1])})
+    rng = np.random.default_rng(0)
+    X = np.repeat([[0.0], [1.0]], 20, axis=0)
+    loss = rng.normal(np.where(X[:, 0] == 0, -1.0, 0.0), 0.5)
+    obs = Observations(X, loss, np.full(40, OK, dtype=np.int8))
+    picks = [tpe.suggest([0], space, obs, seed, multivariate=multivariate)[0]["arm"] for seed in range(40)]
+    assert picks.count(0) >= 36  # random repeats would give about 20
+    # while a fresh point exists it is still preferred to a repeat
+    fresh_space = compile_space({"arm": hp.choice("arm", [0, 1, 2])})
+    assert all(tpe.suggest([0], fresh_space, obs, seed, multivariate=multivariate)[0]["arm"] == 2
+               for seed in range(10))
+
+
+@pytest.mark.parametrize("multivariate", [True, False])
 def test_conditional_params_present_only_when_their_branch_is_chosen(multivariate):
     branches = set()
     for seed in range(25):

@@ -193,7 +193,12 @@ def _propose(space: SearchSpace, obs: Observations, rng: np.random.Generator, pl
     picks = np.minimum((rng.random((len(cum), 64, 1)) >= cum[:, None, :]).sum(axis=2), n_candidates - 1)
     rows = _assemble(space, plan, values, picks)
     fresh = np.flatnonzero(~is_seen(seen, rows))
-    return rows[fresh[0]] if len(fresh) else draw_unique(space, rng, 1, obs.X)[0]
+    if len(fresh):
+        return rows[fresh[0]]
+    # Else a fresh prior draw, if there is one; in a space (nearly) exhausted, and for a noisy objective
+    # there a repeat does teach something, TPE's own pick beats a random repeat (n_arms in benchmarks/).
+    other = draw_unique(space, rng, 1, obs.X)[0]
+    return row if is_seen(seen, other[None, :])[0] else other
 
 
 def _assemble(space: SearchSpace, plan: parzen.Plan, values: np.ndarray, picks: np.ndarray) -> np.ndarray:
