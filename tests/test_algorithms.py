@@ -132,6 +132,18 @@ def test_conditional_params_present_only_when_their_branch_is_chosen(multivariat
     assert len(branches) >= 2
 
 
+def test_single_row_mask_matches_the_space_mask():
+    # tpe masks its one proposed row in plain Python; it must agree with SearchSpace.mask_inactive,
+    # nested conditions included (MIXED: l is active only under m = 1 and k = 1)
+    rng = np.random.default_rng(5)
+    rows = MIXED.sample(rng, 300)
+    filled = np.where(np.isnan(rows), rng.integers(0, 3, rows.shape), rows)  # undo masking, mix branches
+    for row in filled:
+        ours = tpe_module._mask_inactive_row(MIXED, row[None, :].copy())
+        np.testing.assert_array_equal(ours, MIXED.mask_inactive(row[None, :].copy()))
+    assert np.isnan(filled).sum() == 0 and 0 < np.isnan(tpe_module._mask_inactive_row(MIXED, filled[:1].copy())).sum()
+
+
 def _median_best(algo, seeds=range(9), evals=100) -> float:
     bests = []
     for seed in seeds:

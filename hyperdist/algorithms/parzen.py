@@ -78,7 +78,7 @@ class Plan:
             np.exp(np.minimum(x[a:b], 700, out=x[a:b]), out=x[a:b])
         quantised = x[self.n_cont:]
         q = self.q[self.n_cont:]
-        np.multiply(np.round(quantised / q), q, out=quantised)
+        np.multiply(np.rint(quantised / q), q, out=quantised)
         return np.minimum(np.maximum(x, self.vlo, out=x), self.vhi, out=x)
 
 
@@ -130,7 +130,7 @@ def adaptive_sigmas(mu: np.ndarray, prior_sigma: np.ndarray, n_data: np.ndarray)
     """
     if mu.shape[1] == 1:
         return prior_sigma.copy()
-    order = np.argsort(mu, axis=1, kind="stable")
+    order = mu.argsort(axis=1, kind="stable")
     order += np.arange(0, mu.size, mu.shape[1])[:, None]  # flat indices: cheaper than *_along_axis
     srt = mu.take(order)
     gaps = srt[:, 1:] - srt[:, :-1]
@@ -158,7 +158,7 @@ def fit(p: Plan, X: np.ndarray, rows: np.ndarray, w: np.ndarray, prior_weight: f
     mu = np.empty((P, V.shape[1] + 1))
     mu[:, :1] = p.prior_mu
     mu[:, 1:] = p.transform(V[:P])
-    sigma = adaptive_sigmas(mu, p.prior_sigma, V.shape[1] - np.count_nonzero(unused[:P], axis=1))
+    sigma = adaptive_sigmas(mu, p.prior_sigma, V.shape[1] - unused[:P].sum(axis=1))
     codes = np.full((len(V) - P, V.shape[1] + 1), -1, dtype=np.intp)
     cat = V[P:]
     codes[:, 1:] = np.where(np.isnan(cat), -1.0, cat)
@@ -186,8 +186,7 @@ def fit_pair(p: Plan, X: np.ndarray, below: tuple[np.ndarray, np.ndarray], above
     mu[:, :, 0] = p.prior_mu[:, 0]
     mu[0, :, 1:r_l + 1] = V[:P, :r_l]
     mu[1, :, 1:r_g + 1] = V[:P, r_l:]
-    n_data = np.concatenate([r_l - np.count_nonzero(unused[:P, :r_l], axis=1),
-                             r_g - np.count_nonzero(unused[:P, r_l:], axis=1)])
+    n_data = np.concatenate([r_l - unused[:P, :r_l].sum(axis=1), r_g - unused[:P, r_l:].sum(axis=1)])
     sigma = adaptive_sigmas(mu.reshape(2 * P, R), np.concatenate([p.prior_sigma, p.prior_sigma]),
                             n_data).reshape(2, P, R)
     codes = np.full((2, D - P, R), -1, dtype=np.intp)
@@ -270,18 +269,20 @@ def sample(p: Plan, mix: Mixture, rng: np.random.Generator, size: int,
            smoothing: float) -> tuple[np.ndarray, np.ndarray]:
     """`size` draws per group: (values D x size, continuous ones in transformed space n_cont x size)."""
     P = p.n_num
-    cum = np.cumsum(np.exp(mix.log_w), axis=1)
+    cum = np.exp(mix.log_w).cumsum(axis=1)
     u = rng.random((p.n_groups, size)) * cum[:, -1:]
-    kernel = np.minimum(np.count_nonzero(u[:, :, None] >= cum[:, None, :], axis=2), cum.shape[1] - 1)[p.group]
+    kernel = np.minimum((u[:, :, None] >= cum[:, None, :]).sum(axis=2), cum.shape[1] - 1)[p.group]
     rows = np.arange(len(p.cols))[:, None]
     mu, sigma = mix.mu[rows[:P], kernel[:P]], mix.sigma[rows[:P], kernel[:P]]
     # truncated normal by inversion: uniform between the CDF values of the bounds
-    a, b = ndtr(np.stack([(p.lo - mu) / sigma, (p.hi - mu) / sigma]))
+    ab = np.empty((2,) + mu.shape)
+    np.divide(p.lo - mu, sigma, out=ab[0])
+    np.divide(p.hi - mu, sigma, out=ab[1])
+    a, b = ndtr(ab, out=ab)
     v = np.minimum(np.maximum(a + rng.random(mu.shape) * (b - a), 1e-16), 1 - 1e-16)
     t = np.minimum(np.maximum(mu + sigma * ndtri(v), p.lo), p.hi)
     codes = mix.codes[rows[:len(mix.codes)], kernel[P:]]
-    prior = np.minimum(np.count_nonzero(rng.random(codes.shape)[:, :, None] >= p.cum_prior[:, None, :], axis=2),
-                       p.last_option)
+    prior = np.minimum((rng.random(codes.shape)[:, :, None] >= p.cum_prior[:, None, :]).sum(axis=2), p.last_option)
     from_prior = (codes < 0) | (rng.random(codes.shape) * (1 + smoothing) >= 1)
     return np.concatenate([p.untransform(t), np.where(from_prior, prior, codes)]), t[:p.n_cont]
 
@@ -318,7 +319,7 @@ def score(p: Plan, below: Mixture, above: Mixture, values: np.ndarray, t_cont: n
         S = L
         log_w[:P] += const
     else:
-        S = np.tensordot(p.member, L, axes=1)
+        S = np.dot(p.member, L.reshape(len(L), -1)).reshape(len(p.member), *L.shape[1:])  # = tensordot, less Python
         log_w += p.member[:, :P] @ const
     S += log_w[:, None, :]
     return _logsumexp(S[:, :, :M_l]) - _logsumexp(S[:, :, M_l:])
@@ -334,7 +335,13 @@ def _continuous(out: np.ndarray, t: np.ndarray, mu: np.ndarray, inv: np.ndarray)
     precision.
     """
     h = 0.5 * inv * inv
-    np.matmul(np.stack([t * t, t], axis=2), np.stack([-h, 2.0 * mu * h], axis=1), out=out)
+    tt = np.empty(t.shape + (2,))
+    np.multiply(t, t, out=tt[:, :, 0])
+    tt[:, :, 1] = t
+    coef = np.empty((len(mu), 2, mu.shape[1]))
+    np.negative(h, out=coef[:, 0])
+    np.multiply(2.0 * mu, h, out=coef[:, 1])
+    np.matmul(tt, coef, out=out)
     return np.log(inv) - h * mu * mu - _HALF_LOG_2PI
 
 
@@ -348,15 +355,15 @@ def _bucket_log_mass(out: np.ndarray, t_lo: np.ndarray, t_hi: np.ndarray, mu: np
     """
     C = t_lo.shape[1]
     edges = np.concatenate([t_lo, t_hi], axis=1)
-    order = np.argsort(edges, axis=1)
+    order = edges.argsort(axis=1)
     order += np.arange(0, edges.size, edges.shape[1])[:, None]  # flat indices
     srt = edges.take(order)
     first = np.empty(srt.shape, dtype=bool)
     first[:, 0] = True
     np.not_equal(srt[:, 1:], srt[:, :-1], out=first[:, 1:])
     uid = np.empty(edges.shape, dtype=np.intp)
-    uid.put(order, np.cumsum(first) - 1)  # ids never cross rows: each starts anew
-    row_of = np.nonzero(first)[0]
+    uid.put(order, first.cumsum() - 1)  # ids never cross rows: each starts anew
+    row_of = first.nonzero()[0]
     nz = mu[row_of]
     nz -= srt[first][:, None]
     nz *= inv[row_of]  # -z for each distinct edge and kernel
@@ -368,7 +375,7 @@ def _bucket_log_mass(out: np.ndarray, t_lo: np.ndarray, t_hi: np.ndarray, mu: np
     ndtr(G, out=G)
     np.copysign(G, nz, out=G)
     lo, hi = uid[:, :C], uid[:, C:]
-    np.take(G, hi, axis=0, out=out)
+    G.take(hi, axis=0, out=out)
     out -= G[lo]
     out += A[hi] > A[lo]
     np.log(np.maximum(out, _TINY, out=out), out=out)

@@ -23,6 +23,7 @@ suggestion's cost stops growing with the history. The mixtures themselves are in
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -69,7 +70,7 @@ def suggest(
     space = as_space(domain)
     obs = as_observations(trials, space)
     rng = np.random.default_rng(seed)
-    plan = parzen.plan(space.params, bool(multivariate))
+    plan = _plan(space, bool(multivariate))
     rows = []
     for i in range(len(new_ids)):
         if i:
@@ -81,6 +82,20 @@ def suggest(
         rows.append(_propose(space, obs, rng, plan, n_below, prior_weight, n_EI_candidates, linear_forgetting,
                              multivariate, max_components))
     return [space.to_assignment(r) for r in rows]
+
+
+_PLANS: "weakref.WeakKeyDictionary[SearchSpace, dict[Any, Any]]" = weakref.WeakKeyDictionary()
+
+
+def _plan(space: SearchSpace, multivariate: bool) -> parzen.Plan:
+    """parzen.plan, remembered per space object: hashing the parameters for parzen.plan's cache costs
+    more than a dictionary lookup by identity."""
+    plans = _PLANS.get(space)
+    if plans is None:
+        plans = _PLANS[space] = {}
+    if multivariate not in plans:
+        plans[multivariate] = parzen.plan(space.params, multivariate)
+    return plans[multivariate]
 
 
 def _check(prior_weight: float, n_startup_jobs: int, n_candidates: int, gamma: Any) -> None:
@@ -105,7 +120,7 @@ def _forgetting(active: np.ndarray, flat: int) -> np.ndarray:
     entries only: the newest `flat` weigh 1, older ones ramp up from 1/count; False entries weigh 0."""
     if active.shape[1] == 0:
         return np.zeros(active.shape)
-    rank = np.cumsum(active, axis=1, dtype=np.int32)  # int32: several times faster than int64 here
+    rank = active.cumsum(axis=1, dtype=np.int32)  # int32: several times faster than int64 here
     count = np.maximum(rank[:, -1:], 1)
     w = rank - 1.0                                      # in place from here: see parzen.score on why
     w *= (1 - 1.0 / count) / np.maximum(count - flat - 1, 1)
@@ -124,18 +139,18 @@ def _subsample(w: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndar
     with fewer rows keeps all of them, exactly weighted.
     """
     G, n = w.shape
-    cum = np.cumsum(w, axis=1)
+    cum = w.cumsum(axis=1)
     total = cum[:, -1:]
     shift = np.arange(G)[:, None] * (2.0 * total.max() + 1.0)  # one sorted array for all groups
     points = (np.arange(k) + rng.random((G, 1))) * (total / k)
-    rows = np.searchsorted((cum + shift).ravel(), (points + shift).ravel(), side="right").reshape(G, k)
+    rows = (cum + shift).ravel().searchsorted((points + shift).ravel(), side="right").reshape(G, k)
     rows = np.minimum(rows - np.arange(G)[:, None] * n, n - 1)
     first = np.ones((G, k), dtype=bool)
     first[:, 1:] = rows[:, 1:] != rows[:, :-1]  # rows are sorted, copies adjacent
-    run = np.cumsum(first) - 1
+    run = first.cumsum() - 1
     copies = np.bincount(run, minlength=run[-1] + 1)[run].reshape(G, k)
     kept = np.where(first, copies * (total / k), 0.0)
-    few = np.count_nonzero(w, axis=1) <= k  # weights are >= 0
+    few = (w > 0).sum(axis=1) <= k
     if few.any():
         order = np.argsort(w[few] <= 0, axis=1, kind="stable")[:, :k]  # weighted rows first, in order
         rows[few], kept[few] = order, np.take_along_axis(w[few], order, axis=1)
@@ -167,7 +182,7 @@ def _kernels(w: np.ndarray, max_components: int, multivariate: bool,
 def _propose(space: SearchSpace, obs: Observations, rng: np.random.Generator, plan: parzen.Plan, n_below: int,
              prior_weight: float, n_candidates: int, flat: int, multivariate: bool, max_components: int) -> np.ndarray:
     ok = np.flatnonzero(obs.state == OK)
-    best = ok[np.argpartition(obs.loss[ok], n_below - 1)[:n_below]] if n_below else ok[:0]
+    best = ok[obs.loss[ok].argpartition(n_below - 1)[:n_below]] if n_below else ok[:0]
     below = np.zeros(len(obs), dtype=bool)
     below[best] = True
     active = ~np.isnan(obs.X.T[plan.lead])                              # G x n
@@ -183,7 +198,7 @@ def _propose(space: SearchSpace, obs: Observations, rng: np.random.Generator, pl
                         for k, w in ((l_kernels, l_w), (g_kernels, g_w)))
     values, t_cont = parzen.sample(plan, l_mix, rng, n_candidates, smoothing)
     scores = parzen.score(plan, l_mix, g_mix, values, t_cont, smoothing)
-    row = _assemble(space, plan, values, np.argmax(scores, axis=1)[:, None])[0]
+    row = _assemble(space, plan, values, scores.argmax(axis=1)[:, None])[0]
     seen = discrete_keys(space, obs.X)
     if seen is None or not is_seen(seen, row[None, :])[0]:
         return row
@@ -205,4 +220,21 @@ def _assemble(space: SearchSpace, plan: parzen.Plan, values: np.ndarray, picks: 
     """Rows (one per column of picks, G x k) taking each group's picked candidate."""
     rows = np.empty((picks.shape[1], len(space)))
     rows[:, plan.cols] = np.take_along_axis(values, picks[plan.group], axis=1).T
-    return space.mask_inactive(rows)
+    if len(rows) > 1:
+        return space.mask_inactive(rows)
+    return _mask_inactive_row(space, rows)
+
+
+def _mask_inactive_row(space: SearchSpace, rows: np.ndarray) -> np.ndarray:
+    """`space.mask_inactive` of a single row (1 x d), in plain Python: a dozen numpy calls fewer."""
+    conditions = _PLANS.get(space, {}).get("conditions")
+    if conditions is None:
+        conditions = [(j, [[(space.index[label], option) for label, option in path] for path in spec.conditions])
+                      for j, spec in enumerate(space.params) if not spec.unconditional]
+        _PLANS.setdefault(space, {})["conditions"] = conditions
+    row = rows[0].tolist()
+    for j, paths in conditions:  # table order, parents first: a parent set to NaN deactivates its children
+        if not any(all(row[c] == option for c, option in path) for path in paths):
+            row[j] = math.nan
+    rows[0] = row
+    return rows
