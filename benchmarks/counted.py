@@ -3,13 +3,17 @@
     python benchmarks/counted.py OUT.json worker --mongo URL --exp KEY ...
 
 When the process exits it writes {"commands": {name: count}, "cpu_s": ...} to OUT.json, so the
-distributed benchmark can add up the round trips of worker processes it does not run itself.
+distributed benchmark can add up the round trips of worker processes it does not run itself. On
+SIGUSR1 it writes the counts so far to OUT.json.<k> (k = 1, 2, ...): two such snapshots bracket the
+steady state, without the start-up and the tail.
 """
 from __future__ import annotations
 
 import atexit
 import collections
+import itertools
 import json
+import signal
 import sys
 import threading
 import time
@@ -61,6 +65,13 @@ def main() -> None:
             json.dump(counter.snapshot(), fh)
 
     atexit.register(dump)
+    snapshots = itertools.count(1)
+
+    def snapshot(signum: int, frame: object) -> None:
+        with open(f"{out}.{next(snapshots)}", "w") as fh:
+            json.dump(counter.snapshot(), fh)
+
+    signal.signal(signal.SIGUSR1, snapshot)
     from hyperdist.cli import main as cli
 
     sys.argv = ["hyperdist", *args]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -30,7 +31,7 @@ from pymongo import MongoClient
 from counted import CommandCounter
 from envinfo import describe
 from hyperdist import hp, tpe
-from hyperdist.coordinator import Coordinator, StopRules
+from hyperdist.coordinator import Coordinator, Progress, StopRules
 from hyperdist.launcher import stop_workers
 from hyperdist.server import LocalServer, start_server, stop_server
 from hyperdist.space import compile_space
@@ -69,7 +70,16 @@ def run_hyperdist(server: LocalServer, n_workers: int, trials: int, objective: s
     t0, done0 = time.perf_counter(), coord.finished
     cpu0 = {"server": cpu_seconds(server.pid), "coordinator": time.process_time(),
             "workers": sum(cpu_seconds(p.pid) for p in procs)}
-    coord.run()
+    marks: list[dict] = []  # the steady state: from 20% to 80% of the trials finished
+
+    def mark(progress: Progress) -> None:
+        if len(marks) < 2 and progress.finished >= (0.2, 0.8)[len(marks)] * trials:
+            for p in procs:
+                p.send_signal(signal.SIGUSR1)
+            marks.append({"t": time.perf_counter(), "finished": progress.finished,
+                          "coordinator": sum(counter.counts.values())})
+
+    coord.run(on_progress=mark)
     elapsed = time.perf_counter() - t0
     cpu1 = {"server": cpu_seconds(server.pid), "coordinator": time.process_time()}
     stop_workers(procs, timeout=30)
@@ -83,6 +93,7 @@ def run_hyperdist(server: LocalServer, n_workers: int, trials: int, objective: s
         for name, n in r["shapes"].items():
             shapes[name] = shapes.get(name, 0) + n
     finished = coord.finished
+    steady = _steady_state(marks, outs)
     store.delete_experiment("tp")
     store.close()
     worker_total, coord_total = sum(commands.values()), sum(counter.counts.values())
@@ -94,9 +105,29 @@ def run_hyperdist(server: LocalServer, n_workers: int, trials: int, objective: s
         "coordinator_commands_per_trial": coord_total / finished,
         "worker_commands": commands, "coordinator_commands": dict(counter.counts),
         "worker_shapes": shapes, "coordinator_shapes": dict(counter.shapes),
-        "cpu_s": {k: cpu1[k] - cpu0[k] for k in cpu0}, "seconds": elapsed,
+        "cpu_s": {k: cpu1[k] - cpu0[k] for k in cpu0}, "seconds": elapsed, **steady,
         "complete_worker_reports": len(worker_reports) == n_workers,
     }
+
+
+def _steady_state(marks: list[dict], outs: list[Path]) -> dict:
+    """Commands per trial and trials/s between the two marks, from the workers' snapshots."""
+    snaps = [[json.loads(Path(f"{out}.{k}").read_text()) for out in outs if Path(f"{out}.{k}").exists()]
+             for k in (1, 2)]
+    if len(marks) < 2 or len(snaps[0]) != len(outs) or len(snaps[1]) != len(outs):
+        return {}
+    trials = marks[1]["finished"] - marks[0]["finished"]
+    worker = sum(sum(s["commands"].values()) for s in snaps[1]) - sum(sum(s["commands"].values()) for s in snaps[0])
+    coordinator = marks[1]["coordinator"] - marks[0]["coordinator"]
+    shapes: dict[str, int] = {}
+    for k, sign in ((1, 1), (0, -1)):
+        for s in snaps[k]:
+            for name, n in s["shapes"].items():
+                shapes[name] = shapes.get(name, 0) + sign * n
+    return {"steady_worker_shapes": {k: v for k, v in shapes.items() if v},"steady_trials_per_s": trials / (marks[1]["t"] - marks[0]["t"]),
+            "steady_commands_per_trial": (worker + coordinator) / trials,
+            "steady_worker_commands_per_trial": worker / trials,
+            "steady_coordinator_commands_per_trial": coordinator / trials}
 
 
 def run_peer(system: str, n_workers: int, trials: int, objective: str, url: str, tmp: Path) -> dict:

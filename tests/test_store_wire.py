@@ -109,7 +109,8 @@ def test_racing_processes_claim_each_trial_exactly_once(store, mongo_url):
 
 
 def _candidates_in_order(store: Store, monkeypatch, order: list) -> None:
-    """Make the claim read return these trials (by _id) in this order, as if read just before a race."""
+    """Make the claim read return these trials (by _id), as if read just before a race; the claim
+    tries them from the end."""
     def read(query: dict) -> list[dict]:
         return [store._trials.find_one({"_id": key}, {"_id": 1, "exp_key": 1, "tid": 1, "params": 1, "attempts": 1})
                 for key in order]
@@ -138,7 +139,7 @@ def test_report_and_claim_when_another_worker_took_the_candidate(store, monkeypa
     mine = s.claim("w1", 30, "e")
     taken = s.claim("w2", 30, "e")
     free = next(i for i in ids if i not in (mine["_id"], taken["_id"]))
-    _candidates_in_order(s, monkeypatch, [taken["_id"], free])
+    _candidates_in_order(s, monkeypatch, [free, taken["_id"]])  # tried from the end: the taken one first
     accepted, doc = s.report_and_claim(Report(mine["_id"], mine["lease_token"], DONE, OK), "w1", 30, "e")
     assert accepted is True and doc["_id"] == free  # one of two updates applied: the report, not the claim
     assert s._trials.find_one({"_id": taken["_id"]})["owner"] == "w2"
