@@ -21,8 +21,11 @@ random losses), then one suggestion is timed; nothing but the suggestion is insi
   history stays at n completed trials.
 
 Repeats are interleaved (repeat r of every tool runs before repeat r + 1 of any) so that load from
-other work on a shared machine hits all tools alike. Reported: median [min, max] over repeats, and
-the ratio of each peer's median to hyperdist's (`hd TPE`) in the same run.
+other work on a shared machine hits all tools alike. Times are CPU time of this process
+(`time.process_time`, `--clock cpu`, the default: every tool is single-threaded here, and CPU time is
+far less disturbed than wall time by other work on a shared machine) or wall time (`--clock wall`).
+Reported: median [min, max] over repeats, and the ratio of each peer's median to hyperdist's
+(`hd TPE`) in the same run.
 """
 from __future__ import annotations
 
@@ -174,7 +177,7 @@ TOOLS: dict[str, Callable[[int], Callable[[int], object]]] = {
 }
 
 
-def time_size(n: int, tools: list[str], repeats: int) -> dict[str, list[float]]:
+def time_size(n: int, tools: list[str], repeats: int, clock=time.process_time) -> dict[str, list[float]]:
     fns = {}
     for t in tools:
         fns[t] = TOOLS[t](n)
@@ -183,9 +186,9 @@ def time_size(n: int, tools: list[str], repeats: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {t: [] for t in tools}
     for r in range(repeats):
         for t in tools:
-            start = time.perf_counter()
+            start = clock()
             fns[t](r)
-            times[t].append(1000 * (time.perf_counter() - start))
+            times[t].append(1000 * (clock() - start))
             getattr(fns[t], "cleanup", lambda: None)()
     return times
 
@@ -195,11 +198,14 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--tools", nargs="+", default=list(TOOLS), choices=list(TOOLS))
+    ap.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
+                    help="cpu: time.process_time (default); wall: time.perf_counter")
     ap.add_argument("--out", type=Path, help="also write the Markdown table here")
     args = ap.parse_args()
     base = args.tools[0]
     peers = [t for t in args.tools if not t.startswith("hd")]
-    lines = [f"ms per suggestion, median [min, max] over {args.repeats} interleaved repeats; "
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    lines = [f"ms per suggestion ({args.clock} time), median [min, max] over {args.repeats} interleaved repeats; "
              f"ratio = tool median / {base} median (same run)", "",
              "| n | " + " | ".join(args.tools) + " | " + " | ".join(f"{p} / {base}" for p in peers) + " |",
              "|---" * (1 + len(args.tools) + len(peers)) + "|"]
@@ -207,7 +213,7 @@ def main() -> None:
     load = [os.getloadavg()[0]]
     started = time.perf_counter()
     for n in args.sizes:
-        times = time_size(n, args.tools, args.repeats)
+        times = time_size(n, args.tools, args.repeats, clock)
         med = {t: statistics.median(v) for t, v in times.items()}
         cells = [f"{med[t]:.2f} [{min(times[t]):.2f}, {max(times[t]):.2f}]" for t in args.tools]
         ratios = [f"{med[p] / med[base]:.1f}x" for p in peers]
