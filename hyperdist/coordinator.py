@@ -117,6 +117,7 @@ class Coordinator:
         self._started = time.monotonic()
         self._renewed = self._reaped = 0.0
         self._tids: list[int] = []
+        self._unsent: list[tuple[int, dict]] = []  # suggestions whose insert was not acknowledged yet
 
     # --- start ----------------------------------------------------------------------------------
     def start(self, resume: bool = False, allow_space_change: bool = False) -> bool:
@@ -207,8 +208,10 @@ class Coordinator:
         if self._should_stop():
             return True
         n = min(self.target_open - len(self.open), self.rules.max_evals - self.finished - len(self.open))
-        if n > 0:
-            self._enqueue(n)
+        if n > 0 and not self._unsent:
+            self._unsent = self._suggest(n)
+        if self._unsent:
+            self._insert_unsent()
         return False
 
     def _forget_vanished(self) -> None:
@@ -234,14 +237,21 @@ class Coordinator:
             return bool(stop)
         return False
 
-    def _enqueue(self, n: int) -> None:
+    def _suggest(self, n: int) -> list[tuple[int, dict]]:
         if len(self._tids) < n:  # ids come from the database in blocks: unique even across crashes
             self._tids += self.store.reserve_tids(self.exp_key, max(n, self.TID_BLOCK))
         tids, self._tids = self._tids[:n], self._tids[n:]
         batch = self.algo(tids, self.space, self.table.observations(), trial_seed(self.seed, tids[0]))
-        ids = self.store.insert_trials(self.exp_key, list(zip(tids, batch)), self.space.hash)
-        for key, tid, params in zip(ids, tids, batch):
+        return list(zip(tids, batch))
+
+    def _insert_unsent(self) -> None:
+        """Insert the suggestions until the server acknowledges them. An insert whose reply was lost
+        in an outage may have gone in: it is sent again with the same tids, which the unique
+        (exp_key, tid) index turns into the documents already there, never into extra trials."""
+        ids = self.store.insert_trials(self.exp_key, self._unsent, self.space.hash)
+        for key, (tid, params) in zip(ids, self._unsent):
             self._record({"_id": key, "tid": tid, "state": "NEW", "params": params})
+        self._unsent = []
 
     def run(self, on_progress: Callable[[Progress], None] | None = None) -> Progress:
         """Tick until a stop rule fires; then mark the experiment done and hand back the lease."""

@@ -10,6 +10,7 @@ import pytest
 import objectives
 from hyperdist import tpe
 from hyperdist.coordinator import Coordinator, StopRules
+from hyperdist.errors import StoreUnavailable
 from hyperdist.space import compile_space
 from hyperdist.store import Store
 from test_distributed import OBJECTIVE, _env, _exists, _search_cmd, _wait_until, _worker
@@ -75,6 +76,28 @@ def test_coordinator_killed_then_resumed_keeps_ids_unique_and_count_exact(mongo_
     store.close()
 
 
+def test_an_insert_whose_reply_was_lost_is_not_repeated(store, monkeypatch):
+    """The server applied the insert but the reply never came (an outage): the retried tick sends
+    the same suggestions again and gets the same documents, not a second batch of trials."""
+    coord = Coordinator(store, "lost", compile_space(objectives.space), tpe.suggest, StopRules(10), seed=1,
+                        workers=1, objective=OBJECTIVE)
+    coord.start()
+    insert, sent = store.insert_trials, []
+
+    def reply_lost_once(exp_key, trials, space_hash=None):
+        ids = insert(exp_key, trials, space_hash)
+        sent.append([tid for tid, _ in trials])
+        if len(sent) == 1:
+            raise StoreUnavailable("connection reset before the reply")
+        return ids
+
+    monkeypatch.setattr(store, "insert_trials", reply_lost_once)
+    store.retry(coord.tick, timeout=10)
+    assert len(sent) == 2 and sent[0] == sent[1]
+    assert store.counts("lost")["NEW"] == len(coord.open) == coord.target_open
+    assert sorted(coord.open.values()) == sent[0]
+
+
 def test_database_killed_and_restarted_mid_search(tmp_path, db_name):
     import os
     import signal
@@ -116,7 +139,8 @@ def test_database_killed_and_restarted_mid_search(tmp_path, db_name):
     assert result["progress"].finished == 60
     check = Store(start_server(data, port=port).url, db=db_name)
     history = check.history("outage")
-    assert len(history) == 60 and len({d["tid"] for d in history}) == 60
+    assert len(history) == 60 and len({d["tid"] for d in history}) == 60, [
+        (d["tid"], d["state"], d.get("attempts"), d.get("owner"), str(d.get("finished")), str(d.get("created"))) for d in history]
     assert all(d["state"] in ("DONE", "ERROR") for d in history)
     check.close()
     stop_server(data)
