@@ -152,7 +152,7 @@ def throughput(args: argparse.Namespace) -> None:
                         rows.append(run_hyperdist(server, k, args.trials, objective, tmp))
                         print(json.dumps(rows[-1]), flush=True)
                         for system in args.peers:
-                            if system.startswith("optuna") and k not in args.optuna_workers:
+                            if k not in args.peer_workers or rep >= args.peer_repeats.get(system, args.repeats):
                                 continue
                             rows.append(run_peer(system, k, args.trials, objective, server.url, tmp))
                             print(json.dumps(rows[-1]), flush=True)
@@ -169,13 +169,16 @@ def _median(rows: list[dict], key: str) -> float:
 
 def report_throughput(rows: list[dict], args: argparse.Namespace) -> str:
     lines = [f"`python benchmarks/distributed.py throughput {' '.join(sys.argv[2:])}`", "",
-             f"{args.trials} trials per search, median of {args.repeats} runs per cell; 'ratio' = hyperdist's "
-             "trials/s divided by the peer's in the same cell.", ""]
+             f"{args.trials} trials per search, median of the runs per cell (hyperdist {args.repeats}; peers as "
+             "min/max show); 'hyperdist / system' = hyperdist's median trials/s over the peer's in the same cell. "
+             "trials/s counts from the first finished trial to the last (start-up excluded), for every system. "
+             "Steady state = between 20% and 80% of the trials finished (workers' counters snapshotted by "
+             "SIGUSR1); 'whole run' includes start-up and the tail, when idle workers poll an empty queue.", ""]
     for objective in args.objectives:
         lines += [f"### Objective `{objective}`", "",
-                  "| system | workers | trials/s (median) | min | max | hyperdist / system | commands per trial "
-                  "(worker + coordinator) | CPU s: server / workers / coordinator |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| system | workers | trials/s (median) | min | max | hyperdist / system | commands per trial, "
+                  "steady state (worker + coordinator) | whole run | CPU s: server / workers / coordinator |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for k in args.workers:
             cell = [r for r in rows if r["objective"] == objective and r["workers"] == k]
             ours = [r for r in cell if r["system"] == "hyperdist"]
@@ -186,18 +189,23 @@ def report_throughput(rows: list[dict], args: argparse.Namespace) -> str:
                     continue
                 ok = [r for r in runs if "trials_per_s" in r]
                 if not ok:
-                    lines.append(f"| {system} | {k} | failed: {runs[0].get('error', '?')[:120]} | | | | | |")
+                    lines.append(f"| {system} | {k} | failed: {runs[0].get('error', '?')[:120]} | | | | | | |")
                     continue
                 tps = [r["trials_per_s"] for r in ok]
                 med = statistics.median(tps)
                 ratio = "" if system == "hyperdist" else f"{base / med:.1f}x"
-                cmds = cpu = ""
+                cmds = whole = cpu = ""
                 if system == "hyperdist":
-                    cmds = (f"{_median(ok, 'commands_per_trial'):.2f} ({_median(ok, 'worker_commands_per_trial'):.2f}"
-                            f" + {_median(ok, 'coordinator_commands_per_trial'):.2f})")
+                    steady = [r for r in ok if "steady_commands_per_trial" in r]
+                    if steady:
+                        cmds = (f"{_median(steady, 'steady_commands_per_trial'):.2f} "
+                                f"({_median(steady, 'steady_worker_commands_per_trial'):.2f} + "
+                                f"{_median(steady, 'steady_coordinator_commands_per_trial'):.2f})")
+                    whole = f"{_median(ok, 'commands_per_trial'):.2f}"
                     cpu = " / ".join(f"{statistics.median(r['cpu_s'][p] for r in ok):.1f}"
                                      for p in ("server", "workers", "coordinator"))
-                lines.append(f"| {system} | {k} | {med:.1f} | {min(tps):.1f} | {max(tps):.1f} | {ratio} | {cmds} | {cpu} |")
+                lines.append(f"| {system} | {k} | {med:.1f} | {min(tps):.1f} | {max(tps):.1f} | {ratio} | {cmds} | {whole} "
+                             f"| {cpu} |")
         lines.append("")
     example = next((r for r in rows if r["system"] == "hyperdist" and r["workers"] == max(args.workers)), None)
     if example:
@@ -314,7 +322,9 @@ def main() -> None:
     tp.add_argument("--objectives", nargs="+", default=["null", "sleep50"], choices=["null", "sleep50"])
     tp.add_argument("--repeats", type=int, default=3)
     tp.add_argument("--peers", nargs="*", default=["hyperopt-mongo", "optuna-journal", "optuna-postgres"])
-    tp.add_argument("--optuna-workers", type=int, nargs="+", default=[4], help="worker counts at which Optuna runs")
+    tp.add_argument("--peer-workers", type=int, nargs="+", default=[4], help="worker counts at which peers run")
+    tp.add_argument("--hyperopt-repeats", type=int, default=1,
+                    help="runs of Hyperopt per cell (2-6 minutes each at 500 trials)")
     tp.add_argument("--out", default=str(HERE / "results" / "distributed.md"))
     tp.add_argument("--json", default=str(HERE / "results" / "distributed.json"))
     sc = sub.add_parser("scale")
@@ -323,6 +333,8 @@ def main() -> None:
     sc.add_argument("--ticks", type=int, default=20)
     sc.add_argument("--out", default=str(HERE / "results" / "scale.md"))
     args = ap.parse_args()
+    if args.what == "throughput":
+        args.peer_repeats = {"hyperopt-mongo": args.hyperopt_repeats}
     {"throughput": throughput, "scale": scale}[args.what](args)
 
 
