@@ -130,9 +130,12 @@ def _steady_state(marks: list[dict], outs: list[Path]) -> dict:
             "steady_coordinator_commands_per_trial": coordinator / trials}
 
 
-def run_peer(system: str, n_workers: int, trials: int, objective: str, url: str, tmp: Path) -> dict:
+def run_peer(system: str, n_workers: int, trials: int, objective: str, tmp: Path) -> dict:
+    """A peer run in its own process. Hyperopt gets a fresh SecantusDB of its own (peers.py starts
+    one): after a MongoTrials run, the shared server answered hyperdist's next searches 3-5x slower
+    (server CPU for 500 trials 5 s -> 23-33 s), which would have charged Hyperopt's cost to us."""
     cmd = [sys.executable, str(HERE / "peers.py"), system, "--workers", str(n_workers), "--trials", str(trials),
-           "--objective", objective, "--mongo", url, "--workdir", str(tmp)]
+           "--objective", objective, "--workdir", str(tmp)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode or not lines:
@@ -154,7 +157,7 @@ def throughput(args: argparse.Namespace) -> None:
                         for system in args.peers:
                             if k not in args.peer_workers or rep >= args.peer_repeats.get(system, args.repeats):
                                 continue
-                            rows.append(run_peer(system, k, args.trials, objective, server.url, tmp))
+                            rows.append(run_peer(system, k, args.trials, objective, tmp))
                             print(json.dumps(rows[-1]), flush=True)
         finally:
             stop_server(tmp / "server")
