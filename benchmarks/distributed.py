@@ -135,7 +135,7 @@ def run_peer(system: str, n_workers: int, trials: int, objective: str, tmp: Path
     one): after a MongoTrials run, the shared server answered hyperdist's next searches 3-5x slower
     (server CPU for 500 trials 5 s -> 23-33 s), which would have charged Hyperopt's cost to us."""
     cmd = [sys.executable, str(HERE / "peers.py"), system, "--workers", str(n_workers), "--trials", str(trials),
-           "--objective", objective, "--workdir", str(tmp)]
+           "--objective", objective, "--workdir", str(tmp / f"{system}-{objective}-{n_workers}-{time.time_ns()}")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode or not lines:
