@@ -95,6 +95,7 @@ def run_hyperdist(server: LocalServer, n_workers: int, trials: int, objective: s
     finished = coord.finished
     steady = _steady_state(marks, outs)
     store.delete_experiment("tp")
+    store._client.drop_database(db)  # emptied first: SecantusDB drops an empty collection in ms
     store.close()
     worker_total, coord_total = sum(commands.values()), sum(counter.counts.values())
     return {
