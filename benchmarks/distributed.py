@@ -153,6 +153,9 @@ def throughput(args: argparse.Namespace) -> None:
             for objective in args.objectives:
                 for k in args.workers:
                     for rep in range(args.repeats):  # systems interleaved within a repeat, so load drifts hit all
+                        if args.fresh_server:  # SecantusDB slows with its uptime (docs/performance.md)
+                            stop_server(tmp / "server")
+                            server = start_server(tmp / "server")
                         rows.append(run_hyperdist(server, k, args.trials, objective, tmp))
                         print(json.dumps(rows[-1]), flush=True)
                         for system in args.peers:
@@ -326,6 +329,7 @@ def main() -> None:
     tp.add_argument("--objectives", nargs="+", default=["null", "sleep50"], choices=["null", "sleep50"])
     tp.add_argument("--repeats", type=int, default=3)
     tp.add_argument("--peers", nargs="*", default=["hyperopt-mongo", "optuna-journal", "optuna-postgres"])
+    tp.add_argument("--fresh-server", action="store_true", help="a new embedded server for every hyperdist run")
     tp.add_argument("--peer-workers", type=int, nargs="+", default=[4], help="worker counts at which peers run")
     tp.add_argument("--hyperopt-repeats", type=int, default=1,
                     help="runs of Hyperopt per cell (2-6 minutes each at 500 trials)")
