@@ -336,7 +336,10 @@ class Store:
 
     def report(self, trial_id: Any, token: str, state: str, result: dict | None, error: dict | None = None) -> bool:
         """Write the final state, result and error in one update, only under the caller's lease."""
-        report = Report(trial_id, token, state, result, error)  # a bad state raises here, before any write
+        return self.hand_in(Report(trial_id, token, state, result, error))  # a bad state raises before any write
+
+    def hand_in(self, report: Report) -> bool:
+        """`report` for a result already packed as a Report (a worker with nothing left to claim)."""
         with self._errors("writing to"):
             return self._report(report)
 

@@ -102,7 +102,7 @@ class Worker:
             if self._stopping or (cfg.max_trials is not None and self.stats.done + self.stats.errors
                                   + (finished is not None) >= cfg.max_trials):
                 if finished is not None:
-                    self._settle(finished, self.store.retry(self.store.report, *finished.report_args(),
+                    self._settle(finished, self.store.retry(self.store.hand_in, finished.report,
                                                             timeout=self._report_timeout()))
                 break
             report = finished.report if finished is not None else None
@@ -273,10 +273,6 @@ class _Finished:
     def report(self) -> Report:
         state = DONE if self.outcome.ok else ERROR
         return Report(self.doc["_id"], self.doc["lease_token"], state, self.outcome.result, self.outcome.error)
-
-    def report_args(self) -> tuple:
-        r = self.report
-        return r.trial_id, r.token, r.state, r.result, r.error
 
 
 class _Heartbeat(threading.Thread):

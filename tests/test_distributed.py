@@ -47,6 +47,13 @@ def _wait_until(predicate, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _all_exit_cleanly(workers: list, timeout: float) -> None:
+    """Every worker process ends by itself with status 0; its output is the failure message."""
+    for w in workers:
+        out, _ = w.communicate(timeout=timeout)
+        assert w.returncode == 0, out
+
+
 def test_four_workers_finish_200_trials_each_evaluated_once(mongo_url, db_name, tmp_path):
     log = tmp_path / "evaluations.jsonl"
     store = Store(mongo_url, db=db_name)
@@ -57,9 +64,7 @@ def test_four_workers_finish_200_trials_each_evaluated_once(mongo_url, db_name, 
     workers = [_worker(mongo_url, db_name, "four", env) for _ in range(4)]
     try:
         progress = coord.run()
-        for w in workers:
-            out, _ = w.communicate(timeout=60)
-            assert w.returncode == 0, out
+        _all_exit_cleanly(workers, timeout=60)
     finally:
         for w in workers:
             w.kill()

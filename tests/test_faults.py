@@ -13,7 +13,7 @@ from hyperdist.coordinator import Coordinator, StopRules
 from hyperdist.errors import StoreUnavailable
 from hyperdist.space import compile_space
 from hyperdist.store import Store
-from test_distributed import OBJECTIVE, _env, _exists, _search_cmd, _wait_until, _worker
+from test_distributed import OBJECTIVE, _all_exit_cleanly, _env, _exists, _search_cmd, _wait_until, _worker
 
 pytestmark = pytest.mark.slow
 
@@ -129,9 +129,7 @@ def test_database_killed_and_restarted_mid_search(tmp_path, db_name):
             logs = "\n".join(w.communicate()[0][-3000:] for w in workers)
             raise AssertionError(f"the coordinator did not finish after the server came back: "
                                  f"{store.counts('outage')}\n{logs}")
-        for w in workers:
-            out, _ = w.communicate(timeout=120)
-            assert w.returncode == 0, out
+        _all_exit_cleanly(workers, timeout=120)
     finally:
         for w in workers:
             w.kill()
