@@ -189,7 +189,7 @@ def _mixtures(space, n: int, multivariate: bool, max_components: int = 128):
     active = ~np.isnan(obs.X.T[plan.lead])
     rng = np.random.default_rng(0)
     mix = [tpe_module._mixture(plan, obs.X, w, 1.0, max_components, multivariate, rng)
-           for w in (active & below, tpe_module._forgetting(active & ~below, 25))]
+           for w in (active & below, tpe_module._forgetting(active & ~below, 25)[0])]
     smoothing = 1.0 if multivariate else 0.0
     values, t_cont = parzen.sample(plan, mix[0], rng, 24, smoothing)
     return plan, mix, values, t_cont, smoothing
@@ -227,7 +227,7 @@ def _log_density(p: parzen.Plan, mix: parzen.Mixture, x: np.ndarray, t_cont: np.
 @pytest.mark.parametrize("n", [60, 400])  # 400: g is binned (univariate) or subsampled (multivariate)
 def test_scores_match_a_kernel_by_kernel_evaluation(multivariate, n):
     plan, (l_mix, g_mix), values, t_cont, smoothing = _mixtures(MIXED, n, multivariate)
-    scores = parzen.score(plan, l_mix, g_mix, values, t_cont, smoothing)
+    scores = parzen.score(plan, *parzen.join(l_mix, g_mix), values, t_cont, smoothing)
     assert g_mix.mu.shape[1] <= 129 and scores.shape == (plan.n_groups, 24)
     for g in range(plan.n_groups):
         for c in range(0, 24, 7):
@@ -289,7 +289,8 @@ def test_bandwidths_match_hyperopt_including_ties(values, n_pad):
 
 def test_forgetting_matches_hyperopt_over_active_entries():
     active = np.random.default_rng(0).random((4, 300)) < [[1.0], [0.5], [0.09], [0.0]]
-    w = tpe_module._forgetting(active, 25)
+    w, counts = tpe_module._forgetting(active, 25)
+    np.testing.assert_array_equal(counts, active.sum(axis=1))
     for g in range(4):
         np.testing.assert_allclose(w[g, active[g]], _hyperopt_forgetting(active[g].sum(), 25))
         assert np.all(w[g, ~active[g]] == 0)
@@ -299,7 +300,7 @@ def test_bucket_mass_is_exact_in_both_tails():
     lo = np.array([[-30.0, -0.5, 20.0, 29.0, -1.0, 5.0]])
     hi = lo + np.array([[1.0, 1.0, 1.0, 0.5, 3.0, 1e-3]])
     out = np.empty((1, 6, 1))
-    parzen._bucket_log_mass(out, lo, hi, np.zeros((1, 1)), np.ones((1, 1)))
+    parzen._bucket_log_mass(out, np.arange(6.0)[None, :], np.hstack([lo, hi]), np.zeros((1, 1)), np.ones((1, 1)))
 
     def exact(a: float, b: float) -> float:  # log(ndtr(b) - ndtr(a)) without cancellation
         if b <= 0:
@@ -315,13 +316,13 @@ def test_subsampled_kernels_keep_the_weight_and_are_unbiased():
     active = np.ones((3, 1000), dtype=bool)
     active[1, ::2] = False
     active[2, 100:] = False  # 100 rows: fewer than k, kept exactly
-    w = tpe_module._forgetting(active, 25)
-    rows, kept = tpe_module._subsample(w, 128, np.random.default_rng(0))
+    w, counts = tpe_module._forgetting(active, 25)
+    rows, kept = tpe_module._subsample(w, counts, 128, np.random.default_rng(0))
     np.testing.assert_allclose(kept.sum(axis=1), w.sum(axis=1))
     assert np.all(active[np.arange(3)[:, None], rows][kept > 0])
     np.testing.assert_allclose(np.sort(kept[2][kept[2] > 0]), np.sort(w[2][active[2]]))
     mean = np.zeros(1000)
     for seed in range(400):
-        r, k = tpe_module._subsample(w[:1], 128, np.random.default_rng(seed))
+        r, k = tpe_module._subsample(w[:1], counts[:1], 128, np.random.default_rng(seed))
         np.add.at(mean, r[0], k[0] / 400)
     assert abs(mean[:500].sum() / w[0, :500].sum() - 1) < 0.01  # older, lighter half: not over-represented

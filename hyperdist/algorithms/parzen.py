@@ -71,14 +71,24 @@ class Plan:
         rows = slice(first, first + len(x))
         return np.minimum(np.maximum(x, self.lo[rows], out=x), self.hi[rows], out=x)
 
-    def untransform(self, t: np.ndarray) -> np.ndarray:
-        """Transformed draws (P x n) to values: exp for the log families, then quantised and clipped."""
-        x = t.copy()
+    def bucket_edges(self, x: np.ndarray) -> np.ndarray:
+        """The rounding buckets of the quantised values x (quantised rows x C), as transformed edges
+        (rows x 2C: lower edges, then upper ones), clipped to the support."""
+        Pc, P, C = self.n_cont, self.n_num, x.shape[1]
+        half = self.q[Pc:P] / 2
+        edges = np.empty((len(x), 2 * C))
+        np.maximum(np.subtract(x, half, out=edges[:, :C]), self.vlo[Pc:P] - half, out=edges[:, :C])
+        np.minimum(np.add(x, half, out=edges[:, C:]), self.vhi[Pc:P] + half, out=edges[:, C:])
+        return self.transform(edges, Pc)
+
+    def untransform(self, t: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Transformed draws (P x n) to values in x: exp for the log families, then quantised and clipped."""
+        np.copyto(x, t)
         for a, b in self.log_rows:
             np.exp(np.minimum(x[a:b], 700, out=x[a:b]), out=x[a:b])
         quantised = x[self.n_cont:]
         q = self.q[self.n_cont:]
-        np.multiply(np.rint(quantised / q), q, out=quantised)
+        np.multiply(np.rint(np.divide(quantised, q, out=quantised), out=quantised), q, out=quantised)
         return np.minimum(np.maximum(x, self.vlo, out=x), self.vhi, out=x)
 
 
@@ -166,47 +176,58 @@ def fit(p: Plan, X: np.ndarray, rows: np.ndarray, w: np.ndarray, prior_weight: f
 
 
 def fit_pair(p: Plan, X: np.ndarray, below: tuple[np.ndarray, np.ndarray], above: tuple[np.ndarray, np.ndarray],
-             prior_weight: float) -> tuple[Mixture, Mixture]:
-    """`fit` of two sets of (rows, w) at once, l(x) and g(x): the same result as two `fit` calls, with
-    one gather, one transform and one bandwidth sort for both (a suggestion's fixed cost is mostly the
-    number of numpy calls). The mixtures are views into shared arrays."""
-    P, D, G = p.n_num, len(p.cols), p.n_groups
+             prior_weight: float) -> tuple[Mixture, int]:
+    """`fit` of two sets of (rows, w) at once, l(x) and g(x), returned as one mixture with l's M_l
+    kernels first (`join`), and M_l. The same result as two `fit` calls, with one gather, one transform
+    and one bandwidth sort for both (a suggestion's fixed cost is mostly the number of numpy calls).
+
+    Layout: each dimension is a row of 2R columns, R = 1 + the larger kernel count; l's prior and
+    kernels end at column R (NaN padding before them), g's start there (padding after), so that the
+    bandwidth sort sees each mixture in a row of its own and the joined mixture is a plain slice.
+    """
+    P, G = p.n_num, p.n_groups
     (rows_l, w_l), (rows_g, w_g) = below, above
     r_l, r_g = w_l.shape[1], w_g.shape[1]
     R = max(r_l, r_g) + 1
-    idx = np.empty((D, r_l + r_g), dtype=np.intp)
-    idx[:, :r_l] = rows_l[p.group] if len(rows_l) > 1 else rows_l
-    idx[:, r_l:] = rows_g[p.group] if len(rows_g) > 1 else rows_g
-    V = X[idx, p.cols[:, None]]                                        # D x (r_l + r_g) values
-    w = np.concatenate([w_l, w_g], axis=1)
+    a, b = R - 1 - r_l, R + 1 + r_g                      # the joined mixture: columns a:b
+    idx = np.zeros((len(p.cols), 2 * R), dtype=np.intp)
+    idx[:, a + 1:R] = rows_l[p.group] if len(rows_l) > 1 else rows_l
+    idx[:, R + 1:b] = rows_g[p.group] if len(rows_g) > 1 else rows_g
+    w = np.zeros((G, 2 * R))
+    w[:, (a, R)] = prior_weight
+    w[:, a + 1:R] = w_l
+    w[:, R + 1:b] = w_g
+    V = X[idx, p.cols[:, None]]                                        # D x 2R values
     unused = w[p.group] <= 0
     V[unused] = np.nan
-    p.transform(V[:P])
-    mu = np.full((2, P, R), np.nan)                                    # l's rows, then g's
-    mu[:, :, 0] = p.prior_mu[:, 0]
-    mu[0, :, 1:r_l + 1] = V[:P, :r_l]
-    mu[1, :, 1:r_g + 1] = V[:P, r_l:]
-    n_data = np.concatenate([r_l - unused[:P, :r_l].sum(axis=1), r_g - unused[:P, r_l:].sum(axis=1)])
-    sigma = adaptive_sigmas(mu.reshape(2 * P, R), np.concatenate([p.prior_sigma, p.prior_sigma]),
-                            n_data).reshape(2, P, R)
-    codes = np.full((2, D - P, R), -1, dtype=np.intp)
-    cat = V[P:]
-    cat = np.where(np.isnan(cat), -1.0, cat)
-    codes[0, :, 1:r_l + 1] = cat[:, :r_l]
-    codes[1, :, 1:r_g + 1] = cat[:, r_l:]
-    full = np.zeros((2, G, R))
-    full[:, :, 0] = prior_weight
-    full[0, :, 1:r_l + 1] = w_l
-    full[1, :, 1:r_g + 1] = w_g
-    full[0, :, :r_l + 1] /= full[0, :, :r_l + 1].sum(axis=1, keepdims=True)
-    full[1, :, :r_g + 1] /= full[1, :, :r_g + 1].sum(axis=1, keepdims=True)
-    with np.errstate(divide="ignore"):
-        log_w = np.log(full, out=full)
+    mu = p.transform(V[:P])
+    mu[:, (a, R)] = p.prior_mu
+    n_data = R - 1 - unused[:P].reshape(2 * P, R).sum(axis=1)
+    sigma = adaptive_sigmas(mu.reshape(2 * P, R), p.prior_sigma.repeat(2, axis=0), n_data).reshape(P, 2 * R)
+    sigma[:, a] = p.prior_sigma[:, 0]
+    codes = np.fmax(V[P:], -1.0).astype(np.intp)                      # NaN (unused) -> -1
+    codes[:, (a, R)] = -1
+    w[:, a:R] /= w[:, a:R].sum(axis=1, keepdims=True)
+    w[:, R:b] /= w[:, R:b].sum(axis=1, keepdims=True)
+    log_w = np.empty(w.shape)
+    log_w.fill(-np.inf)
+    np.log(w, out=log_w, where=w > 0)
     pad = np.isnan(mu)
     np.copyto(mu, p.prior_mu, where=pad)
     np.copyto(sigma, p.prior_sigma, where=pad)
-    return tuple(Mixture(mu[i, :, :m], sigma[i, :, :m], codes[i, :, :m], log_w[i, :, :m])
-                 for i, m in ((0, r_l + 1), (1, r_g + 1)))
+    return Mixture(mu[:, a:b], sigma[:, a:b], codes[:, a:b], log_w[:, a:b]), r_l + 1
+
+
+def join(below: Mixture, above: Mixture) -> tuple[Mixture, int]:
+    """l and g as one mixture (l's kernels first), for `score`, and l's kernel count."""
+    return Mixture(*(np.concatenate([x, y], axis=1) for x, y in
+                     ((below.mu, above.mu), (below.sigma, above.sigma), (below.codes, above.codes),
+                      (below.log_w, above.log_w)))), below.mu.shape[1]
+
+
+def split(both: Mixture, m: int) -> Mixture:
+    """The first m kernels of a joined mixture (l), as views."""
+    return Mixture(both.mu[:, :m], both.sigma[:, :m], both.codes[:, :m], both.log_w[:, :m])
 
 
 def fit_binned(p: Plan, X: np.ndarray, w: np.ndarray, prior_weight: float, k: int) -> Mixture:
@@ -268,28 +289,39 @@ def _finish(p: Plan, mu: np.ndarray, sigma: np.ndarray, codes: np.ndarray, w: np
 def sample(p: Plan, mix: Mixture, rng: np.random.Generator, size: int,
            smoothing: float) -> tuple[np.ndarray, np.ndarray]:
     """`size` draws per group: (values D x size, continuous ones in transformed space n_cont x size)."""
-    P = p.n_num
+    P, Q, G = p.n_num, len(mix.codes), p.n_groups
+    # all uniforms in one call, the same stream as one call per use: kernels, numeric, prior options, prior
+    u = rng.random((G + P + 2 * Q) * size).reshape(-1, size)
     cum = np.exp(mix.log_w).cumsum(axis=1)
-    u = rng.random((p.n_groups, size)) * cum[:, -1:]
-    kernel = np.minimum((u[:, :, None] >= cum[:, None, :]).sum(axis=2), cum.shape[1] - 1)[p.group]
+    pick = u[:G] * cum[:, -1:]
+    kernel = np.minimum(np.add.reduce(pick[:, :, None] >= cum[:, None, :], axis=2), cum.shape[1] - 1)[p.group]
     rows = np.arange(len(p.cols))[:, None]
     mu, sigma = mix.mu[rows[:P], kernel[:P]], mix.sigma[rows[:P], kernel[:P]]
     # truncated normal by inversion: uniform between the CDF values of the bounds
     ab = np.empty((2,) + mu.shape)
-    np.divide(p.lo - mu, sigma, out=ab[0])
-    np.divide(p.hi - mu, sigma, out=ab[1])
+    np.divide(np.subtract(p.lo, mu, out=ab[0]), sigma, out=ab[0])
+    np.divide(np.subtract(p.hi, mu, out=ab[1]), sigma, out=ab[1])
     a, b = ndtr(ab, out=ab)
-    v = np.minimum(np.maximum(a + rng.random(mu.shape) * (b - a), 1e-16), 1 - 1e-16)
-    t = np.minimum(np.maximum(mu + sigma * ndtri(v), p.lo), p.hi)
-    codes = mix.codes[rows[:len(mix.codes)], kernel[P:]]
-    prior = np.minimum((rng.random(codes.shape)[:, :, None] >= p.cum_prior[:, None, :]).sum(axis=2), p.last_option)
-    from_prior = (codes < 0) | (rng.random(codes.shape) * (1 + smoothing) >= 1)
-    return np.concatenate([p.untransform(t), np.where(from_prior, prior, codes)]), t[:p.n_cont]
+    b -= a
+    b *= u[G:G + P]
+    b += a
+    v = np.minimum(np.maximum(b, 1e-16, out=b), 1 - 1e-16, out=b)
+    t = ndtri(v, out=v)
+    t *= sigma
+    t += mu
+    np.minimum(np.maximum(t, p.lo, out=t), p.hi, out=t)
+    values = np.empty((len(p.cols), size))
+    p.untransform(t, values[:P])
+    codes = mix.codes[rows[:Q], kernel[P:]]
+    prior = np.minimum(np.add.reduce(u[G + P:G + P + Q, :, None] >= p.cum_prior[:, None, :], axis=2), p.last_option)
+    from_prior = u[G + P + Q:] * (1 + smoothing) >= 1
+    from_prior |= codes < 0
+    values[P:] = np.where(from_prior, prior, codes)
+    return values, t[:p.n_cont]
 
 
-def score(p: Plan, below: Mixture, above: Mixture, values: np.ndarray, t_cont: np.ndarray,
-          smoothing: float) -> np.ndarray:
-    """log l(x) - log g(x) per group and candidate (G x C): both mixtures in one array.
+def score(p: Plan, both: Mixture, M_l: int, values: np.ndarray, t_cont: np.ndarray, smoothing: float) -> np.ndarray:
+    """log l(x) - log g(x) per group and candidate (G x C); `both` holds l's M_l kernels, then g's.
 
     Each dimension's log kernel values fill its rows of L (D x C x M); what depends on the kernel
     only (normalisers, weights) is summed per group on the small G x M array instead. The large
@@ -297,32 +329,33 @@ def score(p: Plan, below: Mixture, above: Mixture, values: np.ndarray, t_cont: n
     arithmetic.
     """
     P, Pc = p.n_num, p.n_cont
-    M_l = below.mu.shape[1]
-    mu = np.concatenate([below.mu, above.mu], axis=1)
-    inv = 1.0 / np.concatenate([below.sigma, above.sigma], axis=1)
+    mu = both.mu
+    inv = 1.0 / both.sigma
     # truncation to [lo, hi], which holds every centre: 1 - both tails, each exact when small
-    tails = ndtr(np.concatenate([(p.lo - mu) * inv, (mu - p.hi) * inv]))
-    const = -np.log1p(-(tails[:P] + tails[P:]))
+    tails = np.empty((2,) + mu.shape)
+    np.multiply(np.subtract(p.lo, mu, out=tails[0]), inv, out=tails[0])
+    np.multiply(np.subtract(mu, p.hi, out=tails[1]), inv, out=tails[1])
+    ndtr(tails, out=tails)
+    const = tails[0]
+    const += tails[1]
+    np.negative(np.log1p(np.negative(const, out=const), out=const), out=const)
     L = np.empty((len(values), values.shape[1], mu.shape[1]))
     const[:Pc] += _continuous(L[:Pc], t_cont - p.prior_mu[:Pc], mu[:Pc] - p.prior_mu[:Pc], inv[:Pc])
     if P > Pc:
-        q, x = slice(Pc, P), values[Pc:P]
-        half = p.q[q] / 2
-        t_lo = p.transform(np.maximum(x - half, p.vlo[q] - half), Pc)
-        t_hi = p.transform(np.minimum(x + half, p.vhi[q] + half), Pc)
-        _bucket_log_mass(L[q], t_lo, t_hi, mu[q], inv[q])
+        q = slice(Pc, P)
+        _bucket_log_mass(L[q], values[q], p.bucket_edges(values[q]), mu[q], inv[q])
     if len(values) > P:
-        _categorical(L[P:], p.prior, values[P:].astype(np.intp),
-                     np.concatenate([below.codes, above.codes], axis=1), [0, M_l], smoothing)
-    log_w = np.concatenate([below.log_w, above.log_w], axis=1)
+        _categorical(L[P:], p.prior, values[P:].astype(np.intp), both.codes, [0, M_l], smoothing)
     if p.member is None:
         S = L
+        log_w = both.log_w.copy()
         log_w[:P] += const
     else:
         S = np.dot(p.member, L.reshape(len(L), -1)).reshape(len(p.member), *L.shape[1:])  # = tensordot, less Python
-        log_w += p.member[:, :P] @ const
+        log_w = p.member[:, :P] @ const
+        log_w += both.log_w
     S += log_w[:, None, :]
-    return _logsumexp(S[:, :, :M_l]) - _logsumexp(S[:, :, M_l:])
+    return _log_ratio(S, M_l)
 
 
 def _continuous(out: np.ndarray, t: np.ndarray, mu: np.ndarray, inv: np.ndarray) -> np.ndarray:
@@ -345,27 +378,21 @@ def _continuous(out: np.ndarray, t: np.ndarray, mu: np.ndarray, inv: np.ndarray)
     return np.log(inv) - h * mu * mu - _HALF_LOG_2PI
 
 
-def _bucket_log_mass(out: np.ndarray, t_lo: np.ndarray, t_hi: np.ndarray, mu: np.ndarray, inv: np.ndarray) -> None:
-    """log mass of each kernel (row x M) in each candidate's bucket [t_lo, t_hi] (row x C).
+def _bucket_log_mass(out: np.ndarray, x: np.ndarray, edges: np.ndarray, mu: np.ndarray, inv: np.ndarray) -> None:
+    """log mass of each kernel (row x M) in the rounding bucket of each candidate value x (quantised
+    rows x C), whose transformed edges are `edges` (row x 2C: lower ones, then upper ones), written to
+    `out` (row x C x M).
 
     The normal CDF dominates a suggestion's cost, so it is evaluated once per distinct edge of a row
     (candidates repeat values, and neighbouring buckets share an edge: typically a third of the 2C
     edges are distinct), and only as the tail ndtr(-|z|), which keeps full relative precision far
-    from a kernel on either side.
+    from a kernel on either side. The masses are then formed once per distinct value and copied to
+    the candidates that share it.
     """
-    C = t_lo.shape[1]
-    edges = np.concatenate([t_lo, t_hi], axis=1)
-    order = edges.argsort(axis=1)
-    order += np.arange(0, edges.size, edges.shape[1])[:, None]  # flat indices
-    srt = edges.take(order)
-    first = np.empty(srt.shape, dtype=bool)
-    first[:, 0] = True
-    np.not_equal(srt[:, 1:], srt[:, :-1], out=first[:, 1:])
-    uid = np.empty(edges.shape, dtype=np.intp)
-    uid.put(order, first.cumsum() - 1)  # ids never cross rows: each starts anew
-    row_of = first.nonzero()[0]
+    C = x.shape[1]
+    edge_id, distinct_edge, row_of = _distinct(edges)
     nz = mu[row_of]
-    nz -= srt[first][:, None]
+    nz -= edges.take(distinct_edge)[:, None]
     nz *= inv[row_of]  # -z for each distinct edge and kernel
     # ndtr(z) = G + A, kept apart: G is the tail (signed), A is 1 where the edge lies above the centre;
     # mass = (G_hi - G_lo) + (A_hi - A_lo) is exact in both tails: the 1s cancel before they are added
@@ -374,11 +401,27 @@ def _bucket_log_mass(out: np.ndarray, t_lo: np.ndarray, t_hi: np.ndarray, mu: np
     np.negative(G, out=G)
     ndtr(G, out=G)
     np.copysign(G, nz, out=G)
-    lo, hi = uid[:, :C], uid[:, C:]
-    G.take(hi, axis=0, out=out)
-    out -= G[lo]
-    out += A[hi] > A[lo]
-    np.log(np.maximum(out, _TINY, out=out), out=out)
+    value_id, pick, _ = _distinct(x)  # pick: one candidate per distinct value
+    lo, hi = edge_id[:, :C].take(pick), edge_id[:, C:].take(pick)
+    mass = G[hi]
+    mass -= G[lo]
+    mass += A[hi] > A[lo]
+    np.log(np.maximum(mass, _TINY, out=mass), out=mass)
+    mass.take(value_id, axis=0, out=out)
+
+
+def _distinct(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct values of each row of `a` (r x k), numbered across rows in row order: the number
+    of each entry's value, and per distinct value the flat index of one entry holding it and its row."""
+    order = a.argsort(axis=1)
+    order += np.arange(0, a.size, a.shape[1])[:, None]  # flat indices: cheaper than *_along_axis
+    srt = a.take(order)
+    first = np.empty(a.shape, dtype=bool)
+    first[:, 0] = True
+    np.not_equal(srt[:, 1:], srt[:, :-1], out=first[:, 1:])
+    ids = np.empty(a.shape, dtype=np.intp)
+    ids.put(order, first.cumsum() - 1)  # ids never cross rows: each row starts anew
+    return ids, order[first], first.nonzero()[0]
 
 
 def _categorical(out: np.ndarray, prior: np.ndarray, c: np.ndarray, codes: np.ndarray, prior_kernels: list,
@@ -391,10 +434,18 @@ def _categorical(out: np.ndarray, prior: np.ndarray, c: np.ndarray, codes: np.nd
     out[:, :, prior_kernels] = np.log(np.maximum(pc, _TINY))
 
 
-def _logsumexp(a: np.ndarray) -> np.ndarray:
-    """Over the last axis, overwriting `a`. Terms are floored at e^-700 (nothing next to the top
-    one, 1): exp is several times slower on arguments that underflow."""
-    top = a.max(axis=2, keepdims=True)
-    a -= top
-    np.exp(np.maximum(a, -700.0, out=a), out=a)
-    return np.log(a.sum(axis=2)) + top[:, :, 0]
+def _log_ratio(S: np.ndarray, m: int) -> np.ndarray:
+    """logsumexp of the first m entries minus that of the rest, over the last axis, overwriting S.
+    Terms are floored at e^-700 (nothing next to the top one, 1): exp is several times slower on
+    arguments that underflow."""
+    l, g = S[:, :, :m], S[:, :, m:]
+    top_l, top_g = l.max(axis=2, keepdims=True), g.max(axis=2, keepdims=True)
+    l -= top_l
+    g -= top_g
+    np.exp(np.maximum(S, -700.0, out=S), out=S)
+    log_l = np.log(l.sum(axis=2))
+    log_l += top_l[:, :, 0]
+    log_g = np.log(g.sum(axis=2))
+    log_g += top_g[:, :, 0]
+    log_l -= log_g
+    return log_l

@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..history import OK, PENDING, Observations
+from ..history import FAILED, OK, Observations
 from ..space import SearchSpace
 from . import parzen
 from .common import as_observations, as_space, discrete_keys, is_seen
@@ -75,13 +75,14 @@ def suggest(
     for i in range(len(new_ids)):
         if i:
             obs = obs.with_pending(rows[-1])
-        if np.count_nonzero(obs.state != PENDING) < n_startup_jobs:
+        ok = (obs.state == OK).nonzero()[0]
+        if len(ok) + np.count_nonzero(obs.state == FAILED) < n_startup_jobs:
             rows.append(draw_unique(space, rng, 1, obs.X)[0])
             continue
-        n_below = _n_below(gamma, int(np.count_nonzero(obs.state == OK)), linear_forgetting)
-        rows.append(_propose(space, obs, rng, plan, n_below, prior_weight, n_EI_candidates, linear_forgetting,
+        n_below = _n_below(gamma, len(ok), linear_forgetting)
+        rows.append(_propose(space, obs, ok, rng, plan, n_below, prior_weight, n_EI_candidates, linear_forgetting,
                              multivariate, max_components))
-    return [space.to_assignment(r) for r in rows]
+    return [space.to_assignment(r.tolist()) for r in rows]  # Python floats: faster to convert
 
 
 _PLANS: "weakref.WeakKeyDictionary[SearchSpace, dict[Any, Any]]" = weakref.WeakKeyDictionary()
@@ -115,23 +116,30 @@ def _n_below(gamma: Any, n_ok: int, cap: int) -> int:
     return max(1, min(int(n), n_ok))
 
 
-def _forgetting(active: np.ndarray, flat: int) -> np.ndarray:
+def _forgetting(active: np.ndarray, flat: int) -> tuple[np.ndarray, np.ndarray]:
     """Hyperopt's linear forgetting along each row of `active` (G x n, trial order), over its True
-    entries only: the newest `flat` weigh 1, older ones ramp up from 1/count; False entries weigh 0."""
+    entries only: the newest `flat` weigh 1, older ones ramp up from 1/count; False entries weigh 0.
+    Also returns each row's count of True entries."""
     if active.shape[1] == 0:
-        return np.zeros(active.shape)
+        return np.zeros(active.shape), np.zeros(len(active), dtype=np.int32)
     rank = active.cumsum(axis=1, dtype=np.int32)  # int32: several times faster than int64 here
-    count = np.maximum(rank[:, -1:], 1)
+    counts = rank[:, -1]
+    # per-row constants in Python floats (the same IEEE arithmetic as numpy's, fewer calls)
+    consts = [((1 - 1.0 / c) / max(c - flat - 1, 1), 1.0 / c, c - flat)
+              for c in (max(c, 1) for c in counts.tolist())]
+    slope, base, start = np.array(consts).T[:, :, None]
     w = rank - 1.0                                      # in place from here: see parzen.score on why
-    w *= (1 - 1.0 / count) / np.maximum(count - flat - 1, 1)
-    w += 1.0 / count
-    np.copyto(w, 1.0, where=rank > count - flat)
+    w *= slope
+    w += base
+    np.copyto(w, 1.0, where=rank > start)
     w *= active
-    return w
+    return w, counts
 
 
-def _subsample(w: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """At most k kernels per group (w: G x n weights), for the multivariate g(x) of long histories.
+def _subsample(w: np.ndarray, counts: np.ndarray, k: int,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """At most k kernels per group (w: G x n weights, counts: weighted rows per group), for the
+    multivariate g(x) of long histories.
 
     A group with more than k weighted rows keeps a systematic sample: k equally spaced points on
     its cumulative weight, each worth total / k, so row i is kept about w_i k / total times (copies
@@ -140,17 +148,24 @@ def _subsample(w: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndar
     """
     G, n = w.shape
     cum = w.cumsum(axis=1)
-    total = cum[:, -1:]
-    shift = np.arange(G)[:, None] * (2.0 * total.max() + 1.0)  # one sorted array for all groups
-    points = (np.arange(k) + rng.random((G, 1))) * (total / k)
-    rows = (cum + shift).ravel().searchsorted((points + shift).ravel(), side="right").reshape(G, k)
-    rows = np.minimum(rows - np.arange(G)[:, None] * n, n - 1)
-    first = np.ones((G, k), dtype=bool)
-    first[:, 1:] = rows[:, 1:] != rows[:, :-1]  # rows are sorted, copies adjacent
+    total = cum[:, -1:].copy()
+    step = total / k
+    span = np.arange(G)[:, None]
+    shift = span * (2.0 * total.max() + 1.0)  # one sorted array for all groups
+    points = (np.arange(k) + rng.random((G, 1))) * step
+    points += shift
+    cum += shift
+    rows = cum.ravel().searchsorted(points.ravel(), side="right").reshape(G, k)
+    span *= n
+    rows -= span
+    np.minimum(rows, n - 1, out=rows)
+    first = np.empty((G, k), dtype=bool)
+    first[:, 0] = True
+    np.not_equal(rows[:, 1:], rows[:, :-1], out=first[:, 1:])  # rows are sorted, copies adjacent
     run = first.cumsum() - 1
-    copies = np.bincount(run, minlength=run[-1] + 1)[run].reshape(G, k)
-    kept = np.where(first, copies * (total / k), 0.0)
-    few = (w > 0).sum(axis=1) <= k
+    copies = np.bincount(run)[run].reshape(G, k)
+    kept = np.where(first, copies * step, 0.0)
+    few = counts <= k
     if few.any():
         order = np.argsort(w[few] <= 0, axis=1, kind="stable")[:, :k]  # weighted rows first, in order
         rows[few], kept[few] = order, np.take_along_axis(w[few], order, axis=1)
@@ -162,42 +177,44 @@ def _mixture(plan: parzen.Plan, X: np.ndarray, w: np.ndarray, prior_weight: floa
     """The Parzen mixtures of the rows of X with weights w (G x n, 0 = left out), with at most
     `max_components` kernels per group: beyond, binned in the univariate mode and subsampled in the
     multivariate one."""
-    kernels = _kernels(w, max_components, multivariate, rng)
+    kernels = _kernels(w, (w > 0).sum(axis=1), max_components, multivariate, rng)
     if kernels is None:
         return parzen.fit_binned(plan, X, w, prior_weight, max_components)
     return parzen.fit(plan, X, *kernels, prior_weight)
 
 
-def _kernels(w: np.ndarray, max_components: int, multivariate: bool,
+def _kernels(w: np.ndarray, counts: np.ndarray | None, max_components: int, multivariate: bool,
              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
-    """The (rows, weights) of `_mixture`'s kernels, or None when they are to be binned."""
-    used = np.flatnonzero(w.any(axis=0))
+    """The (rows, weights) of `_mixture`'s kernels, or None when they are to be binned; `counts`
+    (weighted rows per group) is needed only where subsampling is possible."""
+    used = w.any(axis=0).nonzero()[0]
     if len(used) <= max_components:
         return used[None, :], w[:, used]
     if not multivariate:
         return None
-    return _subsample(w, max_components, rng)
+    return _subsample(w, (w > 0).sum(axis=1) if counts is None else counts, max_components, rng)
 
 
-def _propose(space: SearchSpace, obs: Observations, rng: np.random.Generator, plan: parzen.Plan, n_below: int,
-             prior_weight: float, n_candidates: int, flat: int, multivariate: bool, max_components: int) -> np.ndarray:
-    ok = np.flatnonzero(obs.state == OK)
+def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.random.Generator, plan: parzen.Plan,
+             n_below: int, prior_weight: float, n_candidates: int, flat: int, multivariate: bool,
+             max_components: int) -> np.ndarray:
     best = ok[obs.loss[ok].argpartition(n_below - 1)[:n_below]] if n_below else ok[:0]
-    below = np.zeros(len(obs), dtype=bool)
-    below[best] = True
     active = ~np.isnan(obs.X.T[plan.lead])                              # G x n
+    l_w = np.zeros(active.shape, dtype=bool)
+    l_w[:, best] = active[:, best]
+    active[:, best] = False                                             # the rest: "above"
+    g_w, counts = _forgetting(active, flat)
     smoothing = prior_weight if multivariate else 0.0
-    l_w, g_w = active & below, _forgetting(active & ~below, flat)
-    l_kernels = _kernels(l_w, max_components, multivariate, rng)
-    g_kernels = _kernels(g_w, max_components, multivariate, rng)
+    l_kernels = _kernels(l_w, None, max_components, multivariate, rng)
+    g_kernels = _kernels(g_w, counts, max_components, multivariate, rng)
     if l_kernels is not None and g_kernels is not None:
-        l_mix, g_mix = parzen.fit_pair(plan, obs.X, l_kernels, g_kernels, prior_weight)
+        both, M_l = parzen.fit_pair(plan, obs.X, l_kernels, g_kernels, prior_weight)
     else:  # binned (univariate mode, long histories)
-        l_mix, g_mix = (parzen.fit(plan, obs.X, *k, prior_weight) if k is not None
-                        else parzen.fit_binned(plan, obs.X, w, prior_weight, max_components)
-                        for k, w in ((l_kernels, l_w), (g_kernels, g_w)))
-    values, t_cont = parzen.sample(plan, l_mix, rng, n_candidates, smoothing)
-    scores = parzen.score(plan, l_mix, g_mix, values, t_cont, smoothing)
+        both, M_l = parzen.join(*(parzen.fit(plan, obs.X, *k, prior_weight) if k is not None
+                                  else parzen.fit_binned(plan, obs.X, w, prior_weight, max_components)
+                                  for k, w in ((l_kernels, l_w), (g_kernels, g_w))))
+    values, t_cont = parzen.sample(plan, parzen.split(both, M_l), rng, n_candidates, smoothing)
+    scores = parzen.score(plan, both, M_l, values, t_cont, smoothing)
     row = _assemble(space, plan, values, scores.argmax(axis=1)[:, None])[0]
     seen = discrete_keys(space, obs.X)
     if seen is None or not is_seen(seen, row[None, :])[0]:
