@@ -191,9 +191,11 @@ def _print_best(store: Any, exp_key: str, space: Any) -> None:
 @click.option("--drain", is_flag=True, help="On SIGTERM/SIGINT finish the current trial instead of handing it back.")
 @click.option("--max-consecutive-failures", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--max-trials", type=click.IntRange(min=1), help="Exit after this many trials.")
+@click.option("--prefetch", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Most trials claimed at once; only trials shorter than 50 ms are claimed several at a time.")
 def worker(mongo: str, db: str | None, exp_key: str | None, allow: tuple[str, ...], isolate: bool,
            trial_timeout: float | None, lease: float, idle_timeout: float, drain: bool,
-           max_consecutive_failures: int, max_trials: int | None) -> None:
+           max_consecutive_failures: int, max_trials: int | None, prefetch: int) -> None:
     """Claim trials, evaluate their objective, report results; stateless, run as many as you like."""
     from .mongotrials import parse_url
     from .store import Store
@@ -204,7 +206,8 @@ def worker(mongo: str, db: str | None, exp_key: str | None, allow: tuple[str, ..
     url, db_name = parse_url(mongo, db)
     config = WorkerConfig(allow=[a for entry in allow for a in entry.split()], exp_key=exp_key, isolate=isolate,
                           trial_timeout=trial_timeout, lease_seconds=lease, idle_timeout=idle_timeout,
-                          drain=drain, max_consecutive_failures=max_consecutive_failures, max_trials=max_trials)
+                          drain=drain, max_consecutive_failures=max_consecutive_failures, max_trials=max_trials,
+                          prefetch=prefetch)
     w = Worker(Store(url, db=db_name), config)
     w.install_signal_handlers()
     stats = w.run()

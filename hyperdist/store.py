@@ -15,7 +15,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import bson
 from bson import ObjectId
@@ -258,88 +258,110 @@ class Store:
 
     def claim(self, owner: str, lease_seconds: float, exp_key: str | None = None) -> dict | None:
         """Claim a NEW trial (of `exp_key`, or of any experiment); exactly one caller wins each trial."""
-        return self.report_and_claim(None, owner, lease_seconds, exp_key)[1]
+        claimed = self.report_and_claim([], owner, lease_seconds, exp_key)[1]
+        return claimed[0] if claimed else None
 
-    def report_and_claim(self, report: Report | None, owner: str, lease_seconds: float,
-                         exp_key: str | None = None) -> tuple[bool | None, dict | None]:
-        """Finish `report`'s trial and claim the next NEW one: a worker's two round trips per trial.
+    def report_and_claim(self, reports: Sequence[Report], owner: str, lease_seconds: float,
+                         exp_key: str | None = None, n: int = 1) -> tuple[list[bool], list[dict]]:
+        """Finish the `reports`' trials and claim up to `n` NEW ones: a worker's two round trips.
 
-        NEW trials are read through the claim index, then one `update` command carries both the
-        report and a compare-and-set on one of them (SecantusDB's `findAndModify` scans the whole
-        collection, even by `_id`). When the pick was lost to another worker, one read by `_id`
-        says who holds it (the reply only counts the documents modified in all, so it also tells
-        whether the report went in) and which of the other candidates are still NEW. Returns
-        (whether the report was accepted, or None without one; the claimed trial or None).
+        NEW trials are read through the claim index, then one `update` command carries the reports
+        and a compare-and-set on each pick (SecantusDB's `findAndModify` scans the whole collection,
+        even by `_id`). The reply only counts the documents modified in all, so when it falls
+        short one read by `_id` says which picks are ours (by the lease token, shared by the
+        trials claimed together), which reports went in, and which other candidates are still NEW.
+        A worker takes at most half of the trials it sees waiting, so the others find some too.
+        Returns (whether each report was accepted, the claimed trials).
         """
+        reports = list(reports)
         query: dict[str, Any] = {"state": NEW}
         if exp_key is not None:
             query["exp_key"] = exp_key
-        accepted: bool | None = None
+        accepted: list[bool] | None = None if reports else []
+        claimed: list[dict] = []
         with self._errors("claiming from"):
-            candidates, rereads = self._read_candidates(query), 1
-            while candidates or rereads:
-                if not candidates:
-                    if report is not None:  # nothing to claim: the report alone
-                        return self._report(report), None
-                    candidates, rereads = self._read_candidates(query), rereads - 1
-                    continue
-                doc = candidates.pop()
+            candidates, rereads = (self._read_candidates(query) if n > 0 else []), 1
+            while candidates and not claimed:
+                take = min(n, max(1, len(candidates) // 2))
+                picks, candidates = candidates[:take], candidates[take:]
                 now = _now()
                 fields = {"state": RUNNING, "owner": owner, "lease_token": uuid.uuid4().hex,
                           "lease_until": now + dt.timedelta(seconds=lease_seconds), "claimed": now, "heartbeat": now}
-                cas = ({"_id": doc["_id"], "state": NEW}, {"$set": fields, "$inc": {"attempts": 1}})
-                if report is None:
-                    won: bool | None = self._trials.update_one(*cas).modified_count == 1
-                else:
-                    accepted, won = self._report_with(report, cas)
-                    report = None
-                if won is None or (not won and candidates):  # who holds the pick, which others are NEW
-                    held = {d["_id"]: d for d in self._trials.find(
-                        {"_id": {"$in": [doc["_id"]] + [c["_id"] for c in candidates]}}, {"state": 1, "lease_token": 1})}
-                    if won is None:
-                        won = held.get(doc["_id"], {}).get("lease_token") == fields["lease_token"]
-                        accepted = not won
-                    candidates = [c for c in candidates if held.get(c["_id"], {}).get("state") == NEW]
-                if won:
-                    return accepted, dict(doc, **fields, attempts=int(doc.get("attempts") or 0) + 1)
-        return accepted, None
+                cas = [({"_id": d["_id"], "state": NEW}, {"$set": fields, "$inc": {"attempts": 1}}) for d in picks]
+                sent = reports if accepted is None else []
+                ok, won, candidates = self._resolve(sent, picks, fields["lease_token"], candidates,
+                                                    *self._write_reports(sent, cas))
+                accepted = ok if sent else accepted
+                claimed = [dict(d, **fields, attempts=int(d.get("attempts") or 0) + 1) for d in won]
+                if not won and not candidates and rereads:  # every pick lost, no other candidate: look once more
+                    candidates, rereads = self._read_candidates(query), 0
+            if accepted is None:  # nothing to claim: the reports alone
+                accepted = self._resolve(reports, [], "", [], *self._write_reports(reports, []))[0]
+        return accepted, claimed
 
-    def _report_with(self, report: Report, cas: tuple[dict, dict]) -> tuple[bool, bool | None]:
-        """The report and a claim in one command: (report accepted, claim won), where None means
-        that one of the two applied and the claimed document must be read to know which."""
+    def _write_reports(self, reports: list[Report], cas: list[tuple[dict, dict]]) -> tuple[list[bool], int]:
+        """The reports and the claims' compare-and-sets in one unordered `update` command. Returns
+        each report's acceptance where the reply tells it (a result the server refused as too large
+        is recorded as an ERROR on its own), and how many documents the command modified."""
+        updates = [self._report_update(r) for r in reports] + cas
+        if len(updates) <= 1:  # the same single command, without the bulk wrapper
+            if reports:
+                ok = self._report(reports[0])
+                return [ok], int(ok)
+            return [], self._trials.update_one(*cas[0]).modified_count if cas else 0
+        accepted = [True] * len(reports)
         try:
-            modified = self._trials.bulk_write([UpdateOne(*self._report_update(report)), UpdateOne(*cas)],
-                                               ordered=False).modified_count
-        except BulkWriteError as exc:  # the server refused the result as too large; the claim still ran
+            modified = self._trials.bulk_write([UpdateOne(*u) for u in updates], ordered=False).modified_count
+        except BulkWriteError as exc:  # the server refused a result as too large; the rest still ran
             errors = exc.details.get("writeErrors", [])
-            if [e.get("index") for e in errors] != [0] or errors[0].get("code") not in _TOO_LARGE_CODES:
+            if any(e.get("index", len(reports)) >= len(reports) or e.get("code") not in _TOO_LARGE_CODES
+                   for e in errors):
                 raise
-            won = exc.details.get("nModified", 0) == 1
-            return self._report(report), won
-        return modified == 2, None if modified == 1 else modified == 2
+            modified = exc.details.get("nModified", 0)
+            for e in errors:
+                accepted[e["index"]] = self._report(reports[e["index"]])
+                modified += 1  # counted as if it went in, so the arithmetic below holds
+        return accepted, modified
+
+    def _resolve(self, reports: list[Report], picks: list[dict], token: str, candidates: list[dict],
+                 accepted: list[bool], modified: int) -> tuple[list[bool], list[dict], list[dict]]:
+        """(reports accepted, picks won, candidates still NEW) from the reply's count, reading the
+        documents by `_id` only when the count leaves it open."""
+        if modified == len(reports) + len(picks):
+            return accepted, picks, candidates
+        if not reports and modified == 0 and not candidates:
+            return accepted, [], []
+        ids = [r.trial_id for r in reports] + [d["_id"] for d in picks + candidates]
+        held = {d["_id"]: d for d in self._trials.find({"_id": {"$in": ids}}, {"state": 1, "lease_token": 1})}
+        accepted = [ok and held.get(r.trial_id, {}).get("state") in FINISHED
+                    and held[r.trial_id].get("lease_token") == r.token for ok, r in zip(accepted, reports)]
+        won = [d for d in picks if held.get(d["_id"], {}).get("lease_token") == token]
+        return accepted, won, [c for c in candidates if held.get(c["_id"], {}).get("state") == NEW]
 
     def _read_candidates(self, query: dict) -> list[dict]:
-        """The oldest NEW trials (16: as many as the coordinator keeps waiting for 8 workers), shuffled
-        so that workers reading together rarely pick the same one. Racing over 200 NEW trials with
-        50 ms evaluations, independent shuffles lost 2-8% of picks with 4 workers and 10-13% with 8;
-        a fixed preference per worker (a point on a hash ring of tids) lost 16-62%."""
+        """The oldest NEW trials, shuffled so that workers reading together rarely pick the same one.
+        Racing over 200 NEW trials with 50 ms evaluations, independent shuffles lost 2-8% of picks
+        with 4 workers and 10-13% with 8; a fixed preference per worker (a point on a hash ring of
+        tids) lost 16-62%. 32 rather than 16: with batches of short trials, 8 workers on a null
+        objective ran 130 trials/s instead of 122 (1.83 commands per trial instead of 2.07); the
+        read costs 1.8 ms instead of 1.7 on SecantusDB."""
         docs = list(self._trials.find(query, {"_id": 1, "exp_key": 1, "tid": 1, "params": 1, "attempts": 1,
-                                              "space_hash": 1}).sort("tid", ASCENDING).limit(16))
+                                              "space_hash": 1}).sort("tid", ASCENDING).limit(32))
         self._shuffle.shuffle(docs)
         return docs
 
     def heartbeat(self, trial_id: Any, token: str, lease_seconds: float) -> bool:
+        """Extend the lease of a running trial, or of a list of trials claimed together (one token)."""
+        ids = trial_id if isinstance(trial_id, list) else [trial_id]
         with self._errors("writing to"):
-            res = self._trials.update_one({"_id": trial_id, "state": RUNNING, "lease_token": token},
-                                          {"$set": {"lease_until": _later(lease_seconds), "heartbeat": _now()}})
-        return res.matched_count == 1
+            res = self._trials.update_many({"_id": ids[0] if len(ids) == 1 else {"$in": ids}, "state": RUNNING,
+                                            "lease_token": token},
+                                           {"$set": {"lease_until": _later(lease_seconds), "heartbeat": _now()}})
+        return res.matched_count == len(ids)
 
     def report(self, trial_id: Any, token: str, state: str, result: dict | None, error: dict | None = None) -> bool:
         """Write the final state, result and error in one update, only under the caller's lease."""
-        return self.hand_in(Report(trial_id, token, state, result, error))  # a bad state raises before any write
-
-    def hand_in(self, report: Report) -> bool:
-        """`report` for a result already packed as a Report (a worker with nothing left to claim)."""
+        report = Report(trial_id, token, state, result, error)  # a bad state raises before any write
         with self._errors("writing to"):
             return self._report(report)
 
@@ -353,7 +375,8 @@ class Store:
             if isinstance(exc, WriteError) and exc.code not in _TOO_LARGE_CODES:
                 raise
         size = len(bson.encode({"result": report.result, "error": report.error}))
-        return self._trials.update_one(cond, _finish(ERROR, {"status": "fail"}, _too_large(size))).modified_count == 1
+        return self._trials.update_one(cond, _finish(ERROR, {"status": "fail"}, _too_large(size),
+                                                     token=report.token)).modified_count == 1
 
     @staticmethod
     def _report_update(report: Report) -> tuple[dict, dict]:
@@ -361,8 +384,8 @@ class Store:
         cond = {"_id": report.trial_id, "state": RUNNING, "lease_token": report.token}
         size = len(bson.encode({"result": report.result, "error": report.error}))
         if size > _MAX_RESULT_BYTES:
-            return cond, _finish(ERROR, {"status": "fail"}, _too_large(size))
-        return cond, _finish(report.state, report.result, report.error)
+            return cond, _finish(ERROR, {"status": "fail"}, _too_large(size), token=report.token)
+        return cond, _finish(report.state, report.result, report.error, token=report.token)
 
     def report_intermediate(self, trial_id: Any, token: str, step: int, value: float) -> bool:
         """Record a running trial's progress (`intermediate.<step>`), only under its current lease."""
@@ -418,6 +441,12 @@ class Store:
         with self._errors("writing to"):
             return self._trials.delete_many({"exp_key": exp_key, "state": NEW}).deleted_count
 
+    def count_new(self, exp_key: str) -> int:
+        """How many trials wait to be claimed: one number through the claim index (0.8 ms at 5 000
+        trials on SecantusDB; its `count` command scans the collection, 62 ms)."""
+        with self._errors("reading from"):
+            return self._trials.count_documents({"exp_key": exp_key, "state": NEW})
+
     def open_trials(self, exp_key: str) -> list[dict]:
         with self._errors("reading from"):
             return list(self._trials.find({"exp_key": exp_key, "state": {"$in": [NEW, RUNNING]}}, _HISTORY_FIELDS))
@@ -457,10 +486,16 @@ class Store:
                                           {"tid": 1, "owner": 1, "claimed": 1, "lease_until": 1, "heartbeat": 1}))
 
 
-def _finish(state: str, result: dict | None, error: dict | None, now: dt.datetime | None = None) -> dict:
-    """The update that ends a trial: final state, result and error together, the lease gone."""
-    return {"$set": {"state": state, "result": result, "error": error, "finished": now or _now()},
-            "$unset": {"lease_until": "", "lease_token": ""}}
+def _finish(state: str, result: dict | None, error: dict | None, now: dt.datetime | None = None,
+            token: str | None = None) -> dict:
+    """The update that ends a trial: final state, result and error together, the lease gone. A
+    worker's report keeps its lease `token`, so a read can tell whose report finished the trial."""
+    update: dict = {"$set": {"state": state, "result": result, "error": error, "finished": now or _now()},
+                    "$unset": {"lease_until": "", "lease_token": ""}}
+    if token is not None:
+        update["$set"]["lease_token"] = token
+        del update["$unset"]["lease_token"]
+    return update
 
 
 def _too_large(size: int) -> dict:

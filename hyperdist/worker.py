@@ -7,6 +7,7 @@ and the trial is handed out again. A report is accepted only with the current le
 """
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import signal
@@ -43,6 +44,8 @@ class WorkerConfig:
     max_trials: int | None = None
     poll_interval: float = 0.02         # first wait when no trial is ready; grows to 1 s
     outage_timeout: float = 300.0       # how long a database outage is waited out
+    prefetch: int = 4                   # most trials claimed at once, when trials take under batch_seconds
+    batch_seconds: float = 0.05         # what a worker may hold back from the others in prefetched trials
 
 
 @dataclass
@@ -74,6 +77,7 @@ class Worker:
         self._child: ChildProcess | None = None
         self._in_objective = False
         self._warned_missing = False
+        self._seconds: collections.deque[float] = collections.deque(maxlen=9)  # recent trials' durations
 
     # --- signals --------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -93,46 +97,78 @@ class Worker:
 
     # --- main loop ------------------------------------------------------------------------------
     def run(self) -> WorkerStats:
-        """Claim, evaluate, repeat. A result is handed in together with the next claim (one command)."""
+        """Claim, evaluate, repeat. Results are handed in together with the next claim (one command);
+        short trials are claimed several at a time (see `_batch`)."""
         cfg = self.config
         idle_since = checked_over = time.monotonic()
         backoff = cfg.poll_interval
-        finished: _Finished | None = None
+        held: list[dict] = []  # claimed, not started yet
+        finished: list[_Finished] = []
         while True:
-            if self._stopping or (cfg.max_trials is not None and self.stats.done + self.stats.errors
-                                  + (finished is not None) >= cfg.max_trials):
-                if finished is not None:
-                    self._settle(finished, self.store.retry(self.store.hand_in, finished.report,
-                                                            timeout=self._report_timeout()))
+            if self._stopping or self._left() - len(finished) <= 0:
+                self._hand_back(held)
+                if finished:
+                    accepted = self.store.retry(self.store.report_and_claim, [f.report for f in finished],
+                                                self.owner, cfg.lease_seconds, cfg.exp_key, 0,
+                                                timeout=self._report_timeout())[0]
+                    self._settle_all(finished, accepted)
                 break
-            report = finished.report if finished is not None else None
-            accepted, doc = self.store.retry(self.store.report_and_claim, report, self.owner, cfg.lease_seconds,
-                                             cfg.exp_key, timeout=max(cfg.outage_timeout, self._report_timeout()))
-            if finished is not None:
-                self._settle(finished, bool(accepted))
-                finished = None
+            if held:
+                doc = held.pop(0)
+                done = self._run_trial(doc, held)
+                if done is not None:
+                    finished.append(done)
+                    self._seconds.append(done.seconds)
+                idle_since = time.monotonic()
+                continue
+            accepted, held = self.store.retry(self.store.report_and_claim, [f.report for f in finished], self.owner,
+                                              cfg.lease_seconds, cfg.exp_key, self._batch(len(finished)),
+                                              timeout=max(cfg.outage_timeout, self._report_timeout()))
+            if finished:
+                self._settle_all(finished, accepted)
+                finished = []
                 if self.stats.consecutive_failures >= cfg.max_consecutive_failures:
                     return self._exit(1, f"the last {self.stats.consecutive_failures} trials all failed "
                                          f"(last error: {self.stats._last[-1] if self.stats._last else '?'}); stopping")
-            if doc is None:
-                now = time.monotonic()
-                if cfg.exp_key and now - checked_over >= 1.0:  # an empty queue: is the search over?
-                    checked_over = now
-                    if self.store.retry(self._experiment_over, cfg.exp_key, timeout=cfg.outage_timeout):
-                        return self._exit(0, f"experiment {cfg.exp_key!r} is finished")
-                if cfg.idle_timeout is not None and now - idle_since > cfg.idle_timeout:
-                    return self._exit(0, f"no trial to run for {cfg.idle_timeout:g} s")
-                time.sleep(backoff)
-                backoff = min(backoff * 1.5, 1.0)
+            if held:
+                backoff = cfg.poll_interval
                 continue
-            backoff = cfg.poll_interval
-            finished = self._run_trial(doc)
-            idle_since = time.monotonic()
+            now = time.monotonic()
+            if cfg.exp_key and now - checked_over >= 1.0:  # an empty queue: is the search over?
+                checked_over = now
+                if self.store.retry(self._experiment_over, cfg.exp_key, timeout=cfg.outage_timeout):
+                    return self._exit(0, f"experiment {cfg.exp_key!r} is finished")
+            if cfg.idle_timeout is not None and now - idle_since > cfg.idle_timeout:
+                return self._exit(0, f"no trial to run for {cfg.idle_timeout:g} s")
+            time.sleep(backoff)
+            backoff = min(backoff * 1.5, 1.0)
         if cfg.max_trials is not None and not self._stopping:
             return self._exit(0, f"ran {cfg.max_trials} trials")
         if self.stats.exit_code:  # stopped itself (e.g. an objective it may not run)
             return self._exit(self.stats.exit_code, self.stats.reason)
         return self._exit(0, "stopped by signal")
+
+    def _left(self) -> float:
+        """Trials this worker may still run (max_trials), counting only those already settled."""
+        if self.config.max_trials is None:
+            return float("inf")
+        return self.config.max_trials - self.stats.done - self.stats.errors
+
+    def _batch(self, unsettled: int) -> int:
+        """How many trials to claim: one, unless recent trials were so short that several fit in
+        batch_seconds; a claim and a report then serve several trials (docs/performance.md)."""
+        cfg = self.config
+        n = 1
+        if self._seconds and not cfg.isolate:
+            typical = sorted(self._seconds)[len(self._seconds) // 2]
+            n = max(1, min(cfg.prefetch, int(cfg.batch_seconds / max(typical, 1e-6))))
+        return int(max(1, min(n, self._left() - unsettled)))
+
+    def _hand_back(self, held: list[dict]) -> None:
+        """Trials claimed but not started go back to the queue for other workers."""
+        for doc in held:
+            self.store.retry(self.store.release, doc["_id"], doc["lease_token"], timeout=10)
+        held.clear()
 
     def _report_timeout(self) -> float:
         return max(60.0, 2 * self.config.lease_seconds)
@@ -175,8 +211,9 @@ class Worker:
             self._experiments[key] = _Experiment(space, objective, fn, pruner if pruner else None)
         return self._experiments[key]
 
-    def _run_trial(self, doc: dict) -> _Finished | None:
-        """Evaluate one claimed trial; None when it was handed back instead of finished."""
+    def _run_trial(self, doc: dict, waiting: list[dict]) -> _Finished | None:
+        """Evaluate one claimed trial; None when it was handed back instead of finished. The
+        heartbeat also keeps the leases of the `waiting` trials claimed with it."""
         started = time.monotonic()
         token = doc["lease_token"]
         try:
@@ -192,7 +229,8 @@ class Worker:
             exp.space.validate(doc.get("params") or {})
         except SpaceError as exc:
             return _Finished(doc, failed("InvalidParams", str(exc)), started)
-        beat = _Heartbeat(self.store, doc["_id"], token, self.config.lease_seconds)
+        beat = _Heartbeat(self.store, [doc["_id"]] + [d["_id"] for d in waiting if d["lease_token"] == token],
+                          token, self.config.lease_seconds)
         beat.start()
         try:
             outcome = self._evaluate(exp, doc)
@@ -237,10 +275,14 @@ class Worker:
         finally:
             self._in_objective = False
 
+    def _settle_all(self, finished: list[_Finished], accepted: list[bool]) -> None:
+        for done, ok in zip(finished, accepted):
+            self._settle(done, ok)
+
     def _settle(self, finished: _Finished, accepted: bool) -> None:
         """Count and log a trial once the store has answered its report: one line per trial."""
         doc, outcome = finished.doc, finished.outcome
-        seconds = time.monotonic() - finished.started
+        seconds = finished.seconds
         if not accepted:
             log.warning("trial %s of %s: result not accepted (the lease had expired and the trial was handed "
                         "out again, or a retried report had already been recorded)", doc["tid"], doc["exp_key"])
@@ -268,6 +310,10 @@ class _Finished:
     doc: dict
     outcome: Outcome
     started: float
+    seconds: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.seconds = time.monotonic() - self.started
 
     @property
     def report(self) -> Report:
@@ -278,7 +324,7 @@ class _Finished:
 class _Heartbeat(threading.Thread):
     """Extends the trial's lease every third of its length while the objective runs."""
 
-    def __init__(self, store: Store, trial_id: Any, token: str, lease_seconds: float) -> None:
+    def __init__(self, store: Store, trial_id: list, token: str, lease_seconds: float) -> None:
         super().__init__(daemon=True)
         self.store, self.trial_id, self.token, self.lease_seconds = store, trial_id, token, lease_seconds
         self.lost = False

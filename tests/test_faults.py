@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+import signal
 import subprocess
 import time
 
@@ -18,16 +19,18 @@ from test_distributed import OBJECTIVE, _all_exit_cleanly, _env, _exists, _searc
 pytestmark = pytest.mark.slow
 
 
-def test_workers_killed_at_random_lose_no_trial(mongo_url, db_name, tmp_path):
+@pytest.mark.parametrize("delay, every", [(0.08, 0.7), (0.005, 0.25)], ids=["one-at-a-time", "batched"])
+def test_workers_killed_at_random_lose_no_trial(mongo_url, db_name, tmp_path, delay, every):
+    """With 5 ms trials each worker holds several claimed trials (a batch) when it is killed."""
     store = Store(mongo_url, db=db_name)
     coord = Coordinator(store, "kills", compile_space(objectives.space), tpe.suggest, StopRules(300), seed=5,
                         workers=4, objective=OBJECTIVE, trial_lease_seconds=2.0, poll_interval=0.02)
     coord.start()
-    env = _env(HYPERDIST_TEST_DELAY="0.08", HYPERDIST_TEST_LOG=str(tmp_path / "log"))
+    env = _env(HYPERDIST_TEST_DELAY=str(delay), HYPERDIST_TEST_LOG=str(tmp_path / "log"))
     workers = [_worker(mongo_url, db_name, "kills", env, "--lease", "1.5") for _ in range(4)]
     rng = random.Random(0)
     killed = 0
-    next_kill = time.monotonic() + 0.7
+    next_kill = time.monotonic() + every
     try:
         while not coord.tick():
             if time.monotonic() > next_kill and killed < 12:
@@ -36,7 +39,7 @@ def test_workers_killed_at_random_lose_no_trial(mongo_url, db_name, tmp_path):
                 workers[victim].wait()
                 workers[victim] = _worker(mongo_url, db_name, "kills", env, "--lease", "1.5")
                 killed += 1
-                next_kill = time.monotonic() + 0.7
+                next_kill = time.monotonic() + every
             time.sleep(0.02)
         coord.store.update_experiment("kills", state="done")
     finally:
@@ -49,6 +52,28 @@ def test_workers_killed_at_random_lose_no_trial(mongo_url, db_name, tmp_path):
     assert all(d["state"] in ("DONE", "ERROR") for d in history)
     assert any(d["attempts"] > 1 for d in history)  # some trials were reaped and run again
     assert all(d["attempts"] >= 1 for d in history)
+    store.close()
+
+
+def test_a_stopped_worker_hands_back_the_trials_it_claimed_ahead(mongo_url, db_name):
+    """SIGTERM while a batch of short trials is held: the unstarted ones go back to the queue."""
+    store = Store(mongo_url, db=db_name)
+    coord = Coordinator(store, "held", compile_space(objectives.space), tpe.suggest, StopRules(200), seed=2,
+                        workers=1, queue=150, objective=OBJECTIVE)
+    coord.start()
+    coord.tick()
+    worker = _worker(mongo_url, db_name, "held", _env(HYPERDIST_TEST_DELAY="0.01"))
+    try:
+        _wait_until(lambda: store.counts("held")["DONE"] >= 40, 60, "40 trials done")
+        worker.send_signal(signal.SIGTERM)
+        out, _ = worker.communicate(timeout=30)
+    finally:
+        worker.kill()
+    assert worker.returncode == 0, out
+    counts = store.counts("held")
+    assert counts["RUNNING"] == 0 and counts["NEW"] + counts["DONE"] == 151, counts
+    done = [d for d in store._trials.find({"exp_key": "held", "state": "DONE"}, {"lease_token": 1})]
+    assert len({d["lease_token"] for d in done}) < len(done) / 2  # claimed in batches, one lease each
     store.close()
 
 
@@ -94,7 +119,7 @@ def test_an_insert_whose_reply_was_lost_is_not_repeated(store, monkeypatch):
     monkeypatch.setattr(store, "insert_trials", reply_lost_once)
     store.retry(coord.tick, timeout=10)
     assert len(sent) == 2 and sent[0] == sent[1]
-    assert store.counts("lost")["NEW"] == len(coord.open) == coord.target_open
+    assert store.counts("lost")["NEW"] == len(coord.open) == coord.waiting()  # nothing was claimed yet
     assert sorted(coord.open.values()) == sent[0]
 
 

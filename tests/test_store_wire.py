@@ -121,16 +121,16 @@ def test_report_and_claim_finishes_one_trial_and_claims_the_next(store):
     s = store
     _queued(s, 3)
     first = s.claim("w1", 30, "e")
-    accepted, second = s.report_and_claim(Report(first["_id"], first["lease_token"], DONE, OK), "w1", 30, "e")
-    assert accepted is True and second["_id"] != first["_id"] and second["state"] == RUNNING
+    accepted, (second,) = s.report_and_claim([Report(first["_id"], first["lease_token"], DONE, OK)], "w1", 30, "e")
+    assert accepted == [True] and second["_id"] != first["_id"] and second["state"] == RUNNING
     assert s.counts("e") == {NEW: 1, RUNNING: 1, DONE: 1, ERROR: 0}
     # a stale token: the claim still goes through, the report does not
-    accepted, third = s.report_and_claim(Report(second["_id"], "stale", DONE, OK), "w1", 30, "e")
-    assert accepted is False and third is not None and s.counts("e") == {NEW: 0, RUNNING: 2, DONE: 1, ERROR: 0}
+    accepted, (third,) = s.report_and_claim([Report(second["_id"], "stale", DONE, OK)], "w1", 30, "e")
+    assert accepted == [False] and s.counts("e") == {NEW: 0, RUNNING: 2, DONE: 1, ERROR: 0}
     # nothing left to claim: the report alone
-    assert s.report_and_claim(Report(third["_id"], third["lease_token"], ERROR, {"status": "fail"}), "w1", 30,
-                              "e") == (True, None)
-    assert s.report_and_claim(None, "w1", 30, "e") == (None, None)
+    assert s.report_and_claim([Report(third["_id"], third["lease_token"], ERROR, {"status": "fail"})], "w1", 30,
+                              "e") == ([True], [])
+    assert s.report_and_claim([], "w1", 30, "e") == ([], [])
 
 
 def test_report_and_claim_when_another_worker_took_the_candidate(store, monkeypatch):
@@ -140,13 +140,45 @@ def test_report_and_claim_when_another_worker_took_the_candidate(store, monkeypa
     taken = s.claim("w2", 30, "e")
     free = next(i for i in ids if i not in (mine["_id"], taken["_id"]))
     _candidates_in_order(s, monkeypatch, [free, taken["_id"]])  # tried from the end: the taken one first
-    accepted, doc = s.report_and_claim(Report(mine["_id"], mine["lease_token"], DONE, OK), "w1", 30, "e")
-    assert accepted is True and doc["_id"] == free  # one of two updates applied: the report, not the claim
+    accepted, (doc,) = s.report_and_claim([Report(mine["_id"], mine["lease_token"], DONE, OK)], "w1", 30, "e")
+    assert accepted == [True] and doc["_id"] == free  # one of two updates applied: the report, not the claim
     assert s._trials.find_one({"_id": taken["_id"]})["owner"] == "w2"
     # both lost: a stale report and only taken candidates
     _candidates_in_order(s, monkeypatch, [taken["_id"]])
-    assert s.report_and_claim(Report(mine["_id"], mine["lease_token"], DONE, OK), "w1", 30, "e") == (False, None)
+    assert s.report_and_claim([Report(mine["_id"], "stale", DONE, OK)], "w1", 30, "e") == ([False], [])
     assert s.counts("e") == {NEW: 0, RUNNING: 2, DONE: 1, ERROR: 0}
+
+
+def test_short_trials_are_claimed_and_reported_several_at_a_time(store):
+    s = store
+    _queued(s, 10)
+    batch = s.report_and_claim([], "w", 30, "e", n=4)[1]
+    assert len(batch) == 4 and len({d["lease_token"] for d in batch}) == 1  # one lease for the batch
+    assert s.heartbeat([d["_id"] for d in batch], batch[0]["lease_token"], 60) is True
+    reports = [Report(d["_id"], d["lease_token"], DONE, OK) for d in batch]
+    accepted, again = s.report_and_claim(reports, "w", 30, "e", n=4)
+    assert accepted == [True] * 4
+    assert len(again) == 3  # at most half of the 6 it saw waiting: the other workers find some too
+    assert s.counts("e") == {NEW: 3, RUNNING: 3, DONE: 4, ERROR: 0}
+    # a retried hand-in whose first reply was lost: already recorded under our lease, so accepted
+    assert s.report_and_claim(reports, "w", 30, "e", n=0) == ([True] * 4, [])
+    assert s.counts("e") == {NEW: 3, RUNNING: 3, DONE: 4, ERROR: 0}
+
+
+def test_a_batch_with_a_stale_report_and_a_lost_pick_is_sorted_out_by_one_read(store, monkeypatch):
+    s = store
+    ids = _queued(s, 6)
+    mine = s.report_and_claim([], "w1", 30, "e", n=2)[1]
+    taken = s.claim("w2", 30, "e")
+    free = [i for i in ids if i not in {d["_id"] for d in mine} | {taken["_id"]}]
+    s.release(mine[1]["_id"], mine[1]["lease_token"])  # as if its lease had expired and been reaped
+    _candidates_in_order(s, monkeypatch, [taken["_id"]] + free)
+    reports = [Report(d["_id"], d["lease_token"], DONE, OK) for d in mine]
+    accepted, won = s.report_and_claim(reports, "w1", 30, "e", n=2)
+    assert accepted == [True, False]
+    assert [d["_id"] for d in won] == free[:1]  # picked [taken, free[0]]: one of the two was left
+    assert s._trials.find_one({"_id": taken["_id"]})["owner"] == "w2"
+    assert s.counts("e") == {NEW: 3, RUNNING: 2, DONE: 1, ERROR: 0}
 
 
 class _Commands(pymongo.monitoring.CommandListener):
@@ -181,8 +213,8 @@ def test_a_worker_trial_costs_two_commands_through_indexed_shapes(store, mongo_u
     doc = counted.claim("w", 30, "e")
     listener.sent.clear()
     for _ in range(10):
-        accepted, doc = counted.report_and_claim(Report(doc["_id"], doc["lease_token"], DONE, OK), "w", 30, "e")
-        assert accepted is True and doc is not None
+        accepted, (doc,) = counted.report_and_claim([Report(doc["_id"], doc["lease_token"], DONE, OK)], "w", 30, "e")
+        assert accepted == [True]
     read = ("find", ("exp_key", "state"))
     report_and_claim = ("update", (("_id", "lease_token", "state"), ("_id", "state")))
     assert listener.sent == [read, report_and_claim] * 10
