@@ -14,6 +14,7 @@ from scipy.stats import kstest, norm
 
 from hyperdist import Trials, fmin, hp, rand, tpe
 from hyperdist.algorithms import parzen
+from hyperdist.algorithms.common import generator
 from hyperdist.algorithms import tpe as tpe_module
 from hyperdist.history import FAILED, OK, PENDING, Observations
 from hyperdist.space import compile_space
@@ -79,6 +80,17 @@ def test_batch_members_differ_and_pending_trials_push_suggestions_away(multivari
     assert near_3(crowded) < 0.1
 
 
+@settings(max_examples=200, deadline=None)
+@given(seed=st.one_of(st.integers(0, 2**32 - 1), st.sampled_from([0, 1, 2**31 - 1, 2**32 - 1, 2**32, 2**70, -1])))
+def test_generator_is_default_rng(seed):
+    # tpe.suggest seeds its generator in plain Python; the stream must be NumPy's default_rng(seed)
+    if seed < 0:
+        with pytest.raises(ValueError):
+            generator(seed)
+        return
+    assert generator(seed).bit_generator.state == np.random.default_rng(seed).bit_generator.state
+
+
 def test_pending_and_failed_trials_join_above_and_count_as_started():
     obs = _quadratic_history(30)
     state = obs.state.copy()
@@ -138,10 +150,14 @@ def test_single_row_mask_matches_the_space_mask():
     rng = np.random.default_rng(5)
     rows = MIXED.sample(rng, 300)
     filled = np.where(np.isnan(rows), rng.integers(0, 3, rows.shape), rows)  # undo masking, mix branches
+    plan = tpe_module._plan(MIXED, True)
+
+    def ours(row: np.ndarray) -> np.ndarray:  # the row as the one candidate of every group
+        return np.array(tpe_module._picked_row(MIXED, plan, row[plan.cols][:, None], np.zeros(plan.n_groups, int)))
+
     for row in filled:
-        ours = tpe_module._mask_inactive_row(MIXED, row[None, :].copy())
-        np.testing.assert_array_equal(ours, MIXED.mask_inactive(row[None, :].copy()))
-    assert np.isnan(filled).sum() == 0 and 0 < np.isnan(tpe_module._mask_inactive_row(MIXED, filled[:1].copy())).sum()
+        np.testing.assert_array_equal(ours(row), MIXED.mask_inactive(row[None, :].copy())[0])
+    assert np.isnan(filled).sum() == 0 and 0 < np.isnan(ours(filled[0])).sum()
 
 
 def _median_best(algo, seeds=range(9), evals=100) -> float:

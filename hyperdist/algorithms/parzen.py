@@ -58,6 +58,7 @@ class Plan:
     prior: np.ndarray           # Q x K option probabilities, zero-padded
     cum_prior: np.ndarray       # Q x K
     last_option: np.ndarray     # Q x 1 last option of positive probability (guards against round-off)
+    dims: np.ndarray            # D x 1: 0, 1, ..., D - 1 (an index into rows)
 
     @property
     def n_groups(self) -> int:
@@ -119,7 +120,7 @@ def plan(params: tuple[ParamSpec, ...], multivariate: bool) -> Plan:
     return Plan(cols, n_cont, len(num), log_rows, group, lead, member, _col([d.q or 0.0 for d in num]),
                 _col([b[0] for b in bounds]), _col([b[1] for b in bounds]), _col([b[0] for b in vbounds]),
                 _col([b[1] for b in vbounds]), _col([d.prior[0] for d in num]), _col([d.prior[1] for d in num]),
-                prior, np.cumsum(prior, axis=1), last_option)
+                prior, np.cumsum(prior, axis=1), last_option, np.arange(len(cols))[:, None])
 
 
 @dataclass
@@ -194,21 +195,21 @@ def fit_pair(p: Plan, X: np.ndarray, below: tuple[np.ndarray, np.ndarray], above
     idx[:, a + 1:R] = rows_l[p.group] if len(rows_l) > 1 else rows_l
     idx[:, R + 1:b] = rows_g[p.group] if len(rows_g) > 1 else rows_g
     w = np.zeros((G, 2 * R))
-    w[:, (a, R)] = prior_weight
+    w[:, a] = w[:, R] = prior_weight
     w[:, a + 1:R] = w_l
     w[:, R + 1:b] = w_g
     V = X[idx, p.cols[:, None]]                                        # D x 2R values
     unused = w[p.group] <= 0
     V[unused] = np.nan
     mu = p.transform(V[:P])
-    mu[:, (a, R)] = p.prior_mu
-    n_data = R - 1 - unused[:P].reshape(2 * P, R).sum(axis=1)
+    mu[:, a] = mu[:, R] = p.prior_mu[:, 0]
+    n_data = R - 1 - np.add.reduce(unused[:P].reshape(2 * P, R), axis=1)
     sigma = adaptive_sigmas(mu.reshape(2 * P, R), p.prior_sigma.repeat(2, axis=0), n_data).reshape(P, 2 * R)
     sigma[:, a] = p.prior_sigma[:, 0]
     codes = np.fmax(V[P:], -1.0).astype(np.intp)                      # NaN (unused) -> -1
-    codes[:, (a, R)] = -1
-    w[:, a:R] /= w[:, a:R].sum(axis=1, keepdims=True)
-    w[:, R:b] /= w[:, R:b].sum(axis=1, keepdims=True)
+    codes[:, a] = codes[:, R] = -1
+    w[:, a:R] /= np.add.reduce(w[:, a:R], axis=1, keepdims=True)  # ufunc methods: the ndarray ones are Python
+    w[:, R:b] /= np.add.reduce(w[:, R:b], axis=1, keepdims=True)
     log_w = np.empty(w.shape)
     log_w.fill(-np.inf)
     np.log(w, out=log_w, where=w > 0)
@@ -295,7 +296,7 @@ def sample(p: Plan, mix: Mixture, rng: np.random.Generator, size: int,
     cum = np.exp(mix.log_w).cumsum(axis=1)
     pick = u[:G] * cum[:, -1:]
     kernel = np.minimum(np.add.reduce(pick[:, :, None] >= cum[:, None, :], axis=2), cum.shape[1] - 1)[p.group]
-    rows = np.arange(len(p.cols))[:, None]
+    rows = p.dims
     mu, sigma = mix.mu[rows[:P], kernel[:P]], mix.sigma[rows[:P], kernel[:P]]
     # truncated normal by inversion: uniform between the CDF values of the bounds
     ab = np.empty((2,) + mu.shape)
@@ -439,13 +440,13 @@ def _log_ratio(S: np.ndarray, m: int) -> np.ndarray:
     Terms are floored at e^-700 (nothing next to the top one, 1): exp is several times slower on
     arguments that underflow."""
     l, g = S[:, :, :m], S[:, :, m:]
-    top_l, top_g = l.max(axis=2, keepdims=True), g.max(axis=2, keepdims=True)
+    top_l, top_g = np.maximum.reduce(l, axis=2, keepdims=True), np.maximum.reduce(g, axis=2, keepdims=True)
     l -= top_l
     g -= top_g
     np.exp(np.maximum(S, -700.0, out=S), out=S)
-    log_l = np.log(l.sum(axis=2))
+    log_l = np.log(np.add.reduce(l, axis=2))
     log_l += top_l[:, :, 0]
-    log_g = np.log(g.sum(axis=2))
+    log_g = np.log(np.add.reduce(g, axis=2))
     log_g += top_g[:, :, 0]
     log_l -= log_g
     return log_l

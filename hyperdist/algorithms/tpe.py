@@ -31,7 +31,7 @@ import numpy as np
 from ..history import FAILED, OK, Observations
 from ..space import SearchSpace
 from . import parzen
-from .common import as_observations, as_space, discrete_keys, is_seen
+from .common import as_observations, as_space, discrete_keys, generator, is_seen
 from .rand import draw_unique
 
 DEFAULTS: dict[str, Any] = {
@@ -69,7 +69,7 @@ def suggest(
     _check(prior_weight, n_startup_jobs, n_EI_candidates, gamma)
     space = as_space(domain)
     obs = as_observations(trials, space)
-    rng = np.random.default_rng(seed)
+    rng = generator(seed)
     plan = _plan(space, bool(multivariate))
     rows = []
     for i in range(len(new_ids)):
@@ -151,7 +151,7 @@ def _subsample(w: np.ndarray, counts: np.ndarray, k: int,
     total = cum[:, -1:].copy()
     step = total / k
     span = np.arange(G)[:, None]
-    shift = span * (2.0 * total.max() + 1.0)  # one sorted array for all groups
+    shift = span * (2.0 * np.maximum.reduce(total, axis=None) + 1.0)  # one sorted array for all groups
     points = (np.arange(k) + rng.random((G, 1))) * step
     points += shift
     cum += shift
@@ -165,8 +165,8 @@ def _subsample(w: np.ndarray, counts: np.ndarray, k: int,
     run = first.cumsum() - 1
     copies = np.bincount(run)[run].reshape(G, k)
     kept = np.where(first, copies * step, 0.0)
-    few = counts <= k
-    if few.any():
+    if np.minimum.reduce(counts) <= k:
+        few = counts <= k
         order = np.argsort(w[few] <= 0, axis=1, kind="stable")[:, :k]  # weighted rows first, in order
         rows[few], kept[few] = order, np.take_along_axis(w[few], order, axis=1)
     return rows, kept
@@ -187,9 +187,10 @@ def _kernels(w: np.ndarray, counts: np.ndarray | None, max_components: int, mult
              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
     """The (rows, weights) of `_mixture`'s kernels, or None when they are to be binned; `counts`
     (weighted rows per group) is needed only where subsampling is possible."""
-    used = w.any(axis=0).nonzero()[0]
-    if len(used) <= max_components:
-        return used[None, :], w[:, used]
+    if counts is None or np.maximum.reduce(counts) <= max_components:  # else more rows than that, surely
+        used = np.logical_or.reduce(w, axis=0).nonzero()[0]
+        if len(used) <= max_components:
+            return used[None, :], w[:, used]
     if not multivariate:
         return None
     return _subsample(w, (w > 0).sum(axis=1) if counts is None else counts, max_components, rng)
@@ -215,7 +216,7 @@ def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.rand
                                   for k, w in ((l_kernels, l_w), (g_kernels, g_w))))
     values, t_cont = parzen.sample(plan, parzen.split(both, M_l), rng, n_candidates, smoothing)
     scores = parzen.score(plan, both, M_l, values, t_cont, smoothing)
-    row = _assemble(space, plan, values, scores.argmax(axis=1)[:, None])[0]
+    row = np.array(_picked_row(space, plan, values, scores.argmax(axis=1)))
     seen = discrete_keys(space, obs.X)
     if seen is None or not is_seen(seen, row[None, :])[0]:
         return row
@@ -237,21 +238,21 @@ def _assemble(space: SearchSpace, plan: parzen.Plan, values: np.ndarray, picks: 
     """Rows (one per column of picks, G x k) taking each group's picked candidate."""
     rows = np.empty((picks.shape[1], len(space)))
     rows[:, plan.cols] = np.take_along_axis(values, picks[plan.group], axis=1).T
-    if len(rows) > 1:
-        return space.mask_inactive(rows)
-    return _mask_inactive_row(space, rows)
+    return space.mask_inactive(rows)
 
 
-def _mask_inactive_row(space: SearchSpace, rows: np.ndarray) -> np.ndarray:
-    """`space.mask_inactive` of a single row (1 x d), in plain Python: a dozen numpy calls fewer."""
+def _picked_row(space: SearchSpace, plan: parzen.Plan, values: np.ndarray, picks: np.ndarray) -> list[float]:
+    """The row taking each group's picked candidate (picks: G), inactive parameters NaN; in plain
+    Python, a dozen numpy calls fewer than `_assemble` and `space.mask_inactive`."""
+    row = [math.nan] * len(space)
+    for j, x in zip(plan.cols.tolist(), values[np.arange(len(plan.cols)), picks[plan.group]].tolist()):
+        row[j] = x
     conditions = _PLANS.get(space, {}).get("conditions")
     if conditions is None:
         conditions = [(j, [[(space.index[label], option) for label, option in path] for path in spec.conditions])
                       for j, spec in enumerate(space.params) if not spec.unconditional]
         _PLANS.setdefault(space, {})["conditions"] = conditions
-    row = rows[0].tolist()
     for j, paths in conditions:  # table order, parents first: a parent set to NaN deactivates its children
         if not any(all(row[c] == option for c, option in path) for path in paths):
             row[j] = math.nan
-    rows[0] = row
-    return rows
+    return row
