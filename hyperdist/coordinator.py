@@ -74,6 +74,7 @@ def _dead_on_this_host(owner: str | None) -> bool:
 
 class Coordinator:
     TID_BLOCK = 32
+    DRAIN = 2 / 3  # of the waiting queue, drained between two ticks at the recent finishing rate
 
     def __init__(
         self,
@@ -98,9 +99,9 @@ class Coordinator:
             raise HyperdistError(f"max_evals={rules.max_evals!r} must be a positive integer")
         self.store, self.exp_key, self.space, self.algo, self.rules = store, exp_key, space, algo, rules
         # every worker busy, plus `queue` trials waiting to be claimed: by default 2 per worker (at
-        # least 3), so ticks can be spaced to find several finished trials each, and more when trials
+        # least 4), so ticks can be spaced to find several finished trials each, and more when trials
         # finish so fast that the queue would run dry between ticks (docs/performance.md)
-        self.queue = max(3, 2 * workers) if queue is None else max(0, queue)
+        self.queue = max(4, 2 * workers) if queue is None else max(0, queue)
         self.queue_grows = queue is None
         self.seed, self.workers = seed, max(1, workers)
         self.objective, self.algo_info = objective, algo_info or {"name": getattr(algo, "__module__", "custom")}
@@ -110,6 +111,7 @@ class Coordinator:
         self.max_poll_interval = 1.0
         self._finish_times: collections.deque[float] = collections.deque(maxlen=32)
         self._tick_seconds = 0.0  # how long a tick takes (moving average), for sizing the queue
+        self._batched_until = 0   # workers claimed batches recently: queue counted until this many finished
         self.outage_timeout = 300.0  # how long a database outage is waited out before giving up
         self.owner = f"coordinator:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.table = HistoryTable(space)
@@ -184,6 +186,8 @@ class Coordinator:
             self.open.pop(key, None)
             self.finished += 1
             self._finish_times.append(time.monotonic())
+            if int(doc.get("batch") or 1) > 1:  # workers claim in batches: count what is queued
+                self._batched_until = self.finished + 32
             result = doc.get("result") or {}
             state, loss = classify(doc["state"] == DONE, result)
             self.table.add(key, params, state, loss)
@@ -273,30 +277,31 @@ class Coordinator:
 
     def pause(self) -> float:
         """Seconds until the next tick: long enough that a tick usually finds several finished trials
-        (each tick costs a read and usually an insert), short enough that the waiting queue, half
-        drained at the recent finishing rate, never runs dry."""
+        (each tick costs a read and usually an insert), short enough that the waiting queue, two
+        thirds drained at the recent finishing rate, never runs dry."""
         rate = self._rate()
         if rate is None:
             return self.poll_interval
-        return min(max(self.poll_interval, 0.5 * max(1, self.waiting()) / rate), self.max_poll_interval)
+        return min(max(self.poll_interval, self.DRAIN * max(1, self.waiting()) / rate), self.max_poll_interval)
 
     def waiting(self) -> int:
         """Trials to keep waiting for workers: `queue`, or (by default) more when trials finish so
-        fast that half of it would drain before the next tick could refill it: with a null
-        objective 4 workers finish ~120 trials/s and a tick comes every 50-80 ms."""
+        fast that more than two thirds of it would drain before the next tick could refill it:
+        with a null objective 4 workers finish ~150 trials/s and a tick comes every 50-80 ms."""
         rate = self._rate()
         if not self.queue_grows or rate is None:
             return self.queue
-        need = math.ceil(2 * rate * (self.poll_interval + self._tick_seconds))
+        need = math.ceil(rate * (self.poll_interval + self._tick_seconds) / (1 - self.DRAIN))
         return min(max(self.queue, need), 4 * self.queue)
 
     def _wanted(self) -> int:
-        """New suggestions this tick. A queue given explicitly bounds the open trials at
-        `workers + queue` (what TPE sees pending); by default the NEW trials are counted and topped
-        up to `waiting()`, since workers claiming short trials in batches hold more than one each."""
-        if not self.queue_grows:
-            return self.workers + self.queue - len(self.open)
-        return self.waiting() - (self.store.count_new(self.exp_key) if self.open else 0)
+        """New suggestions this tick: enough for `waiting()` NEW trials beside one running per
+        worker. A queue given explicitly bounds the open trials at `workers + queue` (what TPE sees
+        pending). By default, while workers claim short trials in batches (and so hold several
+        each), the NEW trials are counted instead (one more command per tick)."""
+        if self.queue_grows and self.finished < self._batched_until and self.open:
+            return self.waiting() - self.store.count_new(self.exp_key)
+        return self.workers + self.waiting() - len(self.open)
 
     def _rate(self) -> float | None:
         """Trials finished per second, over the last 32."""

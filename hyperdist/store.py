@@ -285,7 +285,7 @@ class Store:
                 take = min(n, max(1, len(candidates) // 2))
                 picks, candidates = candidates[:take], candidates[take:]
                 now = _now()
-                fields = {"state": RUNNING, "owner": owner, "lease_token": uuid.uuid4().hex,
+                fields = {"state": RUNNING, "owner": owner, "lease_token": uuid.uuid4().hex, "batch": take,
                           "lease_until": now + dt.timedelta(seconds=lease_seconds), "claimed": now, "heartbeat": now}
                 cas = [({"_id": d["_id"], "state": NEW}, {"$set": fields, "$inc": {"attempts": 1}}) for d in picks]
                 sent = reports if accepted is None else []
@@ -453,7 +453,8 @@ class Store:
 
     def finished_among(self, exp_key: str, ids: list) -> list[dict]:
         with self._errors("reading from"):
-            return list(self._trials.find({"_id": {"$in": ids}, "state": {"$in": list(FINISHED)}}, _TRIAL_FIELDS))
+            return list(self._trials.find({"_id": {"$in": ids}, "state": {"$in": list(FINISHED)}},
+                                          dict(_TRIAL_FIELDS, batch=1)))  # batch: claimed with how many
 
     def existing(self, ids: list) -> set:
         """Which of these trial _ids still exist (a server that lost recent writes may not have them)."""

@@ -193,7 +193,8 @@ def test_finished_among_returns_only_what_changed(mongomock_store):
     b = s.claim("w", 30, "e")
     s.report(a["_id"], a["lease_token"], DONE, OK)
     assert s.finished_among("e", ids) == [
-        {"_id": a["_id"], "tid": a["tid"], "state": DONE, "params": a["params"], "result": OK, "error": None}]
+        {"_id": a["_id"], "tid": a["tid"], "state": DONE, "params": a["params"], "result": OK, "error": None,
+         "batch": 1}]
     s.report(b["_id"], b["lease_token"], ERROR, {"status": "fail"}, {"type": "E", "message": "m", "traceback": ""})
     open_ids = [i for i in ids if i != a["_id"]]
     assert [d["_id"] for d in s.finished_among("e", open_ids)] == [b["_id"]]

@@ -34,7 +34,7 @@ def test_protocol_over_the_wire(store):
     assert store.release(other["_id"], other["lease_token"]) is True
     assert store.counts("e") == {NEW: 3, RUNNING: 0, DONE: 1, ERROR: 0}
     [finished] = store.finished_among("e", ids)
-    assert finished["result"] == OK and set(finished) == {"_id", "tid", "state", "params", "result", "error"}
+    assert finished["result"] == OK and set(finished) == {"_id", "tid", "state", "params", "result", "error", "batch"}
     assert [d["tid"] for d in store.history("e")] == [0, 1, 2, 3]
 
 
