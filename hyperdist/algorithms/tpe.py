@@ -125,9 +125,9 @@ def _forgetting(active: np.ndarray, flat: int) -> tuple[np.ndarray, np.ndarray]:
     rank = active.cumsum(axis=1, dtype=np.int32)  # int32: several times faster than int64 here
     counts = rank[:, -1]
     # per-row constants in Python floats (the same IEEE arithmetic as numpy's, fewer calls)
-    consts = [((1 - 1.0 / c) / max(c - flat - 1, 1), 1.0 / c, c - flat)
-              for c in (max(c, 1) for c in counts.tolist())]
-    slope, base, start = np.array(consts).T[:, :, None]
+    clipped = [max(c, 1) for c in counts.tolist()]
+    slope, base = np.array([((1 - 1.0 / c) / max(c - flat - 1, 1), 1.0 / c) for c in clipped]).T[:, :, None]
+    start = np.array(clipped, dtype=np.int32)[:, None] - flat  # int32 like rank: no casting in the comparison
     w = rank - 1.0                                      # in place from here: see parzen.score on why
     w *= slope
     w += base
@@ -199,7 +199,12 @@ def _kernels(w: np.ndarray, counts: np.ndarray | None, max_components: int, mult
 def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.random.Generator, plan: parzen.Plan,
              n_below: int, prior_weight: float, n_candidates: int, flat: int, multivariate: bool,
              max_components: int) -> np.ndarray:
-    best = ok[obs.loss[ok].argpartition(n_below - 1)[:n_below]] if n_below else ok[:0]
+    if not n_below:
+        best = ok[:0]
+    elif len(ok) == len(obs):  # all finished ok: no gathers needed
+        best = obs.loss.argpartition(n_below - 1)[:n_below]
+    else:
+        best = ok[obs.loss[ok].argpartition(n_below - 1)[:n_below]]
     active = ~np.isnan(obs.X.T[plan.lead])                              # G x n
     l_w = np.zeros(active.shape, dtype=bool)
     l_w[:, best] = active[:, best]
