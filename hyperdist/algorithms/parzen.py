@@ -17,6 +17,8 @@ scoring a whole space takes a fixed number of vectorised calls, whatever its siz
 from __future__ import annotations
 
 import functools
+import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -340,7 +342,7 @@ def score(p: Plan, both: Mixture, M_l: int, values: np.ndarray, t_cont: np.ndarr
     const = tails[0]
     const += tails[1]
     np.negative(np.log1p(np.negative(const, out=const), out=const), out=const)
-    L = np.empty((len(values), values.shape[1], mu.shape[1]))
+    L = _scratch((len(values), values.shape[1], mu.shape[1]))
     const[:Pc] += _continuous(L[:Pc], t_cont - p.prior_mu[:Pc], mu[:Pc] - p.prior_mu[:Pc], inv[:Pc])
     if P > Pc:
         q = slice(Pc, P)
@@ -433,6 +435,21 @@ def _categorical(out: np.ndarray, prior: np.ndarray, c: np.ndarray, codes: np.nd
     out[...] = np.log(np.maximum(smoothing * pc, _TINY) / (1 + smoothing))
     np.copyto(out, np.log((1 + smoothing * pc) / (1 + smoothing)), where=c[:, :, None] == codes[:, None, :])
     out[:, :, prior_kernels] = np.log(np.maximum(pc, _TINY))
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(shape: tuple[int, ...]) -> np.ndarray:
+    """An uninitialised array for score's per-dimension log densities, reused by the next call of this
+    thread: a fresh one of a few hundred KiB came from newly mapped pages whenever the allocator had
+    just returned memory to the system (long histories: up to a thousand page faults per suggestion).
+    Nothing that score returns refers to it."""
+    size = math.prod(shape)
+    buf = getattr(_SCRATCH, "buf", None)
+    if buf is None or buf.size < size:
+        buf = _SCRATCH.buf = np.empty(size)
+    return buf[:size].reshape(shape)
 
 
 def _log_ratio(S: np.ndarray, m: int) -> np.ndarray:
