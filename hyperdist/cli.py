@@ -78,7 +78,7 @@ def _with_store(fn: Callable) -> Callable:
 @click.option("--workers", type=click.IntRange(min=0), default=4, show_default=True,
               help="Local worker processes to start (0: workers run elsewhere).")
 @click.option("--queue", type=click.IntRange(min=0), default=None,
-              help="Trials kept waiting to be claimed, beyond one running per worker [default: 2 x workers, at least 3, "
+              help="Trials kept waiting to be claimed, beyond one running per worker [default: 2 x workers, at least 4, "
                    "more when trials finish faster than the coordinator ticks].")
 @click.option("--resume", is_flag=True, help="Continue an existing experiment from its stored history.")
 @click.option("--allow-space-change", is_flag=True, help="Resume even though the space differs.")
