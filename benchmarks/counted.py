@@ -13,6 +13,7 @@ import atexit
 import collections
 import itertools
 import json
+import os
 import signal
 import sys
 import threading
@@ -68,8 +69,11 @@ def main() -> None:
     snapshots = itertools.count(1)
 
     def snapshot(signum: int, frame: object) -> None:
-        with open(f"{out}.{next(snapshots)}", "w") as fh:
+        # written aside and renamed: the benchmark must never read a half-written snapshot
+        path = f"{out}.{next(snapshots)}"
+        with open(f"{path}.tmp", "w") as fh:
             json.dump(counter.snapshot(), fh)
+        os.replace(f"{path}.tmp", path)
 
     signal.signal(signal.SIGUSR1, snapshot)
     from hyperdist.cli import main as cli

@@ -111,10 +111,18 @@ def run_hyperdist(server: LocalServer, n_workers: int, trials: int, objective: s
     }
 
 
+def _read_snapshot(path: Path) -> dict | None:
+    """A worker's SIGUSR1 snapshot, or None when it is missing or unreadable (the run then reports no
+    steady state instead of failing: one run of 8 workers once left an empty snapshot file)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def _steady_state(marks: list[dict], outs: list[Path]) -> dict:
     """Commands per trial and trials/s between the two marks, from the workers' snapshots."""
-    snaps = [[json.loads(Path(f"{out}.{k}").read_text()) for out in outs if Path(f"{out}.{k}").exists()]
-             for k in (1, 2)]
+    snaps = [[snap for out in outs if (snap := _read_snapshot(Path(f"{out}.{k}"))) is not None] for k in (1, 2)]
     if len(marks) < 2 or len(snaps[0]) != len(outs) or len(snaps[1]) != len(outs):
         return {}
     trials = marks[1]["finished"] - marks[0]["finished"]
@@ -146,6 +154,7 @@ def run_peer(system: str, n_workers: int, trials: int, objective: str, tmp: Path
 
 def throughput(args: argparse.Namespace) -> None:
     rows: list[dict] = []
+    args.load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         server = start_server(tmp / "server")
@@ -157,11 +166,13 @@ def throughput(args: argparse.Namespace) -> None:
                             stop_server(tmp / "server")
                             server = start_server(tmp / "server")
                         rows.append(run_hyperdist(server, k, args.trials, objective, tmp))
+                        rows[-1]["load1"] = os.getloadavg()[0]  # 1-minute load after the run (shared cores)
                         print(json.dumps(rows[-1]), flush=True)
                         for system in args.peers:
                             if k not in args.peer_workers or rep >= args.peer_repeats.get(system, args.repeats):
                                 continue
                             rows.append(run_peer(system, k, args.trials, objective, tmp))
+                            rows[-1]["load1"] = os.getloadavg()[0]
                             print(json.dumps(rows[-1]), flush=True)
         finally:
             stop_server(tmp / "server")
@@ -184,8 +195,9 @@ def report_throughput(rows: list[dict], args: argparse.Namespace) -> str:
     for objective in args.objectives:
         lines += [f"### Objective `{objective}`", "",
                   "| system | workers | trials/s (median) | min | max | hyperdist / system | commands per trial, "
-                  "steady state (worker + coordinator) | whole run | CPU s: server / workers / coordinator |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "steady state (worker + coordinator) | whole run | CPU s: server / workers / coordinator | "
+                  "load1 after (min-max) |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for k in args.workers:
             cell = [r for r in rows if r["objective"] == objective and r["workers"] == k]
             ours = [r for r in cell if r["system"] == "hyperdist"]
@@ -196,7 +208,7 @@ def report_throughput(rows: list[dict], args: argparse.Namespace) -> str:
                     continue
                 ok = [r for r in runs if "trials_per_s" in r]
                 if not ok:
-                    lines.append(f"| {system} | {k} | failed: {runs[0].get('error', '?')[:120]} | | | | | | |")
+                    lines.append(f"| {system} | {k} | failed: {runs[0].get('error', '?')[:120]} | | | | | | | |")
                     continue
                 tps = [r["trials_per_s"] for r in ok]
                 med = statistics.median(tps)
@@ -211,8 +223,10 @@ def report_throughput(rows: list[dict], args: argparse.Namespace) -> str:
                     whole = f"{_median(ok, 'commands_per_trial'):.2f}"
                     cpu = " / ".join(f"{statistics.median(r['cpu_s'][p] for r in ok):.1f}"
                                      for p in ("server", "workers", "coordinator"))
+                loads = [r["load1"] for r in ok if "load1" in r]
+                load = f"{min(loads):.1f}-{max(loads):.1f}" if loads else ""
                 lines.append(f"| {system} | {k} | {med:.1f} | {min(tps):.1f} | {max(tps):.1f} | {ratio} | {cmds} | {whole} "
-                             f"| {cpu} |")
+                             f"| {cpu} | {load} |")
         lines.append("")
     example = next((r for r in rows if r["system"] == "hyperdist" and r["workers"] == max(args.workers)), None)
     if example:
@@ -221,6 +235,10 @@ def report_throughput(rows: list[dict], args: argparse.Namespace) -> str:
                   f"{example['coordinator_commands']}.", ""]
     notes = {r["system"]: r.get("notes") for r in rows if r.get("notes")}
     lines += [f"- {system}: {note}" for system, note in notes.items()]
+    loads = [r["load1"] for r in rows if "load1" in r]
+    if loads:
+        lines += ["", f"1-minute load average before the run {args.load_before:.2f}; after each run: min {min(loads):.2f}, "
+                      f"median {statistics.median(loads):.2f}, max {max(loads):.2f} (nproc {os.cpu_count()})."]
     lines += ["", describe()]
     return "\n".join(lines) + "\n"
 

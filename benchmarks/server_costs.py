@@ -1,0 +1,128 @@
+"""What the embedded SecantusDB charges per command, in server CPU: the costs behind distributed.py.
+
+    python benchmarks/server_costs.py [--reps 150] [--out FILE]
+
+Each section starts a fresh server (hyperdist.server, as `hyperdist` starts it) and reads the
+server's CPU seconds from /proc around `--reps` calls of one command (CPU ticks are 10 ms, so
+150 calls resolve ~0.07 ms); latency is the client's wall time per call.
+
+1. The worker's candidate read, `find({exp_key, state: NEW}).sort(tid).limit(L)` with the
+   projection the store uses, against how many NEW trials it matches (500 finished trials beside).
+2. An `update` by `_id` that modifies one document, and a ping, as the writes the server has
+   served grow: run after run the same command costs more.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from pymongo import MongoClient
+
+from distributed import SPACE
+from envinfo import describe
+from hyperdist.server import start_server, stop_server
+from hyperdist.space import compile_space
+from hyperdist.store import Store
+
+PROJECTION = {"_id": 1, "exp_key": 1, "tid": 1, "params": 1, "attempts": 1, "space_hash": 1}
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(pid: int, fn, reps: int) -> tuple[float, float]:
+    """(server CPU ms, client latency ms) per call."""
+    c0, t0 = cpu_seconds(pid), time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return 1000 * (cpu_seconds(pid) - c0) / reps, 1000 * (time.perf_counter() - t0) / reps
+
+
+def candidate_reads(reps: int) -> list[str]:
+    lines = ["| NEW trials matched | limit 32 (the worker's read): server CPU ms | latency ms | limit 8: server CPU ms | latency ms |",
+             "|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start_server(Path(tmp) / "server")
+        try:
+            store = Store(server.url, db="costs")
+            space = compile_space(SPACE)
+            params = [space.to_assignment(r) for r in space.sample(np.random.default_rng(0), 600)]
+            store.insert_trials("e", list(enumerate(params[:500])), space.hash)
+            trials = store._trials
+            trials.update_many({}, {"$set": {"state": "DONE", "result": {"loss": 1.0, "status": "ok"}}})
+            next_tid = 500
+            query = {"exp_key": "e", "state": "NEW"}
+            for new in (4, 8, 16, 32, 64):
+                have = trials.count_documents(query)
+                store.insert_trials("e", [(next_tid + i, params[(next_tid + i) % 600]) for i in range(new - have)],
+                                    space.hash)
+                next_tid += new - have
+                row = [str(new)]
+                for limit in (32, 8):
+                    cpu, lat = measure(server.pid, lambda: list(trials.find(query, PROJECTION).sort("tid", 1).limit(limit)), reps)
+                    row += [f"{cpu:.2f}", f"{lat:.2f}"]
+                lines.append("| " + " | ".join(row) + " |")
+                print(lines[-1], flush=True)
+            store.close()
+        finally:
+            stop_server(Path(tmp) / "server")
+    return lines
+
+
+def writes_served(reps: int) -> list[str]:
+    lines = ["| updates served before | update by _id, modifies: server CPU ms | latency ms | ping: server CPU ms |",
+             "|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start_server(Path(tmp) / "server")
+        try:
+            client = MongoClient(server.url)
+            trials = client.costs.trials
+            trials.insert_many([{"_id": i, "h": 0} for i in range(1000)])
+            served = [0]
+
+            def update() -> None:
+                served[0] += 1
+                trials.update_one({"_id": served[0] % 1000}, {"$set": {"h": served[0]}})
+
+            for _ in range(4):
+                before = served[0]
+                cpu, lat = measure(server.pid, update, reps)
+                ping, _ = measure(server.pid, lambda: client.admin.command("ping"), reps)
+                lines.append(f"| {before} | {cpu:.2f} | {lat:.2f} | {ping:.2f} |")
+                print(lines[-1], flush=True)
+                for _ in range(1500):
+                    update()
+            client.close()
+        finally:
+            stop_server(Path(tmp) / "server")
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=150)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    load0 = os.getloadavg()[0]
+    lines = [f"`python benchmarks/server_costs.py {' '.join(sys.argv[1:])}`", "",
+             f"Server CPU per call over {args.reps} calls on a fresh server per section; latency = client wall time.", "",
+             "Candidate read (500 finished trials beside the NEW ones):", "", *candidate_reads(args.reps), "",
+             "One `update` by `_id` as the server's served writes grow (1000 documents, each updated in turn):", "",
+             *writes_served(args.reps), "",
+             f"1-minute load average before {load0:.2f}, after {os.getloadavg()[0]:.2f} (nproc {os.cpu_count()}).", "",
+             describe()]
+    text = "\n".join(lines) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
