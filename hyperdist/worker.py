@@ -45,7 +45,7 @@ class WorkerConfig:
     poll_interval: float = 0.02         # first wait when no trial is ready; grows to 1 s
     outage_timeout: float = 300.0       # how long a database outage is waited out
     prefetch: int = 4                   # most trials claimed at once, when trials take under batch_seconds
-    batch_seconds: float = 0.05         # what a worker may hold back from the others in prefetched trials
+    batch_seconds: float = 0.12         # what a worker may hold back from the others in prefetched trials
 
 
 @dataclass

@@ -110,6 +110,16 @@ def test_claim_stays_within_its_experiment(mongomock_store):
     assert mongomock_store.claim("w", 30, "a")["exp_key"] == "a"
 
 
+def test_the_index_for_claims_across_experiments_comes_with_the_first_such_worker(mongomock_store):
+    s = mongomock_store
+    _queued(s, 2, "a")
+    s.claim("w", 30, "a")
+    s.reap_expired("a", 3)
+    assert "claim_any" not in s._trials.index_information()  # each index costs every trial's writes
+    assert s.claim("w", 30)["exp_key"] == "a"
+    assert "claim_any" in s._trials.index_information()
+
+
 def test_a_report_state_must_be_final():
     with pytest.raises(ValueError, match="'RUNNING' must be DONE or ERROR"):
         Report("id", "token", RUNNING, None)
