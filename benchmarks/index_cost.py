@@ -1,0 +1,73 @@
+"""Server CPU per trial life on SecantusDB with and without the (state, tid) index.
+
+    python benchmarks/index_cost.py [--trials 600] [--pairs 3]
+
+A trial's life is the protocol's three writes: an insert (in batches of 8, as the coordinator
+inserts), a claim (compare-and-set NEW -> RUNNING) and a report (RUNNING -> DONE). Each variant
+runs them on a fresh server, in alternated pairs; the server's CPU comes from /proc. Why it
+matters: every index costs each of these writes an entry update (docs/performance.md).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np  # noqa: E402
+from pymongo import ASCENDING, MongoClient  # noqa: E402
+
+from distributed import SPACE  # noqa: E402
+from hyperdist.server import start_server, stop_server  # noqa: E402
+from hyperdist.space import compile_space  # noqa: E402
+from server_costs import cpu_seconds  # noqa: E402
+
+
+def trial_lives(with_any: bool, n: int) -> tuple[float, float]:
+    """(server CPU ms, client wall ms) per trial life, with or without the (state, tid) index."""
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start_server(Path(tmp) / "server")
+        try:
+            trials = MongoClient(server.url).costs.trials
+            trials.create_index([("exp_key", ASCENDING), ("tid", ASCENDING)], unique=True, name="exp_tid")
+            trials.create_index([("exp_key", ASCENDING), ("state", ASCENDING), ("tid", ASCENDING)], name="claim")
+            if with_any:
+                trials.create_index([("state", ASCENDING), ("tid", ASCENDING)], name="claim_any")
+            space = compile_space(SPACE)
+            params = [space.to_assignment(r) for r in space.sample(np.random.default_rng(0), n)]
+            cpu0, wall0 = cpu_seconds(server.pid), time.perf_counter()
+            for i in range(0, n, 8):
+                docs = [{"exp_key": "e", "tid": i + k, "state": "NEW", "params": params[i + k], "attempts": 0}
+                        for k in range(min(8, n - i))]
+                trials.insert_many(docs)
+                now = dt.datetime.now(dt.timezone.utc)
+                for d in docs:
+                    trials.update_one({"_id": d["_id"], "state": "NEW"},
+                                      {"$set": {"state": "RUNNING", "owner": "w", "lease_token": "t",
+                                                "lease_until": now, "claimed": now}, "$inc": {"attempts": 1}})
+                for d in docs:
+                    trials.update_one({"_id": d["_id"], "state": "RUNNING", "lease_token": "t"},
+                                      {"$set": {"state": "DONE", "result": {"loss": 1.0, "status": "ok"},
+                                                "finished": now}})
+            return 1000 * (cpu_seconds(server.pid) - cpu0) / n, 1000 * (time.perf_counter() - wall0) / n
+        finally:
+            stop_server(Path(tmp) / "server")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=600)
+    ap.add_argument("--pairs", type=int, default=3)
+    args = ap.parse_args()
+    for _ in range(args.pairs):
+        for with_any in (True, False):
+            cpu, wall = trial_lives(with_any, args.trials)
+            print(f"{'with' if with_any else 'without'} (state, tid): server CPU {cpu:.2f} ms per trial life, "
+                  f"client wall {wall:.2f} ms", flush=True)
+
+
+if __name__ == "__main__":
+    main()
