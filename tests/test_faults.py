@@ -178,27 +178,30 @@ def test_coordinator_dying_at_each_point_then_resumed(mongo_url, db_name, point)
 
     from test_distributed import TESTS
 
+    # 60: more than three inserts can hold (the first 6, later ones at most the grown queue of 16 + 2
+    # running), so the coordinator dying at its 3rd insert always leaves trials unsuggested
+    n = 60
     env = _env(HYPERDIST_TEST_DELAY="0.02")
     crash = [sys.executable, str(TESTS / "crashing_coordinator.py"), mongo_url, db_name, "dies"]
     workers = [_worker(mongo_url, db_name, "dies", env) for _ in range(2)]
     try:
-        first = subprocess.run([*crash, "after_insert" if point == "during_history" else point, "30"], env=env,
+        first = subprocess.run([*crash, "after_insert" if point == "during_history" else point, str(n)], env=env,
                                capture_output=True, text=True, timeout=60)
         assert first.returncode == 9, first.stderr
         if point == "during_history":  # a second coordinator dies while loading what the first left
-            second = subprocess.run([*crash, point, "30"], env=env, capture_output=True, text=True, timeout=60)
+            second = subprocess.run([*crash, point, str(n)], env=env, capture_output=True, text=True, timeout=60)
             assert second.returncode == 9, second.stderr
         store = Store(mongo_url, db=db_name)
-        assert len(store.history("dies")) < 30
-        coord = Coordinator(store, "dies", compile_space(objectives.space), tpe.suggest, StopRules(30), seed=4,
+        assert len(store.history("dies")) < n
+        coord = Coordinator(store, "dies", compile_space(objectives.space), tpe.suggest, StopRules(n), seed=4,
                             workers=2, objective=OBJECTIVE)
         assert coord.start(resume=True) is True
-        assert coord.run().finished == 30
+        assert coord.run().finished == n
     finally:
         for w in workers:
             w.kill()
     history = store.history("dies")
     assert len({d["tid"] for d in history}) == len(history)
-    assert sum(d["state"] in ("DONE", "ERROR") for d in history) == 30
+    assert sum(d["state"] in ("DONE", "ERROR") for d in history) == n
     assert all(d["state"] in ("DONE", "ERROR") for d in history)
     store.close()
