@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -21,24 +19,23 @@ import numpy as np  # noqa: E402
 from pymongo import ASCENDING, MongoClient  # noqa: E402
 
 from distributed import SPACE  # noqa: E402
-from hyperdist.server import start_server, stop_server  # noqa: E402
 from hyperdist.space import compile_space  # noqa: E402
-from server_costs import cpu_seconds  # noqa: E402
+from server_costs import fresh_server, measure  # noqa: E402
 
 
 def trial_lives(with_any: bool, n: int) -> tuple[float, float]:
     """(server CPU ms, client wall ms) per trial life, with or without the (state, tid) index."""
-    with tempfile.TemporaryDirectory() as tmp:
-        server = start_server(Path(tmp) / "server")
-        try:
-            trials = MongoClient(server.url).costs.trials
-            trials.create_index([("exp_key", ASCENDING), ("tid", ASCENDING)], unique=True, name="exp_tid")
-            trials.create_index([("exp_key", ASCENDING), ("state", ASCENDING), ("tid", ASCENDING)], name="claim")
-            if with_any:
-                trials.create_index([("state", ASCENDING), ("tid", ASCENDING)], name="claim_any")
-            space = compile_space(SPACE)
-            params = [space.to_assignment(r) for r in space.sample(np.random.default_rng(0), n)]
-            cpu0, wall0 = cpu_seconds(server.pid), time.perf_counter()
+    with fresh_server() as server:
+        client = MongoClient(server.url)
+        trials = client.costs.trials
+        trials.create_index([("exp_key", ASCENDING), ("tid", ASCENDING)], unique=True, name="exp_tid")
+        trials.create_index([("exp_key", ASCENDING), ("state", ASCENDING), ("tid", ASCENDING)], name="claim")
+        if with_any:
+            trials.create_index([("state", ASCENDING), ("tid", ASCENDING)], name="claim_any")
+        space = compile_space(SPACE)
+        params = [space.to_assignment(r) for r in space.sample(np.random.default_rng(0), n)]
+
+        def lives() -> None:
             for i in range(0, n, 8):
                 docs = [{"exp_key": "e", "tid": i + k, "state": "NEW", "params": params[i + k], "attempts": 0}
                         for k in range(min(8, n - i))]
@@ -52,9 +49,10 @@ def trial_lives(with_any: bool, n: int) -> tuple[float, float]:
                     trials.update_one({"_id": d["_id"], "state": "RUNNING", "lease_token": "t"},
                                       {"$set": {"state": "DONE", "result": {"loss": 1.0, "status": "ok"},
                                                 "finished": now}})
-            return 1000 * (cpu_seconds(server.pid) - cpu0) / n, 1000 * (time.perf_counter() - wall0) / n
-        finally:
-            stop_server(Path(tmp) / "server")
+
+        cpu, wall = measure(server.pid, lives, 1)
+        client.close()
+        return cpu / n, wall / n
 
 
 def main() -> None:

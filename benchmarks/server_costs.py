@@ -14,18 +14,20 @@ server's CPU seconds from /proc around `--reps` calls of one command (CPU ticks 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from pymongo import MongoClient
 
 from distributed import SPACE
 from envinfo import describe
-from hyperdist.server import start_server, stop_server
+from hyperdist.server import LocalServer, start_server, stop_server
 from hyperdist.space import compile_space
 from hyperdist.store import Store
 
@@ -45,63 +47,67 @@ def measure(pid: int, fn, reps: int) -> tuple[float, float]:
     return 1000 * (cpu_seconds(pid) - c0) / reps, 1000 * (time.perf_counter() - t0) / reps
 
 
-def candidate_reads(reps: int) -> list[str]:
-    lines = ["| NEW trials matched | limit 32 (the worker's read): server CPU ms | latency ms | limit 8: server CPU ms | latency ms |",
-             "|---|---|---|---|---|"]
+@contextlib.contextmanager
+def fresh_server() -> Iterator[LocalServer]:
+    """A new SecantusDB in a temporary directory, stopped afterwards: the server's per-command cost
+    grows with the writes it has served, so every measurement starts from a fresh one."""
     with tempfile.TemporaryDirectory() as tmp:
         server = start_server(Path(tmp) / "server")
         try:
-            store = Store(server.url, db="costs")
-            space = compile_space(SPACE)
-            params = [space.to_assignment(r) for r in space.sample(np.random.default_rng(0), 600)]
-            store.insert_trials("e", list(enumerate(params[:500])), space.hash)
-            trials = store._trials
-            trials.update_many({}, {"$set": {"state": "DONE", "result": {"loss": 1.0, "status": "ok"}}})
-            next_tid = 500
-            query = {"exp_key": "e", "state": "NEW"}
-            for new in (4, 8, 16, 32, 64):
-                have = trials.count_documents(query)
-                store.insert_trials("e", [(next_tid + i, params[(next_tid + i) % 600]) for i in range(new - have)],
-                                    space.hash)
-                next_tid += new - have
-                row = [str(new)]
-                for limit in (32, 8):
-                    cpu, lat = measure(server.pid, lambda: list(trials.find(query, PROJECTION).sort("tid", 1).limit(limit)), reps)
-                    row += [f"{cpu:.2f}", f"{lat:.2f}"]
-                lines.append("| " + " | ".join(row) + " |")
-                print(lines[-1], flush=True)
-            store.close()
+            yield server
         finally:
             stop_server(Path(tmp) / "server")
+
+
+def candidate_reads(reps: int) -> list[str]:
+    lines = ["| NEW trials matched | limit 32 (the worker's read): server CPU ms | latency ms | limit 8: server CPU ms | latency ms |",
+             "|---|---|---|---|---|"]
+    with fresh_server() as server:
+        store = Store(server.url, db="costs")
+        space = compile_space(SPACE)
+        params = [space.to_assignment(r) for r in space.sample(np.random.default_rng(0), 600)]
+        store.insert_trials("e", list(enumerate(params[:500])), space.hash)
+        trials = store._trials
+        trials.update_many({}, {"$set": {"state": "DONE", "result": {"loss": 1.0, "status": "ok"}}})
+        next_tid = 500
+        query = {"exp_key": "e", "state": "NEW"}
+        for new in (4, 8, 16, 32, 64):
+            have = trials.count_documents(query)
+            store.insert_trials("e", [(next_tid + i, params[(next_tid + i) % 600]) for i in range(new - have)],
+                                space.hash)
+            next_tid += new - have
+            row = [str(new)]
+            for limit in (32, 8):
+                cpu, lat = measure(server.pid, lambda: list(trials.find(query, PROJECTION).sort("tid", 1).limit(limit)), reps)
+                row += [f"{cpu:.2f}", f"{lat:.2f}"]
+            lines.append("| " + " | ".join(row) + " |")
+            print(lines[-1], flush=True)
+        store.close()
     return lines
 
 
 def writes_served(reps: int) -> list[str]:
     lines = ["| updates served before | update by _id, modifies: server CPU ms | latency ms | ping: server CPU ms |",
              "|---|---|---|---|"]
-    with tempfile.TemporaryDirectory() as tmp:
-        server = start_server(Path(tmp) / "server")
-        try:
-            client = MongoClient(server.url)
-            trials = client.costs.trials
-            trials.insert_many([{"_id": i, "h": 0} for i in range(1000)])
-            served = [0]
+    with fresh_server() as server:
+        client = MongoClient(server.url)
+        trials = client.costs.trials
+        trials.insert_many([{"_id": i, "h": 0} for i in range(1000)])
+        served = [0]
 
-            def update() -> None:
-                served[0] += 1
-                trials.update_one({"_id": served[0] % 1000}, {"$set": {"h": served[0]}})
+        def update() -> None:
+            served[0] += 1
+            trials.update_one({"_id": served[0] % 1000}, {"$set": {"h": served[0]}})
 
-            for _ in range(4):
-                before = served[0]
-                cpu, lat = measure(server.pid, update, reps)
-                ping, _ = measure(server.pid, lambda: client.admin.command("ping"), reps)
-                lines.append(f"| {before} | {cpu:.2f} | {lat:.2f} | {ping:.2f} |")
-                print(lines[-1], flush=True)
-                for _ in range(1500):
-                    update()
-            client.close()
-        finally:
-            stop_server(Path(tmp) / "server")
+        for _ in range(4):
+            before = served[0]
+            cpu, lat = measure(server.pid, update, reps)
+            ping, _ = measure(server.pid, lambda: client.admin.command("ping"), reps)
+            lines.append(f"| {before} | {cpu:.2f} | {lat:.2f} | {ping:.2f} |")
+            print(lines[-1], flush=True)
+            for _ in range(1500):
+                update()
+        client.close()
     return lines
 
 
