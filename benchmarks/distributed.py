@@ -269,19 +269,26 @@ def fill(url: str, db: str, history: int) -> None:
     store.close()
 
 
-def measure_scale(url: str, db: str, ticks: int) -> dict:
-    """Runs in a fresh process: resume, then ticks that each see one trial finish and enqueue one."""
+def measure_scale(url: str, db: str, ticks: int, mode: str) -> dict:
+    """Runs in a fresh process: resume, then ticks that each see one trial finish and enqueue one.
+    mode "full": the snapshot is deleted first, so the resume reads every trial and its first tick
+    writes a new snapshot (timed); "snapshot": the resume reads that snapshot."""
     import resource
 
     counter = CommandCounter()
     store = Store(url, db=db, client=MongoClient(url, event_listeners=[counter], tz_aware=True))
+    if mode == "full":
+        store.delete_snapshot("scale")
     space = compile_space(SPACE)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     coord = Coordinator(store, "scale", space, tpe.suggest, StopRules(10**9), workers=1, queue=0)
     t0 = time.perf_counter()
     coord.start(resume=True)
     resume_s = time.perf_counter() - t0
+    docs_read = sum(counter.returned.values())
+    t0 = time.perf_counter()
     coord.tick()
+    first_tick_s = time.perf_counter() - t0
     times, returned, commands = [], [], []
     finisher = MongoClient(url)[db]["trials"]
     for i in range(ticks):
@@ -293,7 +300,8 @@ def measure_scale(url: str, db: str, ticks: int) -> dict:
         times.append(1000 * (time.perf_counter() - t))
         commands.append(sum(counter.counts.values()) - before)
         returned.append(sum(counter.returned.values()) - sum(docs_before.values()))
-    return {"history": coord.finished, "resume_s": resume_s, "ms_per_suggestion": statistics.median(times),
+    return {"mode": mode, "history": coord.finished, "resume_s": resume_s, "resume_docs_read": docs_read,
+            "first_tick_s": first_tick_s, "ms_per_suggestion": statistics.median(times),
             "ms_p90": sorted(times)[int(0.9 * len(times))], "commands_per_tick": statistics.median(commands),
             "docs_read_per_tick": statistics.median(returned), "max_docs_read_per_tick": max(returned),
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -312,24 +320,32 @@ def scale(args: argparse.Namespace) -> None:
                 fill(server.url, db, history)
                 print(f"filled {history} trials in {time.perf_counter() - t:.1f} s", flush=True)
                 for _ in range(args.repeats):
-                    proc = subprocess.run([sys.executable, __file__, "_measure", server.url, db, str(args.ticks)],
-                                          stdout=subprocess.PIPE, text=True, check=True,
-                                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
-                    rows.append(json.loads(proc.stdout.splitlines()[-1]) | {"filled": history})
-                    print(json.dumps(rows[-1]), flush=True)
+                    for mode in ("full", "snapshot"):
+                        proc = subprocess.run([sys.executable, __file__, "_measure", server.url, db, str(args.ticks),
+                                               mode], stdout=subprocess.PIPE, text=True, check=True,
+                                              env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+                        rows.append(json.loads(proc.stdout.splitlines()[-1]) | {"filled": history})
+                        print(json.dumps(rows[-1]), flush=True)
         finally:
             stop_server(tmp / "server")
     lines = [f"`python benchmarks/distributed.py scale {' '.join(sys.argv[2:])}`", "",
-             f"Median over {args.repeats} fresh coordinator processes per size; each resumes the experiment, then "
-             f"runs {args.ticks} ticks in each of which one trial has finished and one suggestion is enqueued.", "",
-             "| finished trials | resume s | ms per suggestion (tick, median) | p90 | commands per tick | "
-             "documents read per tick (max) | coordinator RSS MB |", "|---|---|---|---|---|---|---|"]
+             f"Median over {args.repeats} pairs of fresh coordinator processes per size, run in turn: one resumes "
+             "with the snapshot deleted (it reads every trial, and its first tick writes a new snapshot), the "
+             f"other from that snapshot. Each then runs {args.ticks} ticks in each of which one trial has finished "
+             "and one suggestion is enqueued.", "",
+             "| finished trials | resume from | resume s (min-max) | documents read by the resume | first tick s | "
+             "ms per suggestion (tick, median) | p90 | commands per tick | documents read per tick (max) | "
+             "coordinator RSS MB |", "|---|---|---|---|---|---|---|---|---|---|"]
     for history in args.history:
-        rs = [r for r in rows if r["filled"] == history]
-        med = {k: statistics.median(r[k] for r in rs) for k in rs[0] if isinstance(rs[0][k], (int, float))}
-        lines.append(f"| {history} | {med['resume_s']:.2f} | {med['ms_per_suggestion']:.1f} | {med['ms_p90']:.1f} | "
-                     f"{med['commands_per_tick']:g} | {med['docs_read_per_tick']:g} ({max(r['max_docs_read_per_tick'] for r in rs)}) | "
-                     f"{med['rss_mb']:.0f} |")
+        for mode in ("full", "snapshot"):
+            rs = [r for r in rows if r["filled"] == history and r["mode"] == mode]
+            med = {k: statistics.median(r[k] for r in rs) for k in rs[0] if isinstance(rs[0][k], (int, float))}
+            lines.append(
+                f"| {history} | {'every trial' if mode == 'full' else 'snapshot'} | {med['resume_s']:.2f} "
+                f"({min(r['resume_s'] for r in rs):.2f}-{max(r['resume_s'] for r in rs):.2f}) | "
+                f"{med['resume_docs_read']:g} | {med['first_tick_s']:.2f} | {med['ms_per_suggestion']:.1f} | "
+                f"{med['ms_p90']:.1f} | {med['commands_per_tick']:g} | {med['docs_read_per_tick']:g} "
+                f"({max(r['max_docs_read_per_tick'] for r in rs)}) | {med['rss_mb']:.0f} |")
     lines += ["", describe()]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(Path(args.out).read_text())
@@ -337,7 +353,7 @@ def scale(args: argparse.Namespace) -> None:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_measure":
-        print(json.dumps(measure_scale(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
+        print(json.dumps(measure_scale(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])))
         return
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="what", required=True)

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import snapshot
 from .errors import CoordinatorBusy, HyperdistError, SpaceMismatch
 from .history import OK, PENDING, HistoryTable, classify
 from .result import STATUS_OK
@@ -94,6 +95,7 @@ class Coordinator:
         trial_lease_seconds: float = 60.0,
         max_attempts: int = 3,
         poll_interval: float = 0.05,
+        snapshot_every: int = 1000,
     ) -> None:
         if rules.max_evals < 1:
             raise HyperdistError(f"max_evals={rules.max_evals!r} must be a positive integer")
@@ -108,15 +110,21 @@ class Coordinator:
         self.options = options or {}  # e.g. {"pruner": {...}}: read by workers from the experiment
         self.lease_seconds, self.trial_lease_seconds, self.max_attempts = lease_seconds, trial_lease_seconds, max_attempts
         self.poll_interval = poll_interval
+        # a chunk of the history snapshot per `snapshot_every` finished trials: a resume then reads
+        # at most that many trial documents beside the open ones (snapshot.py)
+        self.snapshot_every = max(1, snapshot_every)
         self.max_poll_interval = 1.0
         self._finish_times: collections.deque[float] = collections.deque(maxlen=32)
         self._tick_seconds = 0.0  # how long a tick takes (moving average), for sizing the queue
         self._batched_until = 0   # workers claimed batches recently: queue counted until this many finished
         self.outage_timeout = 300.0  # how long a database outage is waited out before giving up
         self.owner = f"coordinator:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.table = HistoryTable(space)
+        self.table = HistoryTable(space)  # rows in tid order, keyed by tid
         self.open: dict[Any, int] = {}  # trial _id -> tid, for trials NEW or RUNNING
         self.finished = 0
+        self._last_tid = -1  # the highest tid recorded: a snapshot's watermark
+        self._unsaved: list[int] = []  # finished trials not in the snapshot yet
+        self._snapshot_seq = 0
         self.best: tuple[float, int] | None = None
         self._stop_state: list = []
         self._started = time.monotonic()
@@ -168,34 +176,64 @@ class Coordinator:
         return exp is not None
 
     def _resume(self) -> None:
-        """Fold the stored trials into the table in tid order; each document's parameters become
-        a numeric row as it streams in, so 100 000 trials fit in a few tens of MB."""
-        docs = []
-        for doc in self.store.iter_history(self.exp_key, RESUME_FIELDS):
-            doc["params"] = self.space.to_row(doc.get("params") or {})
-            docs.append(doc)
-        docs.sort(key=lambda d: d["tid"])
+        """Load the history in tid order: the snapshot's rows plus the trials it leaves out, or every
+        trial when there is no usable snapshot. Parameters become numeric rows as documents stream
+        in, so 100 000 trials fit in a few tens of MB."""
+        stored = self.store.read_snapshot(self.exp_key)
+        snap = snapshot.load(stored, self.space.hash, len(self.space))
+        if snap is None:
+            if stored:  # taken with another space, or damaged: replaced by a new one from every trial
+                self.store.delete_snapshot(self.exp_key)
+            docs = self.store.iter_history(self.exp_key, RESUME_FIELDS)
+            snap = snapshot.Snapshot(np.empty(0, dtype=np.int64), np.empty((0, len(self.space))), np.empty(0),
+                                     np.empty(0, dtype=np.int8), None, -1, [], 0)
+        else:
+            docs = self.store.trials_since(self.exp_key, snap.watermark, snap.open_ids, RESUME_FIELDS)
+        tids, rows, losses, states = [], [], [], []
+        best = snap.best
         for doc in docs:
-            self._record(doc)
+            tid = int(doc["tid"])
+            if doc["state"] in FINISHED:
+                result = doc.get("result") or {}
+                state, loss = classify(doc["state"] == DONE, result)
+                self._unsaved.append(tid)  # finished since the last chunk: goes into the next one
+                if state == OK and result.get("status") == STATUS_OK and (best is None or (loss, tid) < best):
+                    best = (loss, tid)
+            else:
+                state, loss = PENDING, None
+                self.open[doc["_id"]] = tid
+            tids.append(tid)
+            rows.append(self.space.to_row(doc.get("params") or {}))
+            losses.append(np.nan if loss is None else loss)
+            states.append(state)
+        all_tids = np.concatenate([snap.tids, np.array(tids, dtype=np.int64)])
+        order = np.argsort(all_tids, kind="stable")
+        X = np.vstack([snap.X, np.array(rows).reshape(len(rows), len(self.space))])
+        self.table.extend(all_tids[order], X[order], np.concatenate([snap.loss, losses])[order],
+                          np.concatenate([snap.state, np.array(states, dtype=np.int8)])[order])
+        self.finished = len(snap.tids) + len(self._unsaved)
+        self.best, self._snapshot_seq = best, snap.next_seq
+        self._last_tid = int(all_tids.max()) if len(all_tids) else -1
 
     def _record(self, doc: dict) -> None:
         key, tid = doc["_id"], doc["tid"]
-        params = doc.get("params")
-        params = {} if params is None else params  # a mapping, or the row _resume made of it
+        params = doc.get("params") or {}
+        self._last_tid = max(self._last_tid, tid)
         if doc["state"] in FINISHED:
             self.open.pop(key, None)
             self.finished += 1
+            self._unsaved.append(tid)
             self._finish_times.append(time.monotonic())
             if int(doc.get("batch") or 1) > 1:  # workers claim in batches: count what is queued
                 self._batched_until = self.finished + 32
             result = doc.get("result") or {}
             state, loss = classify(doc["state"] == DONE, result)
-            self.table.add(key, params, state, loss)
-            if state == OK and result.get("status") == STATUS_OK and (self.best is None or loss < self.best[0]):
+            self.table.add(tid, params, state, loss)
+            if state == OK and result.get("status") == STATUS_OK and (self.best is None or (loss, tid) < self.best):
                 self.best = (loss, tid)
         else:
             self.open[key] = tid
-            self.table.add(key, params, PENDING)
+            self.table.add(tid, params, PENDING)
 
     # --- the loop -------------------------------------------------------------------------------
     def tick(self) -> bool:
@@ -212,6 +250,8 @@ class Coordinator:
         if self.open:
             for doc in self.store.finished_among(self.exp_key, list(self.open)):
                 self._record(doc)
+        if len(self._unsaved) >= self.snapshot_every:
+            self._save_snapshot()
         if self._should_stop():
             return True
         n = min(self._wanted(), self.rules.max_evals - self.finished - len(self.open))
@@ -228,8 +268,9 @@ class Coordinator:
             return
         present = self.store.existing(list(self.open))
         for key in [k for k in self.open if k not in present]:
-            log.warning("trial %s vanished from the database; it will be replaced", self.open.pop(key))
-            self.table.drop(key)
+            tid = self.open.pop(key)
+            log.warning("trial %s vanished from the database; it will be replaced", tid)
+            self.table.drop(tid)
 
     def _should_stop(self) -> bool:
         r = self.rules
@@ -260,6 +301,18 @@ class Coordinator:
             self._record({"_id": key, "tid": tid, "state": "NEW", "params": params})
         self._unsent = []
 
+    def _save_snapshot(self) -> None:
+        """Append the trials finished since the last chunk to the experiment's snapshot. A repeat
+        after a lost reply finds its own chunks already there, which counts as written."""
+        if not self._unsaved:
+            return
+        X, loss, state = self.table.rows(self._unsaved)
+        docs = snapshot.chunks(self._snapshot_seq, self.space.hash, self._unsaved, X, loss, state, self.best,
+                               self._last_tid, list(self.open))
+        self.store.append_snapshot(self.exp_key, self.owner, docs)
+        self._snapshot_seq += len(docs)
+        self._unsaved = []
+
     def run(self, on_progress: Callable[[Progress], None] | None = None) -> Progress:
         """Tick until a stop rule fires; then mark the experiment done and hand back the lease."""
         try:
@@ -268,6 +321,7 @@ class Coordinator:
                     on_progress(self.progress())
                 time.sleep(self.pause())
             self.store.cancel_new(self.exp_key)
+            self.store.retry(self._save_snapshot, timeout=self.outage_timeout)
             self.store.update_experiment(self.exp_key, state="done")
         finally:
             self.store.release_coordinator(self.exp_key, self.owner)
@@ -318,6 +372,7 @@ class Coordinator:
 
     def stop(self) -> None:
         """Interrupted: the experiment stays resumable; unfinished trials are kept for the next run."""
+        self._save_snapshot()
         self.store.update_experiment(self.exp_key, state="stopped")
         self.store.release_coordinator(self.exp_key, self.owner)
 

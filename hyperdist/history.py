@@ -85,6 +85,26 @@ class HistoryTable:
         self._n += 1
         self.set_result(key, state, loss)
 
+    def extend(self, keys: np.ndarray, X: np.ndarray, loss: np.ndarray, state: np.ndarray) -> None:
+        """Append many rows at once (a resume: 100 000 rows without a Python loop per row)."""
+        n, m = self._n, len(keys)
+        if n + m > len(self._loss):
+            grow = max(64, n, n + m - len(self._loss))
+            self._X = np.vstack([self._X, np.full((grow, self._X.shape[1]), np.nan)])
+            self._loss = np.concatenate([self._loss, np.full(grow, np.nan)])
+            self._state = np.concatenate([self._state, np.full(grow, PENDING, dtype=np.int8)])
+        ok = (state == OK) & np.isfinite(loss)
+        self._X[n:n + m] = X
+        self._loss[n:n + m] = np.where(ok, loss, np.nan)
+        self._state[n:n + m] = np.where((state == OK) & ~ok, FAILED, state)
+        self._rows.update(zip(keys.tolist(), range(n, n + m)))
+        self._n = n + m
+
+    def rows(self, keys: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(X, loss, state) of these trials, in the order given."""
+        i = np.fromiter((self._rows[k] for k in keys), dtype=np.intp, count=len(keys))
+        return self._X[i], self._loss[i], self._state[i]
+
     def drop(self, key: Any) -> None:
         """Forget a trial (it vanished from the database): the last row moves into its place."""
         i = self._rows.pop(key)

@@ -89,7 +89,9 @@ class Store:
         self._shuffle = random.Random()  # seeded from os.urandom here, so forked clients differ
         self._experiments = self._db["experiments"]
         self._trials = self._db["trials"]
+        self._snapshots = self._db["snapshots"]
         self._any_index = False  # the index for claims across experiments exists (see _across_experiments)
+        self._snapshot_index = False
         try:
             with self._errors("connecting to"):
                 self._client.admin.command("ping")
@@ -166,6 +168,13 @@ class Store:
                 self._trials.create_index([("state", ASCENDING), ("tid", ASCENDING)], name="claim_any")
             self._any_index = True
 
+    def _snapshots_indexed(self) -> None:
+        """The (exp_key, seq) index of snapshot chunks, made by the first coordinator that reads them."""
+        if not self._snapshot_index:
+            with self._errors("creating indexes on"):
+                self._snapshots.create_index([("exp_key", ASCENDING), ("seq", ASCENDING)], unique=True, name="exp_seq")
+            self._snapshot_index = True
+
     # --- experiments ----------------------------------------------------------------------------
     def create_experiment(self, exp_key: str, *, space: dict, space_hash: str, objective: str | None, algo: dict,
                           max_evals: int, seed: int, options: dict | None = None) -> dict:
@@ -201,6 +210,7 @@ class Store:
     def delete_experiment(self, exp_key: str) -> None:
         with self._errors("writing to"):
             self._trials.delete_many({"exp_key": exp_key})
+            self._snapshots.delete_many({"exp_key": exp_key})
             self._experiments.delete_one({"_id": exp_key})
 
     def acquire_coordinator(self, exp_key: str, owner: str, lease_seconds: float,
@@ -485,6 +495,45 @@ class Store:
         docs/performance.md)."""
         with self._errors("reading from"):
             yield from self._trials.find({"exp_key": exp_key}, fields or _HISTORY_FIELDS).batch_size(5000)
+
+    def trials_since(self, exp_key: str, tid: int, ids: list, fields: dict) -> list[dict]:
+        """The trials a snapshot leaves out: those above its watermark `tid`, through the (exp_key,
+        tid) index, and those open when it was taken (`ids`)."""
+        with self._errors("reading from"):
+            docs = list(self._trials.find({"exp_key": exp_key, "tid": {"$gt": tid}}, fields))
+            if ids:
+                docs += self._trials.find({"_id": {"$in": ids}, "tid": {"$lte": tid}}, fields)
+        return docs
+
+    # --- snapshots of the numeric history (snapshot.py) -----------------------------------------
+    def read_snapshot(self, exp_key: str) -> list[dict]:
+        """An experiment's snapshot chunks, in order."""
+        self._snapshots_indexed()
+        with self._errors("reading from"):
+            return list(self._snapshots.find({"exp_key": exp_key}, {"_id": 0, "owner": 0}).sort("seq", ASCENDING))
+
+    def append_snapshot(self, exp_key: str, owner: str, chunks: list[dict]) -> None:
+        """Insert chunk documents. A chunk already there from this `owner` is an insert repeated after
+        its reply was lost; one from another coordinator means this one has lost its lease."""
+        self._snapshots_indexed()
+        docs = [dict(c, exp_key=exp_key, owner=owner) for c in chunks]
+        with self._errors("writing to"):
+            try:
+                self._snapshots.insert_many(docs, ordered=False)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") != 11000 for e in errors):
+                    raise
+                seqs = sorted(docs[e["index"]]["seq"] for e in errors)
+                others = {d.get("owner") for d in self._snapshots.find({"exp_key": exp_key, "seq": {"$in": seqs}},
+                                                                       {"owner": 1})} - {owner}
+                if others:
+                    raise CoordinatorBusy(f"snapshot chunks {seqs} of {exp_key!r} were written by {sorted(others)}: "
+                                          "this coordinator has lost its lease") from None
+
+    def delete_snapshot(self, exp_key: str) -> None:
+        with self._errors("writing to"):
+            self._snapshots.delete_many({"exp_key": exp_key})
 
     def counts(self, exp_key: str) -> dict[str, int]:
         out = dict.fromkeys((NEW, RUNNING, DONE, ERROR), 0)

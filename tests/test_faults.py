@@ -171,7 +171,8 @@ def test_database_killed_and_restarted_mid_search(tmp_path, db_name):
     assert all(d["state"] in ("DONE", "ERROR") for d in history)
 
 
-@pytest.mark.parametrize("point", ["before_insert", "after_insert", "during_history"])
+@pytest.mark.parametrize("point", ["before_insert", "after_insert", "during_history", "before_snapshot",
+                                   "after_snapshot"])
 def test_coordinator_dying_at_each_point_then_resumed(mongo_url, db_name, point):
     import subprocess
     import sys
@@ -193,8 +194,9 @@ def test_coordinator_dying_at_each_point_then_resumed(mongo_url, db_name, point)
             assert second.returncode == 9, second.stderr
         store = Store(mongo_url, db=db_name)
         assert len(store.history("dies")) < n
+        assert len(store.read_snapshot("dies")) == {"before_snapshot": 1, "after_snapshot": 2}.get(point, 0)
         coord = Coordinator(store, "dies", compile_space(objectives.space), tpe.suggest, StopRules(n), seed=4,
-                            workers=2, objective=OBJECTIVE)
+                            workers=2, objective=OBJECTIVE, snapshot_every=5)
         assert coord.start(resume=True) is True
         assert coord.run().finished == n
     finally:
