@@ -56,7 +56,7 @@ def run_hyperdist(server: LocalServer, n_workers: int, trials: int, objective: s
     """One search; the clock starts at the first finished trial so that interpreter start-up is not counted."""
     db = f"bench_{objective}_{n_workers}_{time.time_ns()}"
     counter = CommandCounter()
-    store = Store(server.url, db=db, client=MongoClient(server.url, event_listeners=[counter], tz_aware=True))
+    store = Store(server.url, db=db, event_listeners=[counter])
     coord = Coordinator(store, "tp", compile_space(SPACE), tpe.suggest, StopRules(trials), seed=1,
                         workers=n_workers, objective=f"{OBJECTIVES}:{objective}")
     coord.start()
@@ -276,7 +276,7 @@ def measure_scale(url: str, db: str, ticks: int, mode: str) -> dict:
     import resource
 
     counter = CommandCounter()
-    store = Store(url, db=db, client=MongoClient(url, event_listeners=[counter], tz_aware=True))
+    store = Store(url, db=db, event_listeners=[counter])
     if mode == "full":
         store.delete_snapshot("scale")
     space = compile_space(SPACE)

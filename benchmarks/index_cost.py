@@ -26,7 +26,7 @@ from server_costs import fresh_server, measure  # noqa: E402
 def trial_lives(with_any: bool, n: int) -> tuple[float, float]:
     """(server CPU ms, client wall ms) per trial life, with or without the (state, tid) index."""
     with fresh_server() as server:
-        client = MongoClient(server.url)
+        client = MongoClient(server.url, retryWrites=False)  # as the store connects
         trials = client.costs.trials
         trials.create_index([("exp_key", ASCENDING), ("tid", ASCENDING)], unique=True, name="exp_tid")
         trials.create_index([("exp_key", ASCENDING), ("state", ASCENDING), ("tid", ASCENDING)], name="claim")

@@ -9,7 +9,8 @@ server's CPU seconds from /proc around `--reps` calls of one command (CPU ticks 
 1. The worker's candidate read, `find({exp_key, state: NEW}).sort(tid).limit(L)` with the
    projection the store uses, against how many NEW trials it matches (500 finished trials beside).
 2. An `update` by `_id` that modifies one document, and a ping, as the writes the server has
-   served grow: run after run the same command costs more.
+   served grow, with pymongo's retryable writes on (its default) and off (the store's): with
+   them on, SecantusDB's bookkeeping of retryable writes makes the same command dearer run after run.
 """
 from __future__ import annotations
 
@@ -87,27 +88,28 @@ def candidate_reads(reps: int) -> list[str]:
 
 
 def writes_served(reps: int) -> list[str]:
-    lines = ["| updates served before | update by _id, modifies: server CPU ms | latency ms | ping: server CPU ms |",
-             "|---|---|---|---|"]
-    with fresh_server() as server:
-        client = MongoClient(server.url)
-        trials = client.costs.trials
-        trials.insert_many([{"_id": i, "h": 0} for i in range(1000)])
-        served = [0]
+    lines = ["| retryable writes | updates served before | update by _id, modifies: server CPU ms | latency ms | "
+             "ping: server CPU ms |", "|---|---|---|---|---|"]
+    for retry_writes in (True, False):  # pymongo's default, and the store's (store._write_options)
+        with fresh_server() as server:
+            client = MongoClient(server.url, retryWrites=retry_writes)
+            trials = client.costs.trials
+            trials.insert_many([{"_id": i, "h": 0} for i in range(1000)])
+            served = [0]
 
-        def update() -> None:
-            served[0] += 1
-            trials.update_one({"_id": served[0] % 1000}, {"$set": {"h": served[0]}})
+            def update() -> None:
+                served[0] += 1
+                trials.update_one({"_id": served[0] % 1000}, {"$set": {"h": served[0]}})
 
-        for _ in range(4):
-            before = served[0]
-            cpu, lat = measure(server.pid, update, reps)
-            ping, _ = measure(server.pid, lambda: client.admin.command("ping"), reps)
-            lines.append(f"| {before} | {cpu:.2f} | {lat:.2f} | {ping:.2f} |")
-            print(lines[-1], flush=True)
-            for _ in range(1500):
-                update()
-        client.close()
+            for _ in range(4):
+                before = served[0]
+                cpu, lat = measure(server.pid, update, reps)
+                ping, _ = measure(server.pid, lambda: client.admin.command("ping"), reps)
+                lines.append(f"| {'on' if retry_writes else 'off'} | {before} | {cpu:.2f} | {lat:.2f} | {ping:.2f} |")
+                print(lines[-1], flush=True)
+                for _ in range(1500):
+                    update()
+            client.close()
     return lines
 
 

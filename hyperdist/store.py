@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+import re
 import time
 import uuid
 from contextlib import contextmanager
@@ -77,13 +78,14 @@ class Report:
 class Store:
     """One database's experiments and trials; each method is one or a few commands to the server."""
 
-    def __init__(self, url: str, db: str = "hyperdist", *, timeout_ms: int = 5000, client: Any = None) -> None:
+    def __init__(self, url: str, db: str = "hyperdist", *, timeout_ms: int = 5000, client: Any = None,
+                 event_listeners: Sequence[Any] = ()) -> None:
         self._url = url
         self.db_name = db
         with self._errors("connecting to"):
             self._client = client or MongoClient(  # pymongo reconnects by itself after an outage
                 url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True,
-                appname="hyperdist",
+                appname="hyperdist", event_listeners=list(event_listeners), **_write_options(url),
             )
         self._db = self._client[db]
         self._shuffle = random.Random()  # seeded from os.urandom here, so forked clients differ
@@ -547,6 +549,14 @@ class Store:
         with self._errors("reading from"):
             return list(self._trials.find({"exp_key": exp_key, "state": RUNNING},
                                           {"tid": 1, "owner": 1, "claimed": 1, "lease_until": 1, "heartbeat": 1}))
+
+
+def _write_options(url: str) -> dict:
+    """Retryable writes off, unless the URL sets them: every protocol step is conditional and the
+    store repeats it itself (`retry`), while SecantusDB's record of retryable writes made each write
+    dearer with every write served (an update by `_id`: 1.1 ms growing to 2.2 ms over 5 000, against a
+    flat 1.0 ms without them; docs/store-notes.md)."""
+    return {} if re.search(r"[?&]retrywrites=", url, re.IGNORECASE) else {"retryWrites": False}
 
 
 def _finish(state: str, result: dict | None, error: dict | None, now: dt.datetime | None = None,

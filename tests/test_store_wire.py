@@ -262,3 +262,15 @@ def test_auth_with_and_without_credentials(local_servers, tmp_path):
             Store(url, db="secure", timeout_ms=2000)
         assert not isinstance(err.value, StoreUnavailable)  # a refusal, not an outage: no retrying
         assert "wrong-pw" not in str(err.value)
+
+
+def test_retryable_writes_are_off_unless_the_url_turns_them_on(store, mongo_url):
+    """The store repeats every protocol step itself; SecantusDB charges each retryable write more
+    the more it has served (docs/store-notes.md), so they are off by default."""
+    assert store._client.options.retry_writes is False
+    url = mongo_url + ("&" if "?" in mongo_url else ("/" if not mongo_url.endswith("/") else "") + "?") + "retryWrites=true"
+    asked = Store(url, db=store.db_name)
+    try:
+        assert asked._client.options.retry_writes is True
+    finally:
+        asked.close()
