@@ -1,8 +1,8 @@
 """Snapshots of an experiment's numeric history, so that a resume reads a few documents instead of
 every trial (streaming 100 000 trial documents cost SecantusDB 8-9 s of CPU, docs/performance.md).
 
-The coordinator appends a chunk each time `every` trials have finished since the last one, and when
-it stops. A chunk holds, as packed arrays, the rows of the trials that finished since the previous
+The coordinator appends a chunk each time `snapshot_every` trials have finished since the last one, and
+when it stops. A chunk holds, as packed arrays, the rows of the trials that finished since the previous
 chunk (tid, parameters as numbers, loss, state), and where the coordinator stood: the highest tid it
 had recorded (`watermark`) and the `_id`s of the trials open then. A resume takes every chunk's rows
 and reads from the trials only those open at the last chunk and those with a higher tid: any other
