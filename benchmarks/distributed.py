@@ -162,7 +162,7 @@ def throughput(args: argparse.Namespace) -> None:
             for objective in args.objectives:
                 for k in args.workers:
                     for rep in range(args.repeats):  # systems interleaved within a repeat, so load drifts hit all
-                        if args.fresh_server:  # SecantusDB slows with its uptime (docs/performance.md)
+                        if args.fresh_server:  # SecantusDB slowed with its uptime (retryable writes, docs/performance.md)
                             stop_server(tmp / "server")
                             server = start_server(tmp / "server")
                         rows.append(run_hyperdist(server, k, args.trials, objective, tmp))

@@ -192,7 +192,7 @@ def _print_best(store: Any, exp_key: str, space: Any) -> None:
 @click.option("--drain", is_flag=True, help="On SIGTERM/SIGINT finish the current trial instead of handing it back.")
 @click.option("--max-consecutive-failures", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--max-trials", type=click.IntRange(min=1), help="Exit after this many trials.")
-@click.option("--prefetch", type=click.IntRange(min=1), default=4, show_default=True,
+@click.option("--prefetch", type=click.IntRange(min=1), default=8, show_default=True,
               help="Most trials claimed at once; trials of at most 60 ms are claimed as many as fit in 120 ms.")
 def worker(mongo: str, db: str | None, exp_key: str | None, allow: tuple[str, ...], isolate: bool,
            trial_timeout: float | None, lease: float, idle_timeout: float, drain: bool,

@@ -44,7 +44,7 @@ class WorkerConfig:
     max_trials: int | None = None
     poll_interval: float = 0.02         # first wait when no trial is ready; grows to 1 s
     outage_timeout: float = 300.0       # how long a database outage is waited out
-    prefetch: int = 4                   # most trials claimed at once, when trials take under batch_seconds
+    prefetch: int = 8                   # most trials claimed at once, when trials take under batch_seconds
     batch_seconds: float = 0.12         # what a worker may hold back from the others in prefetched trials
 
 
