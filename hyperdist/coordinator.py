@@ -59,6 +59,16 @@ def describe_space_change(old: SearchSpace, new: SearchSpace) -> str:
     return "; ".join(parts) or "the structure around the parameters changed"
 
 
+def _better(best: tuple[float, int] | None, state: int, result: dict, loss: float | None,
+            tid: int) -> tuple[float, int] | None:
+    """The best (loss, tid) so far with this trial counted: only status 'ok' competes (a pruned
+    trial has a loss for TPE but is not a result); ties go to the lower tid, whatever the order
+    trials are seen in, so a resume agrees with the run it resumes."""
+    if state == OK and result.get("status") == STATUS_OK and (best is None or (loss, tid) < best):
+        return loss, tid
+    return best
+
+
 def _dead_on_this_host(owner: str | None) -> bool:
     """A lease holder named 'coordinator:<host>:<pid>:...' whose process is gone from this host."""
     parts = (owner or "").split(":")
@@ -185,8 +195,7 @@ class Coordinator:
             if stored:  # taken with another space, or damaged: replaced by a new one from every trial
                 self.store.delete_snapshot(self.exp_key)
             docs = self.store.iter_history(self.exp_key, RESUME_FIELDS)
-            snap = snapshot.Snapshot(np.empty(0, dtype=np.int64), np.empty((0, len(self.space))), np.empty(0),
-                                     np.empty(0, dtype=np.int8), None, -1, [], 0)
+            snap = snapshot.Snapshot.empty(len(self.space))
         else:
             docs = self.store.trials_since(self.exp_key, snap.watermark, snap.open_ids, RESUME_FIELDS)
         tids, rows, losses, states = [], [], [], []
@@ -197,8 +206,7 @@ class Coordinator:
                 result = doc.get("result") or {}
                 state, loss = classify(doc["state"] == DONE, result)
                 self._unsaved.append(tid)  # finished since the last chunk: goes into the next one
-                if state == OK and result.get("status") == STATUS_OK and (best is None or (loss, tid) < best):
-                    best = (loss, tid)
+                best = _better(best, state, result, loss, tid)
             else:
                 state, loss = PENDING, None
                 self.open[doc["_id"]] = tid
@@ -229,8 +237,7 @@ class Coordinator:
             result = doc.get("result") or {}
             state, loss = classify(doc["state"] == DONE, result)
             self.table.add(tid, params, state, loss)
-            if state == OK and result.get("status") == STATUS_OK and (self.best is None or (loss, tid) < self.best):
-                self.best = (loss, tid)
+            self.best = _better(self.best, state, result, loss, tid)
         else:
             self.open[key] = tid
             self.table.add(tid, params, PENDING)

@@ -75,11 +75,7 @@ class HistoryTable:
         if key in self._rows:
             self.set_result(key, state, loss)
             return
-        if self._n == len(self._loss):
-            grow = max(64, self._n)
-            self._X = np.vstack([self._X, np.full((grow, self._X.shape[1]), np.nan)])
-            self._loss = np.concatenate([self._loss, np.full(grow, np.nan)])
-            self._state = np.concatenate([self._state, np.full(grow, PENDING, dtype=np.int8)])
+        self._make_room(1)
         self._X[self._n] = params if isinstance(params, np.ndarray) else self.space.to_row(params)
         self._rows[key] = self._n
         self._n += 1
@@ -88,17 +84,22 @@ class HistoryTable:
     def extend(self, keys: np.ndarray, X: np.ndarray, loss: np.ndarray, state: np.ndarray) -> None:
         """Append many rows at once (a resume: 100 000 rows without a Python loop per row)."""
         n, m = self._n, len(keys)
-        if n + m > len(self._loss):
-            grow = max(64, n, n + m - len(self._loss))
-            self._X = np.vstack([self._X, np.full((grow, self._X.shape[1]), np.nan)])
-            self._loss = np.concatenate([self._loss, np.full(grow, np.nan)])
-            self._state = np.concatenate([self._state, np.full(grow, PENDING, dtype=np.int8)])
+        self._make_room(m)
         ok = (state == OK) & np.isfinite(loss)
         self._X[n:n + m] = X
         self._loss[n:n + m] = np.where(ok, loss, np.nan)
         self._state[n:n + m] = np.where((state == OK) & ~ok, FAILED, state)
         self._rows.update(zip(keys.tolist(), range(n, n + m)))
         self._n = n + m
+
+    def _make_room(self, m: int) -> None:
+        """Capacity for `m` more rows, at least doubling, so appends stay amortised O(1)."""
+        missing = self._n + m - len(self._loss)
+        if missing > 0:
+            grow = max(64, self._n, missing)
+            self._X = np.vstack([self._X, np.full((grow, self._X.shape[1]), np.nan)])
+            self._loss = np.concatenate([self._loss, np.full(grow, np.nan)])
+            self._state = np.concatenate([self._state, np.full(grow, PENDING, dtype=np.int8)])
 
     def rows(self, keys: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(X, loss, state) of these trials, in the order given."""

@@ -37,6 +37,12 @@ class Snapshot:
     open_ids: list
     next_seq: int
 
+    @classmethod
+    def empty(cls, d: int) -> "Snapshot":
+        """No rows yet: a resume then reads every trial from the watermark -1 up."""
+        return cls(np.empty(0, dtype=np.int64), np.empty((0, d)), np.empty(0), np.empty(0, dtype=np.int8), None, -1,
+                   [], 0)
+
 
 def chunks(seq: int, space_hash: str, tids: Sequence[int], X: np.ndarray, loss: np.ndarray, state: np.ndarray,
            best: tuple[float, int] | None, watermark: int, open_ids: list) -> list[dict]:
@@ -75,7 +81,7 @@ def load(docs: list[dict], space_hash: str, d: int) -> Snapshot | None:
     state = np.concatenate([np.frombuffer(c["state"], dtype="i1") for c in docs])
     last = docs[-1]
     best = tuple(last["best"]) if last.get("best") else None
-    return Snapshot(tids[order], X[order], loss[order], state[order].astype(np.int8),
+    return Snapshot(tids[order], X[order], loss[order], state[order],
                     (float(best[0]), int(best[1])) if best else None, int(last["watermark"]), list(last["open"]),
                     int(last["seq"]) + 1)
 
