@@ -83,3 +83,21 @@ def test_no_code_ever_travels_through_the_database():
                 assert not banned_modules & {n.split(".")[0] for n in names}, f"{path}: imports {names}"
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
                 assert node.func.id not in ("eval", "exec"), f"{path}:{node.lineno} calls {node.func.id}"
+
+
+def test_only_the_store_talks_to_mongodb():
+    """pymongo and bson are imported by hyperdist/store/ alone, so the algorithms, coordinator and
+    worker stay testable without a server and the protocol lives in one place."""
+    import ast
+    from pathlib import Path
+
+    import hyperdist
+
+    root = Path(hyperdist.__file__).parent
+    for path in root.rglob("*.py"):
+        if path.parent.name == "store":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                assert not {"pymongo", "bson"} & {n.split(".")[0] for n in names}, f"{path}: imports {names}"

@@ -1,0 +1,20 @@
+"""The MongoDB store: the only part of hyperdist that imports pymongo.
+
+`Store` is one object over one database, assembled from one class per concept: the trial protocol
+(trials.py), reads of the history (history.py), experiments and their coordinator lease
+(experiments.py), snapshot chunks (snapshots.py) and what pruners read (peers.py), all on one
+client and one mapping of pymongo's errors (connection.py).
+"""
+from __future__ import annotations
+
+from .experiments import Experiments
+from .history import History
+from .peers import Peers, TrialPeers
+from .snapshots import Snapshots
+from .trials import DONE, ERROR, FINISHED, NEW, RUNNING, Report, Trials
+
+__all__ = ["DONE", "ERROR", "FINISHED", "NEW", "RUNNING", "Report", "Store", "TrialPeers"]
+
+
+class Store(Trials, History, Experiments, Snapshots, Peers):
+    """One database's experiments and trials; each method is one or a few commands to the server."""

@@ -1,0 +1,141 @@
+"""The connection: one client, the database's collections and indexes, and pymongo's exceptions
+turned into hyperdist's (`_errors`). Every part of the store builds on this class."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import re
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence, TypeVar
+
+from pymongo import ASCENDING, MongoClient
+from pymongo.errors import ConfigurationError, ConnectionFailure, InvalidURI, OperationFailure, PyMongoError
+
+from ..errors import StoreError, StoreUnavailable, redact
+
+log = logging.getLogger("hyperdist.store")
+T = TypeVar("T")
+
+# Server error codes meaning "not now" (shutting down, stepping down, network): worth a retry.
+_TRANSIENT_CODES = frozenset({6, 7, 89, 91, 189, 9001, 10107, 11600, 11602, 13435, 13436})
+
+
+def _now() -> dt.datetime:
+    """UTC, truncated to milliseconds as BSON stores it, so a document built here equals the stored one."""
+    now = dt.datetime.now(dt.timezone.utc)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    """Stored datetimes are UTC; a client made without tz_aware=True returns them naive."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
+
+
+def _later(seconds: float) -> dt.datetime:
+    return _now() + dt.timedelta(seconds=seconds)
+
+
+class Connection:
+    """One database's client and collections; each method of the store is one or a few commands."""
+
+    def __init__(self, url: str, db: str = "hyperdist", *, timeout_ms: int = 5000, client: Any = None,
+                 event_listeners: Sequence[Any] = ()) -> None:
+        self._url = url
+        self.db_name = db
+        with self._errors("connecting to"):
+            self._client = client or MongoClient(  # pymongo reconnects by itself after an outage
+                url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True,
+                appname="hyperdist", event_listeners=list(event_listeners), **_write_options(url),
+            )
+        self._db = self._client[db]
+        self._shuffle = random.Random()  # seeded from os.urandom here, so forked clients differ
+        self._experiments = self._db["experiments"]
+        self._trials = self._db["trials"]
+        self._snapshots = self._db["snapshots"]
+        self._any_index = False  # the index for claims across experiments exists (see _across_experiments)
+        try:
+            with self._errors("connecting to"):
+                self._client.admin.command("ping")
+            self.ensure_indexes()  # also where missing credentials show: ping needs none
+        except StoreError:
+            if client is None:  # don't leave pymongo's monitor threads behind
+                self._client.close()
+            raise
+
+    @property
+    def url(self) -> str:
+        """The URL with its credentials: for child processes only, never for messages."""
+        return self._url
+
+    @property
+    def url_redacted(self) -> str:
+        return redact(self._url)
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """pymongo's exceptions become one StoreError line, with credentials removed.
+
+        StoreUnavailable marks the ones a retry may cure, so callers (who never import pymongo)
+        can tell an outage from a refusal such as failed authentication.
+        """
+        try:
+            yield
+        except (InvalidURI, ConfigurationError, ValueError) as exc:
+            raise StoreError(f"invalid MongoDB URL {self.url_redacted!r}: {redact(str(exc))}") from None
+        except ConnectionFailure as exc:
+            raise StoreUnavailable(f"{doing} {self.url_redacted} failed: {type(exc).__name__}: "
+                                   f"{redact(str(exc)).splitlines()[0][:300]}") from None
+        except OperationFailure as exc:
+            kind = StoreUnavailable if exc.code in _TRANSIENT_CODES else StoreError
+            raise kind(f"{doing} {self.url_redacted} failed: {redact(str(exc.details or exc))[:500]}") from None
+        except PyMongoError as exc:
+            raise StoreError(f"{doing} {self.url_redacted} failed: {type(exc).__name__}: "
+                             f"{redact(str(exc)).splitlines()[0][:300]}") from None
+
+    def close(self) -> None:
+        self._client.close()
+
+    def retry(self, call: Callable[..., T], *args: Any, timeout: float = 120.0, **kwargs: Any) -> T:
+        """Call a store operation, retrying with backoff while the server is unreachable.
+
+        Every protocol step is conditional, so repeating one whose reply was lost is harmless: a
+        repeated report or claim simply matches nothing the second time. Only StoreUnavailable is
+        retried: a missing experiment or a refused login would fail the same way every time.
+        """
+        deadline = time.monotonic() + timeout
+        delay = 0.2
+        while True:
+            try:
+                return call(*args, **kwargs)
+            except StoreUnavailable as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("%s; retrying in %.1f s", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def ensure_indexes(self) -> None:
+        with self._errors("creating indexes on"):
+            self._trials.create_index([("exp_key", ASCENDING), ("tid", ASCENDING)], unique=True, name="exp_tid")
+            self._trials.create_index([("exp_key", ASCENDING), ("state", ASCENDING), ("tid", ASCENDING)],
+                                      name="claim")
+
+    def _across_experiments(self) -> None:
+        """The (state, tid) index, for workers that serve every experiment: made when the first one
+        asks rather than up front, because each index costs every trial's three writes (on SecantusDB
+        one more index took 4-8% more server CPU per trial, docs/store-notes.md)."""
+        if not self._any_index:
+            with self._errors("creating indexes on"):
+                self._trials.create_index([("state", ASCENDING), ("tid", ASCENDING)], name="claim_any")
+            self._any_index = True
+
+
+def _write_options(url: str) -> dict:
+    """Retryable writes off, unless the URL sets them: every protocol step is conditional and the
+    store repeats it itself (`retry`), while SecantusDB's record of retryable writes made each write
+    dearer with every write served (an update by `_id`: 1.1 ms growing to 2.2 ms over 5 000, against a
+    flat 1.0 ms without them; docs/store-notes.md)."""
+    return {} if re.search(r"[?&]retrywrites=", url, re.IGNORECASE) else {"retryWrites": False}
+

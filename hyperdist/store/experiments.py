@@ -1,0 +1,92 @@
+"""The experiments collection: an experiment's document, its coordinator lease and its block of tids."""
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from ..errors import CoordinatorBusy, ExperimentExists, ExperimentNotFound
+from .connection import Connection, _later, _now
+
+
+class Experiments(Connection):
+    """Experiment documents: created once, read by every worker, leased by one coordinator."""
+
+    def create_experiment(self, exp_key: str, *, space: dict, space_hash: str, objective: str | None, algo: dict,
+                          max_evals: int, seed: int, options: dict | None = None) -> dict:
+        now = _now()
+        doc = {"_id": exp_key, "space": space, "space_hash": space_hash, "objective": objective, "algo": algo,
+               "max_evals": max_evals, "seed": seed, "options": options or {}, "state": "running",
+               "coordinator": None, "next_tid": 0, "created": now, "updated": now}
+        with self._errors("creating an experiment on"):
+            try:
+                self._experiments.insert_one(doc)
+            except DuplicateKeyError:
+                raise ExperimentExists(f"experiment {exp_key!r} already exists") from None
+        return doc
+
+    def get_experiment(self, exp_key: str) -> dict:
+        with self._errors("reading from"):
+            doc = self._experiments.find_one({"_id": exp_key})
+            if doc is None:
+                known = [d["_id"] for d in self._experiments.find({}, {"_id": 1}).limit(10)]
+        if doc is None:
+            raise ExperimentNotFound(f"no experiment {exp_key!r} in database {self.db_name!r}"
+                                     f" (known: {', '.join(map(str, known)) or 'none'})")
+        return doc
+
+    def list_experiments(self) -> list[dict]:
+        with self._errors("reading from"):
+            return list(self._experiments.find({}, {"space": 0}).sort("created", ASCENDING))
+
+    def update_experiment(self, exp_key: str, **fields: Any) -> None:
+        with self._errors("writing to"):
+            self._experiments.update_one({"_id": exp_key}, {"$set": dict(fields, updated=_now())})
+
+    def delete_experiment(self, exp_key: str) -> None:
+        with self._errors("writing to"):
+            self._trials.delete_many({"exp_key": exp_key})
+            self._snapshots.delete_many({"exp_key": exp_key})
+            self._experiments.delete_one({"_id": exp_key})
+
+    def acquire_coordinator(self, exp_key: str, owner: str, lease_seconds: float,
+                            steal_from: str | None = None) -> None:
+        """Take the experiment's coordinator lease if it is free, expired, ours, or `steal_from`'s."""
+        now = _now()
+        free = {"$or": [{"coordinator": None}, {"coordinator.lease_until": {"$lt": now}},
+                        {"coordinator.owner": owner}] + ([{"coordinator.owner": steal_from}] if steal_from else [])}
+        with self._errors("writing to"):
+            res = self._experiments.update_one(
+                {"_id": exp_key, **free},
+                {"$set": {"coordinator": {"owner": owner, "lease_until": _later(lease_seconds)}, "updated": now}})
+            if res.matched_count == 1:  # matched, not modified: a renewal within one ms changes nothing
+                return
+            holder = (self.get_experiment(exp_key).get("coordinator") or {})
+        raise CoordinatorBusy(
+            f"experiment {exp_key!r} has a running coordinator ({holder.get('owner')}, lease until "
+            f"{holder.get('lease_until')}); stop it first, or wait for its lease to expire"
+        )
+
+    def renew_coordinator(self, exp_key: str, owner: str, lease_seconds: float) -> bool:
+        with self._errors("writing to"):
+            res = self._experiments.update_one(
+                {"_id": exp_key, "coordinator.owner": owner},
+                {"$set": {"coordinator.lease_until": _later(lease_seconds)}})
+        return res.matched_count == 1
+
+    def release_coordinator(self, exp_key: str, owner: str) -> None:
+        with self._errors("writing to"):
+            self._experiments.update_one({"_id": exp_key, "coordinator.owner": owner},
+                                         {"$set": {"coordinator": None, "updated": _now()}})
+
+    def reserve_tids(self, exp_key: str, n: int) -> list[int]:
+        with self._errors("writing to"):
+            doc = self._experiments.find_one_and_update(
+                {"_id": exp_key}, {"$inc": {"next_tid": n}}, projection={"next_tid": 1},
+                return_document=ReturnDocument.AFTER)
+        if doc is None:
+            raise ExperimentNotFound(f"no experiment {exp_key!r}")
+        end = int(doc["next_tid"])
+        return list(range(end - n, end))
+
