@@ -11,6 +11,9 @@ server's CPU seconds from /proc around `--reps` calls of one command (CPU ticks 
 2. An `update` by `_id` that modifies one document, and a ping, as the writes the server has
    served grow, with pymongo's retryable writes on (its default) and off (the store's): with
    them on, SecantusDB's bookkeeping of retryable writes makes the same command dearer run after run.
+3. A claim's compare-and-set on 8 picks as 8 `update` statements (how the store wrote it up to
+   3deabf4) against one statement over `_id` in the 8 (the store now): SecantusDB commits each
+   statement on its own.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-from pymongo import MongoClient
+from pymongo import MongoClient, UpdateOne
 
 from distributed import SPACE
 from envinfo import describe
@@ -113,6 +116,32 @@ def writes_served(reps: int) -> list[str]:
     return lines
 
 
+def claim_statements(reps: int) -> list[str]:
+    lines = ["| claim of 8 picks | server CPU ms | latency ms |", "|---|---|---|"]
+    with fresh_server() as server:
+        store = Store(server.url, db="costs")
+        space = compile_space(SPACE)
+        params = [space.to_assignment(r) for r in space.sample(np.random.default_rng(0), 600)]
+        ids = store.insert_trials("e", [(i, params[i % 600]) for i in range(8 * reps * 4)], space.hash)
+        trials, batches = store._trials, iter(range(0, len(ids), 8))
+        update = {"$set": {"state": "RUNNING", "lease_token": "t"}, "$inc": {"attempts": 1}}
+
+        def per_pick() -> None:
+            i = next(batches)
+            trials.bulk_write([UpdateOne({"_id": x, "state": "NEW"}, update) for x in ids[i:i + 8]], ordered=False)
+
+        def one_statement() -> None:
+            i = next(batches)
+            trials.update_many({"_id": {"$in": ids[i:i + 8]}, "state": "NEW"}, update)
+
+        for name, fn in (("8 statements", per_pick), ("1 statement, _id $in", one_statement)) * 2:
+            cpu, lat = measure(server.pid, fn, reps)
+            lines.append(f"| {name} | {cpu:.2f} | {lat:.2f} |")
+            print(lines[-1], flush=True)
+        store.close()
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=150)
@@ -124,6 +153,7 @@ def main() -> None:
              "Candidate read (500 finished trials beside the NEW ones):", "", *candidate_reads(args.reps), "",
              "One `update` by `_id` as the server's served writes grow (1000 documents, each updated in turn):", "",
              *writes_served(args.reps), "",
+             "A claim's write, 8 picks (each row a fresh batch of NEW trials):", "", *claim_statements(args.reps), "",
              f"1-minute load average before {load0:.2f}, after {os.getloadavg()[0]:.2f} (nproc {os.cpu_count()}).", "",
              describe()]
     text = "\n".join(lines) + "\n"

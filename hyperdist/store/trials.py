@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import bson
 from bson import ObjectId
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING, UpdateMany, UpdateOne
 from pymongo.errors import BulkWriteError, DocumentTooLarge, WriteError
 
 from .connection import Connection, _later, _now, _utc
@@ -77,8 +77,8 @@ class Trials(Connection):
         """Finish the `reports`' trials and claim up to `n` NEW ones: a worker's two round trips.
 
         NEW trials are read through the claim index, then one `update` command carries the reports
-        and a compare-and-set on each pick (SecantusDB's `findAndModify` scans the whole collection,
-        even by `_id`). The reply only counts the documents modified in all, so when it falls
+        and one compare-and-set over all the picks (SecantusDB's `findAndModify` scans the whole
+        collection, even by `_id`). The reply only counts the documents modified in all, so when it falls
         short one read by `_id` says which picks are ours (by the lease token, shared by the
         trials claimed together), which reports went in, and which other candidates are still NEW.
         A worker takes at most half of the trials it sees waiting, so the others find some too.
@@ -100,7 +100,9 @@ class Trials(Connection):
                 now = _now()
                 fields = {"state": RUNNING, "owner": owner, "lease_token": uuid.uuid4().hex, "batch": take,
                           "lease_until": now + dt.timedelta(seconds=lease_seconds), "claimed": now, "heartbeat": now}
-                cas = [({"_id": d["_id"], "state": NEW}, {"$set": fields, "$inc": {"attempts": 1}}) for d in picks]
+                ids = [d["_id"] for d in picks]
+                cas = ({"_id": ids[0] if take == 1 else {"$in": ids}, "state": NEW},
+                       {"$set": fields, "$inc": {"attempts": 1}})
                 sent = reports if accepted is None else []
                 ok, won, candidates = self._resolve(sent, picks, fields["lease_token"], candidates,
                                                     *self._write_reports(sent, cas))
@@ -109,22 +111,26 @@ class Trials(Connection):
                 if not won and not candidates and rereads:  # every pick lost, no other candidate: look once more
                     candidates, rereads = self._read_candidates(query), 0
             if accepted is None:  # nothing to claim: the reports alone
-                accepted = self._resolve(reports, [], "", [], *self._write_reports(reports, []))[0]
+                accepted = self._resolve(reports, [], "", [], *self._write_reports(reports, None))[0]
         return accepted, claimed
 
-    def _write_reports(self, reports: list[Report], cas: list[tuple[dict, dict]]) -> tuple[list[bool], int]:
-        """The reports and the claims' compare-and-sets in one unordered `update` command. Returns
+    def _write_reports(self, reports: list[Report], cas: tuple[dict, dict] | None) -> tuple[list[bool], int]:
+        """The reports and the claim's compare-and-set in one unordered `update` command. Returns
         each report's acceptance where the reply tells it (a result the server refused as too large
-        is recorded as an ERROR on its own), and how many documents the command modified."""
-        updates = [self._report_update(r) for r in reports] + cas
-        if len(updates) <= 1:  # the same single command, without the bulk wrapper
-            if reports:
-                ok = self._report(reports[0])
-                return [ok], int(ok)
-            return [], self._trials.update_one(*cas[0]).modified_count if cas else 0
+        is recorded as an ERROR on its own), and how many documents the command modified.
+
+        The claim is one statement over all its picks (`_id` in the list, still NEW), not one per
+        pick: SecantusDB commits each statement on its own, and 8 picks cost it 5.7 ms of CPU as one
+        statement against 9.7 ms as eight (benchmarks/server_costs.py, docs/store-notes.md)."""
+        if not reports:
+            return [], self._trials.update_many(*cas).modified_count if cas else 0
+        if len(reports) == 1 and cas is None:  # the same single command, without the bulk wrapper
+            ok = self._report(reports[0])
+            return [ok], int(ok)
+        updates = [UpdateOne(*self._report_update(r)) for r in reports] + ([UpdateMany(*cas)] if cas else [])
         accepted = [True] * len(reports)
         try:
-            modified = self._trials.bulk_write([UpdateOne(*u) for u in updates], ordered=False).modified_count
+            modified = self._trials.bulk_write(updates, ordered=False).modified_count
         except BulkWriteError as exc:  # the server refused a result as too large; the rest still ran
             errors = exc.details.get("writeErrors", [])
             if any(e.get("index", len(reports)) >= len(reports) or e.get("code") not in _TOO_LARGE_CODES
