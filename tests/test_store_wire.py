@@ -181,6 +181,36 @@ def test_a_batch_with_a_stale_report_and_a_lost_pick_is_sorted_out_by_one_read(s
     assert s.counts("e") == {NEW: 3, RUNNING: 2, DONE: 1, ERROR: 0}
 
 
+def test_the_reports_of_one_lease_are_one_statement_and_each_trial_keeps_its_own_outcome(store, mongo_url):
+    """Several reports under one lease token are written by one pipeline statement (one server
+    transaction); each trial still gets its own state, result and error, a stale one is refused,
+    and a large result goes alone."""
+    listener = _Commands()
+    client = pymongo.MongoClient(mongo_url, event_listeners=[listener], tz_aware=True)
+    s = Store(mongo_url, db=store.db_name, client=client)
+    _queued(store, 12)
+    batch = s.report_and_claim([], "w", 30, "e", n=6)[1]
+    other = s.claim("w2", 30, "e")
+    s.release(batch[4]["_id"], batch[4]["lease_token"])  # as if reaped: its report must be refused
+    big = {"loss": 9.0, "status": "ok", "blob": "y" * (1536 * 1024)}
+    outcomes = [(DONE, {"loss": 0.5, "status": "ok"}, None), (DONE, {"loss": 0.25, "status": "ok", "extra": [1, 2]}, None),
+                (ERROR, {"status": "fail"}, {"type": "ValueError", "message": "bad", "traceback": None}),
+                (DONE, big, None), (DONE, OK, None), (DONE, {"loss": 0.75, "status": "ok"}, None)]
+    reports = [Report(d["_id"], d["lease_token"], *o) for d, o in zip(batch, outcomes)]
+    reports.append(Report(other["_id"], other["lease_token"], DONE, {"loss": 2.0, "status": "ok"}))
+    listener.sent.clear()
+    accepted, _ = s.report_and_claim(reports, "w", 30, "e", n=0)
+    assert accepted == [True, True, True, True, False, True, True]
+    update = [shape for name, shape in listener.sent if name == "update"][0]
+    assert len(update) == 3  # the five small reports of one lease, the big one, the other lease's
+    for r in reports[:4] + reports[5:]:
+        doc = s._trials.find_one({"_id": r.trial_id})
+        assert (doc["state"], doc["result"], doc["error"]) == (r.state, r.result, r.error)
+        assert doc["lease_token"] == r.token and doc["lease_until"] is None and doc["finished"] is not None
+    assert s._trials.find_one({"_id": reports[4].trial_id})["state"] == NEW
+    client.close()
+
+
 class _Commands(pymongo.monitoring.CommandListener):
     """Every command a client sends, with the fields its filters name."""
 

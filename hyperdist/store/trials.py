@@ -26,6 +26,7 @@ _TRIAL_FIELDS = {"_id": 1, "tid": 1, "state": 1, "params": 1, "result": 1, "erro
 # A BSON document holds at most 16 MiB; a result must leave room for the rest of its trial.
 _MAX_RESULT_BYTES = 16 * 1024 * 1024 - 64 * 1024
 _TOO_LARGE_CODES = frozenset({10334, 17419, 17420})  # the server's "document too large" errors
+_GROUP_BYTES = 1 << 20  # reports written as one statement hold at most this much result
 
 
 @dataclass(frozen=True)
@@ -120,25 +121,30 @@ class Trials(Connection):
         is recorded as an ERROR on its own), and how many documents the command modified.
 
         The claim is one statement over all its picks (`_id` in the list, still NEW), not one per
-        pick: SecantusDB commits each statement on its own, and 8 picks cost it 5.7 ms of CPU as one
+        pick, and the reports under one lease are one statement too (`_finish_together`):
+        SecantusDB commits each statement on its own, and 8 picks cost it 5.7 ms of CPU as one
         statement against 9.7 ms as eight (benchmarks/server_costs.py, docs/store-notes.md)."""
         if not reports:
             return [], self._trials.update_many(*cas).modified_count if cas else 0
         if len(reports) == 1 and cas is None:  # the same single command, without the bulk wrapper
             ok = self._report(reports[0])
             return [ok], int(ok)
-        updates = [UpdateOne(*self._report_update(r)) for r in reports] + ([UpdateMany(*cas)] if cas else [])
+        groups = _groups(reports)
+        updates = [UpdateOne(*self._report_update(reports[g[0]])) if len(g) == 1
+                   else UpdateMany(*_finish_together([reports[i] for i in g])) for g in groups]
         accepted = [True] * len(reports)
         try:
-            modified = self._trials.bulk_write(updates, ordered=False).modified_count
+            modified = self._trials.bulk_write(updates + ([UpdateMany(*cas)] if cas else []),
+                                               ordered=False).modified_count
         except BulkWriteError as exc:  # the server refused a result as too large; the rest still ran
             errors = exc.details.get("writeErrors", [])
-            if any(e.get("index", len(reports)) >= len(reports) or e.get("code") not in _TOO_LARGE_CODES
-                   for e in errors):
+            if any(e.get("index", len(groups)) >= len(groups) or e.get("code") not in _TOO_LARGE_CODES
+                   or len(groups[e["index"]]) > 1 for e in errors):
                 raise
             modified = exc.details.get("nModified", 0)
             for e in errors:
-                accepted[e["index"]] = self._report(reports[e["index"]])
+                i = groups[e["index"]][0]
+                accepted[i] = self._report(reports[i])
                 modified += 1  # counted as if it went in, so the arithmetic below holds
         return accepted, modified
 
@@ -264,12 +270,48 @@ def _finish(state: str, result: dict | None, error: dict | None, now: dt.datetim
             token: str | None = None) -> dict:
     """The update that ends a trial: final state, result and error together, the lease gone. A
     worker's report keeps its lease `token`, so a read can tell whose report finished the trial."""
-    update: dict = {"$set": {"state": state, "result": result, "error": error, "finished": now or _now()},
-                    "$unset": {"lease_until": "", "lease_token": ""}}
-    if token is not None:
+    update: dict = {"$set": {"state": state, "result": result, "error": error, "finished": now or _now(),
+                             "lease_until": None}}
+    if token is None:
+        update["$unset"] = {"lease_token": ""}
+    else:
         update["$set"]["lease_token"] = token
-        del update["$unset"]["lease_token"]
     return update
+
+
+def _groups(reports: list[Report]) -> list[list[int]]:
+    """Which reports share a statement: those under one lease token, up to _GROUP_BYTES of results
+    together; a larger result goes alone, where a refusal as too large names just that trial."""
+    groups: list[list[int]] = []
+    open_group: dict[str, tuple[list[int], list[int]]] = {}  # token -> (its group, [bytes so far])
+    for i, r in enumerate(reports):
+        size = len(bson.encode({"result": r.result, "error": r.error}))
+        group, total = open_group.get(r.token, (None, [0]))
+        if group is None or size > _GROUP_BYTES or total[0] + size > _GROUP_BYTES:
+            group, total = [], [0]
+            groups.append(group)
+            if size <= _GROUP_BYTES:
+                open_group[r.token] = (group, total)
+        group.append(i)
+        total[0] += size
+    return groups
+
+
+def _finish_together(reports: list[Report]) -> tuple[dict, list[dict]]:
+    """One conditional update ending several trials of one lease: a pipeline that picks each
+    trial's own state, result and error by `_id` (`$literal`, so a result's keys are never read
+    as operators). Same fields as `_finish`."""
+    ids = [r.trial_id for r in reports]
+
+    def each(values: list[Any]) -> dict:
+        if all(v == values[0] for v in values[1:]):
+            return {"$literal": values[0]}
+        return {"$switch": {"branches": [{"case": {"$eq": ["$_id", i]}, "then": {"$literal": v}}
+                                         for i, v in zip(ids, values)], "default": None}}
+
+    fields = {"state": each([r.state for r in reports]), "result": each([r.result for r in reports]),
+              "error": each([r.error for r in reports]), "finished": {"$literal": _now()}, "lease_until": None}
+    return {"_id": {"$in": ids}, "state": RUNNING, "lease_token": reports[0].token}, [{"$set": fields}]
 
 
 def _too_large(size: int) -> dict:
