@@ -14,6 +14,8 @@ server's CPU seconds from /proc around `--reps` calls of one command (CPU ticks 
 3. A claim's compare-and-set on 8 picks as 8 `update` statements (how the store wrote it up to
    3deabf4) against one statement over `_id` in the 8 (the store now): SecantusDB commits each
    statement on its own.
+4. The reports of 8 trials of one lease as 8 statements (up to 3325d1e) against the one pipeline
+   statement the store sends now (`trials._finish_together`).
 """
 from __future__ import annotations
 
@@ -33,7 +35,8 @@ from distributed import SPACE
 from envinfo import describe
 from hyperdist.server import LocalServer, start_server, stop_server
 from hyperdist.space import compile_space
-from hyperdist.store import Store
+from hyperdist.store import Report, Store
+from hyperdist.store.trials import _finish, _finish_together
 
 PROJECTION = {"_id": 1, "exp_key": 1, "tid": 1, "params": 1, "attempts": 1, "space_hash": 1}
 
@@ -142,6 +145,36 @@ def claim_statements(reps: int) -> list[str]:
     return lines
 
 
+def report_statements(reps: int) -> list[str]:
+    lines = ["| reports of 8 trials, one lease | server CPU ms | latency ms |", "|---|---|---|"]
+    with fresh_server() as server:
+        store = Store(server.url, db="costs")
+        space = compile_space(SPACE)
+        params = [space.to_assignment(r) for r in space.sample(np.random.default_rng(0), 600)]
+        ids = store.insert_trials("e", [(i, params[i % 600]) for i in range(8 * reps * 4)], space.hash)
+        trials, batches = store._trials, iter(range(0, len(ids), 8))
+        trials.update_many({}, {"$set": {"state": "RUNNING", "lease_token": "t"}})
+
+        def reports() -> list[Report]:
+            i = next(batches)
+            return [Report(x, "t", "DONE", {"loss": 0.1 * k, "status": "ok"}) for k, x in enumerate(ids[i:i + 8])]
+
+        def per_report() -> None:
+            trials.bulk_write([UpdateOne({"_id": r.trial_id, "state": "RUNNING", "lease_token": "t"},
+                                         _finish(r.state, r.result, r.error, token="t")) for r in reports()],
+                              ordered=False)
+
+        def one_statement() -> None:
+            trials.update_many(*_finish_together(reports()))
+
+        for name, fn in (("8 statements", per_report), ("1 pipeline statement", one_statement)) * 2:
+            cpu, lat = measure(server.pid, fn, reps)
+            lines.append(f"| {name} | {cpu:.2f} | {lat:.2f} |")
+            print(lines[-1], flush=True)
+        store.close()
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=150)
@@ -154,6 +187,8 @@ def main() -> None:
              "One `update` by `_id` as the server's served writes grow (1000 documents, each updated in turn):", "",
              *writes_served(args.reps), "",
              "A claim's write, 8 picks (each row a fresh batch of NEW trials):", "", *claim_statements(args.reps), "",
+             "Eight reports under one lease (each row a fresh batch of RUNNING trials):", "",
+             *report_statements(args.reps), "",
              f"1-minute load average before {load0:.2f}, after {os.getloadavg()[0]:.2f} (nproc {os.cpu_count()}).", "",
              describe()]
     text = "\n".join(lines) + "\n"
