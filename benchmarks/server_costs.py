@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 from pymongo import MongoClient, UpdateOne
@@ -119,60 +119,48 @@ def writes_served(reps: int) -> list[str]:
     return lines
 
 
-def claim_statements(reps: int) -> list[str]:
-    lines = ["| claim of 8 picks | server CPU ms | latency ms |", "|---|---|---|"]
+def one_against_eight(reps: int, header: str, state: str, ways: dict) -> list[str]:
+    """Server CPU of writing 8 trials' change as 8 statements and as 1: `ways` maps a row name to
+    a function of (trials collection, the 8 ids), each call on a fresh batch of trials in `state`."""
+    lines = [f"| {header} | server CPU ms | latency ms |", "|---|---|---|"]
     with fresh_server() as server:
         store = Store(server.url, db="costs")
         space = compile_space(SPACE)
         params = [space.to_assignment(r) for r in space.sample(np.random.default_rng(0), 600)]
-        ids = store.insert_trials("e", [(i, params[i % 600]) for i in range(8 * reps * 4)], space.hash)
-        trials, batches = store._trials, iter(range(0, len(ids), 8))
-        update = {"$set": {"state": "RUNNING", "lease_token": "t"}, "$inc": {"attempts": 1}}
+        ids = store.insert_trials("e", [(i, params[i % 600]) for i in range(8 * reps * 2 * len(ways))], space.hash)
+        store._trials.update_many({}, {"$set": {"state": state, "lease_token": "t"}})
+        batches = iter(range(0, len(ids), 8))
 
-        def per_pick() -> None:
+        def once(write: Callable) -> None:
             i = next(batches)
-            trials.bulk_write([UpdateOne({"_id": x, "state": "NEW"}, update) for x in ids[i:i + 8]], ordered=False)
+            write(store._trials, ids[i:i + 8])
 
-        def one_statement() -> None:
-            i = next(batches)
-            trials.update_many({"_id": {"$in": ids[i:i + 8]}, "state": "NEW"}, update)
-
-        for name, fn in (("8 statements", per_pick), ("1 statement, _id $in", one_statement)) * 2:
-            cpu, lat = measure(server.pid, fn, reps)
+        for name, write in list(ways.items()) * 2:
+            cpu, lat = measure(server.pid, lambda: once(write), reps)
             lines.append(f"| {name} | {cpu:.2f} | {lat:.2f} |")
             print(lines[-1], flush=True)
         store.close()
     return lines
 
 
-def report_statements(reps: int) -> list[str]:
-    lines = ["| reports of 8 trials, one lease | server CPU ms | latency ms |", "|---|---|---|"]
-    with fresh_server() as server:
-        store = Store(server.url, db="costs")
-        space = compile_space(SPACE)
-        params = [space.to_assignment(r) for r in space.sample(np.random.default_rng(0), 600)]
-        ids = store.insert_trials("e", [(i, params[i % 600]) for i in range(8 * reps * 4)], space.hash)
-        trials, batches = store._trials, iter(range(0, len(ids), 8))
-        trials.update_many({}, {"$set": {"state": "RUNNING", "lease_token": "t"}})
+CLAIM = {"$set": {"state": "RUNNING", "lease_token": "u"}, "$inc": {"attempts": 1}}
 
-        def reports() -> list[Report]:
-            i = next(batches)
-            return [Report(x, "t", "DONE", {"loss": 0.1 * k, "status": "ok"}) for k, x in enumerate(ids[i:i + 8])]
 
-        def per_report() -> None:
-            trials.bulk_write([UpdateOne({"_id": r.trial_id, "state": "RUNNING", "lease_token": "t"},
-                                         _finish(r.state, r.result, r.error, token="t")) for r in reports()],
-                              ordered=False)
+def _reports(ids: list) -> list[Report]:
+    return [Report(x, "t", "DONE", {"loss": 0.1 * k, "status": "ok"}) for k, x in enumerate(ids)]
 
-        def one_statement() -> None:
-            trials.update_many(*_finish_together(reports()))
 
-        for name, fn in (("8 statements", per_report), ("1 pipeline statement", one_statement)) * 2:
-            cpu, lat = measure(server.pid, fn, reps)
-            lines.append(f"| {name} | {cpu:.2f} | {lat:.2f} |")
-            print(lines[-1], flush=True)
-        store.close()
-    return lines
+CLAIM_WAYS = {
+    "8 statements": lambda trials, ids: trials.bulk_write(
+        [UpdateOne({"_id": x, "state": "NEW"}, CLAIM) for x in ids], ordered=False),
+    "1 statement, _id $in": lambda trials, ids: trials.update_many({"_id": {"$in": ids}, "state": "NEW"}, CLAIM),
+}
+REPORT_WAYS = {
+    "8 statements": lambda trials, ids: trials.bulk_write(
+        [UpdateOne({"_id": r.trial_id, "state": "RUNNING", "lease_token": "t"},
+                   _finish(r.state, r.result, r.error, token="t")) for r in _reports(ids)], ordered=False),
+    "1 pipeline statement": lambda trials, ids: trials.update_many(*_finish_together(_reports(ids))),
+}
 
 
 def main() -> None:
@@ -186,9 +174,10 @@ def main() -> None:
              "Candidate read (500 finished trials beside the NEW ones):", "", *candidate_reads(args.reps), "",
              "One `update` by `_id` as the server's served writes grow (1000 documents, each updated in turn):", "",
              *writes_served(args.reps), "",
-             "A claim's write, 8 picks (each row a fresh batch of NEW trials):", "", *claim_statements(args.reps), "",
+             "A claim's write, 8 picks (each row a fresh batch of NEW trials):", "",
+             *one_against_eight(args.reps, "claim of 8 picks", "NEW", CLAIM_WAYS), "",
              "Eight reports under one lease (each row a fresh batch of RUNNING trials):", "",
-             *report_statements(args.reps), "",
+             *one_against_eight(args.reps, "reports of 8 trials, one lease", "RUNNING", REPORT_WAYS), "",
              f"1-minute load average before {load0:.2f}, after {os.getloadavg()[0]:.2f} (nproc {os.cpu_count()}).", "",
              describe()]
     text = "\n".join(lines) + "\n"

@@ -123,7 +123,7 @@ class Trials(Connection):
         The claim is one statement over all its picks (`_id` in the list, still NEW), not one per
         pick, and the reports under one lease are one statement too (`_finish_together`):
         SecantusDB commits each statement on its own: 8 picks cost it 5.7-7.7 ms of CPU as one
-        statement against 9.7-13.0 ms as eight, 8 reports 7.7 against 13.1 ms
+        statement against 9.5-13.0 ms as eight, 8 reports 5.7-7.7 against 10.7-13.2 ms
         (benchmarks/server_costs.py, docs/store-notes.md)."""
         if not reports:
             return [], self._trials.update_many(*cas).modified_count if cas else 0
