@@ -38,7 +38,7 @@ def _later(seconds: float) -> dt.datetime:
 
 
 class Connection:
-    """One database's client and collections; each method of the store is one or a few commands."""
+    """One database's client and collections, which every part of the store shares."""
 
     def __init__(self, url: str, db: str = "hyperdist", *, timeout_ms: int = 5000, client: Any = None,
                  event_listeners: Sequence[Any] = ()) -> None:
