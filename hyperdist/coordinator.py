@@ -199,14 +199,11 @@ class Coordinator:
         else:
             docs = self.store.trials_since(self.exp_key, snap.watermark, snap.open_ids, RESUME_FIELDS)
         tids, rows, losses, states = [], [], [], []
-        best = snap.best
+        self.best = snap.best
         for doc in docs:
             tid = int(doc["tid"])
             if doc["state"] in FINISHED:
-                result = doc.get("result") or {}
-                state, loss = classify(doc["state"] == DONE, result)
-                self._unsaved.append(tid)  # finished since the last chunk: goes into the next one
-                best = _better(best, state, result, loss, tid)
+                state, loss = self._count_finished(doc)
             else:
                 state, loss = PENDING, None
                 self.open[doc["_id"]] = tid
@@ -220,7 +217,7 @@ class Coordinator:
         self.table.extend(all_tids[order], X[order], np.concatenate([snap.loss, losses])[order],
                           np.concatenate([snap.state, np.array(states, dtype=np.int8)])[order])
         self.finished = len(snap.tids) + len(self._unsaved)
-        self.best, self._snapshot_seq = best, snap.next_seq
+        self._snapshot_seq = snap.next_seq
         self._last_tid = int(all_tids.max()) if len(all_tids) else -1
 
     def _record(self, doc: dict) -> None:
@@ -230,17 +227,22 @@ class Coordinator:
         if doc["state"] in FINISHED:
             self.open.pop(key, None)
             self.finished += 1
-            self._unsaved.append(tid)
             self._finish_times.append(time.monotonic())
             if int(doc.get("batch") or 1) > 1:  # workers claim in batches: count what is queued
                 self._batched_until = self.finished + 32
-            result = doc.get("result") or {}
-            state, loss = classify(doc["state"] == DONE, result)
-            self.table.add(tid, params, state, loss)
-            self.best = _better(self.best, state, result, loss, tid)
+            self.table.add(tid, params, *self._count_finished(doc))
         else:
             self.open[key] = tid
             self.table.add(tid, params, PENDING)
+
+    def _count_finished(self, doc: dict) -> tuple[int, float | None]:
+        """A finished trial's (state, loss) for TPE; it goes into the next snapshot chunk and may
+        be the new best."""
+        result = doc.get("result") or {}
+        state, loss = classify(doc["state"] == DONE, result)
+        self._unsaved.append(int(doc["tid"]))
+        self.best = _better(self.best, state, result, loss, int(doc["tid"]))
+        return state, loss
 
     # --- the loop -------------------------------------------------------------------------------
     def tick(self) -> bool:

@@ -26,6 +26,14 @@ def classify(done: bool, result: Mapping[str, Any] | None) -> tuple[int, float |
     return FAILED, None
 
 
+def _entered(state: Any, loss: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(state, loss) as the table stores them: an OK needs a finite loss, else it counts as FAILED;
+    only OK rows keep a loss. Scalars or arrays alike."""
+    state, loss = np.asarray(state, dtype=np.int8), np.asarray(loss, dtype=float)
+    ok = (state == OK) & np.isfinite(loss)
+    return np.where((state == OK) & ~ok, FAILED, state).astype(np.int8), np.where(ok, loss, np.nan)
+
+
 @dataclass(frozen=True)
 class Observations:
     """Rows in trial order: X (n x d, choice = option index, NaN = inactive), loss, state."""
@@ -68,15 +76,12 @@ class HistoryTable:
     def __contains__(self, key: Any) -> bool:
         return key in self._rows
 
-    def add(self, key: Any, params: Mapping[str, Any] | np.ndarray, state: int = PENDING,
-            loss: float | None = None) -> None:
-        """Add a trial by its parameters, or by its numeric row (`SearchSpace.to_row`) when the
-        caller has already converted them."""
+    def add(self, key: Any, params: Mapping[str, Any], state: int = PENDING, loss: float | None = None) -> None:
         if key in self._rows:
             self.set_result(key, state, loss)
             return
         self._make_room(1)
-        self._X[self._n] = params if isinstance(params, np.ndarray) else self.space.to_row(params)
+        self._X[self._n] = self.space.to_row(params)
         self._rows[key] = self._n
         self._n += 1
         self.set_result(key, state, loss)
@@ -85,10 +90,8 @@ class HistoryTable:
         """Append many rows at once (a resume: 100 000 rows without a Python loop per row)."""
         n, m = self._n, len(keys)
         self._make_room(m)
-        ok = (state == OK) & np.isfinite(loss)
         self._X[n:n + m] = X
-        self._loss[n:n + m] = np.where(ok, loss, np.nan)
-        self._state[n:n + m] = np.where((state == OK) & ~ok, FAILED, state)
+        self._state[n:n + m], self._loss[n:n + m] = _entered(state, loss)
         self._rows.update(zip(keys.tolist(), range(n, n + m)))
         self._n = n + m
 
@@ -118,9 +121,7 @@ class HistoryTable:
 
     def set_result(self, key: Any, state: int, loss: float | None) -> None:
         i = self._rows[key]
-        ok = state == OK and loss is not None and np.isfinite(loss)
-        self._state[i] = OK if ok else state if state != OK else FAILED
-        self._loss[i] = float(loss) if ok else np.nan
+        self._state[i], self._loss[i] = _entered(state, np.nan if loss is None else loss)
 
     def observations(self, space: SearchSpace | None = None) -> Observations:
         n = self._n

@@ -21,8 +21,7 @@ pytestmark = pytest.mark.slow
 
 def _holding(store: Store, exp_key: str, workers: list[subprocess.Popen]) -> list[int]:
     """Indexes of the workers that hold a claimed trial now (a trial's owner is "host:pid")."""
-    owners = {d["owner"].rsplit(":", 1)[1] for d in store._trials.find({"exp_key": exp_key, "state": "RUNNING"},
-                                                                      {"owner": 1})}
+    owners = {d["owner"].rsplit(":", 1)[1] for d in store.running_trials(exp_key)}
     return [i for i, w in enumerate(workers) if str(w.pid) in owners]
 
 

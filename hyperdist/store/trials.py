@@ -130,8 +130,9 @@ class Trials(Connection):
         if len(reports) == 1 and cas is None:  # the same single command, without the bulk wrapper
             ok = self._report(reports[0])
             return [ok], int(ok)
-        groups = _groups(reports)
-        updates = [UpdateOne(*self._report_update(reports[g[0]])) if len(g) == 1
+        sizes = [_size(r) for r in reports]
+        groups = _groups(reports, sizes)
+        updates = [UpdateOne(*self._report_update(reports[g[0]], sizes[g[0]])) if len(g) == 1
                    else UpdateMany(*_finish_together([reports[i] for i in g])) for g in groups]
         accepted = [True] * len(reports)
         try:
@@ -200,15 +201,15 @@ class Trials(Connection):
         except (DocumentTooLarge, WriteError) as exc:  # the server's limit can be lower than ours
             if isinstance(exc, WriteError) and exc.code not in _TOO_LARGE_CODES:
                 raise
-        size = len(bson.encode({"result": report.result, "error": report.error}))
+        size = _size(report)
         return self._trials.update_one(cond, _finish(ERROR, {"status": "fail"}, _too_large(size),
                                                      token=report.token)).modified_count == 1
 
     @staticmethod
-    def _report_update(report: Report) -> tuple[dict, dict]:
+    def _report_update(report: Report, size: int | None = None) -> tuple[dict, dict]:
         """The (filter, update) that ends a trial under its lease; an oversized result becomes an ERROR."""
         cond = {"_id": report.trial_id, "state": RUNNING, "lease_token": report.token}
-        size = len(bson.encode({"result": report.result, "error": report.error}))
+        size = _size(report) if size is None else size
         if size > _MAX_RESULT_BYTES:
             return cond, _finish(ERROR, {"status": "fail"}, _too_large(size), token=report.token)
         return cond, _finish(report.state, report.result, report.error, token=report.token)
@@ -280,21 +281,19 @@ def _finish(state: str, result: dict | None, error: dict | None, now: dt.datetim
     return update
 
 
-def _groups(reports: list[Report]) -> list[list[int]]:
+def _groups(reports: list[Report], sizes: list[int]) -> list[list[int]]:
     """Which reports share a statement: those under one lease token, up to _GROUP_BYTES of results
     together; a larger result goes alone, where a refusal as too large names just that trial."""
     groups: list[list[int]] = []
-    open_group: dict[str, tuple[list[int], list[int]]] = {}  # token -> (its group, [bytes so far])
-    for i, r in enumerate(reports):
-        size = len(bson.encode({"result": r.result, "error": r.error}))
-        group, total = open_group.get(r.token, (None, [0]))
-        if group is None or size > _GROUP_BYTES or total[0] + size > _GROUP_BYTES:
-            group, total = [], [0]
-            groups.append(group)
+    filling: dict[str, int] = {}  # lease token -> its group still taking reports
+    for i, (r, size) in enumerate(zip(reports, sizes)):
+        g = filling.get(r.token)
+        if g is None or sum(sizes[j] for j in groups[g]) + size > _GROUP_BYTES:
+            groups.append([])
+            g = len(groups) - 1
             if size <= _GROUP_BYTES:
-                open_group[r.token] = (group, total)
-        group.append(i)
-        total[0] += size
+                filling[r.token] = g
+        groups[g].append(i)
     return groups
 
 
@@ -313,6 +312,11 @@ def _finish_together(reports: list[Report]) -> tuple[dict, list[dict]]:
     fields = {"state": each([r.state for r in reports]), "result": each([r.result for r in reports]),
               "error": each([r.error for r in reports]), "finished": {"$literal": _now()}, "lease_until": None}
     return {"_id": {"$in": ids}, "state": RUNNING, "lease_token": reports[0].token}, [{"$set": fields}]
+
+
+def _size(report: Report) -> int:
+    """A report's result and error as BSON bytes: what decides its statement and the size limit."""
+    return len(bson.encode({"result": report.result, "error": report.error}))
 
 
 def _too_large(size: int) -> dict:
