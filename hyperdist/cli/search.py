@@ -1,0 +1,119 @@
+"""`hyperdist search` and `hyperdist demo`: a coordinator here, workers on this machine."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import HyperdistError
+from .app import DATA_DIR, DB, MONGO, _connection, main
+
+@main.command()
+@click.argument("objective")
+@click.option("--space", "space_ref", required=True, metavar="REF",
+              help="module:attr, path/to/file.py:attr, or a JSON space file.")
+@click.option("--max-evals", type=click.IntRange(min=1), required=True, help="Total trials, history included.")
+@MONGO
+@DB
+@DATA_DIR
+@click.option("--exp", "exp_key", metavar="KEY", help="Experiment key (default: the objective's name).")
+@click.option("--workers", type=click.IntRange(min=0), default=4, show_default=True,
+              help="Local worker processes to start (0: workers run elsewhere).")
+@click.option("--queue", type=click.IntRange(min=0), default=None,
+              help="Trials kept waiting to be claimed, beyond one running per worker [default: 2 x workers, at least 4, "
+                   "more when trials finish faster than the coordinator ticks].")
+@click.option("--resume", is_flag=True, help="Continue an existing experiment from its stored history.")
+@click.option("--allow-space-change", is_flag=True, help="Resume even though the space differs.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--algo", type=click.Choice(["tpe", "rand"]), default="tpe", show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds.")
+@click.option("--loss-threshold", type=float, help="Stop once a loss at or below this is found.")
+@click.option("--subprocess", "isolate", is_flag=True, help="Workers run each trial in a fresh process.")
+@click.option("--trial-timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds per trial.")
+@click.option("--pruner", type=click.Choice(["none", "median", "asha"]), default="none", show_default=True,
+              help="Stop unpromising trials early (objectives taking a second argument report progress).")
+@click.option("--no-progress", is_flag=True, help="Do not draw the progress bar.")
+def search(objective: str, space_ref: str, max_evals: int, mongo: str | None, db: str | None, data_dir: Path,
+           exp_key: str | None, workers: int, queue: int | None, resume: bool, allow_space_change: bool, seed: int,
+           algo: str, timeout: float | None, loss_threshold: float | None, isolate: bool,
+           trial_timeout: float | None, pruner: str, no_progress: bool) -> None:
+    """Run a search: a coordinator here, WORKERS local worker processes, results in MongoDB.
+
+    Without --mongo a local server is started in --data-dir and stopped at the end.
+    """
+    from ..algorithms import rand, tpe
+    from ..coordinator import Coordinator, StopRules
+    from ..launcher import spawn_workers, stop_workers, wait_workers
+    from ..progress import ProgressBar
+    from ..pruning import make_pruner, pruner_config
+    from ..reference import canonical, load_callable, load_space, split_reference
+    from ..space import compile_space
+
+    ref = canonical(objective)
+    load_callable(ref)                           # fail now, before anything is written
+    space = compile_space(load_space(space_ref))
+    space.to_json()                              # a space that cannot be stored fails here too
+    exp_key = exp_key or split_reference(ref)[1]
+    conn = _connection(mongo, data_dir, db)
+    procs: list = []
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        coord = Coordinator(conn.store, exp_key, space, rand.suggest if algo == "rand" else tpe.suggest,
+                            StopRules(max_evals, timeout, loss_threshold), seed=seed, workers=max(1, workers),
+                            queue=queue, objective=ref, algo_info={"name": algo},
+                            options={"pruner": pruner_config(make_pruner(pruner))} if pruner != "none" else {})
+        resumed = coord.start(resume=resume, allow_space_change=allow_space_change)
+        click.echo(f"{'resumed' if resumed else 'started'} experiment {exp_key!r}: {coord.finished} of "
+                   f"{max_evals} trials done; server {conn.store.url_redacted}", err=True)
+        procs = spawn_workers(workers, conn.url, exp_key, ref, db=conn.store.db_name, isolate=isolate,
+                              trial_timeout=trial_timeout, log_dir=data_dir if workers else None)
+        bar = ProgressBar(max_evals, not no_progress, initial=coord.finished)
+        try:
+            coord.run(lambda p: bar.update(p.finished, p.best_loss))
+        except KeyboardInterrupt:
+            bar.close()
+            click.echo("interrupted: handing unfinished trials back ...", err=True)
+            coord.stop()
+            stop_workers(procs)
+            click.echo(f"stopped at {coord.finished} trials; continue with the same command plus --resume",
+                       err=True)
+            sys.exit(130)
+        bar.close()
+        wait_workers(procs, 30)
+        _print_best(conn.store, exp_key, space)
+    finally:
+        stop_workers(procs, graceful=True)
+        conn.close()
+
+
+@main.command()
+@click.option("--max-evals", type=click.IntRange(min=1), default=60, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the demo experiment.")
+@MONGO
+@DATA_DIR
+@click.pass_context
+def demo(ctx: click.Context, max_evals: int, workers: int, resume: bool, mongo: str | None, data_dir: Path) -> None:
+    """Tune a scikit-learn classifier on the digits data set (needs `pip install 'hyperdist[demo]'`)."""
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        raise HyperdistError("the demo needs scikit-learn: pip install 'hyperdist[demo]'") from None
+    ctx.invoke(search, objective="hyperdist.demo:objective", space_ref="hyperdist.demo:space", max_evals=max_evals,
+               mongo=mongo, db=None, data_dir=data_dir, exp_key="demo-digits", workers=workers, queue=None,
+               resume=resume, allow_space_change=False, seed=0, algo="tpe", timeout=None, loss_threshold=None,
+               isolate=False, trial_timeout=None, pruner="none", no_progress=False)
+
+
+def _print_best(store: Any, exp_key: str, space: Any) -> None:
+    from ..status import best_trial
+
+    best = best_trial(store, exp_key)
+    if best is None:
+        click.echo("no trial finished with status ok")
+        return
+    click.echo(json.dumps({"tid": best["tid"], "loss": best["result"]["loss"], "params": best["params"],
+                           "config": space.eval(best["params"])}, indent=2, default=str))

@@ -1,0 +1,48 @@
+"""`hyperdist worker`: claim, evaluate and report trials, on any machine."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import HyperdistError
+from .app import DB, main
+
+@main.command()
+@click.option("--mongo", envvar="HYPERDIST_MONGO_URL", required=True, metavar="URL",
+              help="MongoDB URL. [env HYPERDIST_MONGO_URL]")
+@DB
+@click.option("--exp", "exp_key", metavar="KEY", help="Only run trials of this experiment.")
+@click.option("--allow", multiple=True, envvar="HYPERDIST_ALLOW", metavar="MODULE",
+              help="Objectives this worker may import: a module (and its submodules), a directory or file, "
+                   "or a full reference. Repeatable. [env HYPERDIST_ALLOW, space-separated]")
+@click.option("--subprocess", "isolate", is_flag=True, help="Evaluate each trial in a fresh Python process.")
+@click.option("--trial-timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds per trial.")
+@click.option("--lease", type=click.FloatRange(min=1), default=30.0, show_default=True,
+              help="Seconds a trial stays ours without a heartbeat.")
+@click.option("--idle-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Exit after this many seconds without a trial.")
+@click.option("--drain", is_flag=True, help="On SIGTERM/SIGINT finish the current trial instead of handing it back.")
+@click.option("--max-consecutive-failures", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--max-trials", type=click.IntRange(min=1), help="Exit after this many trials.")
+@click.option("--prefetch", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Most trials claimed at once; trials of at most 60 ms are claimed as many as fit in 120 ms.")
+def worker(mongo: str, db: str | None, exp_key: str | None, allow: tuple[str, ...], isolate: bool,
+           trial_timeout: float | None, lease: float, idle_timeout: float, drain: bool,
+           max_consecutive_failures: int, max_trials: int | None, prefetch: int) -> None:
+    """Claim trials, evaluate their objective, report results; stateless, run as many as you like."""
+    from ..mongotrials import parse_url
+    from ..store import Store
+    from ..worker import Worker, WorkerConfig
+
+    if not allow:
+        raise HyperdistError("a worker needs --allow MODULE: it only imports objectives its operator allowed")
+    url, db_name = parse_url(mongo, db)
+    config = WorkerConfig(allow=[a for entry in allow for a in entry.split()], exp_key=exp_key, isolate=isolate,
+                          trial_timeout=trial_timeout, lease_seconds=lease, idle_timeout=idle_timeout,
+                          drain=drain, max_consecutive_failures=max_consecutive_failures, max_trials=max_trials,
+                          prefetch=prefetch)
+    w = Worker(Store(url, db=db_name), config)
+    w.install_signal_handlers()
+    stats = w.run()
+    sys.exit(stats.exit_code)
