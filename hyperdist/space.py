@@ -44,6 +44,8 @@ class SearchSpace:
         self.labels: tuple[str, ...] = tuple(p.label for p in params)
         self.index: dict[str, int] = {label: i for i, label in enumerate(self.labels)}
         self._json: dict[str, Any] | None = None
+        self._options: dict[str, tuple[Any, ...]] = {
+            node.label: node.options for node, _ in _walk(tree, ()) if node.options is not None}
 
     def __len__(self) -> int:
         return len(self.params)
@@ -68,6 +70,22 @@ class SearchSpace:
             if not spec.unconditional:
                 X[~self.active_mask(X, j), j] = np.nan
         return X
+
+    # --- what a person reads -------------------------------------------------------------------
+    def display(self, label: str, value: Any) -> Any:
+        """The value a person should read for `label`: a choice's option (or a short name for a
+        structured option) instead of its stored index; other parameters unchanged."""
+        options = self._options.get(label)
+        if options is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            return value
+        i = int(value)
+        if i != value or not 0 <= i < len(options):
+            return value
+        return option_name(options[i], i)
+
+    def readable(self, assignment: Mapping[str, Any]) -> dict[str, Any]:
+        """An assignment with every choice shown by its option (see `display`)."""
+        return {label: self.display(label, value) for label, value in assignment.items()}
 
     # --- conversions ----------------------------------------------------------------------------
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -162,6 +180,21 @@ def compile_space(space: Any) -> SearchSpace:
                 if parent == spec.label:
                     raise SpaceError(f"label {spec.label!r} appears inside one of its own options")
     return SearchSpace(space, params)
+
+
+def option_name(option: Any, index: int) -> Any:
+    """A short name for a choice option: the option itself when it is a scalar, else the value of a
+    naming key (`type`, `kind`, `name`, `model`, ...) or the leading string of a tuple
+    (Hyperopt's `("case 1", ...)` idiom), else `option <index>`."""
+    if option is None or isinstance(option, (bool, int, float, str)):
+        return option
+    if isinstance(option, Mapping):
+        for key in ("type", "kind", "name", "model", "family", "algo", "algorithm", "method", "id"):
+            if isinstance(option.get(key), (str, int, float, bool)):
+                return option[key]
+    if isinstance(option, (list, tuple)) and option and isinstance(option[0], str):
+        return option[0]
+    return f"option {index}"
 
 
 def _walk(node: Any, path: Path) -> Iterator[tuple[Param, Path]]:

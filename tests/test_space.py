@@ -204,3 +204,17 @@ def test_reused_node_stays_one_parameter_and_non_json_literal_is_refused():
     assert space_from_json(s.to_json()).labels == ("shared",)
     with pytest.raises(SpaceError, match="cannot be stored as JSON"):
         compile_space({"f": hp.choice("f", [object()])}).to_json()
+
+
+def test_choices_read_as_their_options_not_their_indices():
+    space = compile_space({
+        "model": hp.choice("model", [{"type": "svm", "C": hp.loguniform("C", -3, 3)}, {"kind": "rf"}, {"n": 1}]),
+        "act": hp.choice("act", ["relu", "tanh"]),
+        "case": hp.choice("case", [("case 1", 1), [1, 2]]),
+        "x": hp.uniform("x", 0, 1),
+    })
+    assert space.readable({"model": 0, "C": 0.5, "act": 1, "x": 0.25}) == {
+        "model": "svm", "C": 0.5, "act": "tanh", "x": 0.25}
+    assert [space.display("model", i) for i in range(3)] == ["svm", "rf", "option 2"]
+    assert [space.display("case", i) for i in range(2)] == ["case 1", "option 1"]
+    assert space.display("act", 7) == 7 and space.display("act", "x") == "x"  # not an index: as stored
