@@ -22,6 +22,7 @@ import numpy as np
 from . import snapshot
 from .errors import CoordinatorBusy, HyperdistError, SpaceMismatch
 from .history import OK, PENDING, HistoryTable, classify
+from .reference import same
 from .result import STATUS_OK
 from .space import SearchSpace, space_from_json
 from .store import DONE, FINISHED, Store
@@ -143,9 +144,9 @@ class Coordinator:
         self._unsent: list[tuple[int, dict]] = []  # suggestions whose insert was not acknowledged yet
 
     # --- start ----------------------------------------------------------------------------------
-    def start(self, resume: bool = False, allow_space_change: bool = False) -> bool:
+    def start(self, resume: bool = False, allow_space_change: bool = False, allow_objective_change: bool = False) -> bool:
         """Create the experiment, or resume it: returns True when it existed already."""
-        from .errors import ExperimentExists, ExperimentNotFound
+        from .errors import ExperimentExists, ExperimentNotFound, ObjectiveMismatch
 
         try:
             exp = self.store.get_experiment(self.exp_key)
@@ -162,6 +163,12 @@ class Coordinator:
                 f"experiment {self.exp_key!r} was created with a different space ({change}); use a new "
                 "experiment key, or allow the change explicitly (--allow-space-change)"
             )
+        stored = exp.get("objective") if exp is not None else None
+        if exp is not None and self.objective and stored and not same(stored, self.objective) \
+                and not allow_objective_change:
+            raise ObjectiveMismatch(
+                f"experiment {self.exp_key!r} runs the objective {stored!r}, not {self.objective!r}; use a new "
+                "experiment key, or allow the change explicitly (--allow-objective-change)")
         if exp is None:
             self.store.create_experiment(
                 self.exp_key, space=self.space.to_json(), space_hash=self.space.hash, objective=self.objective,
@@ -181,6 +188,8 @@ class Coordinator:
             self.seed = int(exp.get("seed", self.seed))
             if allow_space_change:
                 fields.update(space=self.space.to_json(), space_hash=self.space.hash)
+            if allow_objective_change and self.objective:
+                fields.update(objective=self.objective)
         self.store.update_experiment(self.exp_key, **fields)
         self._resume()
         return exp is not None
@@ -221,7 +230,8 @@ class Coordinator:
         self._last_tid = int(all_tids.max()) if len(all_tids) else -1
 
     def _record(self, doc: dict) -> None:
-        key, tid = doc["_id"], doc["tid"]
+        key = doc["_id"]
+        tid = doc["tid"] = self.open.get(key, doc.get("tid"))  # ours: a tid damaged since is not read
         params = doc.get("params") or {}
         self._last_tid = max(self._last_tid, tid)
         if doc["state"] in FINISHED:

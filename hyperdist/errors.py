@@ -44,14 +44,29 @@ class ObjectiveError(HyperdistError):
     """An objective reference does not import, is not callable, or is not allowed."""
 
 
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<cred>[^@/\s]+)@")
+class ObjectiveNotAllowed(ObjectiveError):
+    """The worker's allow list does not permit this objective."""
+
+
+class ObjectiveMismatch(StoreError):
+    """The stored experiment runs a different objective than the one given to resume it."""
+
+
+# A URL's user information ends at the last '@' of the URL (a host never holds one), so a password
+# holding '/', '@' or ':' (raw or percent-escaped) is covered in full; more hidden is safe.
+_URL = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<rest>[^\s'\"<>]*)")
 _SECRET_PARAMS = re.compile(
-    r"(?P<key>(password|tlsCertificateKeyFilePassword|authMechanismProperties)=)[^&\s]*",
+    r"(?P<key>(password|tlsCertificateKeyFilePassword|authMechanismProperties)=)[^&\s'\"]*",
     re.IGNORECASE,
 )
 
 
+def _hide_user_info(m: re.Match) -> str:
+    rest = m.group("rest")
+    return m.group("scheme") + ("***@" + rest[rest.rindex("@") + 1:] if "@" in rest else rest)
+
+
 def redact(text: str) -> str:
-    """Replace user:password in URLs and secret query parameters with '***'."""
-    text = _CREDENTIALS.sub(lambda m: f"{m.group('scheme')}***@", str(text))
+    """Replace a URL's user:password and secret query parameters with '***'."""
+    text = _URL.sub(_hide_user_info, str(text))
     return _SECRET_PARAMS.sub(lambda m: f"{m.group('key')}***", text)

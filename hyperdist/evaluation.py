@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .pruning import TrialContext, TrialPruned, make_pruner, takes_context
-from .result import STATUS_FAIL, exception_error, normalize, plain
+from .reference import python_argv
+from .result import STATUS_FAIL, UnstorableResult, exception_error, normalize, plain
 
 
 @dataclass
@@ -31,8 +32,9 @@ class Outcome:
         return self.error is None and self.result.get("status") != STATUS_FAIL
 
 
-class TrialTimeout(Exception):
-    """The objective ran past the per-trial time limit."""
+class TrialTimeout(BaseException):
+    """The objective ran past the per-trial time limit (a BaseException, so that an objective's own
+    `except Exception` does not swallow it)."""
 
 
 def failed(kind: str, message: str) -> Outcome:
@@ -40,13 +42,15 @@ def failed(kind: str, message: str) -> Outcome:
 
 
 def settle(raw: Any) -> Outcome:
-    """Normalise what the objective returned and make it storable (plain JSON/BSON types)."""
-    result, error = normalize(raw)
+    """Normalise what the objective returned and make it storable (plain JSON/BSON types), before
+    anything is written: a value no store can hold fails this trial, never the worker."""
     try:
-        result = plain(result)
-    except TypeError as exc:
-        return failed("UnstorableResult", f"{exc}; return plain numbers, strings, lists and dicts")
-    return Outcome(result, error)
+        result, error = normalize(raw)
+        return Outcome(plain(result), error)
+    except UnstorableResult as exc:
+        return failed("UnstorableResult", str(exc))
+    except Exception as exc:  # a result object whose own methods raise while it is read
+        return failed("UnstorableResult", f"reading the result raised {type(exc).__name__}: {exception_error(exc)['message']}")
 
 
 def run_in_process(fn: Callable[..., Any], config: Any, timeout: float | None,
@@ -67,6 +71,12 @@ def run_in_process(fn: Callable[..., Any], config: Any, timeout: float | None,
         raw, pruned = None, True
     except Exception as exc:
         return Outcome({"status": STATUS_FAIL}, exception_error(exc))
+    except SystemExit as exc:  # the objective's own exit: the worker stays up
+        return failed("ObjectiveExited", f"objective called sys.exit({exc.code!r})")
+    except KeyboardInterrupt as exc:
+        error = exception_error(exc)
+        error.update(type="ObjectiveExited", message="objective raised KeyboardInterrupt")
+        return Outcome({"status": STATUS_FAIL}, error)
     finally:
         if use_alarm:
             signal.setitimer(signal.ITIMER_REAL, 0)
@@ -79,15 +89,17 @@ def run_in_process(fn: Callable[..., Any], config: Any, timeout: float | None,
 class ChildProcess:
     """One objective call in a fresh interpreter; `terminate()` may be called from a signal handler."""
 
-    def __init__(self, objective: str, space_json: dict, params: dict, pruning: dict | None = None) -> None:
+    def __init__(self, objective: str, space_json: dict, params: dict, pruning: dict | None = None, *,
+                 allow: list[str] | None = None, base: str | None = None) -> None:
         fd, self.out_path = tempfile.mkstemp(prefix="hyperdist-trial-", suffix=".json")
         os.close(fd)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hyperdist.evaluation", self.out_path],
+            [*python_argv("from hyperdist.evaluation import _child_main; _child_main(sys.argv[1])"), self.out_path],
             stdin=subprocess.PIPE, cwd=os.getcwd(),
         )
         assert self.proc.stdin is not None
-        job = {"objective": objective, "space": space_json, "params": params, "pruning": pruning}
+        job = {"objective": objective, "space": space_json, "params": params, "pruning": pruning, "allow": allow,
+               "base": base or os.getcwd()}
         self.proc.stdin.write(json.dumps(job).encode())  # secrets travel on stdin, never in argv
         self.proc.stdin.close()
 
@@ -121,13 +133,16 @@ def store_context(store: Any, exp_key: str, trial_id: Any, token: str, tid: int,
 
 
 def _child_main(out_path: str) -> None:
-    from .reference import load_callable
+    from pathlib import Path
+
+    from .reference import AllowList, load_objective
     from .space import space_from_json
 
     job = json.load(sys.stdin)
     try:
         space = space_from_json(job["space"])
-        fn = load_callable(job["objective"])
+        allow = None if job.get("allow") is None else AllowList(job["allow"])
+        fn = load_objective(job["objective"], allow, Path(job["base"]))
         ctx = None
         if job.get("pruning") and takes_context(fn):
             from .store import Store
@@ -142,7 +157,3 @@ def _child_main(out_path: str) -> None:
     with open(tmp, "w") as fh:
         json.dump({"result": outcome.result, "error": outcome.error}, fh)
     os.replace(tmp, out_path)
-
-
-if __name__ == "__main__":
-    _child_main(sys.argv[1])

@@ -81,7 +81,7 @@ class HistoryTable:
             self.set_result(key, state, loss)
             return
         self._make_room(1)
-        self._X[self._n] = self.space.to_row(params)
+        self._X[self._n] = self.space.drop_invalid(self.space.to_row(params)[None, :])[0]
         self._rows[key] = self._n
         self._n += 1
         self.set_result(key, state, loss)
@@ -90,7 +90,7 @@ class HistoryTable:
         """Append many rows at once (a resume: 100 000 rows without a Python loop per row)."""
         n, m = self._n, len(keys)
         self._make_room(m)
-        self._X[n:n + m] = X
+        self._X[n:n + m] = self.space.drop_invalid(np.array(X, dtype=float))
         self._state[n:n + m], self._loss[n:n + m] = _entered(state, loss)
         self._rows.update(zip(keys.tolist(), range(n, n + m)))
         self._n = n + m

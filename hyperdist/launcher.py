@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import HyperdistError
-from .mongotrials import parse_url
+from .reference import python_argv
 from .server import LocalServer, server_status, start_server, stop_server
-from .store import Store
+from .store import Store, parse_url
 
 
 @dataclass
@@ -47,10 +47,11 @@ def connect(mongo: str | None, data_dir: Path, *, start: bool = True, db: str | 
 
 def spawn_workers(n: int, url: str, exp_key: str, allow: str, *, db: str = "hyperdist", isolate: bool = False,
                   trial_timeout: float | None = None, log_dir: Path | None = None) -> list[subprocess.Popen]:
-    """Start n `hyperdist worker` processes for one experiment; the URL travels in the environment."""
+    """Start n `hyperdist worker` processes for one experiment; the URL travels in the environment.
+    They run in this directory, which relative objective references are resolved against; it is not
+    put ahead of the standard library on their path (hyperdist/__main__.py)."""
     env = dict(os.environ, HYPERDIST_MONGO_URL=url, HYPERDIST_DB=db)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), env.get("PYTHONPATH", "")) if p)
-    cmd = [sys.executable, "-m", "hyperdist", "worker", "--exp", exp_key, "--allow", allow, "--idle-timeout", "600"]
+    cmd = [*python_argv("from hyperdist.cli import main; main(prog_name='hyperdist')"), "worker", "--exp", exp_key, "--allow", allow, "--idle-timeout", "600"]
     if isolate:
         cmd.append("--subprocess")
     if trial_timeout:

@@ -7,8 +7,6 @@ As in Hyperopt, the same `exp_key` continues the same history and `max_evals` co
 from __future__ import annotations
 
 from typing import Any, Callable
-from urllib.parse import urlsplit, urlunsplit
-
 import numpy as np
 
 from .coordinator import Coordinator, StopRules
@@ -17,22 +15,10 @@ from .progress import ProgressBar
 from .pruning import make_pruner, pruner_config
 from .reference import reference_of
 from .space import compile_space, space_eval
-from .store import DONE, ERROR, FINISHED, RUNNING, Store
+from .store import DONE, ERROR, FINISHED, RUNNING, Store, parse_url
 from .trials import JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_NEW, JOB_STATE_RUNNING, Trials
 
 _STATES = {"NEW": JOB_STATE_NEW, RUNNING: JOB_STATE_RUNNING, DONE: JOB_STATE_DONE, ERROR: JOB_STATE_ERROR}
-
-
-def parse_url(url: str, db: str | None = None) -> tuple[str, str]:
-    """Accept Hyperopt's 'mongo://host:port/db/jobs' as well as standard 'mongodb://host/db' URLs."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mongo", "mongodb", "mongodb+srv"):
-        raise HyperdistError(f"{parts.scheme or url!r} is not a MongoDB URL scheme; expected mongodb://host:port/db")
-    path = [p for p in parts.path.split("/") if p]
-    scheme = "mongodb" if parts.scheme == "mongo" else parts.scheme
-    if parts.scheme == "mongo":
-        return urlunsplit((scheme, parts.netloc, "", parts.query, "")), db or (path[0] if path else "hyperdist")
-    return url, db or (path[0] if path else "hyperdist")
 
 
 class MongoTrials(Trials):

@@ -1,7 +1,17 @@
-"""Objects named by reference (`module:attr` or `path/to/file.py:attr`), loaded under an allow list.
+"""Objectives named by reference (`module:function` or `path/to/file.py:function`), loaded under an
+allow list.
 
-The database names an experiment's objective only by such a reference, never by code. A worker
-resolves it here, and refuses, before importing anything, a reference its operator did not allow.
+The database names an experiment's objective only by such a reference, never by code, and anyone
+who can write to the database can write one. So a worker decides twice: before importing, whether
+the text names a module or file its operator allowed; after importing, whether the object found is
+a public callable *defined* in that module (an entry naming one function matches only that
+function). A reference is one module or file and one plain name: no dotted attribute paths, so
+data never walks from an allowed module into something it imported (`objs:os.system`).
+
+File references are stored relative to the directory the search ran in, so a worker elsewhere
+resolves them against its own working directory (or `--path`): the same project layout on every
+machine, not the same absolute path. Imported files and modules are found after the standard
+library and installed packages, so a `csv.py` next to an objective cannot shadow `csv`.
 """
 from __future__ import annotations
 
@@ -10,92 +20,184 @@ import importlib.util
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .errors import ObjectiveError, SpaceError
+from .errors import ObjectiveError, ObjectiveNotAllowed, SpaceError
+
+_FORMS = "expected 'module:function' or 'path/to/file.py:function'"
 
 
-def split_reference(ref: str) -> tuple[str, str]:
-    """'pkg.mod:attr' or 'dir/file.py:attr' -> (target, attr), with a clear error otherwise."""
-    if not isinstance(ref, str) or ":" not in ref.strip(":"):
-        raise ObjectiveError(f"{ref!r} is not a reference; expected 'module:attribute' or 'path/to/file.py:attribute'")
-    target, attr = ref.rsplit(":", 1)
-    if not target or not attr or not all(part.isidentifier() for part in attr.split(".")):
-        raise ObjectiveError(f"{ref!r} is not a reference; expected 'module:attribute' or 'path/to/file.py:attribute'")
-    return target, attr
+@dataclass(frozen=True)
+class Reference:
+    """A parsed reference: a module name or a `.py` file, and one attribute name in it."""
+
+    target: str
+    name: str
+
+    @property
+    def is_file(self) -> bool:
+        return is_file_target(self.target)
+
+    def path(self, base: Path | None = None) -> Path:
+        """The file, resolved against `base` (default: the working directory) when relative."""
+        return ((base or Path.cwd()) / self.target).resolve()
+
+    def __str__(self) -> str:
+        return f"{self.target}:{self.name}"
 
 
 def is_file_target(target: str) -> bool:
-    return target.endswith(".py") or os.sep in target or "/" in target
+    return target.endswith(".py") or "/" in target or os.sep in target
 
 
-def canonical(ref: str, base: Path | None = None) -> str:
-    """The form stored in experiments: file paths made absolute so workers elsewhere in the tree agree."""
-    target, attr = split_reference(ref)
+def parse(ref: Any) -> Reference:
+    """Check a reference's shape (read from a command line or from a database)."""
+    if not isinstance(ref, str) or ":" not in ref:
+        raise ObjectiveError(f"{_short(ref)} is not a reference; {_FORMS}")
+    target, name = ref.rsplit(":", 1)
+    if not name.isidentifier():
+        raise ObjectiveError(f"{_short(ref)}: {name!r} is not a plain name (no dotted paths); {_FORMS}")
     if is_file_target(target):
-        target = str(((base or Path.cwd()) / target).resolve())
-    return f"{target}:{attr}"
+        if not target.endswith(".py") or "\0" in target:
+            raise ObjectiveError(f"{_short(ref)}: {target!r} is not a .py file; {_FORMS}")
+    elif not target or not all(part.isidentifier() for part in target.split(".")):
+        raise ObjectiveError(f"{_short(ref)}: {target!r} is not a module name; {_FORMS}")
+    return Reference(target, name)
 
 
-def is_allowed(ref: str, allow: Iterable[str]) -> bool:
-    """Allowed entries are module names (covering their submodules), directories, files, or full references."""
-    target, _ = split_reference(ref)
-    for entry in allow:
-        if entry == ref:
+def split_reference(ref: str) -> tuple[str, str]:
+    """(module or file, name) of a reference."""
+    r = parse(ref)
+    return r.target, r.name
+
+
+def canonical(ref: str, root: Path | None = None) -> str:
+    """The form stored in an experiment: a file inside `root` (the working directory) relative to it,
+    in '/' form, so workers started from the same project directory anywhere resolve it."""
+    r = parse(ref)
+    if not r.is_file:
+        return str(r)
+    root = (root or Path.cwd()).resolve()
+    path = r.path(root)
+    try:
+        return f"{path.relative_to(root).as_posix()}:{r.name}"
+    except ValueError:
+        return f"{path}:{r.name}"
+
+
+def same(a: str, b: str, base: Path | None = None) -> bool:
+    """Whether two references name the same object (a relative and an absolute file path may)."""
+    try:
+        ra, rb = parse(a), parse(b)
+    except ObjectiveError:
+        return a == b
+    if ra.is_file and rb.is_file:
+        return ra.name == rb.name and ra.path(base) == rb.path(base)
+    return str(ra) == str(rb)
+
+
+class AllowList:
+    """What a worker's operator allowed, one entry per `--allow`:
+
+    * `module` or `package`: public functions defined in it (or its submodules);
+    * `file.py` or `dir/`: public functions defined in that file (or in a `.py` file below the dir);
+    * `module:function` or `file.py:function`: exactly that function.
+
+    Relative paths are taken from the worker's working directory.
+    """
+
+    def __init__(self, entries: Iterable[str], cwd: Path | None = None) -> None:
+        self.entries = [e for e in entries if e]
+        cwd = (cwd or Path.cwd()).resolve()
+        self._exact: set[tuple[str, str]] = set()
+        self._modules: list[str] = []
+        self._paths: list[Path] = []
+        for entry in self.entries:
+            if ":" in entry and entry.rsplit(":", 1)[1].isidentifier():
+                r = parse(entry)
+                self._exact.add((str(r.path(cwd)) if r.is_file else r.target, r.name))
+            elif is_file_target(entry) or (cwd / entry).exists():
+                self._paths.append((cwd / entry).resolve())
+                if all(part.isidentifier() for part in entry.split(".")):  # a package directory
+                    self._modules.append(entry)
+            elif all(part.isidentifier() for part in entry.split(".")):
+                self._modules.append(entry)
+            else:
+                raise ObjectiveError(f"--allow {entry!r} is neither a module name, a path, nor a reference ({_FORMS})")
+
+    @classmethod
+    def from_options(cls, values: Iterable[str], cwd: Path | None = None) -> "AllowList":
+        """Entries from repeated `--allow` options, each possibly os.pathsep-separated (as
+        HYPERDIST_ALLOW is); never split on white space, which paths may contain."""
+        return cls([part.strip() for value in values for part in _split_entries(value)], cwd)
+
+    def __str__(self) -> str:
+        return ", ".join(self.entries) or "nothing"
+
+    def _key(self, r: Reference, base: Path) -> str:
+        return str(r.path(base)) if r.is_file else r.target
+
+    def exact(self, r: Reference, base: Path) -> bool:
+        return (self._key(r, base), r.name) in self._exact
+
+    def may_import(self, r: Reference, base: Path) -> bool:
+        """Whether the reference's module or file may be imported at all (checked before importing)."""
+        if self.exact(r, base):
             return True
-        if is_file_target(target):
-            path = Path(target).resolve()
-            allowed = Path(split_reference(entry)[0] if ":" in entry and not Path(entry).exists() else entry).resolve()
-            if path == allowed or allowed in path.parents:
-                return True
-        else:
-            module = split_reference(entry)[0] if ":" in entry else entry
-            if target == module or target.startswith(module + "."):
-                return True
-    return False
+        if r.name.startswith("_"):
+            return False
+        if r.is_file:
+            path = r.path(base)
+            return any(path == p or p in path.parents for p in self._paths)
+        return any(_within(r.target, m) for m in self._modules)
+
+    def refusal(self, ref: str) -> ObjectiveNotAllowed:
+        return ObjectiveNotAllowed(
+            f"objective {ref!r} is not allowed on this worker (allowed: {self}); an entry naming a module or "
+            "file permits the public functions defined in it, 'module:function' exactly that function; "
+            "start the worker with --allow accordingly")
 
 
-def load(ref: str, allow: Iterable[str] | None = None, what: str = "objective") -> Any:
-    """Import the object named by `ref`; with an allow list, refuse anything outside it first."""
-    target, attr = split_reference(ref)
-    if allow is not None:
-        allow = list(allow)
-        if not is_allowed(ref, allow):
-            raise ObjectiveError(
-                f"{what} {ref!r} is not allowed on this worker (allowed: {allow or 'nothing'}); "
-                "start the worker with --allow MODULE (or a path) to permit it"
-            )
-    module = _import_file(target) if is_file_target(target) else _import_module(target)
-    obj: Any = module
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise ObjectiveError(f"{what} {ref!r}: {target!r} has no attribute {attr!r}") from None
+def load_objective(ref: str, allow: AllowList | None, base: Path | None = None) -> Callable[..., Any]:
+    """The callable named by `ref`. With an allow list (a worker), refuse before importing anything
+    not allowed, and after importing anything not defined where the entry allows."""
+    r = parse(ref)
+    base = (base or Path.cwd()).resolve()
+    if allow is not None and not allow.may_import(r, base):
+        raise allow.refusal(ref)
+    module = _import_file(r.path(base), ref, base) if r.is_file else _import_module(r.target, base)
+    try:
+        obj = module.__dict__[r.name]  # the module's own namespace: no descriptors, no __getattr__ hooks
+    except KeyError:
+        raise ObjectiveError(f"objective {ref!r}: {r.target!r} has no attribute {r.name!r}") from None
+    if allow is not None and not allow.exact(r, base):
+        defined_in = getattr(obj, "__module__", None)
+        home = module.__name__ if r.is_file else r.target
+        if not isinstance(defined_in, str) or not (defined_in == home or (not r.is_file and _within(defined_in, home))):
+            raise ObjectiveNotAllowed(
+                f"objective {ref!r} is defined in {defined_in!r}, not in {r.target!r}: an --allow entry naming a "
+                f"module or file only permits functions defined there (allowed: {allow}); allow it exactly with "
+                f"--allow {r.target}:{r.name}")
+    if not callable(obj):
+        raise ObjectiveError(f"objective {ref!r} is a {type(obj).__name__}, not a callable")
     return obj
 
 
-def load_callable(ref: str, allow: Iterable[str] | None = None) -> Callable[..., Any]:
-    fn = load(ref, allow)
-    if not callable(fn):
-        raise ObjectiveError(f"objective {ref!r} is a {type(fn).__name__}, not a callable")
-    return fn
+def load_callable(ref: str) -> Callable[..., Any]:
+    """The user's own objective, loaded where the search starts (no allow list: it is their file)."""
+    return load_objective(ref, None)
 
 
-def reference_of(fn: Callable[..., Any]) -> str:
-    """The reference that lets another process import `fn` (a module-level function)."""
-    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
-    if not module or "<" in qualname:
-        raise ObjectiveError(
-            f"objective {fn!r} cannot be named for workers: use a module-level function, not a lambda or closure"
-        )
-    if module == "__main__":
-        path = getattr(sys.modules["__main__"], "__file__", None)
-        if not path:
-            raise ObjectiveError("an objective defined interactively cannot be sent to workers; put it in a file")
-        return f"{Path(path).resolve()}:{qualname}"
-    return f"{module}:{qualname}"
+def load_object(ref: str, what: str) -> Any:
+    """Any attribute named by a reference in the user's own code (a space on the command line)."""
+    r = parse(ref)
+    module = _import_file(r.path(), ref, Path.cwd()) if r.is_file else _import_module(r.target, Path.cwd())
+    try:
+        return module.__dict__[r.name]
+    except KeyError:
+        raise ObjectiveError(f"{what} {ref!r}: {r.target!r} has no attribute {r.name!r}") from None
 
 
 def load_space(ref: str) -> Any:
@@ -114,38 +216,88 @@ def load_space(ref: str) -> Any:
             return space_from_json(data)
         except SpaceError as exc:
             raise SpaceError(f"space file {ref!r}: {exc}") from None
-        except (TypeError, KeyError, ValueError, AttributeError) as exc:
-            raise SpaceError(f"space file {ref!r} is malformed: {exc}") from None
-    return load(ref, what="space")
+    return load_object(ref, "space")
 
 
-def _import_module(name: str) -> Any:
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
+def reference_of(fn: Callable[..., Any]) -> str:
+    """The reference that lets another process import `fn` (a module-level function)."""
+    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    if not module or not qualname.isidentifier():
+        raise ObjectiveError(
+            f"objective {fn!r} cannot be named for workers: use a module-level function, not a lambda, "
+            "closure or method")
+    if module == "__main__":
+        path = getattr(sys.modules["__main__"], "__file__", None)
+        if not path:
+            raise ObjectiveError("an objective defined interactively cannot be sent to workers; put it in a file")
+        return canonical(f"{path}:{qualname}")
+    return f"{module}:{qualname}"
+
+
+def _split_entries(value: str) -> list[str]:
+    """Split on os.pathsep. Where that is ':', which references use too, 'X:name' stays one entry
+    when `name` is a plain identifier: read as the narrower exact reference, never as more."""
+    if os.pathsep != ":":
+        return value.split(os.pathsep)
+    out: list[str] = []
+    for part in value.split(":"):
+        if out and out[-1] and ":" not in out[-1] and part.isidentifier():
+            out[-1] += ":" + part
+        else:
+            out.append(part)
+    return out
+
+
+def python_argv(statement: str) -> list[str]:
+    """A command that runs `statement` in a fresh interpreter without the working directory ahead
+    of the standard library (`-m` and `-c` put it first; a `json.py` there would shadow `json`)."""
+    return [sys.executable, "-c", f"import sys; del sys.path[0]; {statement}"]
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def _append_path(directory: Path) -> None:
+    """Let the user's code import its neighbours, after the standard library and installed packages."""
+    entry = str(directory)
+    if entry not in sys.path:
+        sys.path.append(entry)
+
+
+def _import_module(name: str, base: Path) -> Any:
+    _append_path(base)
     try:
         return importlib.import_module(name)
     except ImportError as exc:
-        raise ObjectiveError(f"cannot import module {name!r}: {exc}") from None
+        raise ObjectiveError(f"cannot import module {name!r} (searched the installed packages, then {str(base)!r}): "
+                             f"{exc}") from None
     except Exception as exc:  # the user's module failed while importing
         raise ObjectiveError(f"importing module {name!r} failed: {type(exc).__name__}: {exc}") from None
 
 
-def _import_file(target: str) -> Any:
-    path = Path(target).resolve()
+def _import_file(path: Path, ref: str, base: Path) -> Any:
     if not path.is_file():
-        raise ObjectiveError(f"no such file {target!r}")
+        raise ObjectiveError(
+            f"objective file {str(path)!r} (from {ref!r}) does not exist; relative references resolve against "
+            f"{str(base)!r}: run the worker in the project directory, or pass --path DIR")
     name = f"hyperdist_user_{abs(hash(str(path)))}_{path.stem}"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise ObjectiveError(f"cannot load {target!r} as a Python module")
+        raise ObjectiveError(f"cannot load {str(path)!r} as a Python module")
     module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(path.parent))
+    _append_path(path.parent)
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[name]
-        raise ObjectiveError(f"importing {target!r} failed: {type(exc).__name__}: {exc}") from None
+        raise ObjectiveError(f"importing {str(path)!r} failed: {type(exc).__name__}: {exc}") from None
     return module
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."

@@ -47,38 +47,74 @@ def normalize(raw: Any) -> tuple[dict[str, Any], dict[str, str] | None]:
 
 
 def exception_error(exc: BaseException) -> dict[str, str]:
-    """The record of an exception raised by an objective: type, message and traceback."""
-    return {
-        "type": type(exc).__name__,
-        "message": str(exc),
-        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-8000:],
-    }
+    """The record of an exception raised by an objective: type, message and traceback. An exception
+    whose message or traceback cannot be rendered still gives a record."""
+    try:
+        message = str(exc)
+    except Exception as inner:  # a __str__ that raises
+        message = f"<message unavailable: its __str__ raised {type(inner).__name__}>"
+    try:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except Exception:
+        tb = f"{type(exc).__name__}: {message}"
+    return {"type": _text(type(exc).__name__, 200), "message": _text(message, 4000), "traceback": _text(tb[-8000:], 8000)}
+
+
+class UnstorableResult(TypeError):
+    """A result value that no trial store can hold; the message names its path (`result.extra.n`)."""
+
+
+MAX_DEPTH = 40  # nesting levels of a result; MongoDB refuses documents nested past 100
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 def plain(value: Any, where: str = "result") -> Any:
     """A deep copy holding only JSON/BSON-friendly types (numpy scalars and arrays are converted).
 
-    Raises TypeError naming the offending key, so a worker can record a clear error.
+    Raises UnstorableResult naming the path of the first value that cannot be stored: a type other
+    than None/bool/number/str/list/dict, an int beyond 64 bits, a key that is not a plain string, a
+    string that is not valid Unicode, a cycle, or nesting deeper than MAX_DEPTH.
     """
-    if value is None or isinstance(value, (bool, str)):
+    return _plain(value, where, 0, set())
+
+
+def _plain(value: Any, where: str, depth: int, path_ids: set[int]) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UnstorableResult(f"{where} is a string that is not valid Unicode (a lone surrogate)") from None
         return value
     if isinstance(value, numbers.Integral):
-        return int(value)
+        number = int(value)
+        if not _INT64[0] <= number <= _INT64[1]:
+            raise UnstorableResult(f"{where} is {_short(number)}, beyond 64-bit integers; return it as a float or "
+                                   "a string")
+        return number
     if isinstance(value, numbers.Real):
         return float(value)
+    if depth >= MAX_DEPTH:
+        raise UnstorableResult(f"{where} is nested more than {MAX_DEPTH} levels deep")
+    if id(value) in path_ids:
+        raise UnstorableResult(f"{where} refers back to a container it is inside (a cycle)")
+    path_ids = path_ids | {id(value)}
     if isinstance(value, Mapping):
         out = {}
         for k, v in value.items():
-            if not isinstance(k, str):
-                raise TypeError(f"{where} has a non-string key {k!r}")
-            out[k] = plain(v, f"{where}[{k!r}]")
+            if not isinstance(k, str) or k.startswith("$") or "\0" in k or not k:
+                raise UnstorableResult(f"{where} has the key {_short(k)}; keys must be non-empty strings, "
+                                       "not starting with '$'")
+            out[_plain(k, f"{where} key", depth + 1, path_ids)] = _plain(v, f"{where}.{k}", depth + 1, path_ids)
         return out
     if isinstance(value, (list, tuple)):
-        return [plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_plain(v, f"{where}[{i}]", depth + 1, path_ids) for i, v in enumerate(value)]
     tolist = getattr(value, "tolist", None)
     if callable(tolist):
-        return plain(tolist(), where)
-    raise TypeError(f"{where} holds a {type(value).__name__}, which cannot be stored as JSON/BSON")
+        return _plain(tolist(), where, depth + 1, path_ids)
+    raise UnstorableResult(f"{where} holds a {type(value).__name__}, which cannot be stored; return numbers, "
+                           "strings, lists and dicts")
 
 
 def _fail(result: dict[str, Any], kind: str, message: str) -> tuple[dict[str, Any], dict[str, str]]:
@@ -88,5 +124,14 @@ def _fail(result: dict[str, Any], kind: str, message: str) -> tuple[dict[str, An
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _text(text: str, limit: int) -> str:
+    """Storable text: at most `limit` characters, unencodable characters escaped."""
+    text = text if len(text) <= limit else text[:limit - 3] + "..."
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

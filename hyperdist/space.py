@@ -110,6 +110,21 @@ class SearchSpace:
                 row[j] = float(value)
         return row
 
+    def drop_invalid(self, X: np.ndarray) -> np.ndarray:
+        """Set values outside their parameter's support to NaN, in place: rows read from a database
+        (which anyone may have edited) never reach an algorithm as an option index out of range."""
+        for j, spec in enumerate(self.params):
+            col = X[:, j]
+            with np.errstate(invalid="ignore"):
+                if spec.dist.categorical:
+                    bad = (col != np.round(col)) | (col < 0) | (col >= spec.dist.n_options)
+                else:
+                    lo, hi = spec.dist.value_bounds()
+                    tol = 1e-9 * max(1.0, abs(lo), abs(hi)) if math.isfinite(lo) and math.isfinite(hi) else 0.0
+                    bad = ~np.isfinite(col) | (col < lo - tol) | (col > hi + tol)
+            col[bad & ~np.isnan(col)] = np.nan
+        return X
+
     def validate(self, assignment: Mapping[str, Any]) -> None:
         """Check an assignment read from outside (a database) against the space."""
         row = np.full(len(self.params), np.nan)
@@ -273,12 +288,18 @@ def _literal(value: Any) -> Any:
     )
 
 
-def space_from_json(data: Mapping[str, Any]) -> SearchSpace:
-    """Rebuild a compiled space from `SearchSpace.to_json()` output."""
+def space_from_json(data: Any) -> SearchSpace:
+    """Rebuild a compiled space from `SearchSpace.to_json()` output; anything else is a SpaceError."""
     if not isinstance(data, Mapping) or data.get("format") != "hyperdist.space/1" or "root" not in data:
         raise SpaceError("not a hyperdist space document (expected {'format': 'hyperdist.space/1', 'root': ...})")
     memo: dict[str, Param] = {}
-    return compile_space(_decode(data["root"], memo))
+    try:
+        return compile_space(_decode(data["root"], memo))
+    except SpaceError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError, OverflowError) as exc:
+        # a document read from a database may be anything: it fails as a space, never as a crash
+        raise SpaceError(f"malformed space document: {type(exc).__name__}: {str(exc)[:200]}") from None
 
 
 def _decode(node: Any, memo: dict[str, Param]) -> Any:

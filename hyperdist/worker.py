@@ -15,12 +15,13 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ExperimentNotFound, ObjectiveError, SpaceError, StoreError, redact
+from .errors import ExperimentNotFound, HyperdistError, ObjectiveError, StoreError, redact
 from .evaluation import ChildProcess, Outcome, failed, run_in_process, store_context
-from .pruning import takes_context
-from .reference import is_allowed, load_callable
+from .pruning import make_pruner, takes_context
+from .reference import AllowList, load_objective, parse
 from .space import SearchSpace, space_from_json
 from .store import DONE, ERROR, Report, Store
 
@@ -29,6 +30,15 @@ log = logging.getLogger("hyperdist.worker")
 
 class WorkerInterrupted(BaseException):
     """Raised inside the objective by SIGTERM/SIGINT so the trial can be handed back."""
+
+
+class CannotRun(HyperdistError):
+    """This worker cannot run an experiment's trials: its objective is not allowed or does not load
+    here, or its document is not a valid experiment. `kind` becomes the failed trial's error type."""
+
+    def __init__(self, message: str, kind: str = "InvalidExperiment") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass
@@ -46,6 +56,7 @@ class WorkerConfig:
     outage_timeout: float = 300.0       # how long a database outage is waited out
     prefetch: int = 8                   # most trials claimed at once, when trials take under batch_seconds
     batch_seconds: float = 0.12         # what a worker may hold back from the others in prefetched trials
+    path: str | None = None             # where relative objective files and modules are found (default: cwd)
 
 
 @dataclass
@@ -63,7 +74,7 @@ class WorkerStats:
     consecutive_failures: int = 0
     reason: str = ""
     exit_code: int = 0
-    _last: list = field(default_factory=list)
+    last_error: str = ""
 
 
 class Worker:
@@ -71,7 +82,10 @@ class Worker:
         self.store, self.config = store, config
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.stats = WorkerStats()
+        self.allow = AllowList(config.allow)
+        self.base = Path(config.path or Path.cwd()).resolve()
         self._experiments: dict[tuple[str, str], _Experiment] = {}
+        self._skipped: set[str] = set()  # experiments a worker serving every experiment cannot run
         self._stopping = False
         self._current: dict | None = None
         self._child: ChildProcess | None = None
@@ -113,6 +127,9 @@ class Worker:
                                                 timeout=self._report_timeout())[0]
                     self._settle_all(finished, accepted)
                 break
+            if held and isinstance(held[0].get("exp_key"), str) and held[0]["exp_key"] in self._skipped:
+                self._hand_back([held.pop(0)])
+                continue
             if held:
                 doc = held.pop(0)
                 done = self._run_trial(doc, held)
@@ -123,13 +140,14 @@ class Worker:
                 continue
             accepted, held = self.store.retry(self.store.report_and_claim, [f.report for f in finished], self.owner,
                                               cfg.lease_seconds, cfg.exp_key, self._batch(len(finished)),
+                                              exclude=sorted(self._skipped),
                                               timeout=max(cfg.outage_timeout, self._report_timeout()))
             if finished:
                 self._settle_all(finished, accepted)
                 finished = []
                 if self.stats.consecutive_failures >= cfg.max_consecutive_failures:
                     return self._exit(1, f"the last {self.stats.consecutive_failures} trials all failed "
-                                         f"(last error: {self.stats._last[-1] if self.stats._last else '?'}); stopping")
+                                         f"(last error: {self.stats.last_error or '?'}); stopping")
             if held:
                 backoff = cfg.poll_interval
                 continue
@@ -191,24 +209,28 @@ class Worker:
 
     # --- one trial ------------------------------------------------------------------------------
     def _experiment(self, exp_key: str, space_hash: str | None) -> _Experiment:
-        """The experiment's space and objective, read once per (experiment, space) the worker meets."""
+        """The experiment's space and objective, read once per (experiment, space) the worker meets.
+        Raises CannotRun for anything in the document this worker cannot or may not run."""
         if space_hash is not None and (exp_key, space_hash) in self._experiments:
             return self._experiments[(exp_key, space_hash)]
         exp_doc = self.store.get_experiment(exp_key)
-        key = (exp_key, exp_doc.get("space_hash", ""))
+        key = (exp_key, str(exp_doc.get("space_hash", "")))
         if key not in self._experiments:
             objective = exp_doc.get("objective")
             if not objective:
-                raise ObjectiveError(f"experiment {exp_key!r} names no objective; it cannot run on workers")
-            if not is_allowed(objective, self.config.allow):
-                raise ObjectiveError(
-                    f"objective {objective!r} of experiment {exp_key!r} is not allowed on this worker "
-                    f"(allowed: {self.config.allow or 'nothing'}); start it with --allow"
-                )
-            space = space_from_json(exp_doc["space"])
-            fn = None if self.config.isolate else load_callable(objective, self.config.allow)
-            pruner = (exp_doc.get("options") or {}).get("pruner")
-            self._experiments[key] = _Experiment(space, objective, fn, pruner if pruner else None)
+                raise CannotRun(f"experiment {exp_key!r} names no objective; it cannot run on workers")
+            try:
+                space = space_from_json(exp_doc.get("space"))
+                pruner = (exp_doc.get("options") or {}).get("pruner") or None
+                make_pruner(pruner)
+                parse(objective)
+            except (HyperdistError, AttributeError, TypeError) as exc:
+                raise CannotRun(f"invalid experiment document {exp_key!r}: {exc}") from None
+            try:
+                fn = None if self.config.isolate else load_objective(objective, self.allow, self.base)
+            except ObjectiveError as exc:
+                raise CannotRun(f"experiment {exp_key!r}: {exc}", type(exc).__name__) from None
+            self._experiments[key] = _Experiment(space, objective, fn, pruner)
         return self._experiments[key]
 
     def _run_trial(self, doc: dict, waiting: list[dict]) -> _Finished | None:
@@ -216,19 +238,21 @@ class Worker:
         heartbeat also keeps the leases of the `waiting` trials claimed with it."""
         started = time.monotonic()
         token = doc["lease_token"]
+        problem = _invalid_trial(doc)
+        if problem:
+            return _Finished(doc, failed("InvalidTrialDocument", f"invalid trial document: {problem}"), started)
         try:
             exp = self._experiment(doc["exp_key"], doc.get("space_hash"))
-        except (ObjectiveError, SpaceError) as exc:
-            # Not ours to run: hand it back and stop, rather than fail trials another worker could run.
-            self.store.release(doc["_id"], token)
-            self._stopping = True
-            self.stats.exit_code, self.stats.reason = 1, str(exc)
-            log.error("%s", exc)
-            return None
+        except ExperimentNotFound:
+            return _Finished(doc, failed("InvalidTrialDocument",
+                                         f"invalid trial document: experiment {doc['exp_key']!r} does not exist"),
+                             started)
+        except CannotRun as exc:
+            return self._cannot_run(doc, exc, started)
         try:
-            exp.space.validate(doc.get("params") or {})
-        except SpaceError as exc:
-            return _Finished(doc, failed("InvalidParams", str(exc)), started)
+            exp.space.validate(doc["params"])
+        except HyperdistError as exc:
+            return _Finished(doc, failed("InvalidParams", f"invalid trial document: {exc}"), started)
         beat = _Heartbeat(self.store, [doc["_id"]] + [d["_id"] for d in waiting if d["lease_token"] == token],
                           token, self.config.lease_seconds)
         beat.start()
@@ -248,21 +272,36 @@ class Worker:
             log.warning("trial %s: lease lost while running; its result is discarded", doc["tid"])
         return _Finished(doc, outcome, started)
 
+    def _cannot_run(self, doc: dict, exc: CannotRun, started: float) -> _Finished | None:
+        """A worker for one experiment fails the trial with the reason, where the search shows it,
+        and stops: nothing else is there to serve. A worker serving every experiment hands the
+        trial back and skips that experiment (it may be meant for other workers)."""
+        if self.config.exp_key is None:
+            self.store.retry(self.store.release, doc["_id"], doc["lease_token"], timeout=10)
+            self._skipped.add(doc["exp_key"])
+            log.warning("skipping experiment %r from now on: %s", doc["exp_key"], redact(str(exc)))
+            return None
+        self._stopping = True
+        self.stats.exit_code, self.stats.reason = 1, str(exc)
+        log.error("%s", redact(str(exc)))
+        return _Finished(doc, failed(exc.kind, str(exc)), started)
+
     def _evaluate(self, exp: _Experiment, doc: dict) -> Outcome:
-        params = doc.get("params") or {}
+        params = doc["params"]
         if self.config.isolate:
             pruning = {
                 "url": self.store.url, "db": self.store.db_name, "exp_key": doc["exp_key"], "tid": doc["tid"],
                 "trial_id": str(doc["_id"]), "token": doc["lease_token"], "pruner": exp.pruner}
-            self._child = ChildProcess(exp.objective, exp.space.to_json(), params, pruning)
+            self._child = ChildProcess(exp.objective, exp.space.to_json(), params, pruning,
+                                       allow=self.allow.entries, base=str(self.base))
             try:
                 return self._child.wait(self.config.trial_timeout)
             finally:
                 self._child = None
         try:
             config = exp.space.eval(params)
-        except SpaceError as exc:
-            return failed("InvalidParams", str(exc))
+        except HyperdistError as exc:
+            return failed("InvalidParams", f"invalid trial document: {exc}")
         self._in_objective = True
         try:
             if self._stopping and not self.config.drain:
@@ -285,22 +324,40 @@ class Worker:
         seconds = finished.seconds
         if not accepted:
             log.warning("trial %s of %s: result not accepted (the lease had expired and the trial was handed "
-                        "out again, or a retried report had already been recorded)", doc["tid"], doc["exp_key"])
+                        "out again, or a retried report had already been recorded)", doc.get("tid"), doc.get("exp_key"))
             return
         if outcome.ok:
             self.stats.done += 1
             self.stats.consecutive_failures = 0
             pruned = f" (pruned at step {outcome.result.get('pruned_at')})" if outcome.result.get("status") == "pruned" else ""
-            log.info("trial %s of %s DONE loss=%.6g in %.2fs%s", doc["tid"], doc["exp_key"],
+            log.info("trial %s of %s DONE loss=%.6g in %.2fs%s", doc.get("tid"), doc.get("exp_key"),
                      outcome.result.get("loss") if outcome.result.get("loss") is not None else float("nan"), seconds,
                      pruned)
         else:
             self.stats.errors += 1
             self.stats.consecutive_failures += 1
             reason = outcome.error["message"] if outcome.error else outcome.result.get("failure", "status fail")
-            self.stats._last.append(reason)
-            log.info("trial %s of %s %s: %s in %.2fs", doc["tid"], doc["exp_key"], ERROR,
+            self.stats.last_error = reason
+            log.info("trial %s of %s %s: %s in %.2fs", doc.get("tid"), doc.get("exp_key"), ERROR,
                      redact(reason.splitlines()[0] if reason else ""), seconds)
+
+
+def _invalid_trial(doc: dict) -> str:
+    """What makes a claimed trial document unusable, or '' (it may have been written by anyone)."""
+    if not isinstance(doc.get("exp_key"), str):
+        return f"exp_key {_short(doc.get('exp_key'))} is not a string"
+    if isinstance(doc.get("tid"), bool) or not isinstance(doc.get("tid"), int):
+        return f"tid {_short(doc.get('tid'))} is not an integer"
+    if not isinstance(doc.get("params"), dict):
+        return f"params {_short(doc.get('params'))} is not a document of parameter values"
+    if doc.get("space_hash") is not None and not isinstance(doc.get("space_hash"), str):
+        return f"space_hash {_short(doc.get('space_hash'))} is not a string"
+    return ""
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @dataclass

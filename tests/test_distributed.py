@@ -24,7 +24,8 @@ OBJECTIVE = f"{TESTS / 'objectives.py'}:quadratic"
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    # no empty entry: it would mean the working directory, ahead of the standard library
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in [str(TESTS), os.environ.get("PYTHONPATH", "")] if p))
     env.pop("HYPERDIST_MONGO_URL", None)
     env.update(extra)
     return env

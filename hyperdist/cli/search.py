@@ -27,6 +27,8 @@ from .app import DATA_DIR, DB, MONGO, _connection, main
                    "more when trials finish faster than the coordinator ticks].")
 @click.option("--resume", is_flag=True, help="Continue an existing experiment from its stored history.")
 @click.option("--allow-space-change", is_flag=True, help="Resume even though the space differs.")
+@click.option("--allow-objective-change", is_flag=True,
+              help="Resume even though the objective differs from the stored one (workers then run the new one).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--algo", type=click.Choice(["tpe", "rand"]), default="tpe", show_default=True)
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds.")
@@ -37,7 +39,8 @@ from .app import DATA_DIR, DB, MONGO, _connection, main
               help="Stop unpromising trials early (objectives taking a second argument report progress).")
 @click.option("--no-progress", is_flag=True, help="Do not draw the progress bar.")
 def search(objective: str, space_ref: str, max_evals: int, mongo: str | None, db: str | None, data_dir: Path,
-           exp_key: str | None, workers: int, queue: int | None, resume: bool, allow_space_change: bool, seed: int,
+           exp_key: str | None, workers: int, queue: int | None, resume: bool, allow_space_change: bool,
+           allow_objective_change: bool, seed: int,
            algo: str, timeout: float | None, loss_threshold: float | None, isolate: bool,
            trial_timeout: float | None, pruner: str, no_progress: bool) -> None:
     """Run a search: a coordinator here, WORKERS local worker processes, results in MongoDB.
@@ -65,7 +68,8 @@ def search(objective: str, space_ref: str, max_evals: int, mongo: str | None, db
                             StopRules(max_evals, timeout, loss_threshold), seed=seed, workers=max(1, workers),
                             queue=queue, objective=ref, algo_info={"name": algo},
                             options={"pruner": pruner_config(make_pruner(pruner))} if pruner != "none" else {})
-        resumed = coord.start(resume=resume, allow_space_change=allow_space_change)
+        resumed = coord.start(resume=resume, allow_space_change=allow_space_change,
+                              allow_objective_change=allow_objective_change)
         click.echo(f"{'resumed' if resumed else 'started'} experiment {exp_key!r}: {coord.finished} of "
                    f"{max_evals} trials done; server {conn.store.url_redacted}", err=True)
         procs = spawn_workers(workers, conn.url, exp_key, ref, db=conn.store.db_name, isolate=isolate,
@@ -104,7 +108,7 @@ def demo(ctx: click.Context, max_evals: int, workers: int, resume: bool, mongo: 
         raise HyperdistError("the demo needs scikit-learn: pip install 'hyperdist[demo]'") from None
     ctx.invoke(search, objective="hyperdist.demo:objective", space_ref="hyperdist.demo:space", max_evals=max_evals,
                mongo=mongo, db=None, data_dir=data_dir, exp_key="demo-digits", workers=workers, queue=None,
-               resume=resume, allow_space_change=False, seed=0, algo="tpe", timeout=None, loss_threshold=None,
+               resume=resume, allow_space_change=False, allow_objective_change=False, seed=0, algo="tpe", timeout=None, loss_threshold=None,
                isolate=False, trial_timeout=None, pruner="none", no_progress=False)
 
 

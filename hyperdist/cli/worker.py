@@ -1,6 +1,7 @@
 """`hyperdist worker`: claim, evaluate and report trials, on any machine."""
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -8,14 +9,29 @@ import click
 from ..errors import HyperdistError
 from .app import DB, main
 
+
+class _AllowEntry(click.ParamType):
+    """An --allow value; HYPERDIST_ALLOW is split on os.pathsep (by AllowList), never on white space."""
+
+    name = "entry"
+
+    def split_envvar_value(self, rv: str) -> list[str]:
+        return [rv] if rv else []
+
+
 @main.command()
 @click.option("--mongo", envvar="HYPERDIST_MONGO_URL", required=True, metavar="URL",
               help="MongoDB URL. [env HYPERDIST_MONGO_URL]")
 @DB
 @click.option("--exp", "exp_key", metavar="KEY", help="Only run trials of this experiment.")
-@click.option("--allow", multiple=True, envvar="HYPERDIST_ALLOW", metavar="MODULE",
-              help="Objectives this worker may import: a module (and its submodules), a directory or file, "
-                   "or a full reference. Repeatable. [env HYPERDIST_ALLOW, space-separated]")
+@click.option("--allow", multiple=True, envvar="HYPERDIST_ALLOW", metavar="ENTRY", type=_AllowEntry(),
+              help="What this worker may run: a module or package (public functions defined in it), a .py file "
+                   "or directory (public functions defined in those files), or 'module:function' / "
+                   "'file.py:function' (exactly that function). Repeat it, or separate entries with "
+                   f"'{os.pathsep}'. Relative paths are taken from the working directory. [env HYPERDIST_ALLOW]")
+@click.option("--path", "path", type=click.Path(file_okay=False, exists=True), metavar="DIR",
+              help="Where relative objective files (as the search stored them) and modules are looked up. "
+                   "[default: the working directory]")
 @click.option("--subprocess", "isolate", is_flag=True, help="Evaluate each trial in a fresh Python process.")
 @click.option("--trial-timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds per trial.")
 @click.option("--lease", type=click.FloatRange(min=1), default=30.0, show_default=True,
@@ -27,18 +43,19 @@ from .app import DB, main
 @click.option("--max-trials", type=click.IntRange(min=1), help="Exit after this many trials.")
 @click.option("--prefetch", type=click.IntRange(min=1), default=8, show_default=True,
               help="Most trials claimed at once; trials of at most 60 ms are claimed as many as fit in 120 ms.")
-def worker(mongo: str, db: str | None, exp_key: str | None, allow: tuple[str, ...], isolate: bool,
+def worker(mongo: str, db: str | None, exp_key: str | None, allow: tuple[str, ...], path: str | None, isolate: bool,
            trial_timeout: float | None, lease: float, idle_timeout: float, drain: bool,
            max_consecutive_failures: int, max_trials: int | None, prefetch: int) -> None:
     """Claim trials, evaluate their objective, report results; stateless, run as many as you like."""
-    from ..mongotrials import parse_url
-    from ..store import Store
+    from ..reference import AllowList
+    from ..store import Store, parse_url
     from ..worker import Worker, WorkerConfig
 
-    if not allow:
-        raise HyperdistError("a worker needs --allow MODULE: it only imports objectives its operator allowed")
+    entries = AllowList.from_options(allow).entries  # a malformed entry fails here, before connecting
+    if not entries:
+        raise HyperdistError("a worker needs --allow ENTRY: it only runs objectives its operator allowed")
     url, db_name = parse_url(mongo, db)
-    config = WorkerConfig(allow=[a for entry in allow for a in entry.split()], exp_key=exp_key, isolate=isolate,
+    config = WorkerConfig(allow=entries, path=path, exp_key=exp_key, isolate=isolate,
                           trial_timeout=trial_timeout, lease_seconds=lease, idle_timeout=idle_timeout,
                           drain=drain, max_consecutive_failures=max_consecutive_failures, max_trials=max_trials,
                           prefetch=prefetch)

@@ -12,8 +12,9 @@ from .history import History
 from .peers import Peers, TrialPeers
 from .snapshots import Snapshots
 from .trials import DONE, ERROR, FINISHED, NEW, RUNNING, Report, Trials
+from .url import parse_url
 
-__all__ = ["DONE", "ERROR", "FINISHED", "NEW", "RUNNING", "Report", "Store", "TrialPeers"]
+__all__ = ["DONE", "ERROR", "FINISHED", "NEW", "RUNNING", "Report", "Store", "TrialPeers", "parse_url"]
 
 
 class Store(Trials, History, Experiments, Snapshots, Peers):

@@ -82,6 +82,9 @@ class Connection:
         """
         try:
             yield
+        except FileNotFoundError as exc:  # a tlsCAFile or tlsCertificateKeyFile named in the URL
+            raise StoreError(f"connecting to {self.url_redacted} failed: a file named in the URL cannot be read "
+                             f"({exc.strerror or exc}); check its tlsCAFile / tlsCertificateKeyFile paths") from None
         except (InvalidURI, ConfigurationError, ValueError) as exc:
             raise StoreError(f"invalid MongoDB URL {self.url_redacted!r}: {redact(str(exc))}") from None
         except ConnectionFailure as exc:

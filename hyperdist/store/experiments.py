@@ -27,6 +27,8 @@ class Experiments(Connection):
         return doc
 
     def get_experiment(self, exp_key: str) -> dict:
+        if not isinstance(exp_key, str):  # a key read from a trial document: never a query operator
+            raise ExperimentNotFound(f"no experiment {str(exp_key)[:80]!r}: an experiment key is a string")
         with self._errors("reading from"):
             doc = self._experiments.find_one({"_id": exp_key})
             if doc is None:

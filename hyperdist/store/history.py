@@ -1,10 +1,14 @@
 """Reads of an experiment's trials: what the coordinator, resume, status and export see."""
 from __future__ import annotations
 
-from typing import Iterator
+import logging
+from typing import Any, Iterable, Iterator
 
 from .connection import Connection
 from .trials import DONE, ERROR, FINISHED, NEW, RUNNING, _TRIAL_FIELDS
+
+log = logging.getLogger("hyperdist.store")
+STATES = (NEW, RUNNING, DONE, ERROR)
 
 _HISTORY_FIELDS = dict(_TRIAL_FIELDS, attempts=1, owner=1, created=1, claimed=1, finished=1, lease_until=1,
                        heartbeat=1, exp_key=1, intermediate=1)
@@ -24,9 +28,12 @@ class History(Connection):
             return list(self._trials.find({"exp_key": exp_key, "state": {"$in": [NEW, RUNNING]}}, _HISTORY_FIELDS))
 
     def finished_among(self, exp_key: str, ids: list) -> list[dict]:
+        """The trials among `ids` that have finished; a tid or field damaged since is the caller's
+        to replace (it knows the tids of the trials it inserted)."""
         with self._errors("reading from"):
-            return list(self._trials.find({"_id": {"$in": ids}, "state": {"$in": list(FINISHED)}},
+            docs = list(self._trials.find({"_id": {"$in": ids}, "state": {"$in": list(FINISHED)}},
                                           dict(_TRIAL_FIELDS, batch=1)))  # batch: claimed with how many
+        return [_clean_fields(d) for d in docs]
 
     def existing(self, ids: list) -> set:
         """Which of these trial _ids still exist (a server that lost recent writes may not have them)."""
@@ -43,7 +50,8 @@ class History(Connection):
         read, so a resume of 100 000 trials never holds their results' extras (measured in
         docs/performance.md)."""
         with self._errors("reading from"):
-            yield from self._trials.find({"exp_key": exp_key}, fields or _HISTORY_FIELDS).batch_size(5000)
+            yield from valid_trials(self._trials.find({"exp_key": exp_key}, fields or _HISTORY_FIELDS).batch_size(5000),
+                                    exp_key)
 
     def trials_since(self, exp_key: str, tid: int, ids: list, fields: dict) -> list[dict]:
         """The trials a snapshot leaves out: those above its watermark `tid`, through the (exp_key,
@@ -52,14 +60,15 @@ class History(Connection):
             docs = list(self._trials.find({"exp_key": exp_key, "tid": {"$gt": tid}}, fields))
             if ids:
                 docs += self._trials.find({"_id": {"$in": ids}, "tid": {"$lte": tid}}, fields)
-        return docs
+        return list(valid_trials(docs, exp_key))
 
     def counts(self, exp_key: str) -> dict[str, int]:
         out = dict.fromkeys((NEW, RUNNING, DONE, ERROR), 0)
         with self._errors("reading from"):
             for row in self._trials.aggregate([{"$match": {"exp_key": exp_key}},
                                                {"$group": {"_id": "$state", "n": {"$sum": 1}}}]):
-                out[row["_id"]] = row["n"]
+                if row["_id"] in STATES:  # a state written by something else is not a trial's
+                    out[row["_id"]] = row["n"]
         return out
 
     def running_trials(self, exp_key: str) -> list[dict]:
@@ -67,3 +76,43 @@ class History(Connection):
             return list(self._trials.find({"exp_key": exp_key, "state": RUNNING},
                                           {"tid": 1, "owner": 1, "claimed": 1, "lease_until": 1, "heartbeat": 1}))
 
+
+
+def valid_trials(docs: Iterable[dict], exp_key: str) -> Iterator[dict]:
+    """The trial documents readers can trust: an integer tid and a known state, with params,
+    result and error of the right types (anyone who can write the database can write a trial).
+    The others are left out with one warning per read."""
+    skipped = 0
+    for doc in docs:
+        tid = doc.get("tid")
+        if isinstance(tid, bool) or not isinstance(tid, int) or not isinstance(doc.get("state"), str) \
+                or doc["state"] not in STATES:
+            skipped += 1
+            continue
+        yield _clean_fields(doc)
+    if skipped:
+        log.warning("experiment %r: %d trial document(s) without an integer tid or a known state were left out",
+                    exp_key, skipped)
+
+
+def _clean_fields(doc: dict) -> dict:
+    """params: only numeric values; result: a dict whose loss is a number or None; error: a dict."""
+    params = doc.get("params")
+    doc["params"] = {k: v for k, v in params.items() if _number(v)} if isinstance(params, dict) else {}
+    result = doc.get("result")
+    if result is not None:
+        if not isinstance(result, dict):
+            result = {"status": "fail"}
+        elif "loss" in result and not _number(result["loss"]):
+            result = dict(result, loss=None)
+        if not isinstance(result.get("status", ""), str):
+            result = dict(result, status="fail")
+        doc["result"] = result
+    error = doc.get("error")
+    if error is not None and not isinstance(error, dict):
+        doc["error"] = {"type": "InvalidDocument", "message": str(error)[:500]}
+    return doc
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

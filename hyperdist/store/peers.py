@@ -27,7 +27,8 @@ class TrialPeers:
             query["state"] = DONE
         with self.store._errors("reading from"):
             docs = self.store._trials.find(query, {key: 1})
-            return [float(d["intermediate"][str(int(step))]) for d in docs]
+            values = [(d.get("intermediate") or {}).get(str(int(step))) for d in docs]
+        return [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
 
     def finished_count(self) -> int:
         with self.store._errors("reading from"):

@@ -26,7 +26,8 @@ _TRIAL_FIELDS = {"_id": 1, "tid": 1, "state": 1, "params": 1, "result": 1, "erro
 # A BSON document holds at most 16 MiB; a result must leave room for the rest of its trial.
 _MAX_RESULT_BYTES = 16 * 1024 * 1024 - 64 * 1024
 _TOO_LARGE_CODES = frozenset({10334, 17419, 17420})  # the server's "document too large" errors
-_GROUP_BYTES = 1 << 20  # reports written as one statement hold at most this much result
+_GROUP_BYTES = 1 << 20
+_SANE_COUNT = {"$gte": 0, "$lt": 1 << 30}  # matches numbers only (comparisons do not cross types)  # reports written as one statement hold at most this much result
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,8 @@ class Trials(Connection):
         return claimed[0] if claimed else None
 
     def report_and_claim(self, reports: Sequence[Report], owner: str, lease_seconds: float,
-                         exp_key: str | None = None, n: int = 1) -> tuple[list[bool], list[dict]]:
+                         exp_key: str | None = None, n: int = 1,
+                         exclude: Sequence[str] = ()) -> tuple[list[bool], list[dict]]:
         """Finish the `reports`' trials and claim up to `n` NEW ones: a worker's two round trips.
 
         NEW trials are read through the claim index, then one `update` command carries the reports
@@ -83,14 +85,17 @@ class Trials(Connection):
         short one read by `_id` says which picks are ours (by the lease token, shared by the
         trials claimed together), which reports went in, and which other candidates are still NEW.
         A worker takes at most half of the trials it sees waiting, so the others find some too.
-        Returns (whether each report was accepted, the claimed trials).
+        Returns (whether each report was accepted, the claimed trials). A worker serving every
+        experiment passes the ones it cannot run as `exclude`.
         """
-        reports = list(reports)
+        reports = [_storable(r) for r in reports]
         query: dict[str, Any] = {"state": NEW}
         if exp_key is not None:
             query["exp_key"] = exp_key
         else:
             self._across_experiments()
+            if exclude:
+                query["exp_key"] = {"$nin": list(exclude)}
         accepted: list[bool] | None = None if reports else []
         claimed: list[dict] = []
         with self._errors("claiming from"):
@@ -102,13 +107,15 @@ class Trials(Connection):
                 fields = {"state": RUNNING, "owner": owner, "lease_token": uuid.uuid4().hex, "batch": take,
                           "lease_until": now + dt.timedelta(seconds=lease_seconds), "claimed": now, "heartbeat": now}
                 ids = [d["_id"] for d in picks]
-                cas = ({"_id": ids[0] if take == 1 else {"$in": ids}, "state": NEW},
+                # a count `$inc` can raise (a string, or at 2**63 written by someone else) would fail the
+                # whole statement: such a trial is never claimed instead
+                cas = ({"_id": ids[0] if take == 1 else {"$in": ids}, "state": NEW, "attempts": _SANE_COUNT},
                        {"$set": fields, "$inc": {"attempts": 1}})
                 sent = reports if accepted is None else []
                 ok, won, candidates = self._resolve(sent, picks, fields["lease_token"], candidates,
                                                     *self._write_reports(sent, cas))
                 accepted = ok if sent else accepted
-                claimed = [dict(d, **fields, attempts=int(d.get("attempts") or 0) + 1) for d in won]
+                claimed = [dict(d, **fields, attempts=_count(d.get("attempts")) + 1) for d in won]
                 if not won and not candidates and rereads:  # every pick lost, no other candidate: look once more
                     candidates, rereads = self._read_candidates(query), 0
             if accepted is None:  # nothing to claim: the reports alone
@@ -188,7 +195,7 @@ class Trials(Connection):
 
     def report(self, trial_id: Any, token: str, state: str, result: dict | None, error: dict | None = None) -> bool:
         """Write the final state, result and error in one update, only under the caller's lease."""
-        report = Report(trial_id, token, state, result, error)  # a bad state raises before any write
+        report = _storable(Report(trial_id, token, state, result, error))  # a bad state raises before any write
         with self._errors("writing to"):
             return self._report(report)
 
@@ -248,10 +255,10 @@ class Trials(Connection):
                                                      "owner": 1}))
             for doc in running:
                 lease = doc.get("lease_until")
-                if lease is not None and _utc(lease) >= now:
+                if isinstance(lease, dt.datetime) and _utc(lease) >= now:
                     continue
                 cond = {"_id": doc["_id"], "state": RUNNING, "lease_token": doc.get("lease_token"), "lease_until": lease}
-                attempts = int(doc.get("attempts") or 0)
+                attempts = _count(doc.get("attempts"))
                 if attempts >= max_attempts:
                     update = _finish(ERROR, {"status": "fail"}, {
                         "type": "LeaseExpired", "traceback": None,
@@ -317,6 +324,23 @@ def _finish_together(reports: list[Report]) -> tuple[dict, list[dict]]:
 def _size(report: Report) -> int:
     """A report's result and error as BSON bytes: what decides its statement and the size limit."""
     return len(bson.encode({"result": report.result, "error": report.error}))
+
+
+def _storable(report: Report) -> Report:
+    """The report, or an ERROR in its place when its result cannot be encoded at all (workers check
+    results first, hyperdist/result.py; this keeps any other caller from failing the whole write)."""
+    try:
+        _size(report)
+        return report
+    except (bson.errors.BSONError, OverflowError, RecursionError, TypeError, ValueError) as exc:
+        return Report(report.trial_id, report.token, ERROR, {"status": "fail"},
+                      {"type": "UnstorableResult", "traceback": None,
+                       "message": f"the result cannot be stored: {type(exc).__name__}: {str(exc)[:300]}"})
+
+
+def _count(value: Any) -> int:
+    """A counter read from a document anyone may have written: a non-negative int, else 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _too_large(size: int) -> dict:
