@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import snapshot
-from .errors import CoordinatorBusy, HyperdistError, SpaceMismatch
+from .errors import CoordinatorBusy, HyperdistError, SpaceError, SpaceMismatch
 from .history import OK, PENDING, HistoryTable, classify
 from .reference import same
 from .result import STATUS_OK
@@ -158,7 +158,10 @@ class Coordinator:
                 "(resume=True) or choose another key"
             )
         if exp is not None and exp.get("space_hash") != self.space.hash and not allow_space_change:
-            change = describe_space_change(space_from_json(exp["space"]), self.space)
+            try:
+                change = describe_space_change(space_from_json(exp.get("space")), self.space)
+            except SpaceError as exc:
+                change = f"the stored one cannot be read: {exc}"
             raise SpaceMismatch(
                 f"experiment {self.exp_key!r} was created with a different space ({change}); use a new "
                 "experiment key, or allow the change explicitly (--allow-space-change)"
@@ -185,7 +188,8 @@ class Coordinator:
         self._renewed = time.monotonic()
         fields: dict[str, Any] = {"state": "running", "max_evals": self.rules.max_evals, "options": self.options}
         if exp is not None:
-            self.seed = int(exp.get("seed", self.seed))
+            stored_seed = exp.get("seed")
+            self.seed = stored_seed if isinstance(stored_seed, int) and not isinstance(stored_seed, bool) else self.seed
             if allow_space_change:
                 fields.update(space=self.space.to_json(), space_hash=self.space.hash)
             if allow_objective_change and self.objective:

@@ -26,6 +26,7 @@ from .space import SearchSpace, space_from_json
 from .store import DONE, ERROR, Report, Store
 
 log = logging.getLogger("hyperdist.worker")
+_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class WorkerInterrupted(BaseException):
@@ -86,6 +87,7 @@ class Worker:
         self.base = Path(config.path or Path.cwd()).resolve()
         self._experiments: dict[tuple[str, str], _Experiment] = {}
         self._skipped: set[str] = set()  # experiments a worker serving every experiment cannot run
+        self._handlers = False  # install_signal_handlers was called
         self._stopping = False
         self._current: dict | None = None
         self._child: ChildProcess | None = None
@@ -95,8 +97,16 @@ class Worker:
 
     # --- signals --------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
+        """SIGTERM, SIGINT and SIGHUP (a closed terminal) hand the running trial back."""
+        self._handlers = True
+        for sig in _SIGNALS:
+            signal.signal(sig, self._on_signal)
+
+    def _restore_signal_handlers(self) -> None:
+        """An objective may have replaced them (a library installing its own): put ours back."""
+        if self._handlers and any(signal.getsignal(s) != self._on_signal for s in _SIGNALS):
+            log.warning("the objective replaced the worker's signal handlers; restoring them")
+            self.install_signal_handlers()
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         already = self._stopping
@@ -227,7 +237,12 @@ class Worker:
             except (HyperdistError, AttributeError, TypeError) as exc:
                 raise CannotRun(f"invalid experiment document {exp_key!r}: {exc}") from None
             try:
-                fn = None if self.config.isolate else load_objective(objective, self.allow, self.base)
+                if self.config.isolate:  # the child loads it, under the same allow list; refuse here first
+                    fn = None
+                    if not self.allow.may_import(parse(objective), self.base):
+                        raise self.allow.refusal(objective)
+                else:
+                    fn = load_objective(objective, self.allow, self.base)
             except ObjectiveError as exc:
                 raise CannotRun(f"experiment {exp_key!r}: {exc}", type(exc).__name__) from None
             self._experiments[key] = _Experiment(space, objective, fn, pruner)
@@ -313,6 +328,7 @@ class Worker:
             return run_in_process(exp.fn, config, self.config.trial_timeout, ctx)
         finally:
             self._in_objective = False
+            self._restore_signal_handlers()
 
     def _settle_all(self, finished: list[_Finished], accepted: list[bool]) -> None:
         for done, ok in zip(finished, accepted):

@@ -50,3 +50,18 @@ def quad(cfg: dict) -> float:
 
 def _private(cfg: dict) -> float:
     return 0.0
+
+
+def grabs_signals(cfg: dict) -> float:
+    """Replaces the worker's SIGTERM handler (as some libraries do), then sleeps on later calls."""
+    import os
+    import signal
+    import time
+
+    marker = os.environ["HYPERDIST_TEST_MARKER"]
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        return 1.0
+    time.sleep(30)
+    return 2.0

@@ -50,13 +50,15 @@ def test_real_spaces_still_round_trip():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.sampled_from(["tid", "state", "params", "result", "error", "x"]), json_values, max_size=6))
+@given(st.dictionaries(st.sampled_from(["tid", "state", "params", "result", "error", "intermediate", "x"]), json_values,
+                       max_size=7))
 def test_readers_keep_only_documents_they_can_trust(doc):
     docs = list(valid_trials([doc], "e"))
     for d in docs:
         assert isinstance(d["tid"], int) and d["state"] in ("NEW", "RUNNING", "DONE", "ERROR")
         assert isinstance(d["params"], dict) and all(isinstance(v, (int, float)) for v in d["params"].values())
         assert d.get("result") is None or isinstance(d["result"], dict)
+        assert all(k.isdigit() and isinstance(v, (int, float)) for k, v in (d.get("intermediate") or {}).items())
         loss = (d.get("result") or {}).get("loss")
         assert loss is None or isinstance(loss, (int, float))
 

@@ -229,3 +229,23 @@ def test_exported_json_of_hostile_results_is_valid(mongo_url, store):
     res = CliRunner().invoke(main, ["export", "nan", "--format", "json", "--mongo", mongo_url, "--db", store.db_name])
     assert res.exit_code == 0, res.output
     json.loads(res.output, parse_constant=lambda c: pytest.fail(f"invalid JSON constant {c}"))
+
+
+def test_an_objective_that_replaces_the_signal_handlers_still_hands_its_trial_back(mongo_url, store, tmp_path):
+    import signal
+
+    space = compile_space(hostile_objectives.space)
+    _plant(store, "sig", f"{HOSTILE}:grabs_signals", space.to_json(), [{"kind": 0}, {"kind": 0}])
+    worker = subprocess.Popen([sys.executable, "-m", "hyperdist", "worker", "--mongo", mongo_url, "--db",
+                               store.db_name, "--exp", "sig", "--allow", str(HOSTILE), "--idle-timeout", "30"],
+                              env=_env(HYPERDIST_TEST_MARKER=str(tmp_path / "marker")), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_until(lambda: store.counts("sig")["DONE"] == 1 and store.counts("sig")["RUNNING"] == 1, 60,
+                    "one trial done and the next running")
+        worker.send_signal(signal.SIGTERM)
+        out, _ = worker.communicate(timeout=30)
+    finally:
+        worker.kill()
+    assert worker.returncode == 0 and "restoring them" in out, out
+    assert store.counts("sig") == {"NEW": 1, "RUNNING": 0, "DONE": 1, "ERROR": 0}

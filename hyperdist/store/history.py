@@ -96,7 +96,8 @@ def valid_trials(docs: Iterable[dict], exp_key: str) -> Iterator[dict]:
 
 
 def _clean_fields(doc: dict) -> dict:
-    """params: only numeric values; result: a dict whose loss is a number or None; error: a dict."""
+    """params and intermediate values: numbers only (steps keyed by integers); result: a dict whose
+    loss is a number or None; error: a dict."""
     params = doc.get("params")
     doc["params"] = {k: v for k, v in params.items() if _number(v)} if isinstance(params, dict) else {}
     result = doc.get("result")
@@ -108,6 +109,10 @@ def _clean_fields(doc: dict) -> dict:
         if not isinstance(result.get("status", ""), str):
             result = dict(result, status="fail")
         doc["result"] = result
+    steps = doc.get("intermediate")
+    if steps is not None:
+        doc["intermediate"] = ({k: v for k, v in steps.items() if k.isdigit() and _number(v)}
+                               if isinstance(steps, dict) else {})
     error = doc.get("error")
     if error is not None and not isinstance(error, dict):
         doc["error"] = {"type": "InvalidDocument", "message": str(error)[:500]}
