@@ -178,8 +178,7 @@ def load_objective(ref: str, allow: AllowList | None, base: Path | None = None) 
         if not isinstance(defined_in, str) or not (defined_in == home or (not r.is_file and _within(defined_in, home))):
             raise ObjectiveNotAllowed(
                 f"objective {ref!r} is defined in {defined_in!r}, not in {r.target!r}: an --allow entry naming a "
-                f"module or file only permits functions defined there (allowed: {allow}); allow it exactly with "
-                f"--allow {r.target}:{r.name}")
+                f"module or file only permits functions defined there (allowed: {allow})")
     if not callable(obj):
         raise ObjectiveError(f"objective {ref!r} is a {type(obj).__name__}, not a callable")
     return obj

@@ -203,7 +203,7 @@ class Worker:
 
     def _exit(self, code: int, reason: str) -> WorkerStats:
         self.stats.exit_code, self.stats.reason = code, reason
-        (log.error if code else log.info)("worker %s exits: %s (%d done, %d errors)", self.owner, reason,
+        (log.error if code else log.info)("worker %s exits: %s (%d done, %d errors)", self.owner, redact(reason),
                                           self.stats.done, self.stats.errors)
         return self.stats
 
@@ -296,9 +296,8 @@ class Worker:
             self._skipped.add(doc["exp_key"])
             log.warning("skipping experiment %r from now on: %s", doc["exp_key"], redact(str(exc)))
             return None
-        self._stopping = True
+        self._stopping = True  # the exit line logs the reason
         self.stats.exit_code, self.stats.reason = 1, str(exc)
-        log.error("%s", redact(str(exc)))
         return _Finished(doc, failed(exc.kind, str(exc)), started)
 
     def _evaluate(self, exp: _Experiment, doc: dict) -> Outcome:
