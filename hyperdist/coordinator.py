@@ -20,8 +20,10 @@ from typing import Any, Callable
 import numpy as np
 
 from . import snapshot
-from .errors import CoordinatorBusy, HyperdistError, SpaceError, SpaceMismatch
+from .errors import (AllTrialsFailed, CoordinatorBusy, ExperimentExists, ExperimentNotFound, HyperdistError,
+                     ObjectiveMismatch, SpaceError, SpaceMismatch)
 from .history import OK, PENDING, HistoryTable, classify
+from .outcomes import Tally
 from .reference import same
 from .result import STATUS_OK
 from .space import SearchSpace, space_from_json
@@ -137,6 +139,7 @@ class Coordinator:
         self._unsaved: list[int] = []  # finished trials not in the snapshot yet
         self._snapshot_seq = 0
         self.best: tuple[float, int] | None = None
+        self.outcomes = Tally()  # of the trials seen finishing by this coordinator (not the resumed ones)
         self._stop_state: list = []
         self._started = time.monotonic()
         self._renewed = self._reaped = 0.0
@@ -146,8 +149,6 @@ class Coordinator:
     # --- start ----------------------------------------------------------------------------------
     def start(self, resume: bool = False, allow_space_change: bool = False, allow_objective_change: bool = False) -> bool:
         """Create the experiment, or resume it: returns True when it existed already."""
-        from .errors import ExperimentExists, ExperimentNotFound, ObjectiveMismatch
-
         try:
             exp = self.store.get_experiment(self.exp_key)
         except ExperimentNotFound:
@@ -245,6 +246,7 @@ class Coordinator:
             if int(doc.get("batch") or 1) > 1:  # workers claim in batches: count what is queued
                 self._batched_until = self.finished + 32
             self.table.add(tid, params, *self._count_finished(doc))
+            self.outcomes.add(doc["state"], (doc.get("result") or {}).get("status"))
         else:
             self.open[key] = tid
             self.table.add(tid, params, PENDING)
@@ -406,8 +408,6 @@ class Coordinator:
     # Hyperopt's early_stop_fn receives the trials object; `best_trial` is what the built-in rules read.
     @property
     def best_trial(self) -> dict:
-        from .errors import AllTrialsFailed
-
         if self.best is None:
             raise AllTrialsFailed("no trial finished with status 'ok' yet")
         return {"tid": self.best[1], "result": {"loss": self.best[0], "status": STATUS_OK}}

@@ -40,6 +40,19 @@ class CoordinatorBusy(StoreError):
     """Another coordinator holds an unexpired lease on the experiment."""
 
 
+class SearchNotRunning(StoreError):
+    """A stop was asked of an experiment that no live coordinator is running."""
+
+
+class SearchStopped(HyperdistError):
+    """A search ended before its stop rules: asked to stop, or left without workers. The message
+    says why and what to do; `exit_code` is what the command line exits with."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class ObjectiveError(HyperdistError):
     """An objective reference does not import, is not callable, or is not allowed."""
 

@@ -8,6 +8,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from .errors import HyperdistError
 from .reference import python_argv
@@ -45,8 +46,29 @@ def connect(mongo: str | None, data_dir: Path, *, start: bool = True, db: str | 
     return Connection(Store(server.url, db=db or "hyperdist"), server.url, server, data_dir)
 
 
+@dataclass
+class LocalWorker:
+    """A worker process this command started, and where its log of this run begins."""
+
+    index: int
+    proc: subprocess.Popen
+    log: Path | None
+    offset: int = 0
+
+    def log_tail(self, chars: int = 6000) -> str:
+        """What the worker logged since it started (its last `chars` characters)."""
+        if self.log is None:
+            return ""
+        try:
+            with open(self.log, "rb") as fh:
+                fh.seek(max(self.offset, fh.seek(0, os.SEEK_END) - chars))
+                return fh.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+
 def spawn_workers(n: int, url: str, exp_key: str, allow: str, *, db: str = "hyperdist", isolate: bool = False,
-                  trial_timeout: float | None = None, log_dir: Path | None = None) -> list[subprocess.Popen]:
+                  trial_timeout: float | None = None, log_dir: Path | None = None) -> list[LocalWorker]:
     """Start n `hyperdist worker` processes for one experiment; the URL travels in the environment.
     They run in this directory, which relative objective references are resolved against; it is not
     put ahead of the standard library on their path (hyperdist/__main__.py)."""
@@ -56,15 +78,21 @@ def spawn_workers(n: int, url: str, exp_key: str, allow: str, *, db: str = "hype
         cmd.append("--subprocess")
     if trial_timeout:
         cmd += ["--trial-timeout", str(trial_timeout)]
-    procs = []
+    workers = []
     for i in range(n):
-        log = open(log_dir / f"worker-{i}.log", "ab") if log_dir else subprocess.DEVNULL
-        procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=log, start_new_session=True))
-    return procs
+        path = log_dir / f"worker-{i}.log" if log_dir else None
+        with open(path, "ab") if path else open(os.devnull, "wb") as log:
+            offset = log.tell()
+            proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+        workers.append(LocalWorker(i, proc, path, offset))
+    return workers
 
 
-def stop_workers(procs: list[subprocess.Popen], timeout: float = 20.0, graceful: bool = True) -> None:
+def stop_workers(workers: Sequence[subprocess.Popen | LocalWorker], timeout: float = 20.0,
+                 graceful: bool = True) -> None:
     """SIGTERM (workers hand their trial back), then SIGKILL whatever is left after `timeout`."""
+    procs = _procs(workers)
     for p in procs:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM if graceful else signal.SIGKILL)
@@ -75,11 +103,15 @@ def stop_workers(procs: list[subprocess.Popen], timeout: float = 20.0, graceful:
             p.wait()
 
 
-def wait_workers(procs: list[subprocess.Popen], timeout: float) -> bool:
+def wait_workers(workers: Sequence[subprocess.Popen | LocalWorker], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    for p in procs:
+    for p in _procs(workers):
         try:
             p.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             return False
     return True
+
+
+def _procs(workers: Sequence[subprocess.Popen | LocalWorker]) -> list[subprocess.Popen]:
+    return [w.proc if isinstance(w, LocalWorker) else w for w in workers]

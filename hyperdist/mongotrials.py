@@ -6,6 +6,7 @@ As in Hyperopt, the same `exp_key` continues the same history and `max_evals` co
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable
 import numpy as np
 
@@ -45,6 +46,8 @@ class MongoTrials(Trials):
              timeout: float | None, loss_threshold: float | None, rstate: np.random.Generator,
              return_argmin: bool, show_progressbar: bool, early_stop_fn: Callable | None,
              points_to_evaluate: Any = None, pruner: Any = None) -> Any:
+        from .session import Session, stop_signals  # it imports the launcher, which imports parse_url from here
+
         if points_to_evaluate:
             raise HyperdistError("points_to_evaluate is not supported with MongoTrials yet")
         compiled = compile_space(space)
@@ -56,14 +59,12 @@ class MongoTrials(Trials):
             options={"pruner": pruner_config(make_pruner(pruner))} if pruner else {},
         )
         coordinator.start(resume=True)
-        bar = ProgressBar(max_evals, show_progressbar, initial=coordinator.finished)
-        try:
-            coordinator.run(lambda p: bar.update(p.finished, p.best_loss))
-        except KeyboardInterrupt:
-            coordinator.stop()
-            raise
-        finally:
-            bar.close()
+        session = Session(coordinator, ProgressBar(max_evals, show_progressbar, initial=coordinator.finished),
+                          resume_hint="run fmin again with the same exp_key to continue")
+        with stop_signals():
+            session.run()
+        if show_progressbar:
+            sys.stderr.write(session.summary()[0] + "\n")
         self.refresh()
         if return_argmin:
             return self.argmin

@@ -19,11 +19,15 @@ class ProgressBar:
         self.total = total
         self.initial = self.done = initial
         self.best: float | None = None
+        self.counts: tuple[int, int, int] | None = None  # ok, failed, pruned
         self.started = time.monotonic()
         self._drawn = False
 
-    def update(self, done: int, best: float | None) -> None:
+    def update(self, done: int, best: float | None, counts: tuple[int, int, int] | None = None) -> None:
+        """`counts`: finished trials as (ok, failed, pruned), shown beside the best loss."""
         self.done, self.best = done, best
+        if counts is not None:
+            self.counts = counts
         self.draw()
 
     def line(self) -> str:
@@ -33,10 +37,14 @@ class ProgressBar:
         tail = f" {self.done}/{self.total or '?'} [{_clock(elapsed)}"
         if self.total and rate > 0:
             tail += f"<{_clock((self.total - self.done) / rate)}"
-        tail += f", {rate:.2f} trials/s, best loss: {best}]"
-        if not self.total:
+        tail += f", {rate:.2f} trials/s, best loss: {best}"
+        if self.counts is not None:
+            tail += ", {} ok, {} failed, {} pruned".format(*self.counts)
+        tail += "]"
+        room = shutil.get_terminal_size((100, 20)).columns - len(tail) - 8
+        if not self.total or room < 10:  # no room for a bar: a wrapped line could not be redrawn
             return tail.lstrip()
-        width = max(10, min(40, shutil.get_terminal_size((100, 20)).columns - len(tail) - 8))
+        width = min(40, room)
         frac = min(1.0, self.done / self.total)
         filled = int(frac * width)
         return f"{frac:4.0%}|{'█' * filled}{' ' * (width - filled)}|{tail}"
@@ -55,10 +63,12 @@ class ProgressBar:
             self._drawn = False
 
     def close(self) -> None:
+        """Leave the last state drawn on its own line; later messages are not followed by a bar."""
         if self.enabled:
             self.draw()
             self.stream.write("\n")
             self.stream.flush()
+            self.enabled = self._drawn = False
 
 
 def _clock(seconds: float) -> str:

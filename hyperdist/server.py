@@ -144,7 +144,13 @@ def _start(data_dir: Path, host: str, port: int, auth: bool, log_file: Path | No
     offset = log_path.stat().st_size if log_path.exists() else 0
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
-    url = _wait_ready(proc, kind, host, port, log_path, offset, timeout)
+    try:
+        url = _wait_ready(proc, kind, host, port, log_path, offset, timeout)
+    except BaseException:  # interrupted while it starts: not recorded yet, so nobody else would stop it
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        raise
     server = LocalServer(url, proc.pid, data_dir, kind)
     tmp = _state_file(data_dir).with_suffix(".tmp")  # readers without the lock never see half a file
     tmp.write_text(json.dumps(dict(asdict(server), data_dir=str(data_dir), started=time.time())))

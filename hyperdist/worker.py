@@ -156,6 +156,7 @@ class Worker:
                 self._settle_all(finished, accepted)
                 finished = []
                 if self.stats.consecutive_failures >= cfg.max_consecutive_failures:
+                    self._hand_back(held)  # claimed with the last report: others may run them
                     return self._exit(1, f"the last {self.stats.consecutive_failures} trials all failed "
                                          f"(last error: {self.stats.last_error or '?'}); stopping")
             if held:

@@ -13,7 +13,7 @@ from hyperdist.store import Store
 from test_distributed import TESTS, _env
 
 COMMANDS = [[], ["search"], ["worker"], ["status"], ["best"], ["list"], ["export"], ["demo"], ["server"],
-            ["server", "start"], ["server", "stop"], ["server", "status"]]
+            ["server", "start"], ["server", "stop"], ["server", "status"], ["stop"]]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: " ".join(c) or "main")

@@ -132,7 +132,8 @@ def test_embedded_search_end_to_end(tmp_path):
     best = json.loads(run.stdout)
     assert set(best) == {"tid", "loss", "params", "config"} and "x" in best["params"]
     assert not (data / "server.json").exists()  # the embedded server was shut down
-    status = subprocess.run([sys.executable, "-m", "hyperdist", "status", "quadratic", "--data-dir", str(data)],
+    status = subprocess.run([sys.executable, "-m", "hyperdist", "status", "objectives.quadratic",
+                             "--data-dir", str(data)],
                             env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert status.returncode == 0, status.stderr
     assert "30/30 finished" in status.stdout and "DONE=30" in status.stdout

@@ -168,10 +168,11 @@ def test_progressbar_is_not_broken_by_objective_output():
 
     out = io.StringIO()
     bar = ProgressBar(10, stream=out, force=True)
-    bar.update(3, 0.5)
+    bar.update(3, 0.5, (2, 1, 0))
     bar.clear()
     out.write("objective says hi\n")
     bar.draw()
     bar.close()
     text = out.getvalue()
     assert "\r\x1b[Kobjective says hi\n" in text and "best loss: 0.5" in text and "3/10" in text
+    assert "2 ok, 1 failed, 0 pruned" in text

@@ -67,6 +67,42 @@ def test_search_and_workers_on_an_authenticated_server_never_log_the_password(au
     assert "trial" in logs and PASSWORD not in logs
 
 
+def test_search_without_local_workers_prints_the_worker_command_without_the_password(auth_server, tmp_path):
+    """`--workers 0`: after ~10 s with no worker the search prints the command to start one (the
+    password redacted) and keeps waiting; that command, with the password put back, finishes it."""
+    import shlex
+    import time
+
+    search = subprocess.Popen(
+        [sys.executable, "-m", "hyperdist", "search", f"{TESTS / 'objectives.py'}:quadratic", "--space",
+         f"{TESTS / 'objectives.py'}:space", "--max-evals", "5", "--workers", "0", "--mongo", _url(auth_server),
+         "--db", "hinted", "--exp", "hinted", "--data-dir", str(tmp_path / "hd"), "--no-progress"],
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    worker = None
+    try:
+        seen = []
+        for line in search.stderr:
+            seen.append(line)
+            if line.strip().startswith("hyperdist worker "):
+                break
+        command = seen[-1].strip()
+        assert PASSWORD not in "".join(seen) and "mongodb://***@" in command, seen
+        assert "--exp hinted" in command and "--db hinted" in command and "--allow " in command
+        args = shlex.split(command.replace("***", f"alice:{PASSWORD}"))[1:]
+        time.sleep(1)
+        assert search.poll() is None  # still waiting for a worker
+        worker = subprocess.Popen([sys.executable, "-m", "hyperdist", *args, "--idle-timeout", "30"], env=_env(),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        out, err = search.communicate(timeout=120)
+        assert search.returncode == 0, err
+        assert json.loads(out)["loss"] >= 0 and PASSWORD not in err
+        assert worker.wait(60) == 0
+    finally:
+        search.kill()
+        if worker is not None:
+            worker.kill()
+
+
 def test_no_code_ever_travels_through_the_database():
     """No module of the package can deserialise code: no pickle/marshal/dill/shelve, no eval/exec."""
     import ast

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..errors import HyperdistError
+from ..errors import ExperimentExists, HyperdistError, SearchStopped
 from .app import DATA_DIR, DB, MONGO, _connection, main
 
 @main.command()
@@ -19,7 +19,8 @@ from .app import DATA_DIR, DB, MONGO, _connection, main
 @MONGO
 @DB
 @DATA_DIR
-@click.option("--exp", "exp_key", metavar="KEY", help="Experiment key (default: the objective's name).")
+@click.option("--exp", "exp_key", metavar="KEY",
+              help="Experiment key (default: FILE_STEM.FUNCTION or MODULE.FUNCTION of the objective).")
 @click.option("--workers", type=click.IntRange(min=0), default=4, show_default=True,
               help="Local worker processes to start (0: workers run elsewhere).")
 @click.option("--queue", type=click.IntRange(min=0), default=None,
@@ -49,48 +50,94 @@ def search(objective: str, space_ref: str, max_evals: int, mongo: str | None, db
     """
     from ..algorithms import rand, tpe
     from ..coordinator import Coordinator, StopRules
-    from ..launcher import spawn_workers, stop_workers, wait_workers
-    from ..progress import ProgressBar
     from ..pruning import make_pruner, pruner_config
-    from ..reference import canonical, load_callable, load_space, split_reference
+    from ..reference import canonical, load_callable, load_space
+    from ..session import Interrupted, stop_signals
     from ..space import compile_space
 
     ref = canonical(objective)
     load_callable(ref)                           # fail now, before anything is written
     space = compile_space(load_space(space_ref))
     space.to_json()                              # a space that cannot be stored fails here too
-    exp_key = exp_key or split_reference(ref)[1]
-    conn = _connection(mongo, data_dir, db)
-    procs: list = []
+    exp_key = exp_key or default_key(ref)
     data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        coord = Coordinator(conn.store, exp_key, space, rand.suggest if algo == "rand" else tpe.suggest,
-                            StopRules(max_evals, timeout, loss_threshold), seed=seed, workers=max(1, workers),
-                            queue=queue, objective=ref, algo_info={"name": algo},
-                            options={"pruner": pruner_config(make_pruner(pruner))} if pruner != "none" else {})
-        resumed = coord.start(resume=resume, allow_space_change=allow_space_change,
-                              allow_objective_change=allow_objective_change)
-        click.echo(f"{'resumed' if resumed else 'started'} experiment {exp_key!r}: {coord.finished} of "
-                   f"{max_evals} trials done; server {conn.store.url_redacted}", err=True)
-        procs = spawn_workers(workers, conn.url, exp_key, ref, db=conn.store.db_name, isolate=isolate,
-                              trial_timeout=trial_timeout, log_dir=data_dir if workers else None)
-        bar = ProgressBar(max_evals, not no_progress, initial=coord.finished)
+    with stop_signals():
+        conn = None
         try:
-            coord.run(lambda p: bar.update(p.finished, p.best_loss))
+            conn = _connection(mongo, data_dir, db)
+            _check_key(conn.store, exp_key, resume)
+            coord = Coordinator(conn.store, exp_key, space, rand.suggest if algo == "rand" else tpe.suggest,
+                                StopRules(max_evals, timeout, loss_threshold), seed=seed, workers=max(1, workers),
+                                queue=queue, objective=ref, algo_info={"name": algo},
+                                options={"pruner": pruner_config(make_pruner(pruner))} if pruner != "none" else {})
+            _run(conn, coord, space, workers, isolate, trial_timeout, data_dir, not no_progress,
+                 resume=resume, allow_space_change=allow_space_change,
+                 allow_objective_change=allow_objective_change)
+        except Interrupted as exc:
+            sys.exit(exc.exit_code)
         except KeyboardInterrupt:
-            bar.close()
-            click.echo("interrupted: handing unfinished trials back ...", err=True)
-            coord.stop()
-            stop_workers(procs)
-            click.echo(f"stopped at {coord.finished} trials; continue with the same command plus --resume",
-                       err=True)
             sys.exit(130)
-        bar.close()
+        except SearchStopped as exc:
+            sys.exit(exc.exit_code)
+        finally:
+            if conn is not None:  # after the workers: stops the server this command started
+                conn.close()
+
+
+def _run(conn: Any, coord: Any, space: Any, workers: int, isolate: bool, trial_timeout: float | None,
+         data_dir: Path, progress: bool, **start: bool) -> None:
+    """Start the coordinator and the local workers and watch the search to its end; whatever ends
+    it, the local workers are stopped before this returns."""
+    from ..launcher import spawn_workers, stop_workers, wait_workers
+    from ..progress import ProgressBar
+    from ..session import Session
+
+    procs: list = []
+    try:
+        resumed = coord.start(**start)
+        click.echo(f"{'resumed' if resumed else 'started'} experiment {coord.exp_key!r}: {coord.finished} of "
+                   f"{coord.rules.max_evals} trials done; server {conn.store.url_redacted}", err=True)
+        try:
+            procs = spawn_workers(workers, conn.url, coord.exp_key, coord.objective, db=conn.store.db_name,
+                                  isolate=isolate, trial_timeout=trial_timeout,
+                                  log_dir=data_dir if workers else None)
+            session = Session(coord, ProgressBar(coord.rules.max_evals, progress, initial=coord.finished),
+                              workers=procs, resume_hint="continue with the same command plus --resume")
+        except BaseException:  # before the session watches: the experiment is ours to mark stopped
+            coord.stop()
+            raise
+        session.run()
+        summary, any_ok = session.summary()
+        click.echo(summary, err=True)
         wait_workers(procs, 30)
-        _print_best(conn.store, exp_key, space)
+        _print_best(conn.store, coord.exp_key, space)
+        if not any_ok:
+            sys.exit(1)
     finally:
         stop_workers(procs, graceful=True)
-        conn.close()
+
+
+def default_key(ref: str) -> str:
+    """'dir/mysearch.py:objective' -> 'mysearch.objective', 'pkg.mod:objective' -> 'pkg.mod.objective':
+    a key that tells searches apart even when every objective is called `objective`."""
+    from ..reference import is_file_target, split_reference
+
+    target, attr = split_reference(ref)
+    return f"{Path(target).stem if is_file_target(target) else target}.{attr}"
+
+
+def _check_key(store: Any, exp_key: str, resume: bool) -> None:
+    """--resume needs an experiment to continue; without it, a key in use is refused saying what to do."""
+    known = store.experiment_keys()
+    if resume and exp_key not in known:
+        raise HyperdistError(f"no experiment {exp_key!r} to resume (known: {', '.join(known) or 'none'}); "
+                             "leave out --resume to start it")
+    if not resume and exp_key in known:
+        exp, counts = store.get_experiment(exp_key), store.counts(exp_key)
+        raise ExperimentExists(
+            f"experiment {exp_key!r} already exists ({exp.get('state')}, {counts['DONE'] + counts['ERROR']} of "
+            f"{exp.get('max_evals')} trials finished): continue it with --resume (a larger --max-evals runs more), "
+            "or start a new one with --exp NEW_KEY")
 
 
 @main.command()

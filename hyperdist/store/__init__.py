@@ -8,13 +8,14 @@ client and one mapping of pymongo's errors (connection.py).
 from __future__ import annotations
 
 from .experiments import Experiments
-from .history import History
+from .history import History, outcome
 from .peers import Peers, TrialPeers
 from .snapshots import Snapshots
 from .trials import DONE, ERROR, FINISHED, NEW, RUNNING, Report, Trials
 from .url import parse_url
 
-__all__ = ["DONE", "ERROR", "FINISHED", "NEW", "RUNNING", "Report", "Store", "TrialPeers", "parse_url"]
+__all__ = ["DONE", "ERROR", "FINISHED", "NEW", "RUNNING", "Report", "Store", "TrialPeers", "outcome",
+           "parse_url"]
 
 
 class Store(Trials, History, Experiments, Snapshots, Peers):

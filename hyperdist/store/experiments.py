@@ -6,7 +6,7 @@ from typing import Any
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from ..errors import CoordinatorBusy, ExperimentExists, ExperimentNotFound
+from ..errors import CoordinatorBusy, ExperimentExists, ExperimentNotFound, SearchNotRunning
 from .connection import Connection, _later, _now
 
 
@@ -37,6 +37,25 @@ class Experiments(Connection):
             raise ExperimentNotFound(f"no experiment {exp_key!r} in database {self.db_name!r}"
                                      f" (known: {', '.join(map(str, known)) or 'none'})")
         return doc
+
+    def experiment_keys(self) -> list[str]:
+        with self._errors("reading from"):
+            return [str(d["_id"]) for d in self._experiments.find({}, {"_id": 1}).sort("created", ASCENDING)]
+
+    def request_stop(self, exp_key: str, by: str) -> None:
+        """Ask the coordinator running `exp_key` to stop (it reads `stop_request` every second)."""
+        with self._errors("writing to"):
+            res = self._experiments.update_one({"_id": exp_key, "coordinator.lease_until": {"$gte": _now()}},
+                                               {"$set": {"stop_request": {"by": by, "at": _now()}}})
+        if res.matched_count == 0:
+            state = self.get_experiment(exp_key).get("state")  # raises for an unknown key
+            raise SearchNotRunning(f"no search is running on {exp_key!r} ({state}); there is nothing to stop")
+
+    def stop_request(self, exp_key: str) -> dict | None:
+        """Who asked the running search to stop, and when; None when nobody did."""
+        with self._errors("reading from"):
+            doc = self._experiments.find_one({"_id": exp_key}, {"stop_request": 1})
+        return (doc or {}).get("stop_request")
 
     def list_experiments(self) -> list[dict]:
         with self._errors("reading from"):

@@ -9,6 +9,7 @@ from .trials import DONE, ERROR, FINISHED, NEW, RUNNING, _TRIAL_FIELDS
 
 log = logging.getLogger("hyperdist.store")
 STATES = (NEW, RUNNING, DONE, ERROR)
+_PRUNED = "pruned"
 
 _HISTORY_FIELDS = dict(_TRIAL_FIELDS, attempts=1, owner=1, created=1, claimed=1, finished=1, lease_until=1,
                        heartbeat=1, exp_key=1, intermediate=1)
@@ -76,6 +77,58 @@ class History(Connection):
             return list(self._trials.find({"exp_key": exp_key, "state": RUNNING},
                                           {"tid": 1, "owner": 1, "claimed": 1, "lease_until": 1, "heartbeat": 1}))
 
+
+    def outcome_counts(self, exp_key: str, exclude: list | None = None) -> dict[str, int]:
+        """Finished trials as ok / failed / pruned (a trial of `exclude` is left out: the coordinator
+        counts those itself when it sees them finish). One `$group`: for a start, not for a tick."""
+        match: dict[str, Any] = {"exp_key": exp_key, "state": {"$in": list(FINISHED)}}
+        if exclude:
+            match["_id"] = {"$nin": list(exclude)}
+        out = {"ok": 0, "failed": 0, "pruned": 0}
+        with self._errors("reading from"):
+            for row in self._trials.aggregate([{"$match": match}, {"$group": {
+                    "_id": {"state": "$state", "status": "$result.status"}, "n": {"$sum": 1}}}]):
+                out[outcome(row["_id"].get("state"), row["_id"].get("status"))] += row["n"]
+        return out
+
+    def top_errors(self, exp_key: str, n: int = 3) -> list[tuple[int, str]]:
+        """The most frequent error messages of failed trials, as (count, 'Type: message')."""
+        with self._errors("reading from"):
+            rows = list(self._trials.aggregate([
+                {"$match": {"exp_key": exp_key, "state": ERROR}},
+                {"$group": {"_id": {"type": "$error.type", "message": "$error.message",
+                                    "failure": "$result.failure"}, "n": {"$sum": 1}}}]))
+        rows.sort(key=lambda r: -r["n"])
+        return [(r["n"], _error_text(r["_id"])) for r in rows[:n]]
+
+    def last_error(self, exp_key: str) -> dict | None:
+        """The failed trial with the highest tid (through the claim index): tid, owner, error."""
+        with self._errors("reading from"):
+            doc = self._trials.find_one({"exp_key": exp_key, "state": ERROR},
+                                        {"tid": 1, "state": 1, "owner": 1, "error": 1, "result.failure": 1},
+                                        sort=[("tid", -1)])
+        return next(valid_trials([doc], exp_key), None) if doc else None
+
+    def recent_trials(self, exp_key: str, above_tid: int) -> list[dict]:
+        """Who claimed, ran and finished the trials above `above_tid`: a range through the (exp_key,
+        tid) index, cheap whatever the size of the history (docs/store-notes.md)."""
+        with self._errors("reading from"):
+            return list(self._trials.find({"exp_key": exp_key, "tid": {"$gt": above_tid}},
+                                          {"tid": 1, "state": 1, "owner": 1, "claimed": 1, "heartbeat": 1,
+                                           "finished": 1, "lease_until": 1}))
+
+
+def outcome(state: str | None, status: str | None) -> str:
+    """ok, failed or pruned: how a finished trial is counted in progress and summaries."""
+    if state == DONE and status == _PRUNED:
+        return "pruned"
+    return "ok" if state == DONE and status == "ok" else "failed"
+
+
+def _error_text(key: dict) -> str:
+    if key.get("message") is not None:
+        return f"{key.get('type') or 'Error'}: {key['message']}"
+    return key.get("failure") or "returned status 'fail'"
 
 
 def valid_trials(docs: Iterable[dict], exp_key: str) -> Iterator[dict]:

@@ -269,6 +269,14 @@ class Trials(Connection):
                 reaped += self._trials.update_one(cond, update).modified_count
         return reaped
 
+    def expire_leases(self, exp_key: str, owners: list[str]) -> int:
+        """End the leases held by workers known to be dead, so that the next `reap_expired` hands
+        their trials out again (or fails them after max_attempts) now rather than a lease later."""
+        with self._errors("writing to"):
+            res = self._trials.update_many({"exp_key": exp_key, "state": RUNNING, "owner": {"$in": owners}},
+                                           {"$set": {"lease_until": _now() - dt.timedelta(seconds=1)}})
+        return res.modified_count
+
     def cancel_new(self, exp_key: str) -> int:
         """Drop trials nobody started, when a stop rule ends the search before max_evals."""
         with self._errors("writing to"):

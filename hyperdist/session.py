@@ -1,0 +1,198 @@
+"""A search session: one coordinator driven to its end the way a person watches it, for both the
+`hyperdist search` command and `MongoTrials`.
+
+While the coordinator ticks, the session draws the progress bar with ok / failed / pruned counts,
+reads the experiment's stop request (`hyperdist stop`) every second and watches the workers
+(watch.py). However the search ends before its stop rules (Ctrl-C, SIGTERM, SIGHUP, a stop request,
+no workers left, an unexpected error) it stops the same way: running trials handed back, local
+workers stopped, the experiment marked `stopped`, and one message saying why and how to continue.
+"""
+from __future__ import annotations
+
+import signal
+import socket
+import sys
+import textwrap
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence, TextIO
+
+from .coordinator import Coordinator, Progress
+from .errors import HyperdistError, SearchStopped, StoreUnavailable, redact
+from .launcher import LocalWorker, stop_workers
+from .outcomes import Tally, counts_text
+from .progress import ProgressBar
+from .watch import WorkersGone, WorkerWatch, hint_text, worker_command
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+EXIT_STOP_REQUESTED, EXIT_FAILED = 3, 1
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal, raised where the main thread is, as Ctrl-C's KeyboardInterrupt is."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+class _StopAsked(Exception):
+    """Someone ran `hyperdist stop` on this experiment."""
+
+
+@contextmanager
+def stop_signals(out: TextIO | None = None) -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP raise `Interrupted` once; a repeat while the search cleans up is
+    only acknowledged, so the cleanup finishes. Handlers someone else installed are left alone, and
+    outside the main thread (where signals cannot be handled) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if fired:
+            (out or sys.stderr).write(f"{signal.Signals(signum).name}: still stopping, please wait ...\n")
+            return
+        fired.append(signum)
+        raise Interrupted(signum)
+
+    defaults = (signal.SIG_DFL, signal.default_int_handler)
+    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    for s, old in previous.items():
+        if old in defaults:
+            signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            if old in defaults:
+                signal.signal(s, old)
+
+
+class Session:
+    def __init__(self, coord: Coordinator, bar: ProgressBar, *, workers: Sequence[LocalWorker] = (),
+                 resume_hint: str = "", lease: float = 30.0, out: TextIO | None = None) -> None:
+        self.coord, self.store, self.exp_key, self.bar = coord, coord.store, coord.exp_key, bar
+        self.workers, self.resume_hint, self.out = list(workers), resume_hint, out or sys.stderr
+        command = worker_command(self.store.url, self.store.db_name, coord.exp_key, coord.objective)
+        hint = None if self.workers else hint_text(command, self.store.url, coord.exp_key, 10)
+        self.watch = WorkerWatch(self.store, coord.exp_key, self.workers, lease=lease, hint=hint,
+                                 max_attempts=coord.max_attempts, say=self.say)
+        self.base = Tally()
+        self._asked = 0.0
+
+    def say(self, text: str) -> None:
+        """A message on its own lines, the progress bar redrawn below it."""
+        self.bar.clear()
+        self.out.write(redact(text).rstrip("\n") + "\n")
+        self.out.flush()
+        self.bar.draw()
+
+    def tally(self) -> Tally:
+        return self.base + self.coord.outcomes
+
+    def run(self) -> Progress:
+        """Run the coordinator (already started) to the end. A search that ends early is stopped
+        cleanly, then the reason is raised: SearchStopped (asked to stop, no workers left), the
+        KeyboardInterrupt / Interrupted of a signal, or the unexpected exception itself."""
+        self.store.update_experiment(self.exp_key, stop_request=None)
+        self.base = Tally(**self.store.outcome_counts(self.exp_key, exclude=list(self.coord.open)))
+        try:
+            progress = self.coord.run(self._on_tick)
+        except BaseException as exc:
+            self.bar.close()
+            stopped = self._stop(exc)
+            if stopped is not None:
+                raise stopped from None
+            raise
+        self.bar.close()
+        return progress
+
+    def _on_tick(self, p: Progress) -> None:
+        self.bar.update(p.finished, p.best_loss, self.tally().counts())
+        now = time.monotonic()
+        try:
+            if now - self._asked >= 1.0:
+                self._asked = now
+                asked = self.store.stop_request(self.exp_key)
+                if asked:
+                    raise _StopAsked(f"stop requested by {asked.get('by')} at {_clock(asked.get('at'))}")
+            self.watch.check(max(self.coord.open.values(), default=self.coord.finished))
+        except StoreUnavailable:
+            pass  # an outage: the coordinator's own retries decide; the watch looks again next tick
+
+    def _stop(self, exc: BaseException) -> SearchStopped | None:
+        """Hand back, stop the workers, mark the experiment stopped; the exception to raise instead
+        of `exc`, if any."""
+        if isinstance(exc, Interrupted):
+            why = f"interrupted by {signal.Signals(exc.signum).name}"
+            why += " (Ctrl-C)" if exc.signum == signal.SIGINT else ""
+        elif isinstance(exc, KeyboardInterrupt):
+            why = "interrupted"
+        elif isinstance(exc, _StopAsked):
+            why = str(exc)
+        elif isinstance(exc, WorkersGone):
+            why = (f"every local worker has exited and no other worker has been seen for {self.watch.lease:g} s, "
+                   f"so the search cannot go on:\n{exc}")
+        else:
+            why = f"the search failed ({type(exc).__name__}: {exc})"
+        self.say(f"{why}\nhanding unfinished trials back ...")
+        try:
+            self.coord.stop()
+        except Exception as err:  # noqa: BLE001 - whatever it is, the workers must still be stopped
+            self.say(f"could not mark {self.exp_key!r} stopped: {err}")
+        stop_workers(self.workers)
+        try:
+            dead = [f"{socket.gethostname()}:{w.proc.pid}" for w in self.workers]
+            if dead and self.store.expire_leases(self.exp_key, dead):  # a worker that had to be killed
+                self.store.reap_expired(self.exp_key, self.coord.max_attempts)
+            last = last_error_text(self.store, self.exp_key) if isinstance(exc, WorkersGone) else None
+        except HyperdistError:
+            last = None
+        if last:
+            self.say(last)
+        done = f"stopped at {self.coord.finished} trials ({counts_text(self.tally().counts())})"
+        self.say(f"{done}; {self.resume_hint}" if self.resume_hint else done)
+        if isinstance(exc, _StopAsked):
+            return SearchStopped(f"{exc}", EXIT_STOP_REQUESTED)
+        if isinstance(exc, WorkersGone):
+            return SearchStopped("every local worker has exited", EXIT_FAILED)
+        return None
+
+    def summary(self) -> tuple[str, bool]:
+        """The end-of-search summary, and whether any trial succeeded."""
+        tally = self.tally()
+        lines = [f"{self.coord.finished} trials: {counts_text(tally.counts())}"]
+        if tally.failed:
+            lines.append("most frequent errors:")
+            lines += [f"  {n} x {_first_line(text)}" for n, text in self.store.top_errors(self.exp_key)]
+        if tally.total and not tally.ok:
+            lines.append("every trial failed")
+            lines.append(last_error_text(self.store, self.exp_key) or "")
+        return redact("\n".join(lines).rstrip()), tally.ok > 0
+
+
+def last_error_text(store: Any, exp_key: str) -> str | None:
+    """The most recent failed trial's error with its traceback, indented."""
+    doc = store.last_error(exp_key)
+    if doc is None:
+        return None
+    error = doc.get("error") or {}
+    body = error.get("traceback") or (f"{error.get('type')}: {error.get('message')}" if error
+                                      else (doc.get("result") or {}).get("failure", "returned status 'fail'"))
+    return f"last error (trial {doc['tid']}, worker {doc.get('owner')}):\n" + textwrap.indent(body.rstrip(), "  ")
+
+
+def _first_line(text: str) -> str:
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
+def _clock(at: Any) -> str:
+    return at.strftime("%H:%M:%S UTC") if hasattr(at, "strftime") else "?"

@@ -1,0 +1,148 @@
+"""Watching a search's workers, so that a search nobody works on ends (or says what to do) instead of
+waiting in silence.
+
+Between coordinator ticks the watch polls the local worker processes: a worker that died leaves its
+trials to be handed out again at once rather than a lease later, and once every local worker has
+exited and no other worker has claimed, run or finished a trial for a lease, the search cannot go on
+(`WorkersGone`). A search with no local workers that no worker joins prints the command to start one.
+Other workers are seen through the trials they hold: the last few hundred trials, read through the
+(exp_key, tid) index, name their owner and when it claimed, last beat for or finished them.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shlex
+import signal
+import socket
+import time
+from typing import Any, Callable, Sequence
+from urllib.parse import urlsplit
+
+from .errors import redact
+from .launcher import LocalWorker
+from .store import Store
+
+_EXITS = re.compile(r" exits: (.*)$", re.MULTILINE)
+RECENT = 256  # trials read to see who is working: far more than are ever open at once
+
+
+class WorkersGone(Exception):
+    """Every local worker exited and no other worker is working on the experiment."""
+
+
+class WorkerWatch:
+    def __init__(self, store: Store, exp_key: str, workers: Sequence[LocalWorker] = (), *, lease: float = 30.0,
+                 max_attempts: int = 3, hint: str | None = None, hint_after: float = 10.0,
+                 say: Callable[[str], None] = print) -> None:
+        self.store, self.exp_key, self.workers, self.lease = store, exp_key, list(workers), lease
+        self.max_attempts = max_attempts
+        self.hint, self.hint_after, self.say = hint, hint_after, say
+        self.started = time.monotonic()
+        self._since = dt.datetime.now(dt.timezone.utc)
+        self._exited: dict[int, str] = {}  # worker index -> why it exited
+        self._told: set[int] = set()  # workers whose exit was printed as it happened
+        self._next_check = 0.0
+        self._hinted = False
+
+    def check(self, last_tid: int) -> None:
+        """Called between ticks; `last_tid` is the highest tid the coordinator knows. Raises
+        WorkersGone when the search cannot go on."""
+        now = time.monotonic()
+        for w in self.workers:
+            if w.index not in self._exited and w.proc.poll() is not None:
+                self._on_exit(w)
+        if now < self._next_check:
+            return
+        self._next_check = now + 1.0
+        local_gone = bool(self.workers) and len(self._exited) == len(self.workers)
+        waiting_for_one = not self.workers and self.hint and not self._hinted
+        if not (local_gone or (waiting_for_one and now - self.started >= self.hint_after)):
+            return
+        if self._others_seen(last_tid):
+            self._next_check = now + 5.0  # someone else works on it: look again less often
+        elif local_gone:
+            raise WorkersGone(self.exits())
+        else:
+            self._hinted = True
+            self.say(self.hint or "")
+
+    def _on_exit(self, w: LocalWorker) -> None:
+        owner = f"{socket.gethostname()}:{w.proc.pid}"
+        held = sorted(d["tid"] for d in self.store.running_trials(self.exp_key) if d.get("owner") == owner)
+        self._exited[w.index] = reason = exit_reason(w, held)
+        if w.proc.returncode != 0:
+            self.say(f"worker {w.index} (pid {w.proc.pid}) exited: {reason}")
+            self._told.add(w.index)
+        if held and self.store.expire_leases(self.exp_key, [owner]):  # its trials go to the others now
+            self.store.reap_expired(self.exp_key, self.max_attempts)
+
+    def _others_seen(self, last_tid: int) -> bool:
+        """Whether a worker other than our dead ones holds a live lease, or claimed or finished a
+        trial within the lease (with no local workers: since this search started)."""
+        dead = {f"{socket.gethostname()}:{w.proc.pid}" for w in self.workers}
+        now = dt.datetime.now(dt.timezone.utc)
+        horizon = now - dt.timedelta(seconds=self.lease) if self.workers else self._since
+        for doc in self.store.recent_trials(self.exp_key, last_tid - RECENT):
+            if not doc.get("owner") or doc["owner"] in dead:
+                continue
+            lease = _aware(doc.get("lease_until")) if doc.get("state") == "RUNNING" else None
+            if lease is not None and lease >= now:  # a long trial's heartbeats may be far apart
+                return True
+            times = (_aware(doc.get(k)) for k in ("claimed", "heartbeat", "finished"))
+            if any(t is not None and t >= horizon for t in times):
+                return True
+        return False
+
+    def exits(self) -> str:
+        """How the local workers ended and why: one line for each whose exit was not printed yet."""
+        lines = [f"  worker {w.index} (pid {w.proc.pid}) exited: {self._exited.get(w.index) or exit_reason(w)}"
+                 for w in self.workers if w.index not in self._told]
+        return "\n".join(lines) or "  (their exits are above)"
+
+
+def exit_reason(w: LocalWorker, running: Sequence[int] = ()) -> str:
+    """How a worker process ended (and the trials it was running), and why as its log tells: its
+    own 'exits:' line, else the end of a traceback, else its last line."""
+    code = w.proc.returncode
+    how = f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}"
+    if running:
+        how += f" while running trial {', '.join(map(str, running))}"
+    tail = w.log_tail()
+    found = _EXITS.findall(tail)
+    if found:
+        return redact(f"{how}: {found[-1]}")
+    lines = [line for line in tail.splitlines() if line.strip()]
+    if "Traceback (most recent call last):" in tail:
+        return redact(f"{how}: {lines[-1]}")
+    where = f"; its log: {w.log}" if w.log else ""
+    if code is not None and code < 0:
+        return redact(f"{how} (by the out-of-memory killer, another process, or its own objective){where}")
+    if code:
+        return redact(f"{how} without saying why (an objective calling os._exit, or a crash of the interpreter; "
+                      f"--subprocess runs each trial in a fresh process, so it fails the trial instead){where}")
+    return redact(f"{how}: {lines[-1] if lines else 'no output'}")
+
+
+def worker_command(url: str, db: str, exp_key: str, objective: str | None) -> str:
+    """The command that starts a worker for this experiment, credentials redacted."""
+    default_db = urlsplit(url).path.strip("/").split("/")[0] or "hyperdist"
+    args = ["hyperdist", "worker", "--mongo", redact(url)] + (["--db", db] if db != default_db else [])
+    args += ["--exp", exp_key] + (["--allow", objective] if objective else [])
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def hint_text(command: str, url: str, exp_key: str, seconds: float) -> str:
+    local = urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
+    where = ("on this machine (the server listens on the loopback address only)" if local else
+             "on any machine that reaches the database, with the objective importable there")
+    text = f"no worker has claimed a trial of {exp_key!r} for {seconds:g} s; start workers {where} with:\n  {command}"
+    if "***" in command:
+        text += "\n(put the credentials back in place of ***, or set HYPERDIST_MONGO_URL and leave out --mongo)"
+    return text + "\nwaiting for workers ..."
+
+
+def _aware(value: Any) -> dt.datetime | None:
+    if not isinstance(value, dt.datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)

@@ -1,0 +1,232 @@
+"""A search as a person runs it: the real CLI in subprocesses against a real server. It never hangs
+in silence, shows its failures, and leaves nothing running behind when stopped."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hyperdist.server import server_status
+from hyperdist.store import Store
+from test_distributed import TESTS, _env, _wait_until
+
+pytestmark = pytest.mark.slow
+OBJECTIVES = TESTS / "objectives.py"
+
+
+def _search(fn: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "hyperdist", "search", f"{OBJECTIVES}:{fn}", "--space", f"{OBJECTIVES}:space",
+            "--no-progress", *args]
+
+
+def _hd(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hyperdist", *args], env=_env(), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is gone for our purpose
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def _pids_mentioning(text: str) -> set[int]:
+    """Processes whose command line contains `text` (the search's own experiment key)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.add(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def test_objective_that_always_raises_ends_the_search_with_its_traceback(mongo_url, db_name):
+    run = subprocess.run(_search("raises", "--max-evals", "200", "--workers", "2", "--mongo", mongo_url,
+                                 "--db", db_name, "--exp", "broken"),
+                         env=_env(), capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1, run.stderr
+    assert "RuntimeError: always broken" in run.stderr
+    assert "Traceback (most recent call last)" in run.stderr and 'raise RuntimeError("always broken")' in run.stderr
+    assert "trials all failed" in run.stderr  # the workers' own exit reason
+    store = Store(mongo_url, db=db_name)
+    assert store.get_experiment("broken")["state"] == "stopped"
+    assert store.counts("broken")["RUNNING"] == 0
+    store.close()
+
+
+def test_objective_killing_its_worker_ends_the_search_naming_the_exit(mongo_url, db_name):
+    run = subprocess.run(_search("exits", "--max-evals", "50", "--workers", "2", "--mongo", mongo_url,
+                                 "--db", db_name, "--exp", "exiting"),
+                         env=_env(), capture_output=True, text=True, timeout=90)
+    assert run.returncode == 1, run.stderr
+    assert "every local worker has exited" in run.stderr
+    assert "exit code 3" in run.stderr or "killed by SIGKILL" in run.stderr, run.stderr
+    store = Store(mongo_url, db=db_name)
+    assert store.get_experiment("exiting")["state"] == "stopped"
+    assert store.counts("exiting")["RUNNING"] == 0  # the dead workers' trials were handed back
+    store.close()
+
+
+def test_a_search_where_every_trial_failed_exits_non_zero_with_a_summary(mongo_url, db_name):
+    run = subprocess.run(_search("raises", "--max-evals", "4", "--workers", "1", "--mongo", mongo_url,
+                                 "--db", db_name, "--exp", "all-failed"),
+                         env=_env(), capture_output=True, text=True, timeout=90)
+    assert run.returncode == 1, run.stderr
+    assert "0 ok, 4 failed, 0 pruned" in run.stderr
+    assert "4 x RuntimeError: always broken" in run.stderr
+    assert "Traceback (most recent call last)" in run.stderr
+
+
+def test_summary_counts_ok_trials(mongo_url, db_name):
+    run = subprocess.run(_search("quadratic", "--max-evals", "12", "--workers", "2", "--mongo", mongo_url,
+                                 "--db", db_name, "--exp", "fine"),
+                         env=_env(), capture_output=True, text=True, timeout=90)
+    assert run.returncode == 0, run.stderr
+    assert "12 trials: 12 ok, 0 failed, 0 pruned" in run.stderr
+    assert json.loads(run.stdout)["tid"] >= 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_signal_stops_everything_the_search_started(tmp_path, local_servers, signum):
+    data = tmp_path / "hd"
+    key = f"signalled-{signum}-{os.getpid()}"
+    search = subprocess.Popen(_search("quadratic", "--max-evals", "500", "--workers", "2", "--data-dir", str(data),
+                                      "--exp", key),
+                              env=_env(HYPERDIST_TEST_DELAY="0.2"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        _wait_until(lambda: server_status(data) is not None, 60, "the embedded server")
+        server = server_status(data)
+        store = Store(server.url, db="hyperdist")
+        _wait_until(lambda: store.counts(key)["DONE"] >= 4 and store.counts(key)["RUNNING"] >= 1, 90,
+                    "trials running")
+        store.close()
+        workers = _pids_mentioning(key) - {search.pid}
+        assert len(workers) == 2, workers
+        search.send_signal(signum)
+        _, err = search.communicate(timeout=90)
+    finally:
+        search.kill()
+    assert search.returncode == 128 + signum, err
+    assert f"interrupted by {signal.Signals(signum).name}" in err and "--resume" in err
+    for pid in workers | {server.pid}:
+        _wait_until(lambda: not _alive(pid), 10, f"process {pid} to end")
+    assert not _pids_mentioning(key)
+    store = Store(local_servers.start(data).url, db="hyperdist")
+    assert store.get_experiment(key)["state"] == "stopped"
+    assert store.counts(key)["RUNNING"] == 0
+    store.close()
+
+
+def test_default_key_names_file_and_function_and_a_clash_says_what_to_do(mongo_url, db_name):
+    args = ("--max-evals", "3", "--workers", "1", "--mongo", mongo_url, "--db", db_name)
+    first = subprocess.run(_search("quadratic", *args), env=_env(), capture_output=True, text=True, timeout=90)
+    assert first.returncode == 0, first.stderr
+    assert "experiment 'objectives.quadratic'" in first.stderr
+    again = subprocess.run(_search("quadratic", *args), env=_env(), capture_output=True, text=True, timeout=90)
+    assert again.returncode == 2
+    assert "'objectives.quadratic' already exists (done" in again.stderr
+    assert "--resume" in again.stderr and "--exp" in again.stderr and "Traceback" not in again.stderr
+    unknown = subprocess.run(_search("quadratic", *args, "--exp", "nope", "--resume"), env=_env(),
+                             capture_output=True, text=True, timeout=90)
+    assert unknown.returncode == 2
+    assert "no experiment 'nope' to resume" in unknown.stderr and "objectives.quadratic" in unknown.stderr
+    store = Store(mongo_url, db=db_name)
+    assert [e["_id"] for e in store.list_experiments()] == ["objectives.quadratic"]
+    store.close()
+
+
+def test_hyperdist_stop_stops_a_running_search(mongo_url, db_name):
+    search = subprocess.Popen(_search("quadratic", "--max-evals", "500", "--workers", "2", "--mongo", mongo_url,
+                                      "--db", db_name, "--exp", "asked"),
+                              env=_env(HYPERDIST_TEST_DELAY="0.1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    store = Store(mongo_url, db=db_name)
+    try:
+        _wait_until(lambda: any(e["_id"] == "asked" for e in store.list_experiments())
+                    and store.counts("asked")["DONE"] >= 3, 90, "trials finished")
+        stop = _hd("stop", "asked", "--mongo", mongo_url, "--db", db_name)
+        assert stop.returncode == 0, stop.stderr
+        assert "asked the search on 'asked' to stop" in stop.stdout
+        _, err = search.communicate(timeout=90)
+    finally:
+        search.kill()
+    assert search.returncode == 3, err
+    assert "stop requested by" in err and "--resume" in err
+    assert store.get_experiment("asked")["state"] == "stopped"
+    assert store.counts("asked")["RUNNING"] == 0
+    again = _hd("stop", "asked", "--mongo", mongo_url, "--db", db_name)
+    assert again.returncode == 2 and "no search is running on 'asked' (stopped)" in again.stderr
+    missing = _hd("stop", "nope", "--mongo", mongo_url, "--db", db_name)
+    assert missing.returncode == 2 and "no experiment 'nope'" in missing.stderr
+    store.close()
+
+
+def test_mongotrials_without_workers_prints_the_worker_command(mongo_url, db_name, capsys):
+    """fmin with MongoTrials has no local workers: after 10 s alone it says how to start one."""
+    from hyperdist import MongoTrials, fmin, tpe
+    import objectives
+
+    late = subprocess.Popen(
+        ["sh", "-c", f'sleep 12; exec "{sys.executable}" -m hyperdist worker --mongo "{mongo_url}" --db {db_name} '
+                     f'--exp mt-hint --allow objectives --idle-timeout 30'],
+        env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        trials = MongoTrials(mongo_url, exp_key="mt-hint", db=db_name)
+        fmin(objectives.quadratic, objectives.space, algo=tpe.suggest, max_evals=4, trials=trials, rstate=1,
+             show_progressbar=False)
+        assert late.wait(60) == 0
+    finally:
+        late.kill()
+    err = capsys.readouterr().err
+    assert "no worker has claimed a trial of 'mt-hint'" in err
+    import shlex
+
+    command = f"hyperdist worker --mongo {shlex.quote(mongo_url)} --db {db_name} --exp mt-hint"
+    assert command + " --allow objectives:quadratic" in err
+    assert len(trials) == 4
+
+
+def test_local_workers_gone_but_another_worker_working_the_search_goes_on(mongo_url, db_name):
+    """Only when nobody else works on the experiment does the end of the local workers end the search."""
+    from test_distributed import _worker
+
+    search = subprocess.Popen(_search("quadratic", "--max-evals", "40", "--workers", "1", "--mongo", mongo_url,
+                                      "--db", db_name, "--exp", "shared"),
+                              env=_env(HYPERDIST_TEST_DELAY="0.1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    store = Store(mongo_url, db=db_name)
+    other = None
+    try:
+        _wait_until(lambda: any(e["_id"] == "shared" for e in store.list_experiments())
+                    and store.counts("shared")["DONE"] >= 2, 90, "trials finished")
+        other = _worker(mongo_url, db_name, "shared", _env(HYPERDIST_TEST_DELAY="0.1"))
+        _wait_until(lambda: len({d.get("owner") for d in store.history("shared")} - {None}) >= 2, 60,
+                    "the other worker's first trial")
+        local = _pids_mentioning("shared") - {search.pid, other.pid}
+        assert len(local) == 1, local
+        os.kill(local.pop(), signal.SIGKILL)
+        out, err = search.communicate(timeout=120)
+        assert other.wait(60) == 0
+    finally:
+        search.kill()
+        if other is not None:
+            other.kill()
+    assert search.returncode == 0, err
+    assert "worker 0" in err and "killed by SIGKILL" in err
+    assert "40 trials: 40 ok" in err and json.loads(out)["loss"] >= 0
+    store.close()
