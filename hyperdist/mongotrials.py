@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from typing import Any, Callable
+
 import numpy as np
 
 from .coordinator import Coordinator, StopRules
@@ -15,6 +16,7 @@ from .errors import AllTrialsFailed, HyperdistError
 from .progress import ProgressBar
 from .pruning import make_pruner, pruner_config
 from .reference import reference_of
+from .session import Session, stop_signals
 from .space import compile_space, space_eval
 from .store import DONE, ERROR, FINISHED, RUNNING, Store, parse_url
 from .trials import JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_NEW, JOB_STATE_RUNNING, Trials
@@ -46,8 +48,6 @@ class MongoTrials(Trials):
              timeout: float | None, loss_threshold: float | None, rstate: np.random.Generator,
              return_argmin: bool, show_progressbar: bool, early_stop_fn: Callable | None,
              points_to_evaluate: Any = None, pruner: Any = None) -> Any:
-        from .session import Session, stop_signals  # it imports the launcher, which imports parse_url from here
-
         if points_to_evaluate:
             raise HyperdistError("points_to_evaluate is not supported with MongoTrials yet")
         compiled = compile_space(space)

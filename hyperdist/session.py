@@ -186,7 +186,7 @@ def last_error_text(store: Any, exp_key: str) -> str | None:
     error = doc.get("error") or {}
     body = error.get("traceback") or (f"{error.get('type')}: {error.get('message')}" if error
                                       else (doc.get("result") or {}).get("failure", "returned status 'fail'"))
-    return f"last error (trial {doc['tid']}, worker {doc.get('owner')}):\n" + textwrap.indent(body.rstrip(), "  ")
+    return f"last error (trial {doc['tid']}, worker {doc.get('owner')}):\n" + textwrap.indent(str(body).rstrip(), "  ")
 
 
 def _first_line(text: str) -> str:
