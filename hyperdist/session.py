@@ -172,7 +172,9 @@ class Session:
         if tally.failed:
             lines.append("most frequent errors:")
             lines += [f"  {n} x {_first_line(text)}" for n, text in self.store.top_errors(self.exp_key)]
-        if tally.total and not tally.ok:
+        if not tally.total:
+            lines.append("no trial finished (a --timeout shorter than one trial?)")
+        elif not tally.ok:
             lines.append("every trial failed")
             lines.append(last_error_text(self.store, self.exp_key) or "")
         return redact("\n".join(lines).rstrip()), tally.ok > 0

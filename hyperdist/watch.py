@@ -69,7 +69,8 @@ class WorkerWatch:
 
     def _on_exit(self, w: LocalWorker) -> None:
         owner = f"{socket.gethostname()}:{w.proc.pid}"
-        held = sorted(d["tid"] for d in self.store.running_trials(self.exp_key) if d.get("owner") == owner)
+        held = sorted(d["tid"] for d in self.store.running_trials(self.exp_key)
+                      if d.get("owner") == owner and isinstance(d.get("tid"), int))
         self._exited[w.index] = reason = exit_reason(w, held)
         if w.proc.returncode != 0:
             self.say(f"worker {w.index} (pid {w.proc.pid}) exited: {reason}")
@@ -84,7 +85,7 @@ class WorkerWatch:
         now = dt.datetime.now(dt.timezone.utc)
         horizon = now - dt.timedelta(seconds=self.lease) if self.workers else self._since
         for doc in self.store.recent_trials(self.exp_key, last_tid - RECENT):
-            if not doc.get("owner") or doc["owner"] in dead:
+            if not isinstance(doc.get("owner"), str) or doc["owner"] in dead:
                 continue
             lease = _aware(doc.get("lease_until")) if doc.get("state") == "RUNNING" else None
             if lease is not None and lease >= now:  # a long trial's heartbeats may be far apart

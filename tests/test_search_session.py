@@ -230,3 +230,23 @@ def test_local_workers_gone_but_another_worker_working_the_search_goes_on(mongo_
     assert "worker 0" in err and "killed by SIGKILL" in err
     assert "40 trials: 40 ok" in err and json.loads(out)["loss"] >= 0
     store.close()
+
+
+def test_stop_signals_raise_once_and_are_restored():
+    """The first SIGTERM raises where the search is; a second one while it cleans up does not cut
+    the cleanup short; afterwards the previous handlers are back."""
+    from hyperdist.session import Interrupted, stop_signals
+
+    before = signal.getsignal(signal.SIGTERM)
+    cleaned = False
+    with pytest.raises(Interrupted) as caught:
+        with stop_signals():
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # the handler raises before this ends
+            finally:
+                os.kill(os.getpid(), signal.SIGTERM)  # acknowledged, not raised
+                time.sleep(0.05)
+                cleaned = True
+    assert cleaned and caught.value.exit_code == 128 + signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is before
