@@ -66,7 +66,7 @@ def run_hyperdist(server: LocalServer, n_workers: int, trials: int, objective: s
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for out in outs]
     while coord.finished == 0:
         coord.tick()
-        time.sleep(coord.poll_interval)
+        time.sleep(coord.pacing.poll_interval)
     t0, done0 = time.perf_counter(), coord.finished
     cpu0 = {"server": cpu_seconds(server.pid), "coordinator": time.process_time(),
             "workers": sum(cpu_seconds(p.pid) for p in procs)}

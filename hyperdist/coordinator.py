@@ -7,9 +7,7 @@ numeric history, checks the stop rules, and tops up the trials waiting to be cla
 """
 from __future__ import annotations
 
-import collections
 import logging
-import math
 import os
 import socket
 import time
@@ -22,6 +20,7 @@ import numpy as np
 from . import snapshot
 from .errors import (AllTrialsFailed, CoordinatorBusy, ExperimentExists, ExperimentNotFound, HyperdistError,
                      ObjectiveMismatch, SpaceError, SpaceMismatch)
+from .pacing import Pacing
 from .history import OK, PENDING, HistoryTable, classify
 from .outcomes import Tally
 from .reference import same
@@ -88,7 +87,6 @@ def _dead_on_this_host(owner: str | None) -> bool:
 
 class Coordinator:
     TID_BLOCK = 32
-    DRAIN = 2 / 3  # of the waiting queue, drained between two ticks at the recent finishing rate
 
     def __init__(
         self,
@@ -116,20 +114,14 @@ class Coordinator:
         # every worker busy, plus `queue` trials waiting to be claimed: by default 2 per worker (at
         # least 4), so ticks can be spaced to find several finished trials each, and more when trials
         # finish so fast that the queue would run dry between ticks (docs/performance.md)
-        self.queue = max(4, 2 * workers) if queue is None else max(0, queue)
-        self.queue_grows = queue is None
         self.seed, self.workers = seed, max(1, workers)
         self.objective, self.algo_info = objective, algo_info or {"name": getattr(algo, "__module__", "custom")}
         self.options = options or {}  # e.g. {"pruner": {...}}: read by workers from the experiment
         self.lease_seconds, self.trial_lease_seconds, self.max_attempts = lease_seconds, trial_lease_seconds, max_attempts
-        self.poll_interval = poll_interval
+        self.pacing = Pacing(workers, queue, poll_interval)
         # a chunk of the history snapshot per `snapshot_every` finished trials: a resume then reads
         # at most that many trial documents beside the open ones (snapshot.py)
         self.snapshot_every = max(1, snapshot_every)
-        self.max_poll_interval = 1.0
-        self._finish_times: collections.deque[float] = collections.deque(maxlen=32)
-        self._tick_seconds = 0.0  # how long a tick takes (moving average), for sizing the queue
-        self._batched_until = 0   # workers claimed batches recently: queue counted until this many finished
         self.outage_timeout = 300.0  # how long a database outage is waited out before giving up
         self.owner = f"coordinator:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.table = HistoryTable(space)  # rows in tid order, keyed by tid
@@ -242,9 +234,8 @@ class Coordinator:
         if doc["state"] in FINISHED:
             self.open.pop(key, None)
             self.finished += 1
-            self._finish_times.append(time.monotonic())
-            if int(doc.get("batch") or 1) > 1:  # workers claim in batches: count what is queued
-                self._batched_until = self.finished + 32
+            batch = doc.get("batch")
+            self.pacing.finished(self.finished, batch if isinstance(batch, int) else 1)
             self.table.add(tid, params, *self._count_finished(doc))
             self.outcomes.add(doc["state"], (doc.get("result") or {}).get("status"))
         else:
@@ -344,7 +335,7 @@ class Coordinator:
             while not self._timed_tick():
                 if on_progress:
                     on_progress(self.progress())
-                time.sleep(self.pause())
+                time.sleep(self.pacing.pause())
             self.store.cancel_new(self.exp_key)
             self.store.retry(self._save_snapshot, timeout=self.outage_timeout)
             self.store.update_experiment(self.exp_key, state="done")
@@ -354,45 +345,16 @@ class Coordinator:
             on_progress(self.progress())
         return self.progress()
 
-    def pause(self) -> float:
-        """Seconds until the next tick: long enough that a tick usually finds several finished trials
-        (each tick costs a read and usually an insert), short enough that the waiting queue, two
-        thirds drained at the recent finishing rate, never runs dry."""
-        rate = self._rate()
-        if rate is None:
-            return self.poll_interval
-        return min(max(self.poll_interval, self.DRAIN * max(1, self.waiting()) / rate), self.max_poll_interval)
-
-    def waiting(self) -> int:
-        """Trials to keep waiting for workers: `queue`, or (by default) more when trials finish so
-        fast that more than two thirds of it would drain before the next tick could refill it:
-        with a null objective 4 workers finish ~150 trials/s and a tick comes every 50-80 ms."""
-        rate = self._rate()
-        if not self.queue_grows or rate is None:
-            return self.queue
-        need = math.ceil(rate * (self.poll_interval + self._tick_seconds) / (1 - self.DRAIN))
-        return min(max(self.queue, need), 4 * self.queue)
-
     def _wanted(self) -> int:
-        """New suggestions this tick: enough for `waiting()` NEW trials beside one running per
-        worker. A queue given explicitly bounds the open trials at `workers + queue` (what TPE sees
-        pending). By default, while workers claim short trials in batches (and so hold several
-        each), the NEW trials are counted instead (one more command per tick)."""
-        if self.queue_grows and self.finished < self._batched_until and self.open:
-            return self.waiting() - self.store.count_new(self.exp_key)
-        return self.workers + self.waiting() - len(self.open)
-
-    def _rate(self) -> float | None:
-        """Trials finished per second, over the last 32."""
-        times = self._finish_times
-        if len(times) < 2 or times[-1] <= times[0]:
-            return None
-        return (len(times) - 1) / (max(time.monotonic(), times[-1]) - times[0])
+        """New suggestions this tick (pacing.py)."""
+        if self.open and self.pacing.counts_new(self.finished):
+            return self.pacing.wanted(len(self.open), self.store.count_new(self.exp_key))
+        return self.pacing.wanted(len(self.open))
 
     def _timed_tick(self) -> bool:
         started = time.monotonic()
         over = self.store.retry(self.tick, timeout=self.outage_timeout)
-        self._tick_seconds = 0.8 * self._tick_seconds + 0.2 * (time.monotonic() - started)
+        self.pacing.ticked(time.monotonic() - started)
         return over
 
     def stop(self) -> None:

@@ -126,7 +126,7 @@ def test_an_insert_whose_reply_was_lost_is_not_repeated(store, monkeypatch):
     monkeypatch.setattr(store, "insert_trials", reply_lost_once)
     store.retry(coord.tick, timeout=10)
     assert len(sent) == 2 and sent[0] == sent[1]
-    assert store.counts("lost")["NEW"] == len(coord.open) == coord.workers + coord.waiting()
+    assert store.counts("lost")["NEW"] == len(coord.open) == coord.workers + coord.pacing.waiting()
     assert sorted(coord.open.values()) == sent[0]
 
 
