@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from hyperdist import Trials, fmin, hp, rand
 from hyperdist.cli import main
-from hyperdist.importance import importances
+from hyperdist.views.importance import importances
 from hyperdist.space import compile_space
 from hyperdist.store import DONE, ERROR, Store
 

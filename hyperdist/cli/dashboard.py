@@ -1,0 +1,49 @@
+"""`hyperdist dashboard`: the live web view of experiments (hyperdist/views/dashboard.py)."""
+from __future__ import annotations
+
+import socket
+from typing import Any
+from urllib.parse import quote
+
+import click
+
+from ..errors import HyperdistError
+from .app import _with_store, main
+
+
+@main.command()
+@click.argument("exp_key", required=False)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. The dashboard has no login: keep it on loopback, or put it behind one.")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=8050, show_default=True,
+              help="Port to listen on (0: a free one).")
+@click.option("--interval", type=click.FloatRange(min=0.5), default=2.0, show_default=True,
+              help="Seconds between the pages' refreshes.")
+@_with_store
+def dashboard(store: Any, exp_key: str | None, host: str, port: int, interval: float) -> None:
+    """Serve a live, read-only dashboard of the experiments (needs `pip install 'hyperdist[dashboard]'`).
+
+    Opens on the experiments list, or on EXP_KEY's page when given. New trials appear as they finish.
+    """
+    from ..views.dashboard import LOOPBACK, create_app, serve
+
+    if exp_key is not None:
+        store.get_experiment(exp_key)  # an unknown key fails here, naming the known ones
+    app = create_app(store, poll_seconds=interval, host=host)
+    try:
+        sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    except OSError as exc:
+        raise HyperdistError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port "
+                             "(0 picks a free one)") from None
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    path = f"/experiments/{quote(exp_key, safe='')}" if exp_key else "/"
+    click.echo(f"dashboard of {store.url_redacted} (database {store.db_name}) at http://{shown}:{bound}{path}"
+               " - read-only; Ctrl-C stops it", err=True)
+    if host not in LOOPBACK:
+        click.echo(f"warning: listening on {host}, not loopback: anyone who can reach this port can read every "
+                   "experiment in the database (there is no login)", err=True)
+    try:
+        serve(app, sock)
+    finally:
+        sock.close()
