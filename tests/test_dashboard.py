@@ -90,10 +90,11 @@ def test_trial_detail_has_configuration_result_and_traceback(searched):
 
 def test_contour_and_errors_are_one_line(searched):
     _, _, _, base = searched
-    status, fig = get(base, "/api/experiments/views/contour?x=lr&y=batch")
+    status, fig = get(base, "/api/experiments/views/contour?x=lr&y=l2")
     assert status == 200 and fig["data"][0]["type"] == "contour"
     assert any(v is not None for row in fig["data"][0]["z"] for v in row)
-    assert fig["layout"]["yaxis"]["ticktext"] == ["16", "64", "256"]
+    fig = get(base, "/api/experiments/views/contour?x=lr&y=batch")[1]
+    assert fig["data"][0]["type"] == "heatmap" and fig["layout"]["yaxis"]["ticktext"] == ["16", "64", "256"]
     status, body = get(base, "/api/experiments/views/contour?x=lr&y=nope")
     assert status == 400 and "no parameter 'nope'" in body["error"] and "lr, model" in body["error"]
     status, body = get(base, "/api/experiments/missing")
@@ -153,8 +154,9 @@ def test_the_dashboard_never_writes_nor_shows_credentials(searched, store: Store
     while get_safely(base) is None:
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    bodies = [get(base, path)[1] for path in ("/", "/experiments/secret", "/api/experiments", "/api/experiments/secret",
-                                              "/api/experiments/secret/trials/0", "/api/experiments/secret/contour?x=lr&y=batch")]
+    paths = ("/", "/experiments/secret", "/api/experiments", "/api/experiments/secret",
+             "/api/experiments/secret/trials/0", "/api/experiments/secret/contour?x=lr&y=batch")
+    bodies = [get(base, path)[1] for path in paths]
     text = repr(bodies)
     assert "hunter2" not in text and "bob:" not in text and "mongodb://***@db:27017" in text
     server.should_exit = True

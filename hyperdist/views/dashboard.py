@@ -13,12 +13,15 @@ Routes: `/` (experiments), `/experiments/<key>`, `/api/experiments`, `/api/exper
 from __future__ import annotations
 
 import html
+import logging
 from typing import Any
 
 from ..errors import ExperimentNotFound, HyperdistError, StoreUnavailable, redact
-from .data import ExperimentView, experiment_summaries, jsonable
+from .data import ExperimentView, jsonable
 from .pages import STATIC, contour_payload, dashboard_page, experiment_payload, plotly_js
+from .summary import experiment_summaries
 
+log = logging.getLogger("hyperdist.dashboard")
 LOOPBACK = ("127.0.0.1", "localhost")
 _STATIC_FILES = {"app.js": "text/javascript", "app.css": "text/css"}
 
@@ -54,6 +57,10 @@ def create_app(store: Any, poll_seconds: float = 2.0, host: str = "127.0.0.1") -
             return JSONResponse({"error": redact(str(exc))}, status_code=503)
         except HyperdistError as exc:
             return JSONResponse({"error": redact(str(exc))}, status_code=400)
+        except Exception as exc:  # a bug or a document this version cannot read: say which, keep serving
+            log.exception("dashboard request failed")
+            return JSONResponse({"error": redact(f"the dashboard failed on this request: {type(exc).__name__}: {exc}")},
+                                status_code=500)
 
     def index(request: Request) -> Response:
         return HTMLResponse(dashboard_page("index", None, poll_seconds, server))
@@ -63,7 +70,8 @@ def create_app(store: Any, poll_seconds: float = 2.0, host: str = "127.0.0.1") -
         try:
             store.get_experiment(key)
         except ExperimentNotFound as exc:
-            return HTMLResponse(f"<p>{html.escape(redact(str(exc)))}. <a href='/'>All experiments</a></p>", status_code=404)
+            return HTMLResponse(f"<p>{html.escape(redact(str(exc)))}. <a href='/'>All experiments</a></p>",
+                                status_code=404)
         return HTMLResponse(dashboard_page("experiment", key, poll_seconds, server))
 
     def list_api(request: Request) -> Response:
@@ -71,7 +79,8 @@ def create_app(store: Any, poll_seconds: float = 2.0, host: str = "127.0.0.1") -
 
     def experiment_api(request: Request) -> Response:
         key = request.path_params["key"]
-        return answer(lambda: experiment_payload(ExperimentView.from_store(store, key), request.query_params.get("since")))
+        since = request.query_params.get("since")
+        return answer(lambda: experiment_payload(ExperimentView.from_store(store, key), since))
 
     def trial_api(request: Request) -> Response:
         key, tid = request.path_params["key"], request.path_params["tid"]
@@ -97,7 +106,8 @@ def create_app(store: Any, poll_seconds: float = 2.0, host: str = "127.0.0.1") -
 
     routes = [Route("/", index), Route("/experiments/{key:path}", experiment),
               Route("/api/experiments", list_api), Route("/api/experiments/{key}/trials/{tid:int}", trial_api),
-              Route("/api/experiments/{key}/contour", contour_api), Route("/api/experiments/{key:path}", experiment_api),
+              Route("/api/experiments/{key}/contour", contour_api),
+              Route("/api/experiments/{key:path}", experiment_api),
               Route("/static/{name}", static)]
     hosts = list(LOOPBACK) if host in LOOPBACK else ["*"]
     return Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)])

@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable
+from itertools import combinations
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,6 @@ from .importance import importances
 
 OK, PRUNED, FAILED, RUNNING, NEW = "ok", "pruned", "failed", "running", "new"
 _JOB_STATES = {0: "NEW", 1: "RUNNING", 2: "DONE", 3: "ERROR"}  # a local Trials' integer states
-_SUMMARY_FIELDS = {"tid": 1, "state": 1, "result.loss": 1, "result.status": 1, "finished": 1, "owner": 1}
 
 
 def utc(t: Any) -> dt.datetime | None:
@@ -50,7 +50,7 @@ def kind_of(doc: dict) -> str:
     return FAILED
 
 
-def _trial(doc: dict) -> dict:
+def trial_record(doc: dict) -> dict:
     """A store document or a `Trials` entry as one record with the fields the views read."""
     state = _JOB_STATES.get(doc.get("state"), doc.get("state"))  # type: ignore[arg-type]
     result = doc.get("result") or {}
@@ -79,7 +79,9 @@ class ExperimentView:
     def __post_init__(self) -> None:
         self.trials.sort(key=lambda t: t["tid"])
         self.kinds = np.array([t["kind"] for t in self.trials], dtype=object)
-        self.X = np.array([self.space.to_row(t["params"]) for t in self.trials]).reshape(-1, len(self.space))
+        self.X = np.full((len(self.trials), len(self.space)), np.nan)
+        for i, t in enumerate(self.trials):
+            self.X[i] = self.space.to_row(t["params"])
         self.loss = np.array([t["loss"] if t["kind"] == OK else np.nan for t in self.trials], dtype=float)
         self.ok = self.kinds == OK
         self.now = dt.datetime.now(dt.timezone.utc)
@@ -88,14 +90,14 @@ class ExperimentView:
     @classmethod
     def from_store(cls, store: Any, exp_key: str) -> "ExperimentView":
         exp = store.get_experiment(exp_key)
-        return cls(exp_key, exp, space_from_json(exp["space"]), [_trial(d) for d in store.iter_history(exp_key)])
+        return cls(exp_key, exp, space_from_json(exp["space"]), [trial_record(d) for d in store.iter_history(exp_key)])
 
     @classmethod
     def from_trials(cls, trials: Any, space: Any, name: str = "trials") -> "ExperimentView":
         """A notebook's `Trials` (or `MongoTrials`) and the space it was searched with."""
         from ..space import compile_space
 
-        docs = [_trial(t) for t in trials.trials]
+        docs = [trial_record(t) for t in trials.trials]
         exp = {"_id": name, "state": "done" if all(t["state"] in ("DONE", "ERROR") for t in docs) else "running",
                "max_evals": len(docs)}
         return cls(name, exp, compile_space(space), docs)
@@ -106,9 +108,25 @@ class ExperimentView:
         return self.loss[self.ok]
 
     def log_loss(self) -> bool:
-        """Draw losses on a log axis: all positive and spanning more than two decades."""
+        """Draw losses on a log axis when all are positive and they span a decade or more: on a
+        linear one a few bad trials flatten the best-so-far line against the floor."""
         losses = self.oks
-        return bool(len(losses) >= 2 and losses.min() > 0 and losses.max() / losses.min() > 100)
+        return bool(len(losses) >= 2 and losses.min() > 0 and losses.max() / losses.min() >= 10)
+
+    def pairs(self) -> list[list[str]]:
+        """Parameter pairs for the contour: the most important parameters' pairs first, pairs with
+        fewer than three trials to draw (never active together, or one constant) last."""
+        order = list(self.importance())
+        order += [lab for lab in self.space.labels if lab not in order]
+        ranked = sorted(combinations(order, 2), key=lambda ab: self.informative(*ab) < 3)  # stable sort
+        return [[a, b] for a, b in ranked]
+
+    def informative(self, a: str, b: str) -> int:
+        """How many ok trials a contour of a and b would show: both active and, among those, each
+        taking two values or more (0 otherwise, e.g. a parameter against the choice it hangs on)."""
+        cols = self.X[:, [self.space.index[a], self.space.index[b]]]
+        both = cols[self.ok & ~np.isnan(cols).any(axis=1)]
+        return len(both) if len(both) and all(len(np.unique(both[:, k])) > 1 for k in (0, 1)) else 0
 
     def best(self) -> dict | None:
         if not self.ok.any():
@@ -143,7 +161,8 @@ class ExperimentView:
         for j, spec in enumerate(self.space.params):
             active = self.ok & ~np.isnan(self.X[:, j])
             x = self.X[active, j]
-            values: list = ([self.options(j)[int(v)] for v in x] if spec.dist.categorical else x.tolist())
+            names = self.options(j) if spec.dist.categorical else []
+            values: list = [names[int(v)] for v in x] if spec.dist.categorical else x.tolist()
             out.append({"label": spec.label, "categorical": spec.dist.categorical,
                         "log": bool(spec.dist.log and (x > 0).all()), "x": values, "loss": self.loss[active].tolist(),
                         "tid": [t["tid"] for t, a in zip(self.trials, active) if a],
@@ -251,73 +270,6 @@ class ExperimentView:
                 "intermediate": t["intermediate"], "owner": t["owner"], "attempts": t["attempts"],
                 "claimed": t["claimed"], "finished": t["finished"], "heartbeat": t["heartbeat"]}
 
-    def summary(self) -> dict:
-        return summarize(self.exp, self.trials, self.now)
-
-    def setup(self) -> dict:
-        """The space, the algorithm and its settings, the coordinator and the workers."""
-        space = []
-        describe = self.space.describe()
-        for spec in self.space.params:
-            when = " or ".join(" and ".join(f"{lab} = {self.space.display(lab, opt)}" for lab, opt in path)
-                               for path in spec.conditions) if not spec.unconditional else "always"
-            space.append({"label": spec.label, "distribution": describe[spec.label], "active": when})
-        coordinator = self.exp.get("coordinator") or {}
-        lease = utc(coordinator.get("lease_until"))
-        return {"space": space, "objective": self.exp.get("objective"), "algo": self.exp.get("algo"),
-                "options": self.exp.get("options"), "seed": self.exp.get("seed"),
-                "max_evals": self.exp.get("max_evals"), "created": self.exp.get("created"),
-                "coordinator": {"owner": coordinator.get("owner"), "lease_until": lease,
-                                "expired": bool(lease and lease < self.now)} if coordinator else None,
-                "workers": workers(self.trials, self.now)}
-
-
-def workers(trials: Iterable[dict], now: dt.datetime) -> list[dict]:
-    """Every worker seen: trials finished, last finish, and what it runs now with its heartbeat."""
-    seen: dict[str, dict] = {}
-    for t in trials:
-        if not t.get("owner"):
-            continue
-        w = seen.setdefault(str(t["owner"]), {"owner": str(t["owner"]), "finished": 0, "last_finished": None,
-                                              "running": [], "heartbeat_age": None, "lease_expired": False})
-        if t["state"] in ("DONE", "ERROR"):
-            w["finished"] += 1
-            if t["finished"] and (w["last_finished"] is None or t["finished"] > w["last_finished"]):
-                w["last_finished"] = t["finished"]
-        elif t["state"] == "RUNNING":
-            w["running"].append(t["tid"])
-            beat = t.get("heartbeat") or t.get("claimed")
-            if beat is not None:
-                age = (now - beat).total_seconds()
-                w["heartbeat_age"] = age if w["heartbeat_age"] is None else min(age, w["heartbeat_age"])
-            w["lease_expired"] |= bool(t.get("lease_until") and t["lease_until"] < now)
-    return sorted(seen.values(), key=lambda w: (not w["running"], w["owner"]))
-
-
-def summarize(exp: dict, trials: list[dict], now: dt.datetime) -> dict:
-    """What the experiments list shows of one experiment: state, progress, best, rate, workers."""
-    counts = {k: 0 for k in (OK, PRUNED, FAILED, RUNNING, NEW)}
-    for t in trials:
-        counts[t["kind"]] += 1
-    oks = [t for t in trials if t["kind"] == OK]
-    best = min(oks, key=lambda t: t["loss"]) if oks else None
-    stamps = sorted(t["finished"] for t in trials if t["finished"] is not None)[-50:]
-    span = (stamps[-1] - stamps[0]).total_seconds() if len(stamps) >= 2 else 0
-    return {"key": exp["_id"], "state": exp.get("state"), "objective": exp.get("objective"),
-            "max_evals": exp.get("max_evals"), "finished": counts[OK] + counts[PRUNED] + counts[FAILED],
-            "counts": counts, "best_loss": best["loss"] if best else None, "best_tid": best["tid"] if best else None,
-            "rate": (len(stamps) - 1) / span * 60 if span > 0 else None,
-            "workers": len({t["owner"] for t in trials if t["kind"] == RUNNING}),
-            "created": exp.get("created"), "updated": exp.get("updated"),
-            "last_finished": stamps[-1] if stamps else None}
-
-
-def experiment_summaries(store: Any) -> list[dict]:
-    """One summary per experiment, each from a narrow read of its trials."""
-    now = dt.datetime.now(dt.timezone.utc)
-    return [summarize(exp, [_trial(d) for d in store.iter_history(exp["_id"], _SUMMARY_FIELDS)], now)
-            for exp in store.list_experiments()]
-
 
 def fingerprint(view: ExperimentView) -> str:
     """Changes whenever a trial changes state or reports a value: the page redraws only then."""
@@ -329,19 +281,26 @@ def fingerprint(view: ExperimentView) -> str:
 
 def jsonable(value: Any) -> Any:
     """Plain JSON for a page: no NaN or inf, times as ISO strings, every string redacted."""
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is str:  # both credential patterns need an '@' or a '='
+        return redact(value) if "@" in value or "=" in value else value
+    if kind is int or kind is bool or value is None:
+        return value
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
-    if isinstance(value, (bool, type(None))):
-        return value
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
     if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, (float, np.floating)):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, dt.datetime):
         return utc(value).isoformat()  # type: ignore[union-attr]
-    return redact(str(value))
+    return jsonable(str(value))
 
 
 def _kernel(values: np.ndarray, grid: np.ndarray, categorical: bool, span: list[float], width: float) -> np.ndarray:
@@ -358,12 +317,20 @@ def _error_line(t: dict) -> str:
 
 
 def _nice_ticks(lo: float, hi: float, log: bool) -> list[float]:
-    """A few round tick positions in [lo, hi]: whole decades on a log axis that spans two or more."""
-    if log and hi - lo >= 2:
-        step = max(1, int(math.ceil((hi - lo) / 5)))
-        return [float(v) for v in range(int(math.ceil(lo)), int(math.floor(hi)) + 1, step)]
-    values = np.linspace(lo, hi, 5)
-    return [float(v) for v in values]
+    """Round tick positions in [lo, hi]: on a log axis (lo, hi are log10) whole decades when it spans
+    two or more, else 1-2-5 values; on a linear one multiples of 1, 2 or 5 times a power of ten."""
+    if log:
+        if hi - lo >= 2:
+            step = max(1, int(math.ceil((hi - lo) / 5)))
+            return [float(v) for v in range(int(math.ceil(lo)), int(math.floor(hi)) + 1, step)]
+        marks = [math.log10(m) + k for k in range(int(math.floor(lo)), int(math.ceil(hi)) + 1) for m in (1, 2, 5)]
+        inside = [v for v in marks if lo - 1e-9 <= v <= hi + 1e-9]
+        return inside if len(inside) >= 2 else [lo, hi]
+    raw = (hi - lo) / 4
+    base = 10 ** math.floor(math.log10(raw))
+    step = next(m * base for m in (1, 2, 5, 10) if (hi - lo) / (m * base) <= 5)
+    first = math.ceil(lo / step - 1e-9) * step
+    return [float(round(v, 12)) for v in np.arange(first, hi + step * 1e-9, step)]
 
 
 def _fmt(value: float) -> str:

@@ -21,8 +21,8 @@ IMPORTANCE_NOTE = ("The share of the variation in the loss that each parameter e
 
 def _layout(title: str, **extra: Any) -> dict:
     layout = {"title": {"text": title, "x": 0.01, "font": {"size": 14}}, "font": _FONT, "margin":
-              {"l": 60, "r": 20, "t": 40, "b": 90}, "hovermode": "closest", "plot_bgcolor": "#fafafa",
-              "legend": {"orientation": "h", "y": -0.2, "yanchor": "top"}}
+              {"l": 60, "r": 20, "t": 40, "b": 100}, "hovermode": "closest", "plot_bgcolor": "#fafafa",
+              "legend": {"orientation": "h", "y": -0.3, "yanchor": "top"}}
     layout.update(extra)
     return layout
 
@@ -34,11 +34,16 @@ def _empty(title: str, why: str) -> dict:
 
 
 def _log_axis(values: list) -> dict:
-    """A log axis labelled on decades when the values span two or more, else on 1-2-5 steps, so
-    labels never crowd."""
+    """A log axis labelled in plain numbers: on decades over wide ranges, on 1-2-5 steps or finer
+    over short ones (plotly's own labels mix bare "2" and "5" digits with the decades there)."""
     positive = [v for v in values if v is not None and v > 0]
-    wide = len(positive) >= 2 and max(positive) / min(positive) >= 30
-    return {"type": "log", "dtick": 1 if wide else "D2", "exponentformat": "power" if wide else "none"}
+    if len(positive) < 2:
+        return {"type": "log"}
+    span = math.log10(max(positive) / min(positive))
+    lo, hi = math.floor(math.log10(min(positive))), math.ceil(math.log10(max(positive)))
+    steps = (1,) if span >= 2.5 else (1, 2, 5) if span >= 0.8 else (1, 1.5, 2, 3, 4, 5, 6, 8)
+    ticks = [m * 10.0 ** k for k in range(lo, hi + 1) for m in steps]
+    return {"type": "log", "tickmode": "array", "tickvals": ticks, "ticktext": [f"{v:g}" for v in ticks]}
 
 
 def _value_axis(log: bool, values: list) -> dict:
@@ -64,7 +69,7 @@ def history(view: ExperimentView) -> dict:
          "hovertemplate": "trial %{x} failed<br>%{text}<extra></extra>"},
     ]
     logs = _log_axis(h["loss"] + h["pruned_loss"])
-    axes = {"linear": {"yaxis.type": "linear", "yaxis.dtick": None, "yaxis.exponentformat": "none"},
+    axes = {"linear": {"yaxis.type": "linear", "yaxis.tickmode": "auto"},
             "log": {f"yaxis.{k}": v for k, v in logs.items()}}
     buttons = [{"label": label, "method": "relayout", "args": [axes[label]]} for label in ("linear", "log")]
     return {"data": data, "layout": _layout(
@@ -83,8 +88,9 @@ def importance(view: ExperimentView) -> dict:
     return {"data": [{"type": "bar", "orientation": "h", "y": labels, "x": [imp[k] for k in labels],
                       "marker": {"color": COLORS[OK]}, "hovertemplate": "%{y}: %{x:.3f}<extra></extra>"}],
             "layout": _layout("Parameter importance (main effect on the loss)",
-                              xaxis={"title": {"text": "share of the loss variation"}, "range": [0, max(0.05, *imp.values()) * 1.1]},
-                              yaxis={"automargin": True}, height=max(260, 60 + 24 * len(labels)))}
+                              xaxis={"title": {"text": "share of the loss variation"},
+                                     "range": [0, max(0.05, *imp.values()) * 1.1]},
+                              yaxis={"automargin": True}, height=max(400, 60 + 24 * len(labels)))}
 
 
 def slices(view: ExperimentView) -> dict:
@@ -102,7 +108,8 @@ def slices(view: ExperimentView) -> dict:
         data.append({"type": "scatter", "mode": "markers", "x": p["x"], "y": p["loss"], "customdata": p["tid"],
                      "xaxis": f"x{suffix}", "yaxis": f"y{suffix}", "name": p["label"],
                      "marker": {"color": p["tid"], "colorscale": "Blues", "size": 6, "opacity": 0.8},
-                     "hovertemplate": f"{p['label']}=%{{x}}<br>loss %{{y:.4g}}<br>trial %{{customdata}}<extra></extra>"})
+                     "hovertemplate": f"{p['label']}=%{{x}}<br>loss %{{y:.4g}}<br>"
+                                      "trial %{customdata}<extra></extra>"})
         title = p["label"] + (f"  ({p['inactive']} of {p['active'] + p['inactive']} inactive)" if p["inactive"] else "")
         xaxis: dict = {"title": {"text": title, "font": {"size": 12}}}
         if p["categorical"]:
@@ -143,20 +150,22 @@ def contour(view: ExperimentView, a: str, b: str) -> dict:
     for name, ax in (("xaxis", c["x"]), ("yaxis", c["y"])):
         axes[name] = {"title": {"text": ax["label"]}, "tickvals": ax["tickvals"], "ticktext": ax["ticktext"],
                       "range": _pad(ax["range"])}
-    data = [{"type": "contour", "x": c["x"]["grid"], "y": c["y"]["grid"], "z": c["z"], "colorscale": "Viridis",
-             "reversescale": True, "connectgaps": False, "contours": {"coloring": "heatmap"},
-             "colorbar": {"title": {"text": zlabel}, "thickness": 14}, "hoverinfo": "skip"},
+    smooth = not (c["x"]["categorical"] or c["y"]["categorical"])  # options are cells, not a surface
+    surface = {"type": "contour", "connectgaps": False, "contours": {"coloring": "heatmap"}} if smooth else \
+        {"type": "heatmap", "xgap": 0, "ygap": 2}
+    data = [dict(surface, x=c["x"]["grid"], y=c["y"]["grid"], z=c["z"], colorscale="Viridis", reversescale=True,
+                 colorbar={"title": {"text": zlabel}, "thickness": 14}, hoverinfo="skip"),
             {"type": "scatter", "mode": "markers", "x": c["x"]["values"], "y": c["y"]["values"], "customdata":
-             list(zip(c["tid"], c["loss"])), "marker": {"color": "white", "size": 6, "line": {"color": "black", "width": 1}},
-             "hovertemplate": "trial %{customdata[0]}<br>loss %{customdata[1]:.4g}<extra></extra>", "showlegend": False}]
+             list(zip(c["tid"], c["loss"])), "showlegend": False,
+             "marker": {"color": "white", "size": 6, "line": {"color": "black", "width": 1}},
+             "hovertemplate": "trial %{customdata[0]}<br>loss %{customdata[1]:.4g}<extra></extra>"}]
     return {"data": data, "layout": _layout(title, **axes)}
 
 
 def default_pair(view: ExperimentView) -> tuple[str, str] | None:
-    """The two most important parameters (or the first two) for the contour's first view."""
-    labels = list(view.importance()) or list(view.space.labels)
-    labels += [lab for lab in view.space.labels if lab not in labels]
-    return (labels[0], labels[1]) if len(labels) >= 2 else None
+    """The pair the contour shows first: the most important parameters that were active together."""
+    ranked = view.pairs()
+    return (ranked[0][0], ranked[0][1]) if ranked else None
 
 
 def edf(view: ExperimentView) -> dict:
@@ -192,7 +201,8 @@ def curves(view: ExperimentView) -> dict:
                          "line": {"color": COLORS[kind], "width": 1}, "opacity": 0.75,
                          "hovertemplate": "trial %{customdata}<br>step %{x}: %{y:.4g}<extra></extra>"})
     return {"data": data, "layout": _layout("Intermediate values (pruning curves)",
-                                            xaxis={"title": {"text": "step"}}, yaxis={"title": {"text": "reported value"}})}
+                                            xaxis={"title": {"text": "step"}},
+                                            yaxis={"title": {"text": "reported value"}})}
 
 
 def timeline(view: ExperimentView) -> dict:
@@ -212,7 +222,8 @@ def timeline(view: ExperimentView) -> dict:
                          "hovertemplate": "trial %{customdata}<br>%{base|%H:%M:%S} + %{x:,.0f} ms<extra></extra>"})
     return {"data": data, "layout": _layout("Worker timeline", barmode="overlay",
                                             xaxis={"type": "date", "title": {"text": "time (UTC)"}},
-                                            yaxis={"automargin": True, "categoryorder": "array", "categoryarray": owners},
+                                            yaxis={"automargin": True, "categoryorder": "array",
+                                                   "categoryarray": owners},
                                             height=max(240, 120 + 28 * len(owners)))}
 
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 import html
 import json
 from importlib import resources
-from itertools import combinations
 from pathlib import Path
 from typing import Any
 
 from ..errors import HyperdistError
 from . import figures
 from .data import ExperimentView, fingerprint, jsonable
+from .summary import setup, summarize
 
 STATIC = resources.files("hyperdist.views") / "static"
 
@@ -31,23 +31,16 @@ def plotly_js() -> Path:
     return path
 
 
-def pairs(view: ExperimentView) -> list[list[str]]:
-    """Parameter pairs for the contour, the most important parameters' pairs first."""
-    order = list(view.importance())
-    order += [lab for lab in view.space.labels if lab not in order]
-    return [[a, b] for a, b in combinations(order, 2)]
-
-
 def experiment_payload(view: ExperimentView, since: str | None = None) -> dict:
     """What the experiment page draws. Figures and rows only when the trials changed since
     `since` (the version the page holds); summary, setup and heartbeats every time."""
     version = fingerprint(view)
-    out: dict[str, Any] = {"key": view.key, "version": version, "summary": view.summary(), "setup": view.setup(),
-                           "now": view.now}
+    out: dict[str, Any] = {"key": view.key, "version": version, "summary": summarize(view.exp, view.trials, view.now),
+                           "setup": setup(view), "now": view.now}
     if since != version:
+        numeric = [s.label for s in view.space.params if not s.dist.categorical]
         out.update(figures=figures.all_figures(view), rows=view.rows(), labels=list(view.space.labels),
-                   numeric=[s.label for s in view.space.params if not s.dist.categorical], pairs=pairs(view),
-                   importance_note=figures.IMPORTANCE_NOTE)
+                   numeric=numeric, pairs=view.pairs(), importance_note=figures.IMPORTANCE_NOTE)
     return jsonable(out)
 
 
