@@ -1,6 +1,7 @@
 """`hyperdist dashboard`: the live web view of experiments (hyperdist/views/dashboard.py)."""
 from __future__ import annotations
 
+import os
 import socket
 from typing import Any
 from urllib.parse import quote
@@ -33,7 +34,8 @@ def dashboard(store: Any, exp_key: str | None, host: str, port: int, interval: f
     try:
         sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
     except OSError as exc:
-        raise HyperdistError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port "
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise HyperdistError(f"cannot listen on {host}:{port}: {reason}; choose another --port "
                              "(0 picks a free one)") from None
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host

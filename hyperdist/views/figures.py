@@ -73,7 +73,7 @@ def history(view: ExperimentView) -> dict:
             "log": {f"yaxis.{k}": v for k, v in logs.items()}}
     buttons = [{"label": label, "method": "relayout", "args": [axes[label]]} for label in ("linear", "log")]
     return {"data": data, "layout": _layout(
-        "Optimisation history", xaxis={"title": {"text": "trial id"}},
+        "Optimisation history", height=470, xaxis={"title": {"text": "trial id"}},
         yaxis=dict(_value_axis(log, h["loss"] + h["pruned_loss"]), title={"text": "loss"}),
         yaxis2={"overlaying": "y", "range": [0, 1.05], "visible": False, "fixedrange": True},
         updatemenus=[{"type": "buttons", "direction": "right", "x": 1, "xanchor": "right", "y": 1.13,
@@ -220,8 +220,7 @@ def timeline(view: ExperimentView) -> dict:
                          "x": [max(1.0, (s["end"] - s["start"]).total_seconds() * 1000) for s in mine],
                          "customdata": [s["tid"] for s in mine], "marker": {"color": COLORS[kind]},
                          "hovertemplate": "trial %{customdata}<br>%{base|%H:%M:%S} + %{x:,.0f} ms<extra></extra>"})
-    return {"data": data, "layout": _layout("Worker timeline", barmode="overlay",
-                                            xaxis={"type": "date", "title": {"text": "time (UTC)"}},
+    return {"data": data, "layout": _layout("Worker timeline (times in UTC)", barmode="overlay", xaxis={"type": "date"},
                                             yaxis={"automargin": True, "categoryorder": "array",
                                                    "categoryarray": owners},
                                             height=max(240, 120 + 28 * len(owners)))}

@@ -179,14 +179,19 @@ def plot_contour(view: ExperimentView, a: str | None = None, b: str | None = Non
         _note(ax, f"needs three ok trials with {pair[0]} and {pair[1]} active")
         return fig
     z = np.ma.masked_invalid(np.array(c["z"], dtype=float))
-    filled = ax.contourf(c["x"]["grid"], c["y"]["grid"], z, levels=14, cmap="viridis_r")
+    if c["x"]["categorical"] or c["y"]["categorical"]:  # options are cells, not a surface
+        filled = ax.pcolormesh(c["x"]["grid"], c["y"]["grid"], z, shading="nearest", cmap="viridis_r")
+    else:
+        filled = ax.contourf(c["x"]["grid"], c["y"]["grid"], z, levels=14, cmap="viridis_r")
     fig.colorbar(filled, ax=ax).set_label("log10 loss" if c["log"] else "loss")
     ax.scatter(c["x"]["values"], c["y"]["values"], s=14, color="white", edgecolor="black", linewidth=0.6)
-    for name, axis, setter in (("x", ax.xaxis, ax.set_xlabel), ("y", ax.yaxis, ax.set_ylabel)):
+    for name, axis, setter, limits in (("x", ax.xaxis, ax.set_xlabel, ax.set_xlim),
+                                       ("y", ax.yaxis, ax.set_ylabel, ax.set_ylim)):
         spec = c[name]
         axis.set_ticks(spec["tickvals"])
         axis.set_ticklabels([str(t)[:12] for t in spec["ticktext"]])
         setter(spec["label"])
+        limits(*_padded(spec["range"]))  # trials on the edge stay whole
     ax.set_title(f"loss over {pair[0]} and {pair[1]} ({c['n']} trials)")
     return fig
 
@@ -258,6 +263,11 @@ def plot_all(view: ExperimentView, out: Path) -> list[Path]:
             fig.savefig(paths[-1], dpi=110, bbox_inches="tight")
         plt.close(fig)
     return paths
+
+
+def _padded(span: list[float]) -> tuple[float, float]:
+    pad = 0.04 * ((span[1] - span[0]) or 1.0)
+    return span[0] - pad, span[1] + pad
 
 
 def _wrap(text: str, width: int) -> list[str]:

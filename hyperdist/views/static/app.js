@@ -113,7 +113,7 @@
     const algo = {objective: setup.objective, algorithm: setup.algo, options: setup.options, seed: setup.seed,
       max_evals: setup.max_evals, created: setup.created};
     const c = setup.coordinator;
-    const coord = c ? el('p', {}, `coordinator ${c.owner}, lease until ${c.lease_until ? new Date(c.lease_until).toLocaleTimeString() : '?'}`,
+    const coord = c ? el('p', {}, `coordinator lease held by ${c.owner} until ${c.lease_until ? new Date(c.lease_until).toLocaleTimeString() : '?'}`,
       ...(c.expired ? [el('span', {class: 'warn', text: ' (lease expired)'})] : []))
       : el('p', {text: 'no coordinator holds the experiment now'});
     $('setup').replaceChildren(el('pre', {text: JSON.stringify(algo, null, 1)}), coord);
@@ -200,7 +200,7 @@
     const p = await source.experiment(state.version);
     summaryCards(p.summary);
     setupPanel(p.setup, p.now);
-    live(`${cfg.server} · ${p.summary.finished} finished · updated ${new Date().toLocaleTimeString()}`);
+    live(`${cfg.server} · ${p.summary.finished} finished` + (embed ? '' : ` · updated ${new Date().toLocaleTimeString()}`));
     if (!p.figures) return;
     state.version = p.version;
     state.rows = p.rows; state.labels = p.labels; state.numeric = p.numeric;
@@ -217,7 +217,7 @@
 
   function experimentPage() {
     $('title').textContent = cfg.key;
-    if (embed) { $('crumb-list').removeAttribute('href'); }
+    if (embed) $('crumb-list').hidden = true;  // a report has no experiments list
     $('contour-pair').addEventListener('change', () => drawContour().catch(showError));
     for (const id of ['filter-state', 'filter-param', 'filter-min', 'filter-max']) $(id).addEventListener('input', tableBody);
     poll(experimentStep);
