@@ -17,12 +17,14 @@ from test_distributed import TESTS, _env
 OBJECTIVE, SPACE = f"{TESTS / 'objectives.py'}:views", f"{TESTS / 'objectives.py'}:views_space"
 
 
-def search(mongo_url: str, db: str, exp: str, max_evals: int, logs: Path, *, workers: int = 2,
+def search(mongo_url: str | None, db: str, exp: str, max_evals: int, logs: Path, *, workers: int = 2,
            delay: float = 0.0, wait: bool = True) -> subprocess.Popen:
-    """`hyperdist search` of tests/objectives.py:views (conditional space, failures, median pruning)."""
+    """`hyperdist search` of tests/objectives.py:views (conditional space, failures, median pruning);
+    without a URL, on the local server in `logs`."""
+    where = ["--mongo", mongo_url, "--db", db] if mongo_url else []
     proc = subprocess.Popen(
         [sys.executable, "-m", "hyperdist", "search", OBJECTIVE, "--space", SPACE, "--max-evals", str(max_evals),
-         "--workers", str(workers), "--mongo", mongo_url, "--db", db, "--exp", exp, "--pruner", "median",
+         "--workers", str(workers), *where, "--exp", exp, "--pruner", "median",
          "--no-progress", "--data-dir", str(logs)],
         env=_env(HYPERDIST_TEST_DELAY=str(delay)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if wait:
@@ -32,10 +34,11 @@ def search(mongo_url: str, db: str, exp: str, max_evals: int, logs: Path, *, wor
 
 
 @contextmanager
-def dashboard(mongo_url: str, db: str, *args: str) -> Iterator[str]:
+def dashboard(mongo_url: str | None, db: str, *args: str) -> Iterator[str]:
     """`hyperdist dashboard --port 0` as a process; yields its base URL, read from what it prints."""
-    proc = subprocess.Popen([sys.executable, "-m", "hyperdist", "dashboard", "--port", "0", "--mongo", mongo_url,
-                             "--db", db, "--interval", "1", *args],
+    where = ["--mongo", mongo_url, "--db", db] if mongo_url else []
+    proc = subprocess.Popen([sys.executable, "-m", "hyperdist", "dashboard", "--port", "0", *where,
+                             "--interval", "1", *args],
                             env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stderr.readline()  # type: ignore[union-attr]

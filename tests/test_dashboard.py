@@ -109,6 +109,28 @@ def test_only_loopback_names_are_answered(searched):
     assert get(base, "/api/experiments", {"Host": "localhost"})[0] == 200
 
 
+def test_a_dashboard_outlives_the_local_server_of_the_search_it_watched(tmp_path):
+    """Opened during `hyperdist search` on the local data dir: the search stops its server at the end,
+    and the dashboard starts it again for the next request instead of failing."""
+    from hyperdist.server import server_status, stop_server
+
+    running = search(None, "hyperdist", "local", 12, tmp_path, workers=1, delay=0.3, wait=False)
+    try:
+        deadline = time.monotonic() + 60
+        while server_status(tmp_path) is None:
+            assert running.poll() is None and time.monotonic() < deadline, running.communicate()[1]
+            time.sleep(0.2)
+        with dashboard(None, "hyperdist", "--data-dir", str(tmp_path)) as base:
+            assert running.wait(120) == 0
+            status, rows = get(base, "/api/experiments")
+            assert status == 200 and rows[0]["finished"] == 12, rows
+            assert get(base, "/api/experiments/local")[1]["summary"]["finished"] == 12
+    finally:
+        running.kill()
+        running.communicate()
+        stop_server(tmp_path)
+
+
 class _Writes(pymongo.monitoring.CommandListener):
     WRITES = {"insert", "update", "delete", "findAndModify", "createIndexes", "drop", "dropIndexes", "create"}
 

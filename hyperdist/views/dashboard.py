@@ -13,8 +13,10 @@ Routes: `/` (experiments), `/experiments/<key>`, `/api/experiments`, `/api/exper
 from __future__ import annotations
 
 import html
+import json
 import logging
-from typing import Any
+import threading
+from typing import Any, Callable
 
 from ..errors import ExperimentNotFound, HyperdistError, StoreUnavailable, redact
 from .data import ExperimentView, jsonable
@@ -33,9 +35,12 @@ def _starlette() -> Any:
         raise HyperdistError("the dashboard needs starlette and uvicorn: pip install 'hyperdist[dashboard]'") from None
 
 
-def create_app(store: Any, poll_seconds: float = 2.0, host: str = "127.0.0.1") -> Any:
+def create_app(store: Any, poll_seconds: float = 2.0, host: str = "127.0.0.1",
+               reopen: Callable[[], Any] | None = None) -> Any:
     """The ASGI app over an open store. Bound to loopback, it answers only requests addressed to a
-    loopback name, so a web page elsewhere cannot read it through a rebound DNS name."""
+    loopback name, so a web page elsewhere cannot read it through a rebound DNS name. `reopen`
+    gives a fresh store when the server stopped answering (the local server, stopped by the search
+    that started it), so a dashboard opened during a search still works after it."""
     _starlette()
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
@@ -44,13 +49,27 @@ def create_app(store: Any, poll_seconds: float = 2.0, host: str = "127.0.0.1") -
     from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
 
-    server = store.url_redacted
     plotly_path = plotly_js()
+    current, reopening = [store], threading.Lock()
 
-    def answer(call: Any) -> Response:
+    def read(call: Callable[[Any], Any]) -> Any:
+        """call(store), once more on a reopened store if the server stopped answering."""
+        used = current[0]
+        try:
+            return call(used)
+        except StoreUnavailable:
+            if reopen is None:
+                raise
+        with reopening:
+            if current[0] is used:
+                current[0] = reopen()
+                used.close()
+        return call(current[0])
+
+    def answer(call: Callable[[Any], Any]) -> Response:
         """JSON, or the error as one line with the status that fits it."""
         try:
-            return JSONResponse(call())
+            return JSONResponse(read(call))
         except ExperimentNotFound as exc:
             return JSONResponse({"error": redact(str(exc))}, status_code=404)
         except StoreUnavailable as exc:
@@ -63,30 +82,30 @@ def create_app(store: Any, poll_seconds: float = 2.0, host: str = "127.0.0.1") -
                                 status_code=500)
 
     def index(request: Request) -> Response:
-        return HTMLResponse(dashboard_page("index", None, poll_seconds, server))
+        return HTMLResponse(dashboard_page("index", None, poll_seconds, current[0].url_redacted))
 
     def experiment(request: Request) -> Response:
         key = request.path_params["key"]
-        try:
-            store.get_experiment(key)
-        except ExperimentNotFound as exc:
-            return HTMLResponse(f"<p>{html.escape(redact(str(exc)))}. <a href='/'>All experiments</a></p>",
-                                status_code=404)
-        return HTMLResponse(dashboard_page("experiment", key, poll_seconds, server))
+        found = answer(lambda s: s.get_experiment(key) and None)
+        if found.status_code != 200:
+            message = json.loads(bytes(found.body))["error"]
+            return HTMLResponse(f"<p>{html.escape(message)}. <a href='/'>All experiments</a></p>",
+                                status_code=found.status_code)
+        return HTMLResponse(dashboard_page("experiment", key, poll_seconds, current[0].url_redacted))
 
     def list_api(request: Request) -> Response:
-        return answer(lambda: jsonable(experiment_summaries(store)))
+        return answer(lambda s: jsonable(experiment_summaries(s)))
 
     def experiment_api(request: Request) -> Response:
         key = request.path_params["key"]
         since = request.query_params.get("since")
-        return answer(lambda: experiment_payload(ExperimentView.from_store(store, key), since))
+        return answer(lambda s: experiment_payload(ExperimentView.from_store(s, key), since))
 
     def trial_api(request: Request) -> Response:
         key, tid = request.path_params["key"], request.path_params["tid"]
 
-        def detail() -> dict:
-            found = ExperimentView.from_store(store, key).detail(tid)
+        def detail(s: Any) -> dict:
+            found = ExperimentView.from_store(s, key).detail(tid)
             if found is None:
                 raise ExperimentNotFound(f"experiment {key!r} has no trial {tid}")
             return jsonable(found)
@@ -94,7 +113,7 @@ def create_app(store: Any, poll_seconds: float = 2.0, host: str = "127.0.0.1") -
 
     def contour_api(request: Request) -> Response:
         key, q = request.path_params["key"], request.query_params
-        return answer(lambda: contour_payload(ExperimentView.from_store(store, key), q.get("x", ""), q.get("y", "")))
+        return answer(lambda s: contour_payload(ExperimentView.from_store(s, key), q.get("x", ""), q.get("y", "")))
 
     def static(request: Request) -> Response:
         name = request.path_params["name"]
