@@ -192,3 +192,31 @@ def get_safely(base: str):
         return get(base, "/api/experiments")
     except OSError:
         return None
+
+
+def test_crafted_trial_documents_are_drawn_around(searched, store: Store, tmp_path):
+    """A choice index no option has, an infinite parameter, a NaN loss, a non-numeric step: every
+    view still answers, and the report and the plots are still written."""
+    from hyperdist.views import ExperimentView
+    from hyperdist.views.pages import experiment_payload
+    from hyperdist.views.plots import plot_all
+    from hyperdist.views.report import report_html
+
+    _, _, real, _ = searched
+    exp = real.get_experiment("views")
+    store.create_experiment("crafted", space=exp["space"], space_hash=exp["space_hash"], objective="m:f", algo={},
+                            max_evals=4, seed=0)
+    good = [d for d in real.history("views") if d["state"] == DONE][:3]
+    store.insert_trials("crafted", [(i, d["params"]) for i, d in enumerate(good)])
+    for d in good:
+        doc = store.claim("w", 30, "crafted")
+        store.report(doc["_id"], doc["lease_token"], DONE, {"status": "ok", "loss": d["result"]["loss"]})
+    store._trials.insert_many([
+        {"exp_key": "crafted", "tid": 3, "state": DONE, "params": {"lr": float("inf"), "model": 9, "batch": -1},
+         "result": {"status": "ok", "loss": 0.5}, "intermediate": {"1": 0.5, "x": "y"}},
+        {"exp_key": "crafted", "tid": 4, "state": DONE, "params": {"lr": 0.1, "model": 0.5, "l2": 0.1},
+         "result": {"status": "ok", "loss": float("nan")}}])
+    view = ExperimentView.from_store(store, "crafted")
+    payload = experiment_payload(view)
+    assert [r["kind"] for r in payload["rows"]] == ["ok", "ok", "ok", "ok", "failed"]
+    assert "crafted" in report_html(view) and len(plot_all(view, tmp_path)) >= 14

@@ -82,9 +82,20 @@ class ExperimentView:
         self.X = np.full((len(self.trials), len(self.space)), np.nan)
         for i, t in enumerate(self.trials):
             self.X[i] = self.space.to_row(t["params"])
+        self._drop_impossible()
         self.loss = np.array([t["loss"] if t["kind"] == OK else np.nan for t in self.trials], dtype=float)
         self.ok = self.kinds == OK
         self.now = dt.datetime.now(dt.timezone.utc)
+
+    def _drop_impossible(self) -> None:
+        """Values no search can have written (anyone who can write the database can write a trial):
+        infinities, and a choice index that is not one of its options, are read as missing."""
+        self.X[~np.isfinite(self.X)] = np.nan
+        for j, spec in enumerate(self.space.params):
+            if spec.dist.categorical:
+                x = self.X[:, j]
+                bad = (x < 0) | (x >= spec.dist.n_options) | (x != np.floor(x))
+                x[bad] = np.nan
 
     # --- construction -------------------------------------------------------------------------
     @classmethod
