@@ -80,7 +80,8 @@ def export(store: Any, exp_key: str, fmt: str, out: Path | None) -> None:
               help="Directory for the PNG and SVG files.")
 @_with_store
 def plot(store: Any, exp_key: str, out: Path) -> None:
-    """Matplotlib pictures: history, slices, parallel coordinates, importance, contour, EDF, timeline, curves."""
+    """Matplotlib pictures: history, slices, parallel coordinates, importance, contour, EDF, timeline,
+    intermediate values (needs `pip install 'hyperdist[plot]'`)."""
     from ..views.data import ExperimentView
     from ..views.plots import plot_all
 
@@ -94,7 +95,8 @@ def plot(store: Any, exp_key: str, out: Path) -> None:
               show_default=True)
 @_with_store
 def report(store: Any, exp_key: str, out: Path) -> None:
-    """The dashboard's experiment page as one self-contained, interactive HTML file that works offline."""
+    """The dashboard's experiment page as one self-contained, interactive HTML file that works offline
+    (needs `pip install 'hyperdist[dashboard]'`)."""
     from ..views.data import ExperimentView
     from ..views.report import write_report
 

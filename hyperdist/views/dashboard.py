@@ -31,6 +31,7 @@ _STATIC_FILES = {"app.js": "text/javascript", "app.css": "text/css"}
 def _starlette() -> Any:
     try:
         import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
     except ImportError:
         raise HyperdistError("the dashboard needs starlette and uvicorn: pip install 'hyperdist[dashboard]'") from None
 
