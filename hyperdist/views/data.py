@@ -86,6 +86,7 @@ class ExperimentView:
         self.loss = np.array([t["loss"] if t["kind"] == OK else np.nan for t in self.trials], dtype=float)
         self.ok = self.kinds == OK
         self.now = dt.datetime.now(dt.timezone.utc)
+        self._importance: dict[str, float] | None = None
 
     def _drop_impossible(self) -> None:
         """Values no search can have written (anyone who can write the database can write a trial):
@@ -139,16 +140,12 @@ class ExperimentView:
         both = cols[self.ok & ~np.isnan(cols).any(axis=1)]
         return len(both) if len(both) and all(len(np.unique(both[:, k])) > 1 for k in (0, 1)) else 0
 
-    def best(self) -> dict | None:
-        if not self.ok.any():
-            return None
-        return self.trials[int(np.nanargmin(np.where(self.ok, self.loss, np.nan)))]
-
     def importance(self) -> dict[str, float]:
         """label -> adjusted main-effect share of the loss variance (importance.py); largest first."""
-        if self.ok.sum() < 8:
-            return {}
-        return dict(sorted(importances(self.space, self.X, self.loss).items(), key=lambda kv: -kv[1]))
+        if self._importance is None:
+            found = importances(self.space, self.X, self.loss) if self.ok.sum() >= 8 else {}
+            self._importance = dict(sorted(found.items(), key=lambda kv: -kv[1]))
+        return self._importance
 
     # --- per-view series ----------------------------------------------------------------------
     def history(self) -> dict[str, list]:
@@ -205,12 +202,23 @@ class ExperimentView:
                 "inactive": int((~active).sum())}
 
     def parallel(self) -> dict:
-        """Parallel coordinates of the ok trials: one axis per parameter, then the loss."""
+        """Parallel coordinates of the ok trials: one axis per parameter, then the loss (log10 when
+        the losses span a decade, labelled with the losses themselves)."""
         rows = self.ok
         dims = [self.axis(j, rows) for j in range(len(self.space))]
         log = self.log_loss()
         loss = np.log10(self.oks) if log else self.oks
-        return {"dims": dims, "color": loss.tolist(), "log": log, "n": int(rows.sum())}
+        lo, hi = (float(loss.min()), float(loss.max())) if len(loss) else (0.0, 1.0)
+        axis = dict(self._loss_ticks(loss), label="loss", values=loss.tolist(), range=[lo, hi if hi > lo else lo + 1])
+        return {"dims": dims, "loss": axis, "color": loss.tolist(), "log": log, "n": int(rows.sum())}
+
+    def _loss_ticks(self, values: np.ndarray) -> dict:
+        """Ticks for losses drawn as `values` (log10 of the loss when `log_loss`), labelled with the
+        losses themselves."""
+        log = self.log_loss()
+        lo, hi = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+        ticks = _nice_ticks(lo, hi, log) if hi > lo else [lo]
+        return {"tickvals": ticks, "ticktext": [_fmt(10 ** v if log else v) for v in ticks]}
 
     def contour(self, a: str, b: str, grid: int = 40) -> dict:
         """The loss over two parameters, smoothed from the ok trials where both were active: a
@@ -233,6 +241,7 @@ class ExperimentView:
             total = ky @ kx.T
             z = np.where(total > 0.05, ((ky * y) @ kx.T) / np.maximum(total, 1e-300), np.nan)
         return {"x": axes[0], "y": axes[1], "z": z.tolist(), "log": self.log_loss(), "n": int(rows.sum()),
+                "ticks": self._loss_ticks(y),
                 "tid": [t["tid"] for t, r in zip(self.trials, rows) if r], "loss": self.loss[rows].tolist()}
 
     def edf(self) -> dict:

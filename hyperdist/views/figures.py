@@ -129,10 +129,11 @@ def parallel(view: ExperimentView) -> dict:
         return _empty("Parallel coordinates", "needs two trials finished ok")
     dims = [{"label": d["label"], "values": d["values"], "range": d["range"], "tickvals": d["tickvals"],
              "ticktext": d["ticktext"]} for d in p["dims"]]
-    loss_label = "log10 loss" if p["log"] else "loss"
-    dims.append({"label": loss_label, "values": p["color"]})
+    loss = p["loss"]
+    dims.append({k: loss[k] for k in ("label", "values", "range", "tickvals", "ticktext")})
     line = {"color": p["color"], "colorscale": "Viridis", "reversescale": True, "showscale": True,
-            "colorbar": {"title": {"text": loss_label}, "thickness": 14}}
+            "colorbar": {"title": {"text": "loss"}, "thickness": 14, "tickvals": loss["tickvals"],
+                         "ticktext": loss["ticktext"]}}
     return {"data": [{"type": "parcoords", "dimensions": dims, "line": line, "labelangle": 0,
                       "labelfont": {"size": 11}, "tickfont": {"size": 10}}],
             "layout": _layout(f"Parallel coordinates of {p['n']} trials (darker: lower loss)",
@@ -145,7 +146,6 @@ def contour(view: ExperimentView, a: str, b: str) -> dict:
     title = f"Loss over {a} and {b}"
     if c["n"] < 3:
         return _empty(title, f"needs three ok trials where both are active ({c['n']} so far)")
-    zlabel = "log10 loss" if c["log"] else "loss"
     axes = {}
     for name, ax in (("xaxis", c["x"]), ("yaxis", c["y"])):
         axes[name] = {"title": {"text": ax["label"]}, "tickvals": ax["tickvals"], "ticktext": ax["ticktext"],
@@ -154,7 +154,7 @@ def contour(view: ExperimentView, a: str, b: str) -> dict:
     surface = {"type": "contour", "connectgaps": False, "contours": {"coloring": "heatmap"}} if smooth else \
         {"type": "heatmap", "xgap": 0, "ygap": 2}
     data = [dict(surface, x=c["x"]["grid"], y=c["y"]["grid"], z=c["z"], colorscale="Viridis", reversescale=True,
-                 colorbar={"title": {"text": zlabel}, "thickness": 14}, hoverinfo="skip"),
+                 colorbar=dict(c["ticks"], title={"text": "loss"}, thickness=14), hoverinfo="skip"),
             {"type": "scatter", "mode": "markers", "x": c["x"]["values"], "y": c["y"]["values"], "customdata":
              list(zip(c["tid"], c["loss"])), "showlegend": False,
              "marker": {"color": "white", "size": 6, "line": {"color": "black", "width": 1}},

@@ -113,8 +113,7 @@ def plot_parallel(view: ExperimentView) -> Any:
     "inactive" level, the loss as the last axis and as the colour."""
     plt = _pyplot()
     p = view.parallel()
-    dims = p["dims"] + [{"label": "log10 loss" if p["log"] else "loss", "values": p["color"],
-                         "range": [min(p["color"], default=0), max(p["color"], default=1)], "tickvals": None}]
+    dims = p["dims"] + [p["loss"]]
     fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(dims)), 5))
     if p["n"] < 2:
         _note(ax, "needs two trials finished ok")
@@ -132,9 +131,7 @@ def plot_parallel(view: ExperimentView) -> Any:
     for k, d in enumerate(dims):
         ax.axvline(k, color="#444", linewidth=0.8)
         lo, hi = d["range"]
-        ticks = d["tickvals"] if d["tickvals"] is not None else np.linspace(lo, hi, 5)
-        texts = d.get("ticktext") or [f"{v:.3g}" for v in ticks]
-        for v, text in zip(ticks, texts):
+        for v, text in zip(d["tickvals"], d["ticktext"]):
             y = (v - lo) / ((hi - lo) or 1.0)
             ax.text(k + 0.04, y, str(text)[:12], fontsize=7, va="center",
                     color=COLORS[FAILED] if text == "inactive" else "#333")
@@ -145,7 +142,8 @@ def plot_parallel(view: ExperimentView) -> Any:
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
     bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="viridis_r"), ax=ax, pad=0.02)
-    bar.set_label(dims[-1]["label"])
+    bar.set_ticks(p["loss"]["tickvals"], labels=p["loss"]["ticktext"])
+    bar.set_label("loss")
     ax.set_title(f"parallel coordinates of {p['n']} trials (darker: lower loss)")
     return fig
 
@@ -183,7 +181,9 @@ def plot_contour(view: ExperimentView, a: str | None = None, b: str | None = Non
         filled = ax.pcolormesh(c["x"]["grid"], c["y"]["grid"], z, shading="nearest", cmap="viridis_r")
     else:
         filled = ax.contourf(c["x"]["grid"], c["y"]["grid"], z, levels=14, cmap="viridis_r")
-    fig.colorbar(filled, ax=ax).set_label("log10 loss" if c["log"] else "loss")
+    bar = fig.colorbar(filled, ax=ax)
+    bar.set_ticks(c["ticks"]["tickvals"], labels=c["ticks"]["ticktext"])
+    bar.set_label("loss")
     ax.scatter(c["x"]["values"], c["y"]["values"], s=14, color="white", edgecolor="black", linewidth=0.6)
     for name, axis, setter, limits in (("x", ax.xaxis, ax.set_xlabel, ax.set_xlim),
                                        ("y", ax.yaxis, ax.set_ylabel, ax.set_ylim)):
