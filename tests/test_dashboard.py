@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import urllib.parse
 import uuid
 
 import pymongo
@@ -165,6 +166,9 @@ def test_the_dashboard_never_writes_nor_shows_credentials(searched, store: Store
     store.report(doc["_id"], doc["lease_token"], ERROR, {"status": "fail"},
                  {"type": "ConnectionError", "message": "mongodb://bob:hunter2@db:27017/x?password=hunter2",
                   "traceback": "at mongodb://bob:hunter2@db:27017"})
+    hostile = "<script>alert(1)</script>"
+    store.create_experiment(hostile, space=space.to_json(), space_hash=space.hash, objective=hostile, algo={},
+                            max_evals=1, seed=0)
     listener = _Writes()
     viewer = Store(mongo_url, db=store.db_name, read_only=True, event_listeners=[listener])
     sock = socket.create_server(("127.0.0.1", 0))
@@ -181,6 +185,8 @@ def test_the_dashboard_never_writes_nor_shows_credentials(searched, store: Store
     bodies = [get(base, path)[1] for path in paths]
     text = repr(bodies)
     assert "hunter2" not in text and "bob:" not in text and "mongodb://***@db:27017" in text
+    page = get(base, "/experiments/" + urllib.parse.quote(hostile, safe=""))[1]
+    assert hostile not in page and "&lt;script&gt;" in page and "<\\/script>" in page  # text, never markup
     server.should_exit = True
     thread.join(10)
     viewer.close()
