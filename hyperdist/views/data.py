@@ -272,7 +272,8 @@ class ExperimentView:
         for t in self.trials:
             took = (t["finished"] - t["claimed"]).total_seconds() if t["finished"] and t["claimed"] else None
             out.append({"tid": t["tid"], "kind": t["kind"], "loss": t["loss"], "seconds": took,
-                        "params": self.space.readable(t["params"]), "owner": t["owner"],
+                        "params": {k: _cell(v) for k, v in self.space.readable(t["params"]).items()},
+                        "owner": t["owner"],
                         "finished": t["finished"], "error": (t["error"] or {}).get("type")})
         return out
 
@@ -351,6 +352,11 @@ def _nice_ticks(lo: float, hi: float, log: bool) -> list[float]:
     step = next(m * base for m in (1, 2, 5, 10) if (hi - lo) / (m * base) <= 5)
     first = math.ceil(lo / step - 1e-9) * step
     return [float(round(v, 12)) for v in np.arange(first, hi + step * 1e-9, step)]
+
+
+def _cell(value: Any) -> Any:
+    """A table cell: numbers stay numbers (they sort and filter as such), options read as in the plots."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
 def _fmt(value: float) -> str:
