@@ -152,7 +152,7 @@ def contour(view: ExperimentView, a: str, b: str) -> dict:
                       "range": _pad(ax["range"])}
     smooth = not (c["x"]["categorical"] or c["y"]["categorical"])  # options are cells, not a surface
     surface = {"type": "contour", "connectgaps": False, "contours": {"coloring": "heatmap"}} if smooth else \
-        {"type": "heatmap", "xgap": 0, "ygap": 2}
+        {"type": "heatmap", "xgap": 2 if c["x"]["categorical"] else 0, "ygap": 2 if c["y"]["categorical"] else 0}
     data = [dict(surface, x=c["x"]["grid"], y=c["y"]["grid"], z=c["z"], colorscale="Viridis", reversescale=True,
                  colorbar=dict(c["ticks"], title={"text": "loss"}, thickness=14), hoverinfo="skip"),
             {"type": "scatter", "mode": "markers", "x": c["x"]["values"], "y": c["y"]["values"], "customdata":
