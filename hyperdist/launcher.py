@@ -29,21 +29,22 @@ class Connection:
             stop_server(self.data_dir)
 
 
-def connect(mongo: str | None, data_dir: Path, *, start: bool = True, db: str | None = None) -> Connection:
+def connect(mongo: str | None, data_dir: Path, *, start: bool = True, db: str | None = None,
+            read_only: bool = False) -> Connection:
     """A remote server when `mongo` is given; otherwise the embedded one in `data_dir`, started if needed."""
     if mongo:
         url, db_name = parse_url(mongo, db)
-        return Connection(Store(url, db=db_name), url, None, data_dir)
+        return Connection(Store(url, db=db_name, read_only=read_only), url, None, data_dir)
     running = server_status(data_dir)
     if running is not None:
-        return Connection(Store(running.url, db=db or "hyperdist"), running.url, None, data_dir)
+        return Connection(Store(running.url, db=db or "hyperdist", read_only=read_only), running.url, None, data_dir)
     if not start:
         raise HyperdistError(
             f"no MongoDB given and no local server running in {str(data_dir)!r}: pass --mongo URL "
             "(or set HYPERDIST_MONGO_URL), or run `hyperdist server start`"
         )
     server = start_server(data_dir)
-    return Connection(Store(server.url, db=db or "hyperdist"), server.url, server, data_dir)
+    return Connection(Store(server.url, db=db or "hyperdist", read_only=read_only), server.url, server, data_dir)
 
 
 @dataclass

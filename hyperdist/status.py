@@ -11,7 +11,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from .history import FAILED, OK, HistoryTable
-from .importance import importances
+from .views.importance import importances
 from .result import STATUS_OK
 from .space import SearchSpace, space_from_json
 from .store import DONE, Store

@@ -66,3 +66,34 @@ def curve(cfg: dict, ctx) -> float:
         if ctx.should_stop():
             ctx.prune()
     return final
+
+
+# A conditional space whose losses span decades, for the views: some trials fail, some are pruned.
+views_space = {
+    "lr": hp.loguniform("lr", -9, 0),
+    "model": hp.choice("model", [
+        {"kind": "linear", "l2": hp.loguniform("l2", -8, 1)},
+        {"kind": "tree", "depth": hp.quniform("depth", 1, 12, 1), "split": hp.choice("split", ["gini", "entropy"])},
+    ]),
+    "batch": hp.choice("batch", [16, 64, 256]),
+}
+
+
+def views(cfg: dict, ctx) -> float:
+    """Fails when lr > 0.4 (about one trial in ten), reports 8 steps, prunes when told."""
+    import math
+
+    delay = float(os.environ.get("HYPERDIST_TEST_DELAY", "0"))
+    if cfg["lr"] > 0.4:
+        raise ValueError(f"lr={cfg['lr']:.3g} diverged")
+    m = cfg["model"]
+    final = 0.01 + (math.log(cfg["lr"]) + 4.5) ** 2 / 2 + (0.3 * math.log10(m["l2"] * 10) ** 2 if m["kind"] == "linear"
+                                                         else abs(m["depth"] - 6) / 4 + (m["split"] == "gini") * 0.2)
+    final *= 1.0 + 0.1 * [16, 64, 256].index(cfg["batch"])
+    for step in range(1, 9):
+        if delay:
+            time.sleep(delay / 8)
+        ctx.report(step, final + 2.0 / step)
+        if ctx.should_stop():
+            ctx.prune()
+    return final

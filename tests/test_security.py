@@ -103,6 +103,24 @@ def test_search_without_local_workers_prints_the_worker_command_without_the_pass
             worker.kill()
 
 
+def test_dashboard_with_a_read_only_user_never_shows_the_password(auth_server):
+    """A viewer with the `read` role only: every page and API answer works and none shows the password."""
+    from dashboard_support import dashboard, get
+
+    admin = Store(_url(auth_server), db="admin")
+    admin._db.command("createUser", "viewer", pwd=PASSWORD, roles=[{"role": "read", "db": "secure_view"}])
+    admin.close()
+    store = Store(_url(auth_server), db="secure_view")
+    store.create_experiment("e", space={"format": "hyperdist.space/1", "root": {}}, space_hash="h",
+                            objective=None, algo={}, max_evals=1, seed=0)
+    store.close()
+    with dashboard(_url(auth_server, user="viewer"), "secure_view") as base:
+        answers = [get(base, path) for path in ("/", "/experiments/e", "/api/experiments", "/api/experiments/e",
+                                                "/api/experiments/nope")]
+    assert [status for status, _ in answers] == [200, 200, 200, 200, 404]
+    assert PASSWORD not in repr(answers) and "mongodb://***@" in answers[0][1]
+
+
 def test_no_code_ever_travels_through_the_database():
     """No module of the package can deserialise code: no pickle/marshal/dill/shelve, no eval/exec."""
     import ast

@@ -42,10 +42,10 @@ def main(verbose: bool) -> None:
     logging.getLogger("pymongo").setLevel(logging.WARNING)
 
 
-def _connection(mongo: str | None, data_dir: Path, db: str | None, start: bool = True):
+def _connection(mongo: str | None, data_dir: Path, db: str | None, start: bool = True, read_only: bool = False):
     from ..launcher import connect
 
-    return connect(mongo, data_dir, start=start, db=db)
+    return connect(mongo, data_dir, start=start, db=db, read_only=read_only)
 
 
 def _with_store(fn: Callable) -> Callable:
@@ -55,7 +55,7 @@ def _with_store(fn: Callable) -> Callable:
     @DATA_DIR
     @functools.wraps(fn)
     def wrapper(mongo: str | None, db: str | None, data_dir: Path, **kwargs: Any) -> Any:
-        conn = _connection(mongo, data_dir, db)
+        conn = _connection(mongo, data_dir, db, read_only=True)
         try:
             return fn(conn.store, **kwargs)
         finally:

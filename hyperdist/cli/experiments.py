@@ -80,12 +80,12 @@ def export(store: Any, exp_key: str, fmt: str, out: Path | None) -> None:
               help="Directory for the PNG and SVG files.")
 @_with_store
 def plot(store: Any, exp_key: str, out: Path) -> None:
-    """Loss per trial, each parameter against the loss, the best trials, and a worker timeline."""
-    from ..plots import plot_all
-    from ..space import space_from_json
+    """Matplotlib pictures: history, slices, parallel coordinates, importance, contour, EDF, timeline,
+    intermediate values (needs `pip install 'hyperdist[plot]'`)."""
+    from ..views.data import ExperimentView
+    from ..views.plots import plot_all
 
-    exp = store.get_experiment(exp_key)
-    for path in plot_all(store.history(exp_key), space_from_json(exp["space"]), out):
+    for path in plot_all(ExperimentView.from_store(store, exp_key), out):
         click.echo(str(path))
 
 
@@ -95,10 +95,9 @@ def plot(store: Any, exp_key: str, out: Path) -> None:
               show_default=True)
 @_with_store
 def report(store: Any, exp_key: str, out: Path) -> None:
-    """One self-contained HTML file: best trial, parameter importance, plots, sortable trial table."""
-    from ..report import render
-    from ..space import space_from_json
+    """The dashboard's experiment page as one self-contained, interactive HTML file that works offline
+    (needs `pip install 'hyperdist[dashboard]'`)."""
+    from ..views.data import ExperimentView
+    from ..views.report import write_report
 
-    exp = store.get_experiment(exp_key)
-    out.write_text(render(exp, store.history(exp_key), space_from_json(exp["space"])))
-    click.echo(str(out))
+    click.echo(str(write_report(ExperimentView.from_store(store, exp_key), out)))

@@ -41,7 +41,9 @@ class Connection:
     """One database's client and collections, which every part of the store shares."""
 
     def __init__(self, url: str, db: str = "hyperdist", *, timeout_ms: int = 5000, client: Any = None,
-                 event_listeners: Sequence[Any] = ()) -> None:
+                 event_listeners: Sequence[Any] = (), read_only: bool = False) -> None:
+        """`read_only`: for viewers (the dashboard), which must work with a read-only user and never
+        write, so the indexes are left as they are."""
         self._url = url
         self.db_name = db
         with self._errors("connecting to"):
@@ -58,7 +60,8 @@ class Connection:
         try:
             with self._errors("connecting to"):
                 self._client.admin.command("ping")
-            self.ensure_indexes()  # also where missing credentials show: ping needs none
+            if not read_only:
+                self.ensure_indexes()  # also where missing credentials show: ping needs none
         except StoreError:
             if client is None:  # don't leave pymongo's monitor threads behind
                 self._client.close()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
-from .space import SearchSpace
+from ..space import SearchSpace
 
 
 def importances(space: SearchSpace, X: np.ndarray, loss: np.ndarray, max_bins: int = 10) -> dict[str, float]:

@@ -1,0 +1,363 @@
+"""The shared step of every view: an experiment's trials read once into what plots and pages draw.
+
+`ExperimentView` turns trial documents (from the store, or a `Trials` in a notebook) into arrays and
+plain records: each trial's kind (ok, pruned, failed, running, new), the numeric parameter table
+(NaN where a conditional parameter was inactive), losses, and per-view series. The plotly figures
+(figures.py), the matplotlib plots (plots.py), the dashboard and the report all draw from it, so a
+choice is shown by its option, a log parameter on a log axis, and an inactive parameter counted
+the same way everywhere.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+
+from ..errors import redact
+from ..space import SearchSpace, space_from_json
+from .importance import importances
+
+OK, PRUNED, FAILED, RUNNING, NEW = "ok", "pruned", "failed", "running", "new"
+_JOB_STATES = {0: "NEW", 1: "RUNNING", 2: "DONE", 3: "ERROR"}  # a local Trials' integer states
+
+
+def utc(t: Any) -> dt.datetime | None:
+    """A stored time as an aware UTC datetime (pymongo may hand back naive ones), else None."""
+    if not isinstance(t, dt.datetime):
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
+def _finite(value: Any) -> float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None
+
+
+def kind_of(doc: dict) -> str:
+    """ok: finished with a loss; pruned: stopped early (loss = last reported value); failed: the rest."""
+    state, result = doc.get("state"), doc.get("result") or {}
+    if state in ("NEW", "RUNNING"):
+        return NEW if state == "NEW" else RUNNING
+    status, loss = result.get("status"), _finite(result.get("loss"))
+    if state == "DONE" and status == "ok" and loss is not None:
+        return OK
+    if state == "DONE" and status == "pruned":
+        return PRUNED
+    return FAILED
+
+
+def trial_record(doc: dict) -> dict:
+    """A store document or a `Trials` entry as one record with the fields the views read."""
+    state = _JOB_STATES.get(doc.get("state"), doc.get("state"))  # type: ignore[arg-type]
+    result = doc.get("result") or {}
+    local = isinstance(doc.get("state"), int)
+    claimed = utc(doc.get("book_time") if local else doc.get("claimed"))
+    finished = utc(doc.get("refresh_time") if local and state in ("DONE", "ERROR") else doc.get("finished"))
+    out = {"tid": int(doc["tid"]), "state": state, "result": result, "params": dict(doc.get("params") or {}),
+           "error": doc.get("error"), "owner": doc.get("owner"), "claimed": claimed, "finished": finished,
+           "heartbeat": utc(doc.get("heartbeat")), "lease_until": utc(doc.get("lease_until")),
+           "attempts": doc.get("attempts"), "loss": _finite(result.get("loss")),
+           "intermediate": sorted((int(k), float(v)) for k, v in (doc.get("intermediate") or {}).items()
+                                  if _finite(v) is not None)}
+    out["kind"] = kind_of(dict(out, state=state))
+    return out
+
+
+@dataclass
+class ExperimentView:
+    """One experiment's trials, ordered by tid, and the arrays every view draws from."""
+
+    key: str
+    exp: dict
+    space: SearchSpace
+    trials: list[dict]
+
+    def __post_init__(self) -> None:
+        self.trials.sort(key=lambda t: t["tid"])
+        self.kinds = np.array([t["kind"] for t in self.trials], dtype=object)
+        self.X = np.full((len(self.trials), len(self.space)), np.nan)
+        for i, t in enumerate(self.trials):
+            self.X[i] = self.space.to_row(t["params"])
+        self._drop_impossible()
+        self.loss = np.array([t["loss"] if t["kind"] == OK else np.nan for t in self.trials], dtype=float)
+        self.ok = self.kinds == OK
+        self.now = dt.datetime.now(dt.timezone.utc)
+        self._importance: dict[str, float] | None = None
+
+    def _drop_impossible(self) -> None:
+        """Values no search can have written (anyone who can write the database can write a trial):
+        infinities, and a choice index that is not one of its options, are read as missing."""
+        self.X[~np.isfinite(self.X)] = np.nan
+        for j, spec in enumerate(self.space.params):
+            if spec.dist.categorical:
+                x = self.X[:, j]
+                bad = (x < 0) | (x >= spec.dist.n_options) | (x != np.floor(x))
+                x[bad] = np.nan
+
+    # --- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_store(cls, store: Any, exp_key: str) -> "ExperimentView":
+        exp = store.get_experiment(exp_key)
+        return cls(exp_key, exp, space_from_json(exp["space"]), [trial_record(d) for d in store.iter_history(exp_key)])
+
+    @classmethod
+    def from_trials(cls, trials: Any, space: Any, name: str = "trials") -> "ExperimentView":
+        """A notebook's `Trials` (or `MongoTrials`) and the space it was searched with."""
+        from ..space import compile_space
+
+        docs = [trial_record(t) for t in trials.trials]
+        exp = {"_id": name, "state": "done" if all(t["state"] in ("DONE", "ERROR") for t in docs) else "running",
+               "max_evals": len(docs)}
+        return cls(name, exp, compile_space(space), docs)
+
+    # --- what the loss looks like -------------------------------------------------------------
+    @property
+    def oks(self) -> np.ndarray:
+        return self.loss[self.ok]
+
+    def log_loss(self) -> bool:
+        """Draw losses on a log axis when all are positive and they span a decade or more: on a
+        linear one a few bad trials flatten the best-so-far line against the floor."""
+        losses = self.oks
+        return bool(len(losses) >= 2 and losses.min() > 0 and losses.max() / losses.min() >= 10)
+
+    def pairs(self) -> list[list[str]]:
+        """Parameter pairs for the contour: the most important parameters' pairs first, pairs with
+        fewer than three trials to draw (never active together, or one constant) last."""
+        order = list(self.importance())
+        order += [lab for lab in self.space.labels if lab not in order]
+        ranked = sorted(combinations(order, 2), key=lambda ab: self.informative(*ab) < 3)  # stable sort
+        return [[a, b] for a, b in ranked]
+
+    def informative(self, a: str, b: str) -> int:
+        """How many ok trials a contour of a and b would show: both active and, among those, each
+        taking two values or more (0 otherwise, e.g. a parameter against the choice it hangs on)."""
+        cols = self.X[:, [self.space.index[a], self.space.index[b]]]
+        both = cols[self.ok & ~np.isnan(cols).any(axis=1)]
+        return len(both) if len(both) and all(len(np.unique(both[:, k])) > 1 for k in (0, 1)) else 0
+
+    def importance(self) -> dict[str, float]:
+        """label -> adjusted main-effect share of the loss variance (importance.py); largest first."""
+        if self._importance is None:
+            found = importances(self.space, self.X, self.loss) if self.ok.sum() >= 8 else {}
+            self._importance = dict(sorted(found.items(), key=lambda kv: -kv[1]))
+        return self._importance
+
+    # --- per-view series ----------------------------------------------------------------------
+    def history(self) -> dict[str, list]:
+        """Loss per trial id: ok trials with the best so far, pruned at their last value, failed ids."""
+        rows = [t for t in self.trials if t["kind"] == OK]
+        best = np.minimum.accumulate([t["loss"] for t in rows]).tolist() if rows else []
+        pruned = [t for t in self.trials if t["kind"] == PRUNED and t["loss"] is not None]
+        failed = [t for t in self.trials if t["kind"] == FAILED]
+        return {"tid": [t["tid"] for t in rows], "loss": [t["loss"] for t in rows], "best": best,
+                "pruned_tid": [t["tid"] for t in pruned], "pruned_loss": [t["loss"] for t in pruned],
+                "failed_tid": [t["tid"] for t in failed], "failed_why": [_error_line(t) for t in failed]}
+
+    def options(self, j: int) -> list[str]:
+        """A choice's options as a person reads them, in index order."""
+        spec = self.space.params[j]
+        return [str(self.space.display(spec.label, i)) for i in range(spec.dist.n_options)]
+
+    def slices(self) -> list[dict]:
+        """Per parameter: its value against the loss over ok trials where it was active."""
+        out = []
+        for j, spec in enumerate(self.space.params):
+            active = self.ok & ~np.isnan(self.X[:, j])
+            x = self.X[active, j]
+            names = self.options(j) if spec.dist.categorical else []
+            values: list = [names[int(v)] for v in x] if spec.dist.categorical else x.tolist()
+            out.append({"label": spec.label, "categorical": spec.dist.categorical,
+                        "log": bool(spec.dist.log and (x > 0).all()), "x": values, "loss": self.loss[active].tolist(),
+                        "tid": [t["tid"] for t, a in zip(self.trials, active) if a],
+                        "categories": self.options(j) if spec.dist.categorical else None,
+                        "active": int(active.sum()), "inactive": int((self.ok & ~active).sum())})
+        return out
+
+    def axis(self, j: int, rows: np.ndarray) -> dict:
+        """Parameter j of these rows on a drawable axis: log10 for log families, option codes for
+        choices, and inactive rows at a level of their own below the range ("inactive")."""
+        spec, x = self.space.params[j], self.X[rows, j]
+        active = ~np.isnan(x)
+        if spec.dist.categorical:
+            ticks, text = list(range(spec.dist.n_options)), self.options(j)
+            lo, hi, t = 0.0, float(max(1, spec.dist.n_options - 1)), x.copy()
+        else:
+            log = spec.dist.log and bool((x[active] > 0).all())
+            t = np.log10(np.where(active, x, 1.0)) if log else x.copy()
+            lo, hi = (float(t[active].min()), float(t[active].max())) if active.any() else (0.0, 1.0)
+            if hi <= lo:
+                lo, hi = lo - 0.5, hi + 0.5
+            ticks = _nice_ticks(lo, hi, log)
+            text = [_fmt(10 ** v if log else v) for v in ticks]
+        if (~active).any():
+            level = lo - 0.15 * (hi - lo)
+            t[~active] = level
+            ticks, text, lo = [level, *ticks], ["inactive", *text], level
+        return {"label": spec.label, "values": t.tolist(), "range": [lo, hi], "tickvals": ticks, "ticktext": text,
+                "inactive": int((~active).sum())}
+
+    def parallel(self) -> dict:
+        """Parallel coordinates of the ok trials: one axis per parameter, then the loss (log10 when
+        the losses span a decade, labelled with the losses themselves)."""
+        rows = self.ok
+        dims = [self.axis(j, rows) for j in range(len(self.space))]
+        log = self.log_loss()
+        loss = np.log10(self.oks) if log else self.oks
+        lo, hi = (float(loss.min()), float(loss.max())) if len(loss) else (0.0, 1.0)
+        axis = dict(self._loss_ticks(loss), label="loss", values=loss.tolist(), range=[lo, hi if hi > lo else lo + 1])
+        return {"dims": dims, "loss": axis, "color": loss.tolist(), "log": log, "n": int(rows.sum())}
+
+    def _loss_ticks(self, values: np.ndarray) -> dict:
+        """Ticks for losses drawn as `values` (log10 of the loss when `log_loss`), labelled with the
+        losses themselves."""
+        log = self.log_loss()
+        lo, hi = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+        ticks = _nice_ticks(lo, hi, log) if hi > lo else [lo]
+        return {"tickvals": ticks, "ticktext": [_fmt(10 ** v if log else v) for v in ticks]}
+
+    def contour(self, a: str, b: str, grid: int = 40) -> dict:
+        """The loss over two parameters, smoothed from the ok trials where both were active: a
+        Gaussian kernel average on axes scaled to [0, 1] (never across a choice's options), blank
+        where no trial is near."""
+        ja, jb = self.space.index[a], self.space.index[b]
+        rows = self.ok & ~np.isnan(self.X[:, ja]) & ~np.isnan(self.X[:, jb])
+        axes, coords = [], []
+        for j in (ja, jb):
+            ax = self.axis(j, rows)
+            cat = self.space.params[j].dist.categorical
+            g = np.array(ax["tickvals"], dtype=float) if cat else np.linspace(*ax["range"], grid)
+            axes.append(dict(ax, grid=g.tolist(), categorical=cat))
+            coords.append((np.array(ax["values"]), g, cat, ax["range"]))
+        y = np.log10(self.loss[rows]) if self.log_loss() else self.loss[rows]
+        z = np.full((len(coords[1][1]), len(coords[0][1])), np.nan)
+        if len(y) >= 3:
+            width = max(0.08, 0.6 / math.sqrt(len(y)))  # wider where trials are few
+            kx, ky = (_kernel(*c, width) for c in coords)  # grid points x trials, per axis
+            total = ky @ kx.T
+            z = np.where(total > 0.05, ((ky * y) @ kx.T) / np.maximum(total, 1e-300), np.nan)
+        return {"x": axes[0], "y": axes[1], "z": z.tolist(), "log": self.log_loss(), "n": int(rows.sum()),
+                "ticks": self._loss_ticks(y),
+                "tid": [t["tid"] for t, r in zip(self.trials, rows) if r], "loss": self.loss[rows].tolist()}
+
+    def edf(self) -> dict:
+        """Empirical distribution of the ok losses: the share of trials at or below each loss."""
+        losses = np.sort(self.oks)
+        return {"loss": losses.tolist(), "share": (np.arange(1, len(losses) + 1) / max(1, len(losses))).tolist(),
+                "log": self.log_loss()}
+
+    def curves(self) -> list[dict]:
+        """The values each trial reported per step (the pruning curves)."""
+        return [{"tid": t["tid"], "kind": t["kind"], "step": [s for s, _ in t["intermediate"]],
+                 "value": [v for _, v in t["intermediate"]]} for t in self.trials if t["intermediate"]]
+
+    def timeline(self) -> list[dict]:
+        """Claimed-to-finished spans per worker; a running trial ends now."""
+        spans = []
+        for t in self.trials:
+            if t["claimed"] is not None and t["kind"] != NEW:
+                end = t["finished"] or self.now
+                spans.append({"tid": t["tid"], "owner": str(t["owner"] or "?"), "kind": t["kind"],
+                              "start": t["claimed"], "end": max(end, t["claimed"])})
+        return spans
+
+    # --- tables -------------------------------------------------------------------------------
+    def rows(self) -> list[dict]:
+        """One row per trial for the trials table: readable parameters, loss, times, owner."""
+        out = []
+        for t in self.trials:
+            took = (t["finished"] - t["claimed"]).total_seconds() if t["finished"] and t["claimed"] else None
+            out.append({"tid": t["tid"], "kind": t["kind"], "loss": t["loss"], "seconds": took,
+                        "params": {k: _cell(v) for k, v in self.space.readable(t["params"]).items()},
+                        "owner": t["owner"],
+                        "finished": t["finished"], "error": (t["error"] or {}).get("type")})
+        return out
+
+    def detail(self, tid: int) -> dict | None:
+        """One trial in full: the configuration its objective received, its result and traceback."""
+        t = next((t for t in self.trials if t["tid"] == tid), None)
+        if t is None:
+            return None
+        try:
+            config: Any = self.space.eval(t["params"])
+        except Exception as exc:  # a stored assignment the space no longer fits
+            config = f"cannot rebuild the configuration: {exc}"
+        return {"tid": tid, "kind": t["kind"], "state": t["state"], "config": config, "params": t["params"],
+                "readable": self.space.readable(t["params"]), "result": t["result"], "error": t["error"],
+                "intermediate": t["intermediate"], "owner": t["owner"], "attempts": t["attempts"],
+                "claimed": t["claimed"], "finished": t["finished"], "heartbeat": t["heartbeat"]}
+
+
+def fingerprint(view: ExperimentView) -> str:
+    """Changes whenever a trial changes state or reports a value: the page redraws only then."""
+    import hashlib
+
+    parts = [(t["tid"], t["kind"], len(t["intermediate"]), t["loss"]) for t in view.trials]
+    return hashlib.sha1(repr((view.exp.get("state"), parts)).encode()).hexdigest()[:16]
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON for a page: no NaN or inf, times as ISO strings, every string redacted."""
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is str:  # both credential patterns need an '@' or a '='
+        return redact(value) if "@" in value or "=" in value else value
+    if kind is int or kind is bool or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, dt.datetime):
+        return utc(value).isoformat()  # type: ignore[union-attr]
+    return jsonable(str(value))
+
+
+def _kernel(values: np.ndarray, grid: np.ndarray, categorical: bool, span: list[float], width: float) -> np.ndarray:
+    """Weights of each trial at each grid point along one axis: equal options only for a choice."""
+    d = (grid[:, None] - values[None, :]) / ((span[1] - span[0]) or 1.0)
+    return (np.abs(d) < 1e-9).astype(float) if categorical else np.exp(-0.5 * (d / width) ** 2)
+
+
+def _error_line(t: dict) -> str:
+    error = t["error"] or {}
+    if error:
+        return f"{error.get('type')}: {error.get('message')}"[:200]
+    return f"status {t['result'].get('status')!r}, loss {t['result'].get('loss')!r}"[:200]
+
+
+def _nice_ticks(lo: float, hi: float, log: bool) -> list[float]:
+    """Round tick positions in [lo, hi]: on a log axis (lo, hi are log10) whole decades when it spans
+    two or more, else 1-2-5 values; on a linear one multiples of 1, 2 or 5 times a power of ten."""
+    if log:
+        if hi - lo >= 2:
+            step = max(1, int(math.ceil((hi - lo) / 5)))
+            return [float(v) for v in range(int(math.ceil(lo)), int(math.floor(hi)) + 1, step)]
+        marks = [math.log10(m) + k for k in range(int(math.floor(lo)), int(math.ceil(hi)) + 1) for m in (1, 2, 5)]
+        inside = [v for v in marks if lo - 1e-9 <= v <= hi + 1e-9]
+        return inside if len(inside) >= 2 else [lo, hi]
+    raw = (hi - lo) / 4
+    base = 10 ** math.floor(math.log10(raw))
+    step = next(m * base for m in (1, 2, 5, 10) if (hi - lo) / (m * base) <= 5)
+    first = math.ceil(lo / step - 1e-9) * step
+    return [float(round(v, 12)) for v in np.arange(first, hi + step * 1e-9, step)]
+
+
+def _cell(value: Any) -> Any:
+    """A table cell: numbers stay numbers (they sort and filter as such), options read as in the plots."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}"

@@ -1,0 +1,75 @@
+"""What the pages show beside the plots: an experiment's summary (the experiments list, the cards
+on its page), its setup (space, algorithm, coordinator lease) and its workers with their heartbeats."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Iterable
+
+from .data import FAILED, NEW, OK, PRUNED, RUNNING, ExperimentView, trial_record, utc
+
+_SUMMARY_FIELDS = {"tid": 1, "state": 1, "result.loss": 1, "result.status": 1, "finished": 1, "owner": 1}
+
+
+def setup(view: ExperimentView) -> dict:
+    """The space, the algorithm and its settings, the coordinator and the workers."""
+    space = []
+    describe = view.space.describe()
+    for spec in view.space.params:
+        when = " or ".join(" and ".join(f"{lab} = {view.space.display(lab, opt)}" for lab, opt in path)
+                           for path in spec.conditions) if not spec.unconditional else "always"
+        space.append({"label": spec.label, "distribution": describe[spec.label], "active": when})
+    coordinator = view.exp.get("coordinator") or {}
+    lease = utc(coordinator.get("lease_until"))
+    return {"space": space, "objective": view.exp.get("objective"), "algo": view.exp.get("algo"),
+            "options": view.exp.get("options"), "seed": view.exp.get("seed"),
+            "max_evals": view.exp.get("max_evals"), "created": view.exp.get("created"),
+            "coordinator": {"owner": coordinator.get("owner"), "lease_until": lease,
+                            "expired": bool(lease and lease < view.now)} if coordinator else None,
+            "workers": workers(view.trials, view.now)}
+
+
+def workers(trials: Iterable[dict], now: dt.datetime) -> list[dict]:
+    """Every worker seen: trials finished, last finish, and what it runs now with its heartbeat."""
+    seen: dict[str, dict] = {}
+    for t in trials:
+        if not t.get("owner"):
+            continue
+        w = seen.setdefault(str(t["owner"]), {"owner": str(t["owner"]), "finished": 0, "last_finished": None,
+                                              "running": [], "heartbeat_age": None, "lease_expired": False})
+        if t["state"] in ("DONE", "ERROR"):
+            w["finished"] += 1
+            if t["finished"] and (w["last_finished"] is None or t["finished"] > w["last_finished"]):
+                w["last_finished"] = t["finished"]
+        elif t["state"] == "RUNNING":
+            w["running"].append(t["tid"])
+            beat = t.get("heartbeat") or t.get("claimed")
+            if beat is not None:
+                age = (now - beat).total_seconds()
+                w["heartbeat_age"] = age if w["heartbeat_age"] is None else min(age, w["heartbeat_age"])
+            w["lease_expired"] |= bool(t.get("lease_until") and t["lease_until"] < now)
+    return sorted(seen.values(), key=lambda w: (not w["running"], w["owner"]))
+
+
+def summarize(exp: dict, trials: list[dict], now: dt.datetime) -> dict:
+    """What the experiments list shows of one experiment: state, progress, best, rate, workers."""
+    counts = {k: 0 for k in (OK, PRUNED, FAILED, RUNNING, NEW)}
+    for t in trials:
+        counts[t["kind"]] += 1
+    oks = [t for t in trials if t["kind"] == OK]
+    best = min(oks, key=lambda t: t["loss"]) if oks else None
+    stamps = sorted(t["finished"] for t in trials if t["finished"] is not None)[-50:]
+    span = (stamps[-1] - stamps[0]).total_seconds() if len(stamps) >= 2 else 0
+    return {"key": exp["_id"], "state": exp.get("state"), "objective": exp.get("objective"),
+            "max_evals": exp.get("max_evals"), "finished": counts[OK] + counts[PRUNED] + counts[FAILED],
+            "counts": counts, "best_loss": best["loss"] if best else None, "best_tid": best["tid"] if best else None,
+            "rate": (len(stamps) - 1) / span * 60 if span > 0 else None,
+            "workers": len({t["owner"] for t in trials if t["kind"] == RUNNING}),
+            "created": exp.get("created"), "updated": exp.get("updated"),
+            "last_finished": stamps[-1] if stamps else None}
+
+
+def experiment_summaries(store: Any) -> list[dict]:
+    """One summary per experiment, each from a narrow read of its trials."""
+    now = dt.datetime.now(dt.timezone.utc)
+    return [summarize(exp, [trial_record(d) for d in store.iter_history(exp["_id"], _SUMMARY_FIELDS)], now)
+            for exp in store.list_experiments()]

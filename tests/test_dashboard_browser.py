@@ -1,0 +1,160 @@
+"""The dashboard and the report in headless Chromium (Debian's package), driven over the DevTools
+protocol by playwright: every plot renders without a console error, and a trial that finishes while
+the page is open shows up without a reload.
+
+Screenshots go to the test's tmp dir; with HYPERDIST_SCREENSHOTS=DIR they are also written there
+(docs/img/ holds the ones docs/dashboard.md shows).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from dashboard_support import dashboard, search
+from hyperdist.store import Store
+from test_distributed import _env
+
+pytestmark = pytest.mark.slow
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+PLOTS = ("history", "importance", "slices", "parallel", "contour", "edf", "curves", "timeline")
+
+
+@pytest.fixture
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("no chromium on this machine (Debian package 'chromium')")
+    playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the Python package only)")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
+        yield b
+        b.close()
+
+
+def _page(browser, errors: list[str]):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(20_000)
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return page
+
+
+def _shoot(page, tmp_path: Path, name: str) -> Path:
+    shot = tmp_path / f"{name}.png"
+    page.screenshot(path=str(shot), full_page=True)
+    keep = os.environ.get("HYPERDIST_SCREENSHOTS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(keep) / shot.name)
+    return shot
+
+
+def _all_plots_drawn(page) -> None:
+    for name in PLOTS:
+        page.wait_for_selector(f"#fig-{name}[data-rendered]")
+        assert page.locator(f"#fig-{name} .main-svg").count() >= 1, f"{name}: no plot drawn"
+    assert page.locator("#fig-parallel .parcoords").count() == 1
+    assert page.locator("#fig-contour .scatterlayer .point").count() >= 3
+    assert page.locator("#fig-history .scatterlayer .trace").count() >= 3
+
+
+def _finished_rows(page) -> set[int]:
+    cells = page.locator("#trial-table tbody tr").evaluate_all(
+        "rows => rows.filter(r => /^(ok|pruned|failed)/.test(r.cells[1].textContent)).map(r => +r.dataset.tid)")
+    return set(cells)
+
+
+def test_live_dashboard_in_chromium(browser, mongo_url, tmp_path):
+    """A search running while the page is open: plots drawn, and new trials appear without a reload."""
+    db = f"t_{uuid.uuid4().hex[:10]}"
+    running = search(mongo_url, db, "live", 60, tmp_path, workers=1, delay=0.6, wait=False)
+    store = Store(mongo_url, db=db)
+    try:
+        deadline = time.monotonic() + 60
+        while _finished(store) < 12:
+            assert running.poll() is None and time.monotonic() < deadline, "the search did not get going"
+            time.sleep(0.3)
+        started = time.monotonic()
+        errors: list[str] = []
+        with dashboard(mongo_url, db) as base:
+            page = _page(browser, errors)
+            page.goto(base + "/")
+            page.wait_for_selector("#experiments tbody tr[data-key='live']")
+            assert "live" in page.inner_text("#experiments") and not page.is_visible("#error")
+            _shoot(page, tmp_path, "dashboard-experiments")
+            page.goto(base + "/experiments/live")
+            _all_plots_drawn(page)
+            before = _finished_rows(page)
+            assert before and page.locator("#space tbody tr").count() == 6
+            page.locator("#trial-table tbody tr").first.click()
+            page.wait_for_selector("#detail pre")
+            page.wait_for_function(f"document.querySelectorAll('#trial-table tbody tr').length > 0 && "
+                                   f"[...document.querySelectorAll('#trial-table tbody tr')].filter(r => "
+                                   f"/^(ok|pruned|failed)/.test(r.cells[1].textContent)).length > {len(before)}",
+                                   timeout=30_000)
+            after = _finished_rows(page)
+            assert after - before, "no trial finished after the page opened showed up"
+            assert int(page.locator("#fig-history").get_attribute("data-rendered")) >= 2  # redrawn, not reloaded
+            page.select_option("#filter-state", "pruned")
+            shown = page.locator("#trial-table tbody tr").count()
+            assert shown == page.locator("#trial-table tbody td.k-pruned").count()
+            page.select_option("#filter-state", "")
+            _shoot(page, tmp_path, "dashboard-experiment")
+            assert errors == [], errors
+            assert time.monotonic() - started < 60
+    finally:
+        running.terminate()
+        running.communicate(timeout=60)
+        store._client.drop_database(db)
+        store.close()
+
+
+def _finished(store: Store) -> int:
+    if not any(e["_id"] == "live" for e in store.list_experiments()):
+        return 0
+    counts = store.counts("live")
+    return counts["DONE"] + counts["ERROR"]
+
+
+def test_report_works_offline_in_chromium(browser, mongo_url, tmp_path):
+    """`hyperdist report` writes one file that draws every view with the network cut off."""
+    db = f"t_{uuid.uuid4().hex[:10]}"
+    search(mongo_url, db, "views", 40, tmp_path)
+    report = tmp_path / "report.html"
+    run = subprocess.run([sys.executable, "-m", "hyperdist", "report", "views", "--out", str(report), "--mongo",
+                          mongo_url, "--db", db], env=_env(), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    text = report.read_text()
+    assert "src=" not in text.split("window.HD_EMBED")[0].split("<script>")[0] and "HD_EMBED" in text
+    errors: list[str] = []
+    page = _page(browser, errors)
+    fetched: list[str] = []
+
+    def refuse(route) -> None:
+        if not route.request.url.startswith("file:"):
+            fetched.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+    page.route("**/*", refuse)
+    page.goto(report.as_uri())
+    _all_plots_drawn(page)
+    assert page.locator("#trial-table tbody tr").count() == 40
+    failed = page.locator("#trial-table tbody tr", has=page.locator("td.k-failed")).first
+    failed.click()
+    page.wait_for_selector("#detail pre")
+    assert "diverged" in page.inner_text("#detail")
+    page.select_option("#contour-pair", index=1)
+    page.wait_for_function("+document.querySelector('#fig-contour').dataset.rendered >= 2")
+    _shoot(page, tmp_path, "report")
+    assert errors == [] and fetched == []
+    store = Store(mongo_url, db=db)
+    store._client.drop_database(db)
+    store.close()
