@@ -167,3 +167,19 @@ def test_report_is_one_self_contained_file(experiment, tmp_path):
     best = min((d for d in history if d["state"] == DONE), key=lambda d: d["result"]["loss"])
     assert embedded["experiment"]["summary"]["best_loss"] == pytest.approx(best["result"]["loss"])
     assert len(embedded["contours"]) == len(embedded["experiment"]["pairs"]) >= 1
+
+
+def test_long_labels_and_options_are_cut_where_they_are_drawn(tmp_path):
+    """A 5 000-character label once took a report minutes to lay out; drawn labels are bounded."""
+    from hyperdist import Trials, fmin, hp, tpe
+    from hyperdist.space import compile_space
+    from hyperdist.views.data import ExperimentView, short
+    from hyperdist.views.figures import all_figures
+
+    label = "L" * 5000
+    space = {label: hp.uniform(label, 0, 1), "c": hp.choice("c", ["a" * 3000, "b"])}
+    trials = Trials()
+    fmin(lambda cfg: cfg[label], space, algo=tpe.suggest, max_evals=6, trials=trials, show_progressbar=False)
+    view = ExperimentView.from_trials(trials, compile_space(space))
+    text = json.dumps(all_figures(view), ensure_ascii=False)
+    assert label not in text and short(label) in text and "a" * 3000 not in text

@@ -25,6 +25,16 @@ OK, PRUNED, FAILED, RUNNING, NEW = "ok", "pruned", "failed", "running", "new"
 _JOB_STATES = {0: "NEW", 1: "RUNNING", 2: "DONE", 3: "ERROR"}  # a local Trials' integer states
 
 
+LABEL_CHARS = 40  # a parameter's label or option as drawn; longer ones are cut (the table and detail keep them)
+
+
+def short(text: Any, limit: int = LABEL_CHARS) -> str:
+    """`text` cut to `limit` characters for an axis, a title or a tick: a 5 000-character label must
+    not take the figure (or minutes of layout) with it."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def utc(t: Any) -> dt.datetime | None:
     """A stored time as an aware UTC datetime (pymongo may hand back naive ones), else None."""
     if not isinstance(t, dt.datetime):
@@ -159,9 +169,9 @@ class ExperimentView:
                 "failed_tid": [t["tid"] for t in failed], "failed_why": [_error_line(t) for t in failed]}
 
     def options(self, j: int) -> list[str]:
-        """A choice's options as a person reads them, in index order."""
+        """A choice's options as a person reads them, in index order, cut for drawing (`short`)."""
         spec = self.space.params[j]
-        return [str(self.space.display(spec.label, i)) for i in range(spec.dist.n_options)]
+        return [short(self.space.display(spec.label, i)) for i in range(spec.dist.n_options)]
 
     def slices(self) -> list[dict]:
         """Per parameter: its value against the loss over ok trials where it was active."""
@@ -184,7 +194,7 @@ class ExperimentView:
         spec, x = self.space.params[j], self.X[rows, j]
         active = ~np.isnan(x)
         if spec.dist.categorical:
-            ticks, text = list(range(spec.dist.n_options)), self.options(j)
+            ticks, text = list(range(spec.dist.n_options)), [short(o, 20) for o in self.options(j)]
             lo, hi, t = 0.0, float(max(1, spec.dist.n_options - 1)), x.copy()
         else:
             log = spec.dist.log and bool((x[active] > 0).all())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .data import FAILED, OK, PRUNED, RUNNING, ExperimentView
+from .data import FAILED, OK, PRUNED, RUNNING, ExperimentView, short
 
 COLORS = {OK: "#4c78a8", PRUNED: "#f58518", FAILED: "#e45756", RUNNING: "#9d9d9d"}
 _FONT = {"family": "system-ui, sans-serif", "size": 12}
@@ -85,7 +85,7 @@ def importance(view: ExperimentView) -> dict:
     if not imp:
         return _empty("Parameter importance", f"needs 8 trials finished ok ({int(view.ok.sum())} so far)")
     labels = list(imp)[::-1]
-    return {"data": [{"type": "bar", "orientation": "h", "y": labels, "x": [imp[k] for k in labels],
+    return {"data": [{"type": "bar", "orientation": "h", "y": [short(k) for k in labels], "x": [imp[k] for k in labels],
                       "marker": {"color": COLORS[OK]}, "hovertemplate": "%{y}: %{x:.3f}<extra></extra>"}],
             "layout": _layout("Parameter importance (main effect on the loss)",
                               xaxis={"title": {"text": "share of the loss variation"},
@@ -106,11 +106,11 @@ def slices(view: ExperimentView) -> dict:
     for i, p in enumerate(panels, start=1):
         suffix = "" if i == 1 else str(i)
         data.append({"type": "scatter", "mode": "markers", "x": p["x"], "y": p["loss"], "customdata": p["tid"],
-                     "xaxis": f"x{suffix}", "yaxis": f"y{suffix}", "name": p["label"],
+                     "xaxis": f"x{suffix}", "yaxis": f"y{suffix}", "name": short(p["label"]),
                      "marker": {"color": p["tid"], "colorscale": "Blues", "size": 6, "opacity": 0.8},
-                     "hovertemplate": f"{p['label']}=%{{x}}<br>loss %{{y:.4g}}<br>"
+                     "hovertemplate": f"{short(p['label'])}=%{{x}}<br>loss %{{y:.4g}}<br>"
                                       "trial %{customdata}<extra></extra>"})
-        title = p["label"] + (f"  ({p['inactive']} of {p['active'] + p['inactive']} inactive)" if p["inactive"] else "")
+        title = short(p["label"]) + (f"  ({p['inactive']} of {p['active'] + p['inactive']} inactive)" if p["inactive"] else "")
         xaxis: dict = {"title": {"text": title, "font": {"size": 12}}}
         if p["categorical"]:
             xaxis.update(type="category", categoryorder="array", categoryarray=p["categories"])
@@ -127,7 +127,7 @@ def parallel(view: ExperimentView) -> dict:
     p = view.parallel()
     if p["n"] < 2:
         return _empty("Parallel coordinates", "needs two trials finished ok")
-    dims = [{"label": d["label"], "values": d["values"], "range": d["range"], "tickvals": d["tickvals"],
+    dims = [{"label": short(d["label"]), "values": d["values"], "range": d["range"], "tickvals": d["tickvals"],
              "ticktext": d["ticktext"]} for d in p["dims"]]
     loss = p["loss"]
     dims.append({k: loss[k] for k in ("label", "values", "range", "tickvals", "ticktext")})
@@ -148,7 +148,7 @@ def contour(view: ExperimentView, a: str, b: str) -> dict:
         return _empty(title, f"needs three ok trials where both are active ({c['n']} so far)")
     axes = {}
     for name, ax in (("xaxis", c["x"]), ("yaxis", c["y"])):
-        axes[name] = {"title": {"text": ax["label"]}, "tickvals": ax["tickvals"], "ticktext": ax["ticktext"],
+        axes[name] = {"title": {"text": short(ax["label"])}, "tickvals": ax["tickvals"], "ticktext": ax["ticktext"],
                       "range": _pad(ax["range"])}
     smooth = not (c["x"]["categorical"] or c["y"]["categorical"])  # options are cells, not a surface
     surface = {"type": "contour", "connectgaps": False, "contours": {"coloring": "heatmap"}} if smooth else \

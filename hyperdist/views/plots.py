@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import HyperdistError
-from .data import FAILED, OK, PRUNED, RUNNING, ExperimentView
+from .data import FAILED, OK, PRUNED, RUNNING, ExperimentView, short
 from .figures import COLORS, IMPORTANCE_NOTE, default_pair
 
 
@@ -85,7 +85,7 @@ def plot_slices(view: ExperimentView) -> Any:
     rng = np.random.default_rng(0)
     for ax, p in zip(axes.flat, panels):
         counted = f" ({p['inactive']} of {p['active'] + p['inactive']} inactive)" if p["inactive"] else ""
-        ax.set_title(p["label"] + counted, fontsize=10)
+        ax.set_title(short(p["label"]) + counted, fontsize=10)
         ax.set_ylabel("loss")
         if not p["x"]:
             _note(ax, "no ok trial with it active")
@@ -94,7 +94,7 @@ def plot_slices(view: ExperimentView) -> Any:
             codes = np.array([p["categories"].index(v) for v in p["x"]])
             ax.scatter(codes + rng.uniform(-0.15, 0.15, len(codes)), p["loss"], s=10, alpha=0.6, color=COLORS[OK])
             ax.set_xticks(range(len(p["categories"])))
-            ax.set_xticklabels([c[:14] for c in p["categories"]], rotation=20 if len(p["categories"]) > 3 else 0)
+            ax.set_xticklabels([short(c, 14) for c in p["categories"]], rotation=20 if len(p["categories"]) > 3 else 0)
         else:
             ax.scatter(p["x"], p["loss"], s=10, alpha=0.6, color=COLORS[OK])
             if p["log"]:
@@ -136,7 +136,7 @@ def plot_parallel(view: ExperimentView) -> Any:
             ax.text(k + 0.04, y, str(text)[:12], fontsize=7, va="center",
                     color=COLORS[FAILED] if text == "inactive" else "#333")
     ax.set_xticks(range(len(dims)))
-    ax.set_xticklabels([d["label"] for d in dims], rotation=30, ha="right")
+    ax.set_xticklabels([short(d["label"]) for d in dims], rotation=30, ha="right")
     ax.set_yticks([])
     ax.set_xlim(-0.2, len(dims) - 0.6)
     for side in ("top", "right", "left"):
@@ -156,7 +156,7 @@ def plot_importance(view: ExperimentView) -> Any:
         _note(ax, f"needs 8 trials finished ok ({int(view.ok.sum())} so far)")
         return fig
     labels = list(imp)[::-1]
-    ax.barh(labels, [imp[k] for k in labels], color=COLORS[OK])
+    ax.barh([short(k) for k in labels], [imp[k] for k in labels], color=COLORS[OK])
     ax.set_xlim(0, max(0.05, *imp.values()) * 1.1)
     ax.set_xlabel("share of the loss variation explained alone (adjusted main effect)")
     ax.set_title("parameter importance")
@@ -189,10 +189,10 @@ def plot_contour(view: ExperimentView, a: str | None = None, b: str | None = Non
                                        ("y", ax.yaxis, ax.set_ylabel, ax.set_ylim)):
         spec = c[name]
         axis.set_ticks(spec["tickvals"])
-        axis.set_ticklabels([str(t)[:12] for t in spec["ticktext"]])
-        setter(spec["label"])
+        axis.set_ticklabels([short(t, 12) for t in spec["ticktext"]])
+        setter(short(spec["label"]))
         limits(*_padded(spec["range"]))  # trials on the edge stay whole
-    ax.set_title(f"loss over {pair[0]} and {pair[1]} ({c['n']} trials)")
+    ax.set_title(f"loss over {short(pair[0])} and {short(pair[1])} ({c['n']} trials)")
     return fig
 
 
