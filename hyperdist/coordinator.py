@@ -109,6 +109,7 @@ class Coordinator:
         max_attempts: int = 3,
         poll_interval: float = 0.05,
         snapshot_every: int = 1000,
+        on_finished: Callable[[dict], None] | None = None,
     ) -> None:
         if rules.max_evals < 1:
             raise HyperdistError(f"max_evals={rules.max_evals!r} must be a positive integer")
@@ -126,6 +127,7 @@ class Coordinator:
         # a chunk of the history snapshot per `snapshot_every` finished trials: a resume then reads
         # at most that many trial documents beside the open ones (snapshot.py)
         self.snapshot_every = max(1, snapshot_every)
+        self.on_finished = on_finished  # told of each finished trial once, as read (hyperdist/tracking.py)
         self.max_poll_interval = 1.0
         self._finish_times: collections.deque[float] = collections.deque(maxlen=32)
         self._tick_seconds = 0.0  # how long a tick takes (moving average), for sizing the queue
@@ -247,6 +249,8 @@ class Coordinator:
                 self._batched_until = self.finished + 32
             self.table.add(tid, params, *self._count_finished(doc))
             self.outcomes.add(doc["state"], (doc.get("result") or {}).get("status"))
+            if self.on_finished is not None:
+                self.on_finished(doc)
         else:
             self.open[key] = tid
             self.table.add(tid, params, PENDING)

@@ -72,12 +72,14 @@ def render(exp: dict, docs: list[dict], space: SearchSpace) -> str:
 
 def _trial_table(docs: list[dict], space: SearchSpace) -> str:
     esc = html.escape
-    head = ["tid", "state", "loss", *space.labels, "owner", "error"]
+    devices = any(d.get("device") for d in docs)  # a column only when workers were pinned to GPUs
+    head = ["tid", "state", "loss", *space.labels, "owner", *(["device"] if devices else []), "error"]
     rows = []
     for d in docs:
         result, params = d.get("result") or {}, d.get("params") or {}
         cells: list[Any] = [d["tid"], d["state"], result.get("loss", ""), *(params.get(k, "") for k in space.labels),
-                            d.get("owner") or "", (d.get("error") or {}).get("type", "")]
+                            d.get("owner") or "", *([d.get("device") or ""] if devices else []),
+                            (d.get("error") or {}).get("type", "")]
         rows.append("<tr>" + "".join(f"<td>{esc(_fmt(c))}</td>" for c in cells) + "</tr>")
     return ("<h2>Trials</h2><p>Click a column to sort.</p><table class='sortable' id='trials'><thead><tr>"
             + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr></thead><tbody>" + "".join(rows)

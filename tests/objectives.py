@@ -66,3 +66,9 @@ def curve(cfg: dict, ctx) -> float:
         if ctx.should_stop():
             ctx.prune()
     return final
+
+
+def sees_device(cfg: dict) -> dict:
+    """Returns the CUDA_VISIBLE_DEVICES its worker process was given, beside a loss."""
+    time.sleep(float(os.environ.get("HYPERDIST_TEST_DELAY", "0")))
+    return {"loss": (cfg["x"] - 1.0) ** 2, "status": "ok", "cuda": os.environ.get("CUDA_VISIBLE_DEVICES")}
