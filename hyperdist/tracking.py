@@ -115,7 +115,7 @@ class Mirror:
 
     def __init__(self, tlog: TrialLog, space: SearchSpace, exp_key: str | None = None,
                  info: dict[str, Any] | None = None, *, read: Callable[[list], Iterable[dict]] | None = None,
-                 history: Callable[[], Iterable[dict]] | None = None, flush_timeout: float = 30.0) -> None:
+                 history: Callable[[], Iterable[dict]] | None = None, flush_timeout: float | None = 30.0) -> None:
         """`read(ids)` returns whole trial documents by `_id`; `history()` every trial (backfill)."""
         self.tlog, self.space, self.exp_key, self.info = tlog, space, exp_key, info or {}
         self._read, self._history, self.flush_timeout = read, history, flush_timeout
@@ -138,8 +138,9 @@ class Mirror:
         self._inbox.put(("record", record))
 
     def close(self, state: str = "done") -> int:
-        """Log what is pending (waiting at most flush_timeout) and end the run; returns how many
-        finished trials could not be logged (each is named in a warning's count)."""
+        """Log what is pending (waiting at most flush_timeout, None: until done or refused) and end
+        the run ("done", "stopped", or "running": left as it is); returns how many finished trials
+        could not be logged, after a warning that says so."""
         self._closing = state
         self._wake.set()
         self._thread.join(self.flush_timeout)
@@ -209,8 +210,9 @@ class Mirror:
 
 
 
-def store_mirror(tlog: TrialLog, store: Any, exp_key: str, space: SearchSpace, info: dict[str, Any]) -> Mirror:
+def store_mirror(tlog: TrialLog, store: Any, exp_key: str, space: SearchSpace, info: dict[str, Any],
+                 flush_timeout: float | None = 30.0) -> Mirror:
     """A mirror of a distributed experiment: the coordinator's hook is `.finished`; trials already
     finished and not yet logged (a resumed search) are logged first."""
-    return Mirror(tlog, space, exp_key, info, read=store.trials_by_id,
+    return Mirror(tlog, space, exp_key, info, read=store.trials_by_id, flush_timeout=flush_timeout,
                   history=lambda: store.iter_history(exp_key, {"_id": 1, "tid": 1, "state": 1}))

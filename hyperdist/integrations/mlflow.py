@@ -16,6 +16,7 @@ import os
 from typing import Any
 
 from . import require
+from ..errors import HyperdistError, redact
 from ..tracking import TrialRecord
 
 _STATUS = {"ok": "FINISHED", "pruned": "KILLED"}  # anything else: FAILED
@@ -37,15 +38,24 @@ class MlflowLog:
                  run_name: str | None = None) -> None:
         self.mlflow = require("mlflow", "mlflow")
         self.tracking_uri, self.experiment_name, self.run_name = tracking_uri, experiment_name, run_name
-        self.client: Any = None
+        try:  # a URI MLflow cannot use fails here, before the search; an unreachable server only later
+            self.client: Any = self.mlflow.MlflowClient(tracking_uri)
+        except Exception as exc:
+            raise HyperdistError(f"MLflow cannot use the tracking URI {redact(self.where)!r}: "
+                                 f"{redact(str(exc).strip().splitlines()[0])} (set MLFLOW_TRACKING_URI, e.g. "
+                                 "http://host:5000; a local sqlite store needs `pip install mlflow`)") from None
         self.experiment_id: str | None = None
         self.parent_id: str | None = None
         self._best: float | None = None
         self._count = 0
         self._partial: dict[int, str] = {}  # tid -> child run created but not finished (a retry reuses it)
 
+    @property
+    def where(self) -> str:
+        """The tracking URI runs go to (as MLflow resolves it)."""
+        return self.tracking_uri or self.mlflow.get_tracking_uri()
+
     def open(self, exp_key: str | None, info: dict[str, Any]) -> set[int]:
-        self.client = self.mlflow.MlflowClient(self.tracking_uri)
         self.experiment_id = self._experiment(exp_key)
         tags = {"hyperdist.role": "experiment"}
         if exp_key is not None:
@@ -128,4 +138,5 @@ class MlflowLog:
             self.client.log_metric(self.parent_id, "best_loss", record.loss, step=self._count)
 
     def close(self, state: str) -> None:
-        self.client.set_terminated(self.parent_id, "FINISHED" if state == "done" else "KILLED")
+        if state in ("done", "stopped"):
+            self.client.set_terminated(self.parent_id, "FINISHED" if state == "done" else "KILLED")
