@@ -108,7 +108,7 @@ def test_distributed_search_is_logged_by_the_coordinator_and_resumes(mongo_url, 
             assert run_.data.metrics["loss"] == pytest.approx(doc["result"]["loss"])
         else:
             assert run_.data.tags["error"].startswith("ValueError: x=")
-        assert run_.data.params["branch"] == ["a", "b"][doc["params"]["branch"]]  # the option's "k", not its index
+        assert run_.data.params["branch"] == f"option {doc['params']['branch']}"  # SearchSpace.readable's name
     # a resume continues the same parent run and logs only the new trials
     run = _search(mongo_url, db_name, "mlf", 14, tmp_path)
     assert run.returncode == 0, run.stderr
