@@ -110,3 +110,18 @@ def test_distributed_search_runs_candidates_on_worker_processes(mongo_url, db_na
     assert search.best_score_ == max(search.cv_results_["mean_test_score"]) > 0.5
     assert search.predict(X).shape == y.shape
     store.close()
+
+
+class LocalRidge(Ridge):
+    """Defined here, so worker processes (which do not import the tests) cannot unpickle it."""
+
+
+@pytest.mark.slow
+def test_workers_that_cannot_load_the_estimator_stop_the_search_with_their_reason(mongo_url, db_name):
+    from hyperdist.errors import HyperdistError
+
+    X, y = make_classification(n_samples=60, n_features=4, random_state=0)
+    search = HyperdistSearchCV(LocalRidge(), {"alpha": hp.loguniform("alpha", -3, 3)}, max_evals=40, cv=2,
+                               mongo=f"{mongo_url.rstrip('/')}/{db_name}", workers=1, random_state=0)
+    with pytest.raises(HyperdistError, match=r"every worker exited .*No module named 'test_sklearn_search'"):
+        search.fit(X, y)

@@ -1,6 +1,7 @@
 """`hyperdist mlflow`: copy an experiment's finished trials to MLflow after the fact."""
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -22,6 +23,7 @@ def mlflow_(store: Any, exp_key: str) -> None:
 
     exp = store.get_experiment(exp_key)
     tlog = make_log("mlflow")
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # MLflow's retries: one line at the end
     info = {k: exp.get(k) for k in ("objective", "max_evals", "seed")}
     mirror = store_mirror(tlog, store, exp_key, space_from_json(exp["space"]), info, flush_timeout=None)
     left = mirror.close({"done": "done", "stopped": "stopped"}.get(exp.get("state"), "running"))

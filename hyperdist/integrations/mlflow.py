@@ -41,9 +41,14 @@ class MlflowLog:
         try:  # a URI MLflow cannot use fails here, before the search; an unreachable server only later
             self.client: Any = self.mlflow.MlflowClient(tracking_uri)
         except Exception as exc:
+            if tracking_uri is None and not os.environ.get("MLFLOW_TRACKING_URI"):
+                raise HyperdistError(
+                    f"MLflow has nowhere to log: set MLFLOW_TRACKING_URI (a server, e.g. http://mlflow.example:5000, "
+                    f"or a file store, file:///path/mlruns, with MLFLOW_ALLOW_FILE_STORE=true); MLflow's default "
+                    f"{self.where!r} needs the full package (pip install mlflow)") from None
+            reason = redact(str(exc).strip().splitlines()[0])
             raise HyperdistError(f"MLflow cannot use the tracking URI {redact(self.where)!r}: "
-                                 f"{redact(str(exc).strip().splitlines()[0])} (set MLFLOW_TRACKING_URI, e.g. "
-                                 "http://host:5000; a local sqlite store needs `pip install mlflow`)") from None
+                                 f"{reason[:300]}{'...' if len(reason) > 300 else ''}") from None
         self.experiment_id: str | None = None
         self.parent_id: str | None = None
         self._best: float | None = None

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import os
 import pickle
-from copy import deepcopy
 import tempfile
 import time
 import uuid
 import warnings
+from copy import deepcopy
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -204,26 +205,38 @@ class HyperdistSearchCV(MetaEstimatorMixin, BaseEstimator):
         return trials
 
     def _distributed(self, job: _Job, algo: Any) -> Any:
-        from ..fmin import fmin
+        from ..coordinator import Coordinator, StopRules
         from ..launcher import spawn_workers, stop_workers
         from ..mongotrials import MongoTrials
+        from ..space import compile_space
 
         workers = self.workers if self.workers is not None else (os.cpu_count() or 1)
         if workers < 1:
             raise HyperdistError(f"HyperdistSearchCV: workers={self.workers!r}; a distributed search needs at least 1")
         exp_key = self.exp_key or f"sklearn-{type(self.estimator).__name__}-{uuid.uuid4().hex[:8]}"
-        trials = MongoTrials(self.mongo, exp_key=exp_key, workers=workers)
+        trials = MongoTrials(self.mongo, exp_key=exp_key, workers=workers, refresh=False)
+        seed = self.random_state if self.random_state is not None else int(np.random.default_rng().integers(2**31 - 1))
+        coordinator = Coordinator(trials.store, exp_key, compile_space(self.space), algo, StopRules(self.max_evals),
+                                  seed=seed, workers=workers, objective=f"{__name__}:evaluate_candidate")
         with tempfile.TemporaryDirectory(prefix="hyperdist-sklearn-") as tmp:
             path = os.path.join(tmp, "job.pickle")
             with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fh:
                 pickle.dump(job, fh)
+            coordinator.start(resume=True)
             procs = spawn_workers(workers, trials.store.url, exp_key, f"{__name__}:evaluate_candidate",
-                                  db=trials.store.db_name, env={_JOB_ENV: path})
+                                  db=trials.store.db_name, env={_JOB_ENV: path}, log_dir=Path(tmp))
+
+            def watch(progress: Any) -> None:  # workers that all died would leave the search waiting forever
+                if all(p.poll() is not None for p in procs):
+                    last = (Path(tmp) / "worker-0.log").read_text(errors="replace").strip().splitlines()[-3:]
+                    raise HyperdistError(f"HyperdistSearchCV: every worker exited before the search ended "
+                                         f"(exit codes {[p.returncode for p in procs]}); the last lines of one: "
+                                         + " | ".join(last))
             try:
-                fmin(evaluate_candidate, self.space, algo=algo, max_evals=self.max_evals, trials=trials,
-                     rstate=self._seed(), show_progressbar=bool(self.verbose), return_argmin=False)
+                coordinator.run(watch)
             finally:
                 stop_workers(procs)
+        trials.refresh()
         if self.error_score == "raise":
             failed = [t for t in trials.trials if t.get("error")]
             if failed:
