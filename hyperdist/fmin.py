@@ -82,6 +82,7 @@ def fmin(
     bar = ProgressBar(max_evals if max_evals < sys.maxsize else None, show_progressbar, initial=_finished(trials))
     bar.update(_finished(trials), _best_loss(trials))
     stop_state: list = []
+    ended = "stopped"  # what the tracker is told if an exception (Ctrl-C, the objective's error) ends the loop
     try:
         while len(trials) < max_evals:
             if timeout is not None and time.monotonic() - started >= timeout:
@@ -109,10 +110,11 @@ def fmin(
                 stop, stop_state = early_stop_fn(trials, *stop_state)
                 if stop:
                     break
+        ended = "done"
     finally:
         bar.close()
         if mirror is not None:
-            mirror.close("done")
+            mirror.close(ended)
     if return_argmin:
         if len(trials) == 0:
             raise AllTrialsFailed("fmin: there are no trials, so there is no argmin")

@@ -159,6 +159,7 @@ class Mirror:
         opened, delay = False, self.RETRY_FIRST
         while True:
             self._drain(block=opened and not self._pending and not self._ids)
+            last_try = self._closing is not None  # once the search ended, a failed attempt is the last
             try:
                 if not opened:
                     done = self.tlog.open(self.exp_key, self.info)
@@ -176,19 +177,19 @@ class Mirror:
                     self.tlog.log(self._pending[0])
                     self._pending.pop(0)
                     self.logged += 1
-                if self._closing is not None and not self._ids and self._inbox.empty():
-                    self.tlog.close(self._closing)
-                    return
                 if self.failure is not None:
                     log.warning("the tracker answers again; %d trials logged so far", self.logged)
                 self.failure, delay = None, self.RETRY_FIRST
+                if self._closing is not None and not self._ids and self._inbox.empty():
+                    self.tlog.close(self._closing)
+                    return
             except Exception as exc:  # a tracker's failure never reaches the search
                 message = redact(f"{type(exc).__name__}: {exc}".splitlines()[0])
                 if self.failure is None:
                     log.warning("cannot log to the tracker (%s); the search goes on, and finished trials are logged "
                                 "when it answers (retrying)", message)
                 self.failure = message
-                if self._closing is not None:
+                if last_try:
                     return
                 self._wake.wait(delay)
                 self._wake.clear()

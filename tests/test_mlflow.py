@@ -2,7 +2,6 @@
 a distributed search with real workers (the coordinator logs), a resume, and a server that is down."""
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import pytest
 
 mlflow = pytest.importorskip("mlflow", reason="the mlflow extra is not installed: pip install '.[mlflow]'")
 
-from hyperdist import fmin, hp  # noqa: E402
+from hyperdist import Trials, fmin, hp  # noqa: E402
 from hyperdist.pruning import TrialPruned  # noqa: E402
 from hyperdist.store import Store  # noqa: E402
 from test_distributed import TESTS, _env  # noqa: E402
@@ -51,7 +50,7 @@ def _objective(cfg, ctx):
 
 def test_fmin_logs_a_parent_and_a_child_run_per_trial(file_store, monkeypatch):
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "tuning")  # MLflow's own convention picks the experiment
-    trials = __import__("hyperdist").Trials()
+    trials = Trials()
     fmin(_objective, SPACE, max_evals=12, trials=trials, rstate=3, catch_eval_exceptions=True,
          show_progressbar=False, log="mlflow")
     client = mlflow.MlflowClient()
