@@ -122,6 +122,7 @@ class Mirror:
         self._inbox: queue.Queue = queue.Queue()
         self._pending: list[TrialRecord] = []
         self._ids: list = []
+        self._seen: set = set()  # trial _ids queued once: a trial the backfill and the hook both see is logged once
         self._closing: str | None = None
         self._wake = threading.Event()
         self.logged = 0
@@ -165,8 +166,8 @@ class Mirror:
                     done = self.tlog.open(self.exp_key, self.info)
                     opened = True
                     if self._history is not None:
-                        self._ids += [d["_id"] for d in self._history() if d.get("state") in ("DONE", "ERROR")
-                                      and int(d["tid"]) not in done]
+                        self._queue([d["_id"] for d in self._history() if d.get("state") in ("DONE", "ERROR")
+                                     and int(d["tid"]) not in done])
                 if self._ids:
                     assert self._read is not None
                     batch = self._ids[:500]
@@ -205,10 +206,15 @@ class Mirror:
                 return
             block = False
             if kind == "id":
-                self._ids.append(item)
+                self._queue([item])
             elif kind == "record":
                 self._pending.append(item)
 
+    def _queue(self, ids: list) -> None:
+        for key in ids:
+            if key not in self._seen:
+                self._seen.add(key)
+                self._ids.append(key)
 
 
 def store_mirror(tlog: TrialLog, store: Any, exp_key: str, space: SearchSpace, info: dict[str, Any],
