@@ -76,7 +76,7 @@ def render_status(store: Store, exp_key: str | None) -> tuple[str, bool]:
         lines.append("importance: " + "  ".join(f"{k}={v:.2f}" for k, v in ranked))
     devices = collections.Counter(d["device"] for d in docs if d.get("device") and d["state"] in ("DONE", "ERROR"))
     if devices:
-        lines.append("devices: " + "  ".join(f"{k}={v}" for k, v in sorted(devices.items())) + " trials")
+        lines.append("trials per device: " + "  ".join(f"{k}={v}" for k, v in sorted(devices.items())))
     coordinator = exp.get("coordinator") or {}
     if coordinator:
         lines.append(f"coordinator: {coordinator.get('owner')} lease until {_age(coordinator.get('lease_until'))}")

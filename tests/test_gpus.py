@@ -124,5 +124,5 @@ def test_search_spreads_local_workers_over_the_gpus(mongo_url, db_name, tmp_path
     for d in docs:
         assert d["device"] == f"gpu:{d['result']['cuda']}"
     text, _ = render_status(store, "gpus2")
-    assert "devices:" in text and "gpu:" in text
+    assert "trials per device: gpu:" in text
     store.close()

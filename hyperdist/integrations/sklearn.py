@@ -8,15 +8,15 @@ folds, fixed before the search.
 
 Local (`mongo=None`): `fmin` in this process; `n_jobs` runs the folds in parallel. Distributed
 (`mongo=URL`): a coordinator here and `workers` local `hyperdist worker` processes against that
-MongoDB, each evaluating whole candidates. The workers get the estimator and data from a pickle
-in a private temporary directory, named to them in their environment only: the database still
-carries data alone, and a worker never loads a pickle a database entry points it to. The
-estimator's class must be importable by the workers (not defined in `__main__`).
+MongoDB, each evaluating whole candidates. The workers get the estimator and data from a file in
+a private temporary directory, named to them in their environment only, written with skops
+(https://skops.readthedocs.io), which persists estimators without pickle: a worker instantiates
+only the types this process vouched for (also in their environment), and the database still
+carries data alone. The estimator's class must be importable by the workers (not in `__main__`).
 """
 from __future__ import annotations
 
 import os
-import pickle
 import tempfile
 import time
 import uuid
@@ -40,7 +40,8 @@ from sklearn.utils import get_tags  # noqa: E402
 from sklearn.utils.metaestimators import available_if  # noqa: E402
 from sklearn.utils.validation import check_is_fitted, indexable  # noqa: E402
 
-_JOB_ENV = "HYPERDIST_SKLEARN_JOB"
+_JOB_ENV = "HYPERDIST_SKLEARN_JOB"          # the job file, for the workers this search starts
+_TRUSTED_ENV = "HYPERDIST_SKLEARN_TRUSTED"  # the types in it beyond skops' defaults, vouched for by the search
 
 
 def _flatten(config: Any) -> dict[str, Any]:
@@ -114,8 +115,10 @@ def evaluate_candidate(config: Any) -> dict[str, Any]:
     if not path:
         raise HyperdistError(f"evaluate_candidate runs in the workers HyperdistSearchCV starts ({_JOB_ENV} is not set)")
     if path not in _loaded:
+        sio = require("skops.io", "sklearn")
+        trusted = [t for t in os.environ.get(_TRUSTED_ENV, "").split(",") if t]
         with open(path, "rb") as fh:
-            _loaded[path] = pickle.load(fh)  # written by this machine's user for its own workers, never from the database
+            _loaded[path] = _Job(**sio.loads(fh.read(), trusted=trusted))
     return _loaded[path].evaluate(config)
 
 
@@ -218,13 +221,21 @@ class HyperdistSearchCV(MetaEstimatorMixin, BaseEstimator):
         seed = self.random_state if self.random_state is not None else int(np.random.default_rng().integers(2**31 - 1))
         coordinator = Coordinator(trials.store, exp_key, compile_space(self.space), algo, StopRules(self.max_evals),
                                   seed=seed, workers=workers, objective=f"{__name__}:evaluate_candidate")
+        sio = require("skops.io", "sklearn")
+        try:
+            data = sio.dumps(vars(job))
+        except Exception as exc:
+            raise HyperdistError(f"HyperdistSearchCV: the estimator, data or scoring cannot be sent to workers "
+                                 f"({type(exc).__name__}: {exc}); search without mongo=") from None
+        trusted = ",".join(sio.get_untrusted_types(data=data))
         with tempfile.TemporaryDirectory(prefix="hyperdist-sklearn-") as tmp:
-            path = os.path.join(tmp, "job.pickle")
+            path = os.path.join(tmp, "job.skops")
             with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fh:
-                pickle.dump(job, fh)
+                fh.write(data)
             coordinator.start(resume=True)
             procs = spawn_workers(workers, trials.store.url, exp_key, f"{__name__}:evaluate_candidate",
-                                  db=trials.store.db_name, env={_JOB_ENV: path}, log_dir=Path(tmp))
+                                  db=trials.store.db_name, env={_JOB_ENV: path, _TRUSTED_ENV: trusted},
+                                  log_dir=Path(tmp))
 
             def watch(progress: Any) -> None:  # workers that all died would leave the search waiting forever
                 if all(p.poll() is not None for p in procs):
