@@ -238,10 +238,10 @@ class HyperdistSearchCV(MetaEstimatorMixin, BaseEstimator):
                                   log_dir=Path(tmp))
 
             def watch(progress: Any) -> None:  # workers that all died would leave the search waiting forever
-                if all(p.poll() is not None for p in procs):
-                    last = (Path(tmp) / "worker-0.log").read_text(errors="replace").strip().splitlines()[-3:]
+                if all(w.proc.poll() is not None for w in procs):
+                    last = procs[0].log_tail(2000).strip().splitlines()[-3:]
                     raise HyperdistError(f"HyperdistSearchCV: every worker exited before the search ended "
-                                         f"(exit codes {[p.returncode for p in procs]}); the last lines of one: "
+                                         f"(exit codes {[w.proc.returncode for w in procs]}); the last lines of one: "
                                          + " | ".join(last))
             try:
                 coordinator.run(watch)
