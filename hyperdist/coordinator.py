@@ -107,6 +107,7 @@ class Coordinator:
         max_attempts: int = 3,
         poll_interval: float = 0.05,
         snapshot_every: int = 1000,
+        on_finished: Callable[[dict], None] | None = None,
     ) -> None:
         if rules.max_evals < 1:
             raise HyperdistError(f"max_evals={rules.max_evals!r} must be a positive integer")
@@ -122,6 +123,7 @@ class Coordinator:
         # a chunk of the history snapshot per `snapshot_every` finished trials: a resume then reads
         # at most that many trial documents beside the open ones (snapshot.py)
         self.snapshot_every = max(1, snapshot_every)
+        self.on_finished = on_finished  # told of each finished trial once, as read (hyperdist/tracking.py)
         self.outage_timeout = 300.0  # how long a database outage is waited out before giving up
         self.owner = f"coordinator:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.table = HistoryTable(space)  # rows in tid order, keyed by tid
@@ -238,6 +240,8 @@ class Coordinator:
             self.pacing.finished(self.finished, batch if isinstance(batch, int) else 1)
             self.table.add(tid, params, *self._count_finished(doc))
             self.outcomes.add(doc["state"], (doc.get("result") or {}).get("status"))
+            if self.on_finished is not None:
+                self.on_finished(doc)
         else:
             self.open[key] = tid
             self.table.add(tid, params, PENDING)

@@ -20,6 +20,7 @@ from .progress import ProgressBar
 from .pruning import TrialContext, TrialPruned, make_pruner, takes_context
 from .result import exception_error, normalize
 from .space import SearchSpace, compile_space, space_eval
+from .tracking import Mirror, make_log, record_from_trial
 from .trials import JOB_STATE_DONE, JOB_STATE_ERROR, Trials
 
 
@@ -43,6 +44,7 @@ def fmin(
     early_stop_fn: Callable[..., tuple[bool, list]] | None = None,
     trials_save_file: str = "",
     pruner: Any = None,
+    log: Any = None,
 ) -> Any:
     """Minimise `fn` over `space`; returns the best assignment (choices as indices), as Hyperopt does.
 
@@ -50,6 +52,7 @@ def fmin(
     a search. With `return_argmin=False` the best point is returned through `space_eval`.
     `pruner` ("median", "asha", or a pruner from hyperdist.pruning) stops trials whose objective
     takes a second argument and reports progress through it (see hyperdist/pruning.py).
+    `log="mlflow"` (or a hyperdist.tracking.TrialLog) logs each finished trial to a tracker.
     """
     if not callable(fn):
         raise HyperdistError(f"fmin: fn={fn!r} is not callable")
@@ -65,8 +68,12 @@ def fmin(
         return trials.fmin(fn, space, algo=algo, max_evals=max_evals, timeout=timeout,
                            loss_threshold=loss_threshold, rstate=rng, return_argmin=return_argmin,
                            show_progressbar=show_progressbar, early_stop_fn=early_stop_fn,
-                           points_to_evaluate=points_to_evaluate, pruner=pruner)
+                           points_to_evaluate=points_to_evaluate, pruner=pruner, log=log)
     chosen_pruner = make_pruner(pruner)
+    tlog = make_log(log)
+    mirror = Mirror(tlog, compiled, trials.exp_key, {"algo": getattr(algo, "__module__", "custom"),
+                                                     "max_evals": max_evals if max_evals < sys.maxsize else None,
+                                                     "pruner": getattr(chosen_pruner, "name", None)}) if tlog else None
     pending_points = [dict(p) for p in (points_to_evaluate or ()) if len(trials) == 0]
     for point in pending_points:
         _check_point(compiled, point)
@@ -75,6 +82,7 @@ def fmin(
     bar = ProgressBar(max_evals if max_evals < sys.maxsize else None, show_progressbar, initial=_finished(trials))
     bar.update(_finished(trials), _best_loss(trials))
     stop_state: list = []
+    ended = "stopped"  # what the tracker is told if an exception (Ctrl-C, the objective's error) ends the loop
     try:
         while len(trials) < max_evals:
             if timeout is not None and time.monotonic() - started >= timeout:
@@ -86,8 +94,12 @@ def fmin(
             else:
                 batch = algo(ids, compiled, trials, int(rng.integers(2**31 - 1)))
             for tid, params in zip(ids, batch):
-                trials.insert(tid, params, compiled.labels)
-                _evaluate(fn, compiled, trials, tid, params, catch_eval_exceptions, bar, chosen_pruner)
+                trial = trials.insert(tid, params, compiled.labels)
+                try:
+                    _evaluate(fn, compiled, trials, tid, params, catch_eval_exceptions, bar, chosen_pruner)
+                finally:
+                    if mirror is not None:
+                        mirror.add(record_from_trial(trial, compiled))
                 if trials_save_file:
                     trials.save(trials_save_file, compiled.hash)
             best = _best_loss(trials)
@@ -98,8 +110,11 @@ def fmin(
                 stop, stop_state = early_stop_fn(trials, *stop_state)
                 if stop:
                     break
+        ended = "done"
     finally:
         bar.close()
+        if mirror is not None:
+            mirror.close(ended)
     if return_argmin:
         if len(trials) == 0:
             raise AllTrialsFailed("fmin: there are no trials, so there is no argmin")

@@ -69,11 +69,13 @@ class LocalWorker:
 
 
 def spawn_workers(n: int, url: str, exp_key: str, allow: str, *, db: str = "hyperdist", isolate: bool = False,
-                  trial_timeout: float | None = None, log_dir: Path | None = None) -> list[LocalWorker]:
+                  trial_timeout: float | None = None, log_dir: Path | None = None, devices: list[str] | None = None,
+                  env: dict[str, str] | None = None) -> list[LocalWorker]:
     """Start n `hyperdist worker` processes for one experiment; the URL travels in the environment.
     They run in this directory, which relative objective references are resolved against; it is not
-    put ahead of the standard library on their path (hyperdist/__main__.py)."""
-    env = dict(os.environ, HYPERDIST_MONGO_URL=url, HYPERDIST_DB=db)
+    put ahead of the standard library on their path (hyperdist/__main__.py). With `devices`, worker i
+    sees only GPU devices[i % len(devices)] (hyperdist/gpus.py); `env` adds variables for the objective."""
+    env = {**os.environ, **(env or {}), "HYPERDIST_MONGO_URL": url, "HYPERDIST_DB": db}
     cmd = [*python_argv("from hyperdist.cli import main; main(prog_name='hyperdist')"), "worker", "--exp", exp_key, "--allow", allow, "--idle-timeout", "600"]
     if isolate:
         cmd.append("--subprocess")
@@ -82,9 +84,10 @@ def spawn_workers(n: int, url: str, exp_key: str, allow: str, *, db: str = "hype
     workers = []
     for i in range(n):
         path = log_dir / f"worker-{i}.log" if log_dir else None
+        worker_env = dict(env, CUDA_VISIBLE_DEVICES=devices[i % len(devices)]) if devices else env
         with open(path, "ab") if path else open(os.devnull, "wb") as log:
             offset = log.tell()
-            proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen(cmd, env=worker_env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
         workers.append(LocalWorker(i, proc, path, offset))
     return workers

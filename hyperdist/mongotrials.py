@@ -19,6 +19,7 @@ from .reference import reference_of
 from .session import Session, stop_signals
 from .space import compile_space, space_eval
 from .store import DONE, ERROR, FINISHED, RUNNING, Store, parse_url
+from .tracking import make_log, store_mirror
 from .trials import JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_NEW, JOB_STATE_RUNNING, Trials
 
 _STATES = {"NEW": JOB_STATE_NEW, RUNNING: JOB_STATE_RUNNING, DONE: JOB_STATE_DONE, ERROR: JOB_STATE_ERROR}
@@ -47,7 +48,7 @@ class MongoTrials(Trials):
     def fmin(self, fn: Callable[[Any], Any], space: Any, *, algo: Callable, max_evals: int,
              timeout: float | None, loss_threshold: float | None, rstate: np.random.Generator,
              return_argmin: bool, show_progressbar: bool, early_stop_fn: Callable | None,
-             points_to_evaluate: Any = None, pruner: Any = None) -> Any:
+             points_to_evaluate: Any = None, pruner: Any = None, log: Any = None) -> Any:
         if points_to_evaluate:
             raise HyperdistError("points_to_evaluate is not supported with MongoTrials yet")
         compiled = compile_space(space)
@@ -58,11 +59,23 @@ class MongoTrials(Trials):
             algo_info={"name": getattr(algo, "__module__", "custom")},
             options={"pruner": pruner_config(make_pruner(pruner))} if pruner else {},
         )
+        tlog = make_log(log)
         coordinator.start(resume=True)
+        mirror = None
+        if tlog is not None:
+            mirror = store_mirror(tlog, self.store, self.exp_key, compiled,
+                                  {"objective": coordinator.objective, "max_evals": max_evals, "seed": coordinator.seed})
+            coordinator.on_finished = mirror.finished
         session = Session(coordinator, ProgressBar(max_evals, show_progressbar, initial=coordinator.finished),
                           resume_hint="run fmin again with the same exp_key to continue")
-        with stop_signals():
-            session.run()
+        ended = "stopped"
+        try:
+            with stop_signals():
+                session.run()
+            ended = "done"
+        finally:
+            if mirror is not None:
+                mirror.close(ended)
         if show_progressbar:
             sys.stderr.write(session.summary()[0] + "\n")
         self.refresh()

@@ -1,6 +1,7 @@
 """Read-only views of an experiment: its best trial, a status summary, and flat exports."""
 from __future__ import annotations
 
+import collections
 import csv
 import datetime as dt
 import io
@@ -73,6 +74,9 @@ def render_status(store: Store, exp_key: str | None) -> tuple[str, bool]:
     if np.isfinite(loss).sum() >= 10:
         ranked = sorted(importances(space, X, loss).items(), key=lambda kv: -kv[1])[:5]
         lines.append("importance: " + "  ".join(f"{k}={v:.2f}" for k, v in ranked))
+    devices = collections.Counter(d["device"] for d in docs if d.get("device") and d["state"] in ("DONE", "ERROR"))
+    if devices:
+        lines.append("trials per device: " + "  ".join(f"{k}={v}" for k, v in sorted(devices.items())))
     coordinator = exp.get("coordinator") or {}
     if coordinator:
         lines.append(f"coordinator: {coordinator.get('owner')} lease until {_age(coordinator.get('lease_until'))}")
@@ -81,7 +85,8 @@ def render_status(store: Store, exp_key: str | None) -> tuple[str, bool]:
         if d["state"] == "RUNNING":
             until = d.get("lease_until")
             expired = until is not None and _aware(until) < now
-            lines.append(f"  worker {d.get('owner')}: trial {d['tid']} claimed {_age(d.get('claimed'))}, "
+            on = f" on {d['device']}" if d.get("device") else ""
+            lines.append(f"  worker {d.get('owner')}{on}: trial {d['tid']} claimed {_age(d.get('claimed'))}, "
                          f"last heartbeat {_age(d.get('heartbeat') or d.get('claimed'))}"
                          f"{'  LEASE EXPIRED' if expired else ''}")
     return "\n".join(lines), exp.get("state") == "done"
@@ -137,6 +142,6 @@ def _flat(doc: dict) -> dict[str, Any]:
             row[f"result.{k}"] = v
     error = doc.get("error") or {}
     row["error"] = f"{error.get('type')}: {error.get('message')}" if error else None
-    for k in ("attempts", "owner", "claimed", "finished"):
+    for k in ("attempts", "owner", "device", "claimed", "finished"):
         row[k] = doc.get(k)
     return row

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from .errors import ExperimentNotFound, HyperdistError, ObjectiveError, StoreError, redact
 from .evaluation import ChildProcess, Outcome, failed, run_in_process, store_context
+from .gpus import visible_device
 from .pruning import make_pruner, takes_context
 from .reference import AllowList, load_objective, parse
 from .space import SearchSpace, space_from_json
@@ -82,6 +83,7 @@ class Worker:
     def __init__(self, store: Store, config: WorkerConfig) -> None:
         self.store, self.config = store, config
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.device = visible_device()  # recorded on each trial this worker claims
         self.stats = WorkerStats()
         self.allow = AllowList(config.allow)
         self.base = Path(config.path or Path.cwd()).resolve()
@@ -134,7 +136,7 @@ class Worker:
                 if finished:
                     accepted = self.store.retry(self.store.report_and_claim, [f.report for f in finished],
                                                 self.owner, cfg.lease_seconds, cfg.exp_key, 0,
-                                                timeout=self._report_timeout())[0]
+                                                timeout=self._report_timeout(), device=self.device)[0]
                     self._settle_all(finished, accepted)
                 break
             if held and isinstance(held[0].get("exp_key"), str) and held[0]["exp_key"] in self._skipped:
@@ -151,7 +153,8 @@ class Worker:
             accepted, held = self.store.retry(self.store.report_and_claim, [f.report for f in finished], self.owner,
                                               cfg.lease_seconds, cfg.exp_key, self._batch(len(finished)),
                                               exclude=sorted(self._skipped),
-                                              timeout=max(cfg.outage_timeout, self._report_timeout()))
+                                              timeout=max(cfg.outage_timeout, self._report_timeout()),
+                                              device=self.device)
             if finished:
                 self._settle_all(finished, accepted)
                 finished = []

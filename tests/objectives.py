@@ -97,3 +97,18 @@ def views(cfg: dict, ctx) -> float:
         if ctx.should_stop():
             ctx.prune()
     return final
+
+
+def sees_device(cfg: dict) -> dict:
+    """Returns the CUDA_VISIBLE_DEVICES its worker process was given, beside a loss."""
+    time.sleep(float(os.environ.get("HYPERDIST_TEST_DELAY", "0")))
+    return {"loss": (cfg["x"] - 1.0) ** 2, "status": "ok", "cuda": os.environ.get("CUDA_VISIBLE_DEVICES")}
+
+
+def tracked(cfg: dict, ctx) -> float:
+    """Reports three steps; fails for x > 4 (the error reaches the tracker)."""
+    for step in range(1, 4):
+        ctx.report(step, (cfg["x"] - 1.0) ** 2 + 1.0 / step)
+    if cfg["x"] > 4:
+        raise ValueError(f"x={cfg['x']:.3f} is too large")
+    return (cfg["x"] - 1.0) ** 2

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,10 @@ from .app import DATA_DIR, DB, MONGO, _connection, main
 @DATA_DIR
 @click.option("--exp", "exp_key", metavar="KEY",
               help="Experiment key (default: FILE_STEM.FUNCTION or MODULE.FUNCTION of the objective).")
-@click.option("--workers", type=click.IntRange(min=0), default=4, show_default=True,
-              help="Local worker processes to start (0: workers run elsewhere).")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Local worker processes to start (0: workers run elsewhere). [default: 4, or one per GPU with --gpus]")
+@click.option("--gpus", metavar="all|0,1,3", help="Local workers take turns over these GPUs, each worker seeing only "
+                                                  "its device (CUDA_VISIBLE_DEVICES); 'all' as for `hyperdist worker`.")
 @click.option("--queue", type=click.IntRange(min=0), default=None,
               help="Trials kept waiting to be claimed, beyond one running per worker [default: 2 x workers, at least 4, "
                    "more when trials finish faster than the coordinator ticks].")
@@ -38,28 +41,37 @@ from .app import DATA_DIR, DB, MONGO, _connection, main
 @click.option("--trial-timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds per trial.")
 @click.option("--pruner", type=click.Choice(["none", "median", "asha"]), default="none", show_default=True,
               help="Stop unpromising trials early (objectives taking a second argument report progress).")
+@click.option("--log", "log_to", type=click.Choice(["mlflow"]),
+              help="Also log the experiment to MLflow (MLFLOW_TRACKING_URI): a parent run, a child run per trial.")
 @click.option("--no-progress", is_flag=True, help="Do not draw the progress bar.")
 def search(objective: str, space_ref: str, max_evals: int, mongo: str | None, db: str | None, data_dir: Path,
-           exp_key: str | None, workers: int, queue: int | None, resume: bool, allow_space_change: bool,
-           allow_objective_change: bool, seed: int,
+           exp_key: str | None, workers: int | None, gpus: str | None, queue: int | None, resume: bool,
+           allow_space_change: bool, allow_objective_change: bool, seed: int,
            algo: str, timeout: float | None, loss_threshold: float | None, isolate: bool,
-           trial_timeout: float | None, pruner: str, no_progress: bool) -> None:
+           trial_timeout: float | None, pruner: str, log_to: str | None, no_progress: bool) -> None:
     """Run a search: a coordinator here, WORKERS local worker processes, results in MongoDB.
 
     Without --mongo a local server is started in --data-dir and stopped at the end.
     """
     from ..algorithms import rand, tpe
     from ..coordinator import Coordinator, StopRules
+    from ..gpus import parse_gpus
     from ..pruning import make_pruner, pruner_config
     from ..reference import canonical, load_callable, load_space
     from ..session import Interrupted, stop_signals
     from ..space import compile_space
+    from ..tracking import make_log
 
     ref = canonical(objective)
     load_callable(ref)                           # fail now, before anything is written
     space = compile_space(load_space(space_ref))
     space.to_json()                              # a space that cannot be stored fails here too
     exp_key = exp_key or default_key(ref)
+    devices = parse_gpus(gpus) if gpus is not None else None
+    workers = (len(devices) if devices else 4) if workers is None else workers
+    tlog = make_log(log_to)  # a missing library fails here, before anything is written
+    if tlog is not None:  # MLflow's HTTP retries would log a line each; the mirror warns once instead
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     data_dir.mkdir(parents=True, exist_ok=True)
     with stop_signals():
         conn = None
@@ -70,7 +82,7 @@ def search(objective: str, space_ref: str, max_evals: int, mongo: str | None, db
                                 StopRules(max_evals, timeout, loss_threshold), seed=seed, workers=max(1, workers),
                                 queue=queue, objective=ref, algo_info={"name": algo},
                                 options={"pruner": pruner_config(make_pruner(pruner))} if pruner != "none" else {})
-            _run(conn, coord, space, workers, isolate, trial_timeout, data_dir, not no_progress,
+            _run(conn, coord, space, workers, isolate, trial_timeout, data_dir, not no_progress, devices, tlog,
                  resume=resume, allow_space_change=allow_space_change,
                  allow_objective_change=allow_objective_change)
         except Interrupted as exc:
@@ -85,28 +97,36 @@ def search(objective: str, space_ref: str, max_evals: int, mongo: str | None, db
 
 
 def _run(conn: Any, coord: Any, space: Any, workers: int, isolate: bool, trial_timeout: float | None,
-         data_dir: Path, progress: bool, **start: bool) -> None:
+         data_dir: Path, progress: bool, devices: list[str] | None, tlog: Any, **start: bool) -> None:
     """Start the coordinator and the local workers and watch the search to its end; whatever ends
-    it, the local workers are stopped before this returns."""
+    it, the local workers are stopped (and the tracker told) before this returns."""
     from ..launcher import spawn_workers, stop_workers, wait_workers
     from ..progress import ProgressBar
     from ..session import Session
+    from ..tracking import store_mirror
 
     procs: list = []
+    mirror, ended = None, "stopped"
     try:
         resumed = coord.start(**start)
+        if tlog is not None:
+            mirror = store_mirror(tlog, conn.store, coord.exp_key, space,
+                                  {"objective": coord.objective, "algo": coord.algo_info.get("name"), "seed": coord.seed,
+                                   "max_evals": coord.rules.max_evals, "pruner": (coord.options.get("pruner") or {}).get("name")})
+            coord.on_finished = mirror.finished
         click.echo(f"{'resumed' if resumed else 'started'} experiment {coord.exp_key!r}: {coord.finished} of "
                    f"{coord.rules.max_evals} trials done; server {conn.store.url_redacted}", err=True)
         try:
             procs = spawn_workers(workers, conn.url, coord.exp_key, coord.objective, db=conn.store.db_name,
                                   isolate=isolate, trial_timeout=trial_timeout,
-                                  log_dir=data_dir if workers else None)
+                                  log_dir=data_dir if workers else None, devices=devices)
             session = Session(coord, ProgressBar(coord.rules.max_evals, progress, initial=coord.finished),
                               workers=procs, resume_hint="continue with the same command plus --resume")
         except BaseException:  # before the session watches: the experiment is ours to mark stopped
             coord.stop()
             raise
         session.run()
+        ended = "done"
         summary, any_ok = session.summary()
         click.echo(summary, err=True)
         wait_workers(procs, 30)
@@ -115,6 +135,8 @@ def _run(conn: Any, coord: Any, space: Any, workers: int, isolate: bool, trial_t
             sys.exit(1)
     finally:
         stop_workers(procs, graceful=True)
+        if mirror is not None:
+            mirror.close(ended)
 
 
 def default_key(ref: str) -> str:
@@ -154,9 +176,9 @@ def demo(ctx: click.Context, max_evals: int, workers: int, resume: bool, mongo: 
     except ImportError:
         raise HyperdistError("the demo needs scikit-learn: pip install 'hyperdist[demo]'") from None
     ctx.invoke(search, objective="hyperdist.demo:objective", space_ref="hyperdist.demo:space", max_evals=max_evals,
-               mongo=mongo, db=None, data_dir=data_dir, exp_key="demo-digits", workers=workers, queue=None,
-               resume=resume, allow_space_change=False, allow_objective_change=False, seed=0, algo="tpe", timeout=None, loss_threshold=None,
-               isolate=False, trial_timeout=None, pruner="none", no_progress=False)
+               mongo=mongo, db=None, data_dir=data_dir, exp_key="demo-digits", workers=workers, gpus=None, queue=None,
+               resume=resume, allow_space_change=False, allow_objective_change=False, seed=0, algo="tpe", timeout=None,
+               loss_threshold=None, isolate=False, trial_timeout=None, pruner="none", log_to=None, no_progress=False)
 
 
 def _print_best(store: Any, exp_key: str, space: Any) -> None:

@@ -43,9 +43,14 @@ class _AllowEntry(click.ParamType):
 @click.option("--max-trials", type=click.IntRange(min=1), help="Exit after this many trials.")
 @click.option("--prefetch", type=click.IntRange(min=1), default=8, show_default=True,
               help="Most trials claimed at once; trials of at most 60 ms are claimed as many as fit in 120 ms.")
-def worker(mongo: str, db: str | None, exp_key: str | None, allow: tuple[str, ...], path: str | None, isolate: bool,
+@click.option("--gpus", metavar="all|0,1,3",
+              help="Start one worker process per GPU, each seeing only its device (CUDA_VISIBLE_DEVICES); 'all': "
+                   "the devices in CUDA_VISIBLE_DEVICES, else those `nvidia-smi -L` lists.")
+@click.pass_context
+def worker(ctx: click.Context, mongo: str, db: str | None, exp_key: str | None, allow: tuple[str, ...],
+           path: str | None, isolate: bool,
            trial_timeout: float | None, lease: float, idle_timeout: float, drain: bool,
-           max_consecutive_failures: int, max_trials: int | None, prefetch: int) -> None:
+           max_consecutive_failures: int, max_trials: int | None, prefetch: int, gpus: str | None) -> None:
     """Claim trials, evaluate their objective, report results; stateless, run as many as you like."""
     from ..reference import AllowList
     from ..store import Store, parse_url
@@ -55,6 +60,13 @@ def worker(mongo: str, db: str | None, exp_key: str | None, allow: tuple[str, ..
     if not entries:
         raise HyperdistError("a worker needs --allow ENTRY: it only runs objectives its operator allowed")
     url, db_name = parse_url(mongo, db)
+    if gpus is not None:
+        from ..gpus import forwarded_args, parse_gpus, supervise
+
+        devices = parse_gpus(gpus)  # the URL goes to the workers in the environment, never on a command line
+        verbose = ["-v"] if ctx.parent is not None and ctx.parent.params.get("verbose") else []
+        command = [*verbose, "worker", *forwarded_args(ctx, {"gpus", "mongo"})]
+        sys.exit(supervise(command, devices, dict(os.environ, HYPERDIST_MONGO_URL=mongo)))
     config = WorkerConfig(allow=entries, path=path, exp_key=exp_key, isolate=isolate,
                           trial_timeout=trial_timeout, lease_seconds=lease, idle_timeout=idle_timeout,
                           drain=drain, max_consecutive_failures=max_consecutive_failures, max_trials=max_trials,

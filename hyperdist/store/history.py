@@ -12,7 +12,7 @@ STATES = (NEW, RUNNING, DONE, ERROR)
 _PRUNED = "pruned"
 
 _HISTORY_FIELDS = dict(_TRIAL_FIELDS, attempts=1, owner=1, created=1, claimed=1, finished=1, lease_until=1,
-                       heartbeat=1, exp_key=1, intermediate=1)
+                       heartbeat=1, exp_key=1, intermediate=1, device=1)
 
 
 class History(Connection):
@@ -35,6 +35,11 @@ class History(Connection):
             docs = list(self._trials.find({"_id": {"$in": ids}, "state": {"$in": list(FINISHED)}},
                                           dict(_TRIAL_FIELDS, batch=1)))  # batch: claimed with how many
         return [_clean_fields(d) for d in docs]
+
+    def trials_by_id(self, ids: list) -> list[dict]:
+        """Whole trials by `_id`: what a tracker logs of the trials the coordinator saw finish."""
+        with self._errors("reading from"):
+            return list(self._trials.find({"_id": {"$in": ids}}, _HISTORY_FIELDS))
 
     def existing(self, ids: list) -> set:
         """Which of these trial _ids still exist (a server that lost recent writes may not have them)."""
@@ -75,7 +80,8 @@ class History(Connection):
     def running_trials(self, exp_key: str) -> list[dict]:
         with self._errors("reading from"):
             return list(self._trials.find({"exp_key": exp_key, "state": RUNNING},
-                                          {"tid": 1, "owner": 1, "claimed": 1, "lease_until": 1, "heartbeat": 1}))
+                                          {"tid": 1, "owner": 1, "claimed": 1, "lease_until": 1, "heartbeat": 1,
+                                                                     "device": 1}))
 
 
     def outcome_counts(self, exp_key: str, exclude: list | None = None) -> dict[str, int]:

@@ -76,7 +76,7 @@ class Trials(Connection):
 
     def report_and_claim(self, reports: Sequence[Report], owner: str, lease_seconds: float,
                          exp_key: str | None = None, n: int = 1,
-                         exclude: Sequence[str] = ()) -> tuple[list[bool], list[dict]]:
+                         exclude: Sequence[str] = (), device: str | None = None) -> tuple[list[bool], list[dict]]:
         """Finish the `reports`' trials and claim up to `n` NEW ones: a worker's two round trips.
 
         NEW trials are read through the claim index, then one `update` command carries the reports
@@ -86,7 +86,8 @@ class Trials(Connection):
         trials claimed together), which reports went in, and which other candidates are still NEW.
         A worker takes at most half of the trials it sees waiting, so the others find some too.
         Returns (whether each report was accepted, the claimed trials). A worker serving every
-        experiment passes the ones it cannot run as `exclude`.
+        experiment passes the ones it cannot run as `exclude`. `device` (the GPU the worker sees,
+        hyperdist/gpus.py) is recorded on the trials it claims.
         """
         reports = [_storable(r) for r in reports]
         query: dict[str, Any] = {"state": NEW}
@@ -106,6 +107,8 @@ class Trials(Connection):
                 now = _now()
                 fields = {"state": RUNNING, "owner": owner, "lease_token": uuid.uuid4().hex, "batch": take,
                           "lease_until": now + dt.timedelta(seconds=lease_seconds), "claimed": now, "heartbeat": now}
+                if device is not None:
+                    fields["device"] = device
                 ids = [d["_id"] for d in picks]
                 # a count `$inc` can raise (a string, or at 2**63 written by someone else) would fail the
                 # whole statement: such a trial is never claimed instead

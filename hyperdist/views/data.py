@@ -68,13 +68,19 @@ def trial_record(doc: dict) -> dict:
     claimed = utc(doc.get("book_time") if local else doc.get("claimed"))
     finished = utc(doc.get("refresh_time") if local and state in ("DONE", "ERROR") else doc.get("finished"))
     out = {"tid": int(doc["tid"]), "state": state, "result": result, "params": dict(doc.get("params") or {}),
-           "error": doc.get("error"), "owner": doc.get("owner"), "claimed": claimed, "finished": finished,
+           "error": doc.get("error"), "owner": _worker(doc), "claimed": claimed, "finished": finished,
            "heartbeat": utc(doc.get("heartbeat")), "lease_until": utc(doc.get("lease_until")),
            "attempts": doc.get("attempts"), "loss": _finite(result.get("loss")),
            "intermediate": sorted((int(k), float(v)) for k, v in (doc.get("intermediate") or {}).items()
                                   if _finite(v) is not None)}
     out["kind"] = kind_of(dict(out, state=state))
     return out
+
+
+def _worker(doc: dict) -> str | None:
+    """The worker that ran a trial, with the device it was pinned to (`host:pid (gpu:1)`)."""
+    owner, device = doc.get("owner"), doc.get("device")
+    return f"{owner} ({device})" if owner and isinstance(device, str) and device else owner
 
 
 @dataclass

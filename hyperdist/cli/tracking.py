@@ -1,0 +1,33 @@
+"""`hyperdist mlflow`: copy an experiment's finished trials to MLflow after the fact."""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from .app import _with_store, main
+
+
+@main.command(name="mlflow")
+@click.argument("exp_key")
+@_with_store
+def mlflow_(store: Any, exp_key: str) -> None:
+    """Log an experiment's finished trials to MLflow (MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME):
+    a parent run and a child run per trial, only those not logged yet, e.g. after the tracking
+    server was down during `search --log mlflow`."""
+    from ..errors import redact
+    from ..space import space_from_json
+    from ..tracking import make_log, store_mirror
+
+    exp = store.get_experiment(exp_key)
+    tlog = make_log("mlflow")
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # MLflow's retries: one line at the end
+    info = {k: exp.get(k) for k in ("objective", "max_evals", "seed")}
+    mirror = store_mirror(tlog, store, exp_key, space_from_json(exp["space"]), info, flush_timeout=None)
+    left = mirror.close({"done": "done", "stopped": "stopped"}.get(exp.get("state"), "running"))
+    uri = redact(str(getattr(tlog, "where", "?")))
+    click.echo(f"logged {mirror.logged} trials of {exp_key!r} to MLflow at {uri}"
+               + (f"; {left} could not be logged" if left else ""))
+    sys.exit(1 if left or mirror.failure else 0)
