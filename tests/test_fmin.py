@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from hyperdist import (
-    STATUS_FAIL, STATUS_OK, AllTrialsFailed, HyperdistError, Trials, fmin, hp, no_progress_loss, rand,
-    space_eval, tpe,
+    STATUS_FAIL, STATUS_OK, AllTrialsFailed, HyperdistError, Trials, fmin, generate_trials_to_calculate, hp,
+    no_progress_loss, rand, space_eval, tpe,
 )
+from hyperdist.exceptions import InvalidLoss, InvalidResultStatus
 
 
 def quiet(*args, **kwargs):
@@ -59,10 +60,8 @@ def test_nested_choice_and_tuple_space():
     assert best["z"] == 1
 
 
-@pytest.mark.parametrize("bad, reason", [
-    (float("nan"), "nan"), (float("inf"), "inf"), (None, "None"), ("0.3", "str"), ({"status": STATUS_OK}, "loss"),
-])
-def test_bad_results_become_failed_trials(bad, reason):
+@pytest.mark.parametrize("bad, reason", [(float("nan"), "nan"), (float("inf"), "inf")])
+def test_non_finite_losses_become_error_trials(bad, reason):
     calls = []
 
     def objective(cfg):
@@ -71,10 +70,26 @@ def test_bad_results_become_failed_trials(bad, reason):
 
     trials = Trials()
     quiet(objective, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=6, trials=trials, rstate=0)
-    failed = [t for t in trials.trials if t["result"]["status"] == STATUS_FAIL]
-    assert len(failed) == 3 and reason in failed[0]["error"]["message"]
+    failed = [t for t in trials.all_trials if t["result"]["status"] == STATUS_FAIL]
+    assert len(calls) == 6 and len(failed) == 3 and reason in failed[0]["error"]["message"]
     assert failed[0]["result"]["failure"] == failed[0]["error"]["message"]
-    assert trials.losses().count(None) == 3 and trials.best_trial["result"]["loss"] == 1.0  # the search went on
+    assert len(trials) == 3 and trials.best_trial["result"]["loss"] == 1.0  # the search went on
+
+
+@pytest.mark.parametrize("bad, kind", [
+    (None, InvalidResultStatus), ("0.3", InvalidResultStatus), ({"status": "done"}, InvalidResultStatus),
+    ({"status": STATUS_OK}, InvalidLoss), ({"status": STATUS_OK, "loss": "low"}, InvalidLoss),
+])
+def test_unusable_results_raise_as_in_hyperopt_unless_caught(bad, kind):
+    trials = Trials()
+    with pytest.raises(kind) as raised:
+        quiet(lambda cfg: bad, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=3, trials=trials)
+    assert repr(bad)[:10] in str(raised.value) and len(trials.all_trials) == 1 and len(trials) == 0
+    trials = Trials()
+    with pytest.raises(AllTrialsFailed):
+        quiet(lambda cfg: bad, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=3, trials=trials,
+              catch_eval_exceptions=True)
+    assert len(trials.all_trials) == 3 and trials.all_trials[0]["error"]["type"] in ("InvalidResult", "InvalidLoss")
 
 
 def test_exceptions_are_recorded_and_reraised_unless_caught():
@@ -84,13 +99,14 @@ def test_exceptions_are_recorded_and_reraised_unless_caught():
     trials = Trials()
     with pytest.raises(RuntimeError, match="kaboom"):
         quiet(boom, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=3, trials=trials)
-    error = trials.trials[0]["error"]
+    error = trials.all_trials[0]["error"]
     assert error["type"] == "RuntimeError" and error["message"] == "kaboom" and "in boom" in error["traceback"]
-    assert trials.statuses() == [STATUS_FAIL] and len(trials) == 1
+    assert len(trials) == 0 and trials.trials == [] and trials.count_by_state()[3] == 1
     trials = Trials()
-    with pytest.raises(AllTrialsFailed, match="no trial finished"):
+    with pytest.raises(AllTrialsFailed, match="no evaluated trials"):
         quiet(boom, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=3, trials=trials, catch_eval_exceptions=True)
-    assert len(trials) == 3 and all(t["error"]["message"] == "kaboom" for t in trials.trials)
+    assert len(trials) == 0 and len(trials.all_trials) == 3
+    assert all(t["error"]["message"] == "kaboom" for t in trials.all_trials)
 
 
 def test_max_evals_counts_history_and_seed_reproduces():
@@ -125,7 +141,7 @@ def test_stop_rules():
     trials = Trials()
     quiet(lambda x: 1.0, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=1000, trials=trials,
           early_stop_fn=no_progress_loss(5))
-    assert len(trials) == 6  # one sets the best, five make no progress
+    assert len(trials) == 5  # Hyperopt's count: the first trial already counts as one without progress
     trials = Trials()
     import time
     quiet(lambda x: time.sleep(0.05) or x, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=1000, trials=trials,
@@ -134,12 +150,24 @@ def test_stop_rules():
 
 
 def test_points_to_evaluate_run_first_and_return_argmin_false():
-    trials = Trials()
     space = {"x": hp.uniform("x", -1, 1), "c": hp.choice("c", ["a", "b"])}
-    best = quiet(lambda c: abs(c["x"]) + (c["c"] == "a"), space, algo=tpe.suggest, max_evals=5, trials=trials,
-                 points_to_evaluate=[{"x": 0.0, "c": 1}], return_argmin=False)
-    assert trials.trials[0]["params"] == {"x": 0.0, "c": 1}
+    calls = []
+
+    def objective(c):
+        calls.append(c)
+        return abs(c["x"]) + (c["c"] == "a")
+
+    best = quiet(objective, space, algo=tpe.suggest, max_evals=5, points_to_evaluate=[{"x": 0.0, "c": 1}],
+                 return_argmin=False)
+    assert calls[0] == {"x": 0.0, "c": "b"} and len(calls) == 6  # the point, then max_evals more
     assert best == {"x": 0.0, "c": "b"}
+    trials = generate_trials_to_calculate([{"x": 5.0, "c": 0}])  # out of range: evaluated, as in Hyperopt
+    quiet(objective, space, algo=tpe.suggest, max_evals=2, trials=trials)
+    assert len(trials) == 3 and trials.trials[0]["params"] == {"x": 5.0, "c": 0}
+    with pytest.warns(UserWarning, match="points_to_evaluate is ignored"):
+        quiet(objective, space, algo=tpe.suggest, max_evals=1, trials=Trials(), points_to_evaluate=[{"x": 0.0, "c": 1}])
+    with pytest.raises(HyperdistError, match="'c'"):  # no such option: refused before anything runs
+        quiet(objective, space, max_evals=1, points_to_evaluate=[{"x": 0.0, "c": 2}])
 
 
 def test_trials_save_file_resumes(tmp_path):
