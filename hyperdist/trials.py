@@ -219,7 +219,8 @@ class Trials:
     # --- what algorithms read -------------------------------------------------------------------
     def observations(self, space: SearchSpace) -> Observations:
         """The numeric history for `space`, updated incrementally since the last call."""
-        if self._table is None or self._table.space is not space:
+        # the same space compiled again (each fmin call compiles its argument) keeps the table
+        if self._table is None or self._table.space is not space and self._table.space.hash != space.hash:
             self._table = HistoryTable(space)
             self._dirty = set(self._by_tid)
         for tid in sorted(self._dirty):
