@@ -210,9 +210,12 @@ def _annotated(fn: Callable[..., Any]) -> tuple[Callable[[Mapping[str, Any]], An
     annotations = inspect.getfullargspec(fn).annotations
     for name, node in annotations.items():
         if not isinstance(node, Arithmetic):
+            hint = " (annotations are strings under `from __future__ import annotations`: leave it out of " \
+                   "this file)" if isinstance(node, str) else ""
             raise InvalidAnnotatedParameter(
                 node, f'fmin(space="annotated"): {getattr(fn, "__name__", fn)}\'s annotation of {name!r} is '
-                      f'{node!r}; annotate every argument with an hp expression, e.g. x: hp.uniform("x", 0, 1)')
+                      f'{node!r}; annotate every argument with an hp expression, e.g. x: hp.uniform("x", 0, 1)'
+                      + hint)
 
     @functools.wraps(fn)
     def call_with_keywords(config: Mapping[str, Any]) -> Any:

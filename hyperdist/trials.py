@@ -158,6 +158,8 @@ class Trials:
         trial = {
             "tid": tid,
             "state": JOB_STATE_NEW,
+            "spec": None,
+            "version": 0,
             "params": dict(params),
             "result": {"status": STATUS_NEW},
             "error": None,
