@@ -14,7 +14,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from .errors import AllTrialsFailed, HyperdistError
 from .history import PENDING, HistoryTable, Observations, classify
-from .result import STATUS_NEW, STATUS_OK, plain
+from .result import STATUS_NEW, STATUS_OK, STATUS_PRUNED, plain
 from .space import SearchSpace
 
 JOB_STATE_NEW, JOB_STATE_RUNNING, JOB_STATE_DONE, JOB_STATE_ERROR = 0, 1, 2, 3
@@ -87,7 +87,9 @@ class Trials:
         return [t["result"] for t in self._trials]
 
     def losses(self, bandit: Any = None) -> list[float | None]:
-        return [t["result"].get("loss") for t in self._trials]
+        """Each trial's result loss, whatever its status, as in Hyperopt; None for a pruned trial (its
+        loss is the last value it reported, not a final loss) and for one without a loss."""
+        return [None if t["result"].get("status") == STATUS_PRUNED else t["result"].get("loss") for t in self._trials]
 
     def statuses(self, bandit: Any = None) -> list[str]:
         return [t["result"].get("status", STATUS_NEW) for t in self._trials]

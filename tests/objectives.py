@@ -97,3 +97,19 @@ def views(cfg: dict, ctx) -> float:
         if ctx.should_stop():
             ctx.prune()
     return final
+
+
+# Hyperopt-style arithmetic and scope helpers on hp nodes: they travel to workers as JSON data.
+from hyperdist.pyll import scope  # noqa: E402
+
+expression_space = {
+    "lr": scope.exp(hp.uniform("log_lr", -5, 0)),
+    "units": scope.int(hp.quniform("units", 8, 64, 8)) * 2,
+    "shifted": 1 + abs(hp.normal("z", 0, 1)),
+}
+
+
+def expression_loss(cfg: dict) -> float:
+    """Records the configuration it received, so the test can check the expressions were applied."""
+    _log(cfg)
+    return cfg["lr"] * cfg["units"] / cfg["shifted"]
