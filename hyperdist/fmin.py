@@ -105,6 +105,7 @@ class _Loop:
     def __init__(self, fn: Callable, space: SearchSpace, trials: Trials, catch: bool, pruner: Any,
                  show: bool, total: int | None) -> None:
         self.fn, self.space, self.trials, self.catch, self.pruner = fn, space, trials, catch, pruner
+        self.with_context = takes_context(fn)
         self.bar = ProgressBar(total, show, initial=trials.n_finished)
         self.bar.update(trials.n_finished, trials.best_loss)
 
@@ -145,7 +146,7 @@ class _Loop:
         trials.start(tid)
         self.bar.clear()
         ctx = TrialContext(tid, self.pruner, trials.peers(tid), functools.partial(trials.report_intermediate, tid)) \
-            if takes_context(fn) else None
+            if self.with_context else None
         raw = None
         try:
             config = self.space.eval(params)

@@ -227,6 +227,7 @@ class Trials:
         if self._table is None or self._table.space is not space and self._table.space.hash != space.hash:
             self._table = HistoryTable(space)
             self._dirty = set(self._by_tid)
+        self._table.space = space
         for tid in sorted(self._dirty):
             trial = self._by_tid[tid]
             self._table.add(tid, trial["params"], *_state_and_loss(trial))
