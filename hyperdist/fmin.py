@@ -61,7 +61,7 @@ def fmin(
     trials whose objective takes a second argument and reports progress through it.
     """
     max_evals = _check_arguments(fn, max_evals, timeout, loss_threshold, max_queue_len, points_to_evaluate,
-                                 early_stop_fn)
+                                 early_stop_fn, pass_expr_memo_ctrl)
     if isinstance(space, str) and space == "annotated":
         fn, space = _annotated(fn)
     algo = algo or tpe.suggest
@@ -227,10 +227,13 @@ def _annotated(fn: Callable[..., Any]) -> tuple[Callable[[Mapping[str, Any]], An
 
 
 def _check_arguments(fn: Any, max_evals: Any, timeout: Any, loss_threshold: Any, max_queue_len: Any,
-                     points: Any, early_stop_fn: Any) -> int:
+                     points: Any, early_stop_fn: Any, pass_expr_memo_ctrl: Any) -> int:
     """Every argument checked before anything runs, so a typo never costs an evaluation."""
     if not callable(fn):
         raise HyperdistError(f"fmin: fn={fn!r} is not callable")
+    if pass_expr_memo_ctrl:
+        raise HyperdistError("fmin: pass_expr_memo_ctrl is not supported: spaces are data, so the objective "
+                             "receives the configuration (and, if it takes a second argument, a trial context)")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not timeout > 0):
         raise HyperdistError(f"fmin: timeout={timeout!r} must be None or a positive number of seconds")
     if loss_threshold is not None and (isinstance(loss_threshold, bool) or not isinstance(loss_threshold, numbers.Real)

@@ -111,6 +111,28 @@ class Trials:
         return out
 
     @property
+    def specs(self) -> list[Any]:
+        return [t["spec"] for t in self._trials]
+
+    @property
+    def miscs(self) -> list[dict[str, Any]]:
+        return [t["misc"] for t in self._trials]
+
+    @property
+    def idxs_vals(self) -> tuple[dict[str, list[int]], dict[str, list[Any]]]:
+        return self.idxs, self.vals
+
+    def count_by_state_synced(self, arg: int | Sequence[int], trials: Sequence[Mapping[str, Any]] | None = None) -> int:
+        """How many (valid) trials are in state `arg` or in any of the states `arg` lists."""
+        states = {arg} if isinstance(arg, int) else set(arg)
+        return sum(1 for t in (self._trials if trials is None else trials) if t["state"] in states)
+
+    def count_by_state_unsynced(self, arg: int | Sequence[int]) -> int:
+        """The same over every trial, error trials included (an in-memory history is always in sync)."""
+        states = {arg} if isinstance(arg, int) else set(arg)
+        return sum(self._counts[s] for s in states if s in self._counts)
+
+    @property
     def best_trial(self) -> dict[str, Any]:
         if self._best is None:
             raise AllTrialsFailed(

@@ -204,3 +204,35 @@ def test_progressbar_is_not_broken_by_objective_output():
     text = out.getvalue()
     assert "\r\x1b[Kobjective says hi\n" in text and "best loss: 0.5" in text and "3/10" in text
     assert "2 ok, 1 failed, 0 pruned" in text
+
+
+def test_incremental_counts_and_best_agree_with_a_recount():
+    rng = np.random.default_rng(3)
+    trials = Trials()
+    for tid in range(300):
+        trials.insert(tid, {"x": float(rng.random())}, ["x"])
+        if rng.random() < 0.1:
+            continue  # stays new
+        trials.start(tid)
+        kind = rng.integers(5)
+        if kind == 0:
+            trials.finish(tid, {"status": "fail"}, {"type": "RuntimeError", "message": "boom"})
+        elif kind == 1:
+            trials.finish(tid, {"status": "fail"})
+        elif kind == 2 and tid % 7:
+            trials.finish(tid, {"status": "ok", "loss": float(np.round(rng.random(), 1))})
+        elif kind == 3:
+            trials.finish(tid, {"status": "fail", "loss": float("nan")}, {"type": "InvalidLoss", "message": "nan"})
+    recount = {s: sum(t["state"] == s for t in trials.all_trials) for s in range(4)}
+    assert trials.count_by_state() == recount
+    assert trials.count_by_state_unsynced([0, 1]) == recount[0] + recount[1]
+    assert trials.count_by_state_synced(3) == 0 and len(trials) == 300 - recount[3]
+    ok = [t for t in trials.trials if t["result"]["status"] == STATUS_OK]
+    assert trials.best_trial is min(ok, key=lambda t: t["result"]["loss"])  # the first of equal losses
+    assert trials.n_finished == recount[2] + recount[3] and trials.new_trial_ids(2) == [300, 301]
+    assert trials.specs == [None] * len(trials) and trials.idxs_vals == (trials.idxs, trials.vals)
+
+
+def test_pyll_ctrl_objectives_are_refused_with_the_reason():
+    with pytest.raises(HyperdistError, match="pass_expr_memo_ctrl is not supported"):
+        quiet(lambda expr, memo, ctrl: 0.0, hp.uniform("x", 0, 1), max_evals=2, pass_expr_memo_ctrl=True)
