@@ -1,4 +1,5 @@
-"""Speed benchmark: milliseconds per TPE suggestion against history size, hyperdist vs Hyperopt vs Optuna.
+"""Speed benchmark: milliseconds per TPE suggestion, and per trial of the full fmin path, against history
+size, hyperdist vs Hyperopt vs Optuna.
 
     python benchmarks/speed.py --sizes 100 1000 10000 --repeats 9 --out benchmarks/results/speed.md
 
@@ -19,6 +20,19 @@ random losses), then one suggestion is timed; nothing but the suggestion is insi
   univariate parameters inside `suggest_*`, so `ask()` alone would time nothing) on a study holding n
   completed trials added with `add_trials`; the trial is told FAIL outside the timer so that the
   history stays at n completed trials.
+
+The full fmin path, each tool continuing a search that holds n finished trials by K = 10 trials with a
+cheap objective (a function of a, b, d); each repeat times one call adding no trial (the fixed cost
+of a call: space compilation, set-up) and one adding K, and reports (second - first) / K, so only what
+each trial costs remains (suggestion, evaluation, recording, stop-rule and progress bookkeeping):
+
+* `hd fmin`: `hyperdist.fmin(fn, space, tpe.suggest, max_evals=len(trials) + K, trials=trials)` on a
+  `hyperdist.Trials` holding the n trials;
+* `Hyperopt fmin`: `hyperopt.fmin(...)` the same way on a `hyperopt.Trials` holding n trials;
+* `Optuna optimize`: `study.optimize(objective, n_trials=K)` on the study of `Optuna TPE` (n trials),
+  the objective asking the same `suggest_*` calls.
+
+The fmin-path peers' ratios are to `hd fmin`. The history grows by K trials per repeat.
 
 Repeats are interleaved (repeat r of every tool runs before repeat r + 1 of any) so that load from
 other work on a shared machine hits all tools alike. Times are CPU time of this process

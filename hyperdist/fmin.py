@@ -120,7 +120,9 @@ class _Loop:
                 batch, pending = pending[:queue], pending[queue:]
             else:
                 ids = trials.new_trial_ids(min(queue, to_run - queued))
-                suggested = algo(ids, self.space, trials, int(rng.integers(2**31 - 1)))
+                seed = int(rng.integers(2**31 - 1))
+                # a space without parameters (a constant) has one point: nothing to suggest
+                suggested = algo(ids, self.space, trials, seed) if len(self.space) else [{} for _ in ids]
                 if not suggested:  # an algorithm with nothing left to propose ends the search
                     return
                 for tid, params in zip(ids, suggested):
@@ -208,7 +210,13 @@ def generate_trials_to_calculate(points: Sequence[Mapping[str, Any]]) -> Trials:
 def _annotated(fn: Callable[..., Any]) -> tuple[Callable[[Mapping[str, Any]], Any], dict[str, Any]]:
     """Hyperopt's `space="annotated"`: fn's arguments annotated with hp expressions form the space,
     and fn is called with them as keyword arguments."""
-    annotations = inspect.getfullargspec(fn).annotations
+    spec = inspect.getfullargspec(fn)
+    annotations = {k: v for k, v in spec.annotations.items() if k != "return"}
+    for name in spec.args + spec.kwonlyargs:
+        if name not in annotations:
+            raise InvalidAnnotatedParameter(
+                name, f'fmin(space="annotated"): argument {name!r} of {getattr(fn, "__name__", fn)} has no '
+                      f'annotation; annotate every argument with an hp expression, e.g. {name}: hp.uniform("{name}", 0, 1)')
     for name, node in annotations.items():
         if not isinstance(node, Arithmetic):
             hint = " (annotations are strings under `from __future__ import annotations`: leave it out of " \

@@ -236,3 +236,27 @@ def test_incremental_counts_and_best_agree_with_a_recount():
 def test_pyll_ctrl_objectives_are_refused_with_the_reason():
     with pytest.raises(HyperdistError, match="pass_expr_memo_ctrl is not supported"):
         quiet(lambda expr, memo, ctrl: 0.0, hp.uniform("x", 0, 1), max_evals=2, pass_expr_memo_ctrl=True)
+
+
+def test_annotated_space_checks_every_argument_and_allows_a_return_annotation():
+    from hyperdist.exceptions import InvalidAnnotatedParameter
+
+    with pytest.raises(InvalidAnnotatedParameter, match="argument 'x' of <lambda> has no annotation"):
+        quiet(lambda x: x, "annotated", max_evals=2)
+    seen = []
+
+    def objective(x, k):
+        seen.append(k)
+        return x
+    # what `def objective(x: hp.uniform(...), k: hp.choice(...)) -> float` sets without this file's
+    # `from __future__ import annotations`
+    objective.__annotations__ = {"x": hp.uniform("x", 0, 1), "k": hp.choice("k", ["a", "b"]), "return": float}
+
+    best = quiet(objective, "annotated", max_evals=4)
+    assert set(best) == {"x", "k"} and set(seen) <= {"a", "b"} and len(seen) == 4
+
+
+def test_a_space_without_parameters_evaluates_its_constant():
+    seen = []
+    assert quiet(lambda c: seen.append(c) or 1.0, {"k": 3, "name": "const"}, max_evals=3) == {}
+    assert seen == [{"k": 3, "name": "const"}] * 3
