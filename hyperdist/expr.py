@@ -106,6 +106,7 @@ class Expr(Arithmetic):
             return value_of(options[int(pos)])
         fn = OPS[self.op][0]
         args = [value_of(a) for a in self.args]
+        _check_size(self, args)
         try:
             return fn(*args)
         except (ArithmeticError, TypeError, ValueError, IndexError, KeyError) as exc:
@@ -113,6 +114,25 @@ class Expr(Arithmetic):
 
     def to_json(self, encode: Callable[[Any], Any]) -> dict[str, Any]:
         return {"$op": self.op, "args": [encode(a) for a in self.args]}
+
+
+MAX_INT_EXPONENT = 10_000  # 10 ** 10_000 is instant; 10 ** 10 ** 10 would stall a worker for hours
+MAX_REPEAT = 1_000_000
+
+
+def _check_size(expr: Expr, args: list[Any]) -> None:
+    """Refuse the two operations whose cost has no bound in the size of the document (a space read
+    from a database must not be able to stall or exhaust a worker): an integer power with a huge
+    exponent, and a repeated sequence with a huge length."""
+    if expr.op == "pow" and all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in args) \
+            and abs(int(args[1])) > MAX_INT_EXPONENT:
+        raise SpaceError(f"space expression {expr!r}: integer exponent {args[1]} exceeds {MAX_INT_EXPONENT}")
+    if expr.op == "mul" and any(isinstance(a, (str, bytes, list, tuple)) for a in args):
+        count = next((a for a in args if isinstance(a, (int, np.integer)) and not isinstance(a, bool)), 0)
+        size = max(len(a) for a in args if isinstance(a, (str, bytes, list, tuple)))
+        if int(count) * size > MAX_REPEAT:
+            raise SpaceError(f"space expression {expr!r}: a sequence repeated to {int(count) * size} items "
+                             f"exceeds {MAX_REPEAT}")
 
 
 def decode(node: dict[str, Any], decode_operand: Callable[[Any], Any]) -> Expr:

@@ -48,6 +48,16 @@ def test_malformed_expression_documents_are_refused(node, fragment):
         space_from_json({"format": "hyperdist.space/1", "root": {"x": node}})
 
 
+@pytest.mark.parametrize("root, fragment", [
+    ({"$op": "pow", "args": [10, {"$op": "pow", "args": [10, 10]}]}, "integer exponent 10000000000 exceeds"),
+    ({"$op": "mul", "args": [["x"], 10**9]}, "repeated to 1000000000 items"),
+])
+def test_documents_that_would_stall_a_worker_are_refused_when_evaluated(root, fragment):
+    space = space_from_json({"format": "hyperdist.space/1", "root": root})
+    with pytest.raises(SpaceError, match=fragment):
+        space.eval({})
+
+
 def test_scope_offers_only_data_functions():
     with pytest.raises(SpaceError, match="cannot hold your own functions"):
         scope.define(lambda a: a)
