@@ -7,6 +7,7 @@ what the distributed mode stores in MongoDB: data only, never code.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -115,6 +116,12 @@ class SearchSpace:
     def drop_invalid(self, X: np.ndarray) -> np.ndarray:
         """Set values outside their parameter's support to NaN, in place: rows read from a database
         (which anyone may have edited) never reach an algorithm as an option index out of range."""
+        if len(X) == 1:  # one trial's row, recorded as each result arrives: plain floats, ~20x cheaper
+            for j, (categorical, lo, hi) in enumerate(self._support):
+                v = float(X[0, j])
+                if v == v and (not math.isfinite(v) or v < lo or v > hi or categorical and v != round(v)):
+                    X[0, j] = np.nan
+            return X
         for j, spec in enumerate(self.params):
             col = X[:, j]
             with np.errstate(invalid="ignore"):
@@ -126,6 +133,19 @@ class SearchSpace:
                     bad = ~np.isfinite(col) | (col < lo - tol) | (col > hi + tol)
             col[bad & ~np.isnan(col)] = np.nan
         return X
+
+    @functools.cached_property
+    def _support(self) -> tuple[tuple[bool, float, float], ...]:
+        """(categorical, lowest, highest) allowed value of each parameter, as `drop_invalid` checks them."""
+        out = []
+        for spec in self.params:
+            if spec.dist.categorical:
+                out.append((True, 0.0, spec.dist.n_options - 1.0))
+                continue
+            lo, hi = spec.dist.value_bounds()
+            tol = 1e-9 * max(1.0, abs(lo), abs(hi)) if math.isfinite(lo) and math.isfinite(hi) else 0.0
+            out.append((False, lo - tol, hi + tol))
+        return tuple(out)
 
     def validate(self, assignment: Mapping[str, Any], support: bool = True) -> None:
         """Check an assignment read from outside (a database) against the space. With
