@@ -361,3 +361,24 @@ def test_plots_draw_what_hyperopt_draws(name, capsys):
 
     theirs, ours = both(scenario)
     assert ours == theirs
+
+
+@pytest.mark.slow
+def test_mongotrials_leaves_error_trials_out_as_trials_does(mongo_url, db_name):
+    """Hyperopt's MongoTrials view has the same rule as its Trials: trials that raised are not listed."""
+    import objectives
+    from test_distributed import _env, _worker
+
+    worker = _worker(mongo_url, db_name, "errs", _env())
+    try:
+        trials = hd.MongoTrials(f"{mongo_url.rstrip('/')}/{db_name}" if "?" not in mongo_url else mongo_url,
+                                exp_key="errs", db=db_name, workers=1)
+        with pytest.raises(hd.exceptions.AllTrialsFailed):
+            run(hd, objectives.raises, objectives.space, max_evals=3, trials=trials)
+        assert worker.wait(60) == 0
+    finally:
+        worker.kill()
+        worker.wait(30)
+    assert len(trials) == 0 and trials.trials == [] and len(trials.all_trials) == 3
+    assert all(t["error"]["message"] == "always broken" for t in trials.all_trials)
+    assert trials.count_by_state() == {0: 0, 1: 0, 2: 0, 3: 3}
