@@ -330,7 +330,8 @@ def main() -> None:
 
     def base_of(peer: str) -> str:  # fmin-path peers are compared with hyperdist's fmin path
         return "hd fmin" if peer not in SUGGEST_TOOLS and "hd fmin" in args.tools else base
-    lines = [f"ms per suggestion ({args.clock} time{', warm caches' if args.warm else ''}), median [min, max] over "
+    lines = [f"ms per suggestion (fmin-path tools: per trial; {args.clock} time{', warm caches' if args.warm else ''}), "
+             f"median [min, max] over "
              f"{args.repeats} interleaved repeats; "
              f"ratio = tool median / hyperdist median (same run)", "",
              "| n | " + " | ".join(args.tools) + " | " + " | ".join(f"{p} / {base_of(p)}" for p in peers) + " |",
