@@ -116,17 +116,18 @@ class Expr(Arithmetic):
         return {"$op": self.op, "args": [encode(a) for a in self.args]}
 
 
-MAX_INT_EXPONENT = 10_000  # 10 ** 10_000 is instant; 10 ** 10 ** 10 would stall a worker for hours
+MAX_POWER_BITS = 100_000  # 10 ** 10_000 (33 000 bits) is instant; 10 ** 10 ** 10 would stall a worker for hours
 MAX_REPEAT = 1_000_000
 
 
 def _check_size(expr: Expr, args: list[Any]) -> None:
     """Refuse the two operations whose cost has no bound in the size of the document (a space read
     from a database must not be able to stall or exhaust a worker): an integer power with a huge
-    exponent, and a repeated sequence with a huge length."""
-    if expr.op == "pow" and all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in args) \
-            and abs(int(args[1])) > MAX_INT_EXPONENT:
-        raise SpaceError(f"space expression {expr!r}: integer exponent {args[1]} exceeds {MAX_INT_EXPONENT}")
+    result (numpy integers wrap instead), and a repeated sequence with a huge length."""
+    if expr.op == "pow" and all(isinstance(a, int) and not isinstance(a, bool) for a in args) \
+            and max(1, args[0].bit_length()) * abs(args[1]) > MAX_POWER_BITS:
+        raise SpaceError(f"space expression {expr!r}: an integer power of about {args[0].bit_length() * abs(args[1])} "
+                         f"bits exceeds {MAX_POWER_BITS}")
     if expr.op == "mul" and any(isinstance(a, (str, bytes, list, tuple)) for a in args):
         count = next((a for a in args if isinstance(a, (int, np.integer)) and not isinstance(a, bool)), 0)
         size = max(len(a) for a in args if isinstance(a, (str, bytes, list, tuple)))
