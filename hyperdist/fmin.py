@@ -236,17 +236,19 @@ def _annotated(fn: Callable[..., Any]) -> tuple[Callable[[Mapping[str, Any]], An
 
 def _check_arguments(fn: Any, max_evals: Any, timeout: Any, loss_threshold: Any, max_queue_len: Any,
                      points: Any, early_stop_fn: Any, pass_expr_memo_ctrl: Any) -> int:
-    """Every argument checked before anything runs, so a typo never costs an evaluation."""
+    """Every argument checked before anything runs, so a typo never costs an evaluation (the timeout and
+    loss_threshold messages are Hyperopt's, word for word)."""
     if not callable(fn):
         raise HyperdistError(f"fmin: fn={fn!r} is not callable")
     if pass_expr_memo_ctrl:
         raise HyperdistError("fmin: pass_expr_memo_ctrl is not supported: spaces are data, so the objective "
                              "receives the configuration (and, if it takes a second argument, a trial context)")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not timeout > 0):
-        raise HyperdistError(f"fmin: timeout={timeout!r} must be None or a positive number of seconds")
+        raise HyperdistError(f"The timeout argument should be None or a positive value. Given value: {timeout}")
     if loss_threshold is not None and (isinstance(loss_threshold, bool) or not isinstance(loss_threshold, numbers.Real)
                                        or math.isnan(loss_threshold)):
-        raise HyperdistError(f"fmin: loss_threshold={loss_threshold!r} must be None or a number")
+        raise HyperdistError(f"The loss_threshold argument should be None or a numeric value. Given value: "
+                             f"{loss_threshold}")
     if isinstance(max_queue_len, bool) or not isinstance(max_queue_len, (int, np.integer)) or max_queue_len < 1:
         raise HyperdistError(f"fmin: max_queue_len={max_queue_len!r} must be a positive integer")
     if early_stop_fn is not None and not callable(early_stop_fn):

@@ -59,6 +59,10 @@ class Trials:
         """Every trial, including those whose evaluation raised (Hyperopt's `_dynamic_trials`)."""
         return self._all
 
+    @property
+    def _dynamic_trials(self) -> list[dict[str, Any]]:  # Hyperopt's name, which its users' code reads
+        return self._all
+
     def __len__(self) -> int:
         return len(self._trials)
 
@@ -232,6 +236,8 @@ class Trials:
                 self.attachments[_attachment_key(tid, name)] = value
         trial["result"] = result
         trial["error"] = dict(error) if error else None
+        if error:  # where Hyperopt's code looks for it
+            trial["misc"]["error"] = (error.get("type"), error.get("message"))
         self._set_state(trial, JOB_STATE_ERROR if error else JOB_STATE_DONE)
         trial["refresh_time"] = _now()
         if error and self._trials and self._trials[-1] is trial:
