@@ -387,3 +387,21 @@ def test_mongotrials_leaves_error_trials_out_as_trials_does(mongo_url, db_name):
     assert len(trials) == 0 and trials.trials == [] and len(trials.all_trials) == 3
     assert all(t["error"]["message"] == "always broken" for t in trials.all_trials)
     assert trials.count_by_state() == {0: 0, 1: 0, 2: 0, 3: 3}
+
+
+@pytest.mark.slow
+def test_no_progress_loss_stops_a_distributed_search(mongo_url, db_name):
+    """With MongoTrials the rule is called by the coordinator, which offers `best_trial` only."""
+    import objectives
+    from test_distributed import _env, _worker
+
+    worker = _worker(mongo_url, db_name, "stops", _env())
+    try:
+        trials = hd.MongoTrials(f"{mongo_url.rstrip('/')}/{db_name}" if "?" not in mongo_url else mongo_url,
+                                exp_key="stops", db=db_name, workers=1)
+        run(hd, objectives.constant, objectives.space, max_evals=500, trials=trials,
+            early_stop_fn=hd.no_progress_loss(3))
+    finally:
+        worker.kill()
+        worker.wait(30)
+    assert 1 <= len(trials) < 500 and trials.best_trial["result"]["loss"] == 1.0
