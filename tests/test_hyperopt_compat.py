@@ -405,3 +405,18 @@ def test_no_progress_loss_stops_a_distributed_search(mongo_url, db_name):
         worker.kill()
         worker.wait(30)
     assert 1 <= len(trials) < 500 and trials.best_trial["result"]["loss"] == 1.0
+
+
+def test_vals_and_idxs_of_a_conditional_space_have_hyperopt_shape():
+    def scenario(lib):
+        trials = lib.Trials()
+        run(lib, lambda c: 1.0, conditional(lib.hp, lib.pyll.scope), max_evals=12, trials=trials)
+        vals, idxs = trials.vals, trials.idxs
+        active = [sorted(k for k, v in t["misc"]["vals"].items() if v) for t in trials.trials]
+        consistent = all(("logC" in a) != ("depth" in a) and ("logC" in a) == (trials.trials[i]["misc"]["vals"]["m"] == [0])
+                         for i, a in enumerate(active))
+        return (sorted(vals), sorted(idxs), [len(vals[k]) == len(idxs[k]) for k in sorted(vals)], len(vals["m"]),
+                sorted(trials.trials[0]["misc"]["vals"]), consistent, trials.argmin.keys() <= set(vals))
+
+    theirs, ours = both(scenario)
+    assert ours == theirs
