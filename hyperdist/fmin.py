@@ -53,7 +53,7 @@ def fmin(
 ) -> Any:
     """Minimise `fn` over `space`; returns the best assignment (choices as indices), as Hyperopt does.
 
-    `max_evals` counts the whole history of `trials` (trials that raised excepted, as in Hyperopt),
+    `max_evals` counts the history of `trials` (but not the trials that raised, as in Hyperopt),
     so calling again with a larger value continues a search. `space="annotated"` takes the space
     from fn's argument annotations. `points_to_evaluate` (with trials=None) are evaluated first, in
     addition to `max_evals` new trials. With `return_argmin=False` the best point is returned
@@ -63,6 +63,9 @@ def fmin(
     max_evals = _check_arguments(fn, max_evals, timeout, loss_threshold, max_queue_len, points_to_evaluate,
                                  early_stop_fn, pass_expr_memo_ctrl)
     if isinstance(space, str) and space == "annotated":
+        if allow_trials_fmin and hasattr(trials, "fmin"):
+            raise HyperdistError('fmin: space="annotated" works with Trials only: workers import the objective '
+                                 "by name, so pass the space itself with MongoTrials")
         fn, space = _annotated(fn)
     algo = algo or tpe.suggest
     compiled = compile_space(space)
