@@ -420,3 +420,14 @@ def test_vals_and_idxs_of_a_conditional_space_have_hyperopt_shape():
 
     theirs, ours = both(scenario)
     assert ours == theirs
+
+
+@pytest.mark.slow
+def test_annotated_space_with_mongotrials_is_refused_with_the_reason(mongo_url, db_name):
+    def objective(x: hd.hp.uniform("x", 0, 1)):
+        return x
+
+    trials = hd.MongoTrials(f"{mongo_url.rstrip('/')}/{db_name}" if "?" not in mongo_url else mongo_url,
+                            exp_key="annot", db=db_name)
+    with pytest.raises(hd.HyperdistError, match='space="annotated" works with Trials only'):
+        run(hd, objective, "annotated", max_evals=2, trials=trials)
