@@ -110,7 +110,7 @@ class _Loop:
         self.fn, self.space, self.trials, self.catch, self.pruner = fn, space, trials, catch, pruner
         self.with_context = takes_context(fn)
         self.bar = ProgressBar(total, show, initial=trials.n_finished)
-        self.bar.update(trials.n_finished, trials.best_loss)
+        self.bar.update(trials.n_finished, trials.best_loss, trials.outcome_counts)
 
     def run(self, algo: Callable, rng: np.random.Generator, pending: list[int], to_run: int, queue: int,
             timeout: float | None, loss_threshold: float | None, early_stop_fn: Callable | None,
@@ -137,7 +137,7 @@ class _Loop:
                 if save_file:
                     trials.save(save_file, self.space.hash)
             best = trials.best_loss
-            self.bar.update(trials.n_finished, best)
+            self.bar.update(trials.n_finished, best, trials.outcome_counts)
             if early_stop_fn is not None:
                 stop, stop_state = early_stop_fn(trials, *stop_state)
                 if stop:

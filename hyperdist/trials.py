@@ -46,6 +46,7 @@ class Trials:
         self._dirty: set[int] = set()
         self._counts = dict.fromkeys(JOB_STATES, 0)
         self._best: dict[str, Any] | None = None
+        self._outcomes = {"ok": 0, "failed": 0, "pruned": 0}
         self._next_tid = 0
         self.attachments: dict[str, Any] = {}
 
@@ -151,6 +152,11 @@ class Trials:
         return None if self._best is None else self._best["result"]["loss"]
 
     @property
+    def outcome_counts(self) -> tuple[int, int, int]:
+        """Finished trials as (ok, failed, pruned), as the progress bar shows them."""
+        return self._outcomes["ok"], self._outcomes["failed"], self._outcomes["pruned"]
+
+    @property
     def n_finished(self) -> int:
         """Trials done or errored (the progress bar's count)."""
         return self._counts[JOB_STATE_DONE] + self._counts[JOB_STATE_ERROR]
@@ -239,6 +245,8 @@ class Trials:
         if error:  # where Hyperopt's code looks for it
             trial["misc"]["error"] = (error.get("type"), error.get("message"))
         self._set_state(trial, JOB_STATE_ERROR if error else JOB_STATE_DONE)
+        status = None if error else result.get("status")
+        self._outcomes["pruned" if status == STATUS_PRUNED else "ok" if status == STATUS_OK else "failed"] += 1
         trial["refresh_time"] = _now()
         if error and self._trials and self._trials[-1] is trial:
             self._trials.pop()

@@ -231,6 +231,8 @@ def test_incremental_counts_and_best_agree_with_a_recount():
     assert trials.best_trial is min(ok, key=lambda t: t["result"]["loss"])  # the first of equal losses
     assert trials.n_finished == recount[2] + recount[3] and trials.new_trial_ids(2) == [300, 301]
     assert trials.specs == [None] * len(trials) and trials.idxs_vals == (trials.idxs, trials.vals)
+    ok_count = sum(t["state"] == 2 and t["result"]["status"] == STATUS_OK for t in trials.all_trials)
+    assert trials.outcome_counts == (ok_count, trials.n_finished - ok_count, 0)
 
 
 def test_pyll_ctrl_objectives_are_refused_with_the_reason():
