@@ -20,7 +20,7 @@ from scipy import stats
 ho = pytest.importorskip("hyperopt")
 import hyperopt.early_stop  # noqa: E402
 import hyperopt.exceptions  # noqa: E402
-import hyperopt.pyll.stochastic  # noqa: E402,F401  (ho.pyll.stochastic below)
+import hyperopt.pyll.stochastic  # noqa: E402,F401
 
 import hyperdist as hd  # noqa: E402
 import hyperdist.exceptions  # noqa: E402
