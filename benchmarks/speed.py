@@ -1,4 +1,5 @@
-"""Speed benchmark: milliseconds per TPE suggestion against history size, hyperdist vs Hyperopt vs Optuna.
+"""Speed benchmark: milliseconds per TPE suggestion, and per trial of the full fmin path, against history
+size, hyperdist vs Hyperopt vs Optuna.
 
     python benchmarks/speed.py --sizes 100 1000 10000 --repeats 9 --out benchmarks/results/speed.md
 
@@ -19,6 +20,19 @@ random losses), then one suggestion is timed; nothing but the suggestion is insi
   univariate parameters inside `suggest_*`, so `ask()` alone would time nothing) on a study holding n
   completed trials added with `add_trials`; the trial is told FAIL outside the timer so that the
   history stays at n completed trials.
+
+The full fmin path, each tool continuing a search that holds n finished trials by K = 10 trials with a
+cheap objective (a function of a, b, d); each repeat times one call adding no trial (the fixed cost
+of a call: space compilation, set-up) and one adding K, and reports (second - first) / K, so only what
+each trial costs remains (suggestion, evaluation, recording, stop-rule and progress bookkeeping):
+
+* `hd fmin`: `hyperdist.fmin(fn, space, tpe.suggest, max_evals=len(trials) + K, trials=trials)` on a
+  `hyperdist.Trials` holding the n trials;
+* `Hyperopt fmin`: `hyperopt.fmin(...)` the same way on a `hyperopt.Trials` holding n trials;
+* `Optuna optimize`: `study.optimize(objective, n_trials=K)` on the study of `Optuna TPE` (n trials),
+  the objective asking the same `suggest_*` calls.
+
+The fmin-path peers' ratios are to `hd fmin`. The history grows by K trials per repeat.
 
 Repeats are interleaved (repeat r of every tool runs before repeat r + 1 of any) so that load from
 other work on a shared machine hits all tools alike. Times are CPU time of this process
@@ -170,7 +184,98 @@ def setup_optuna(n: int, multivariate: bool = False) -> Callable[[int], object]:
         while pending:
             study.tell(pending.pop(), state=optuna.trial.TrialState.FAIL)
     ask.cleanup = cleanup
+    ask.study = study
     return ask
+
+
+# --- the full fmin path: a search holding n finished trials is continued by K trials ----------------
+# Each call below returns its own measurement: (time of K more trials - time of a call that adds
+# none, i.e. the fixed per-call cost) / K, in ms, so only what each trial costs remains. The history
+# grows by K trials per repeat (5 repeats: n + 50 at most).
+K = 10
+
+
+def _loss(cfg: dict) -> float:
+    return (cfg["a"] - 1) ** 2 + cfg["b"] + cfg["d"] ** 2 / 10
+
+
+CLOCK = time.process_time  # set from --clock
+
+
+def _per_trial(run: Callable[[int], None], size: Callable[[], int]) -> float:
+    clock, n = CLOCK, size()
+    start = clock()
+    run(n)  # a call that evaluates nothing: its cost is the fixed per-call cost
+    fixed = clock() - start
+    start = clock()
+    run(n + K)
+    per_call = clock() - start
+    assert size() == n + K, (size(), n + K)
+    return 1000 * (per_call - fixed) / K
+
+
+def setup_hyperdist_fmin(n: int) -> Callable[[int], float]:
+    from hyperdist import Trials, fmin, hp, tpe
+    from hyperdist.space import compile_space
+
+    s = compile_space(space(hp))
+    rng = np.random.default_rng(0)
+    trials = Trials()
+    for tid, row in enumerate(s.sample(rng, n)):
+        trials.insert(tid, s.to_assignment(row), s.labels)
+        trials.start(tid)
+        trials.finish(tid, {"status": "ok", "loss": float(rng.random())})
+
+    def step(seed: int) -> float:
+        return _per_trial(lambda m: fmin(_flat_loss, s.tree, algo=tpe.suggest, max_evals=m, trials=trials,
+                                         rstate=seed, show_progressbar=False), lambda: len(trials))
+    step.measures_itself = True
+    return step
+
+
+def _flat_loss(cfg: dict) -> float:
+    return _loss(cfg)
+
+
+def setup_hyperopt_fmin(n: int) -> Callable[[int], float]:
+    import hyperopt
+    from hyperopt import base
+
+    logging.getLogger("hyperopt").setLevel(logging.ERROR)
+    hspace = space(hyperopt.hp)
+    domain = base.Domain(lambda c: 0.0, hspace)
+    trials = hyperopt.Trials()
+    docs = hyperopt.rand.suggest(list(range(n)), domain, trials, 0)
+    rng = np.random.default_rng(0)
+    for doc in docs:
+        doc["state"] = base.JOB_STATE_DONE
+        doc["result"] = {"loss": float(rng.random()), "status": base.STATUS_OK}
+    trials.insert_trial_docs(docs)
+    trials.refresh()
+
+    def step(seed: int) -> float:
+        return _per_trial(lambda m: hyperopt.fmin(_loss, hspace, algo=hyperopt.tpe.suggest, max_evals=m,
+                                                  trials=trials, rstate=np.random.default_rng(seed),
+                                                  show_progressbar=False), lambda: len(trials))
+    step.measures_itself = True
+    return step
+
+
+def setup_optuna_optimize(n: int) -> Callable[[int], float]:
+    import optuna
+
+    study = setup_optuna(n).study
+    dists = _optuna_dists()
+
+    def objective(trial) -> float:
+        return _loss(_optuna_suggest(trial, dists))
+
+    def step(seed: int) -> float:
+        return _per_trial(lambda m: study.optimize(objective, n_trials=m - len(study.trials)),
+                          lambda: len(study.trials))
+    step.measures_itself = True
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    return step
 
 
 TOOLS: dict[str, Callable[[int], Callable[[int], object]]] = {
@@ -180,7 +285,11 @@ TOOLS: dict[str, Callable[[int], Callable[[int], object]]] = {
     "Hyperopt TPE": setup_hyperopt,
     "Optuna TPE": setup_optuna,
     "Optuna TPE mv": lambda n: setup_optuna(n, multivariate=True),
+    "hd fmin": setup_hyperdist_fmin,
+    "Hyperopt fmin": setup_hyperopt_fmin,
+    "Optuna optimize": setup_optuna_optimize,
 }
+SUGGEST_TOOLS = [t for t in TOOLS if t not in ("hd fmin", "Hyperopt fmin", "Optuna optimize")]
 
 
 def time_size(n: int, tools: list[str], repeats: int, clock=time.process_time,
@@ -197,8 +306,8 @@ def time_size(n: int, tools: list[str], repeats: int, clock=time.process_time,
                 fns[t](r + 100_000)
                 getattr(fns[t], "cleanup", lambda: None)()
             start = clock()
-            fns[t](r)
-            times[t].append(1000 * (clock() - start))
+            out = fns[t](r)
+            times[t].append(out if getattr(fns[t], "measures_itself", False) else 1000 * (clock() - start))
             getattr(fns[t], "cleanup", lambda: None)()
     return times
 
@@ -214,13 +323,18 @@ def main() -> None:
                     help="precede each timed call by an untimed call of the same tool (warm caches)")
     ap.add_argument("--out", type=Path, help="also write the Markdown table here")
     args = ap.parse_args()
+    global CLOCK
     base = args.tools[0]
     peers = [t for t in args.tools if not t.startswith("hd")]
-    clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    lines = [f"ms per suggestion ({args.clock} time{', warm caches' if args.warm else ''}), median [min, max] over "
+    clock = CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
+
+    def base_of(peer: str) -> str:  # fmin-path peers are compared with hyperdist's fmin path
+        return "hd fmin" if peer not in SUGGEST_TOOLS and "hd fmin" in args.tools else base
+    lines = [f"ms per suggestion (fmin-path tools: per trial; {args.clock} time{', warm caches' if args.warm else ''}), "
+             f"median [min, max] over "
              f"{args.repeats} interleaved repeats; "
-             f"ratio = tool median / {base} median (same run)", "",
-             "| n | " + " | ".join(args.tools) + " | " + " | ".join(f"{p} / {base}" for p in peers) + " |",
+             f"ratio = tool median / hyperdist median (same run)", "",
+             "| n | " + " | ".join(args.tools) + " | " + " | ".join(f"{p} / {base_of(p)}" for p in peers) + " |",
              "|---" * (1 + len(args.tools) + len(peers)) + "|"]
     print("\n".join(lines), flush=True)
     load = [os.getloadavg()[0]]
@@ -229,7 +343,7 @@ def main() -> None:
         times = time_size(n, args.tools, args.repeats, clock, args.warm)
         med = {t: statistics.median(v) for t, v in times.items()}
         cells = [f"{med[t]:.2f} [{min(times[t]):.2f}, {max(times[t]):.2f}]" for t in args.tools]
-        ratios = [f"{med[p] / med[base]:.1f}x" for p in peers]
+        ratios = [f"{med[p] / med[base_of(p)]:.1f}x" for p in peers]
         line = f"| {n} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |"
         lines.append(line)
         print(line, flush=True)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .errors import SpaceError
+from .expr import Arithmetic
 
 # family name -> (parameter names in hyperopt's positional order)
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -157,7 +158,9 @@ class Distribution:
 
 def _finite(label: str, family: str, name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise SpaceError(f"hp.{family}({label!r}): {name}={value!r} is not a number")
+        hint = "; the arguments of an hp node must be numbers, not other nodes (the flat table needs fixed " \
+               "bounds)" if isinstance(value, Arithmetic) else ""
+        raise SpaceError(f"hp.{family}({label!r}): {name}={value!r} is not a number{hint}")
     if not math.isfinite(float(value)):
         raise SpaceError(f"hp.{family}({label!r}): {name}={value!r} is not finite")
     return float(value)

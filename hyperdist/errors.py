@@ -16,6 +16,46 @@ class AllTrialsFailed(HyperdistError):
     """No trial finished with status ok, so there is no best trial."""
 
 
+# --- Hyperopt's names (hyperopt.exceptions), as hyperdist errors: code catching either kind works.
+BadSearchSpace = SpaceError
+
+
+class DuplicateLabel(SpaceError):
+    """Two different parameters of a space have the same label."""
+
+
+class InvalidTrial(HyperdistError, ValueError):
+    """Something that is not a trial (a point, a trial document) was given as one."""
+
+    def __init__(self, msg: str, obj: object) -> None:
+        super().__init__(f"{msg} {obj!r}")
+        self.obj = obj
+
+
+class InvalidResultStatus(HyperdistError, ValueError):
+    """The objective returned a status that is not one of STATUS_STRINGS."""
+
+    def __init__(self, result: object, message: str = "") -> None:
+        super().__init__(message or f"result {result!r} has a status that is not one of STATUS_STRINGS")
+        self.result = result
+
+
+class InvalidLoss(HyperdistError, ValueError):
+    """The objective returned status ok without a number as its loss."""
+
+    def __init__(self, result: object, message: str = "") -> None:
+        super().__init__(message or f"result {result!r} has status ok but no numeric loss")
+        self.result = result
+
+
+class InvalidAnnotatedParameter(HyperdistError, ValueError):
+    """With `fmin(fn, space="annotated")`, an argument of fn is annotated with something not from hp."""
+
+    def __init__(self, result: object, message: str = "") -> None:
+        super().__init__(message or f"annotation {result!r} is not an hp expression")
+        self.result = result
+
+
 class StoreError(HyperdistError):
     """The database cannot be reached or holds something unexpected."""
 

@@ -2,30 +2,37 @@
 
 suggest (algorithm) -> evaluate (objective) -> record (Trials) -> check stop rules, until done.
 With `MongoTrials` the same call hands the loop to a coordinator and worker processes instead.
+The loop's own bookkeeping (counts, best loss) reads what `Trials` keeps up to date, so it costs
+the same per trial whatever the history's length.
 """
 from __future__ import annotations
 
 import functools
+import inspect
 import math
+import numbers
 import os
 import sys
 import time
+import warnings
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from .algorithms import tpe
-from .errors import AllTrialsFailed, HyperdistError, SpaceError
+from .errors import (AllTrialsFailed, HyperdistError, InvalidAnnotatedParameter, InvalidLoss, InvalidResultStatus,
+                     InvalidTrial, SpaceError)
+from .expr import Arithmetic
 from .progress import ProgressBar
 from .pruning import TrialContext, TrialPruned, make_pruner, takes_context
 from .result import exception_error, normalize
 from .space import SearchSpace, compile_space, space_eval
 from .tracking import Mirror, make_log, record_from_trial
-from .trials import JOB_STATE_DONE, JOB_STATE_ERROR, Trials
+from .trials import JOB_STATE_NEW, Trials
 
 
 def fmin(
-    fn: Callable[[Any], Any],
+    fn: Callable[..., Any],
     space: Any,
     algo: Callable[..., list[dict]] | None = None,
     max_evals: int | None = None,
@@ -48,126 +55,239 @@ def fmin(
 ) -> Any:
     """Minimise `fn` over `space`; returns the best assignment (choices as indices), as Hyperopt does.
 
-    `max_evals` counts the whole history of `trials`, so calling again with a larger value continues
-    a search. With `return_argmin=False` the best point is returned through `space_eval`.
-    `pruner` ("median", "asha", or a pruner from hyperdist.pruning) stops trials whose objective
-    takes a second argument and reports progress through it (see hyperdist/pruning.py).
+    `max_evals` counts the history of `trials` (but not the trials that raised, as in Hyperopt),
+    so calling again with a larger value continues a search. `space="annotated"` takes the space
+    from fn's argument annotations. `points_to_evaluate` (with trials=None) are evaluated first, in
+    addition to `max_evals` new trials. With `return_argmin=False` the best point is returned
+    through `space_eval`. `pruner` ("median", "asha", or a pruner from hyperdist.pruning) stops
+    trials whose objective takes a second argument and reports progress through it.
     `log="mlflow"` (or a hyperdist.tracking.TrialLog) logs each finished trial to a tracker.
     """
-    if not callable(fn):
-        raise HyperdistError(f"fmin: fn={fn!r} is not callable")
+    max_evals = _check_arguments(fn, max_evals, timeout, loss_threshold, max_queue_len, points_to_evaluate,
+                                 early_stop_fn, pass_expr_memo_ctrl)
+    if isinstance(space, str) and space == "annotated":
+        if allow_trials_fmin and hasattr(trials, "fmin"):
+            raise HyperdistError('fmin: space="annotated" works with Trials only: workers import the objective '
+                                 "by name, so pass the space itself with MongoTrials")
+        fn, space = _annotated(fn)
     algo = algo or tpe.suggest
-    max_evals = _check_max_evals(max_evals, timeout, loss_threshold, early_stop_fn)
-    if max_queue_len < 1:
-        raise ValueError(f"fmin: max_queue_len={max_queue_len!r} must be >= 1")
     compiled = compile_space(space)
     rng = _as_generator(rstate)
-    if trials is None:
-        trials = Trials.load(trials_save_file, compiled.hash) if trials_save_file and os.path.exists(trials_save_file) else Trials()
     if allow_trials_fmin and hasattr(trials, "fmin"):
         return trials.fmin(fn, space, algo=algo, max_evals=max_evals, timeout=timeout,
                            loss_threshold=loss_threshold, rstate=rng, return_argmin=return_argmin,
                            show_progressbar=show_progressbar, early_stop_fn=early_stop_fn,
                            points_to_evaluate=points_to_evaluate, pruner=pruner, log=log)
-    chosen_pruner = make_pruner(pruner)
-    tlog = make_log(log)
+    if trials is None:
+        if trials_save_file and os.path.exists(trials_save_file):
+            trials = Trials.load(trials_save_file, compiled.hash)
+        else:
+            trials = generate_trials_to_calculate(points_to_evaluate or [])
+    elif points_to_evaluate:
+        warnings.warn("fmin: points_to_evaluate is ignored because trials was given (as in Hyperopt); "
+                      "pass trials=generate_trials_to_calculate(points) to evaluate them", stacklevel=2)
+    pending = [t["tid"] for t in trials.trials if t["state"] == JOB_STATE_NEW]
+    for tid in pending:
+        _check_point(compiled, trials.by_tid(tid)["params"])
+    # as in Hyperopt: max_evals minus the trials already there, plus the points waiting to be evaluated
+    to_run = max(0, max_evals - (len(trials) - len(pending)))
+    chosen_pruner, tlog = make_pruner(pruner), make_log(log)
     mirror = Mirror(tlog, compiled, trials.exp_key, {"algo": getattr(algo, "__module__", "custom"),
                                                      "max_evals": max_evals if max_evals < sys.maxsize else None,
                                                      "pruner": getattr(chosen_pruner, "name", None)}) if tlog else None
-    pending_points = [dict(p) for p in (points_to_evaluate or ()) if len(trials) == 0]
-    for point in pending_points:
-        _check_point(compiled, point)
-
-    started = time.monotonic()
-    bar = ProgressBar(max_evals if max_evals < sys.maxsize else None, show_progressbar, initial=_finished(trials))
-    bar.update(_finished(trials), _best_loss(trials))
-    stop_state: list = []
+    loop = _Loop(fn, compiled, trials, catch_eval_exceptions, chosen_pruner, show_progressbar,
+                 None if max_evals == sys.maxsize else len(trials) + to_run, mirror)
     ended = "stopped"  # what the tracker is told if an exception (Ctrl-C, the objective's error) ends the loop
     try:
-        while len(trials) < max_evals:
-            if timeout is not None and time.monotonic() - started >= timeout:
-                break
-            n = min(max_queue_len, max_evals - len(trials))
-            ids = trials.new_trial_ids(n)
-            if pending_points:
-                batch, pending_points = pending_points[:n], pending_points[n:]
-            else:
-                batch = algo(ids, compiled, trials, int(rng.integers(2**31 - 1)))
-            for tid, params in zip(ids, batch):
-                trial = trials.insert(tid, params, compiled.labels)
-                try:
-                    _evaluate(fn, compiled, trials, tid, params, catch_eval_exceptions, bar, chosen_pruner)
-                finally:
-                    if mirror is not None:
-                        mirror.add(record_from_trial(trial, compiled))
-                if trials_save_file:
-                    trials.save(trials_save_file, compiled.hash)
-            best = _best_loss(trials)
-            bar.update(_finished(trials), best)
-            if loss_threshold is not None and best is not None and best <= loss_threshold:
-                break
-            if early_stop_fn is not None:
-                stop, stop_state = early_stop_fn(trials, *stop_state)
-                if stop:
-                    break
+        loop.run(algo, rng, pending, to_run, max_queue_len, timeout, loss_threshold, early_stop_fn,
+                 trials_save_file)
         ended = "done"
     finally:
-        bar.close()
+        loop.bar.close()
         if mirror is not None:
             mirror.close(ended)
     if return_argmin:
         if len(trials) == 0:
-            raise AllTrialsFailed("fmin: there are no trials, so there is no argmin")
+            raise AllTrialsFailed("fmin: there are no evaluated trials, so there is no argmin")
         return trials.argmin
-    try:
-        return space_eval(compiled, trials.argmin)
-    except AllTrialsFailed:
-        return None
+    return space_eval(compiled, trials.argmin) if len(trials) else None
 
 
-def _evaluate(fn: Callable, space: SearchSpace, trials: Trials, tid: int, params: Mapping[str, Any],
-              catch: bool, bar: ProgressBar, pruner: Any) -> None:
-    trials.start(tid)
-    bar.clear()
-    ctx = TrialContext(tid, pruner, trials.peers(tid), functools.partial(trials.report_intermediate, tid)) \
-        if takes_context(fn) else None
-    try:
-        if ctx is None:
-            result, error = normalize(fn(space.eval(params)))
-        else:
-            try:
-                raw = fn(space.eval(params), ctx)
-            except TrialPruned:
-                ctx.pruned_at = max(ctx.intermediate, default=0)
-            result, error = (ctx.pruned_result(), None) if ctx.pruned_at is not None else normalize(raw)
-    except KeyboardInterrupt:
-        trials.finish(tid, {"status": "fail"}, {"type": "Interrupted", "message": "interrupted by the user"})
-        raise
-    except Exception as exc:  # the objective's own failure: recorded, re-raised unless asked to catch
-        trials.finish(tid, {"status": "fail"}, exception_error(exc))
-        if not catch:
+class _Loop:
+    """One fmin call's state: what to evaluate next and the stop rules, checked after each batch."""
+
+    def __init__(self, fn: Callable, space: SearchSpace, trials: Trials, catch: bool, pruner: Any,
+                 show: bool, total: int | None, mirror: Mirror | None = None) -> None:
+        self.fn, self.space, self.trials, self.catch, self.pruner = fn, space, trials, catch, pruner
+        self.mirror = mirror  # a tracker told of each finished trial (hyperdist/tracking.py)
+        self.with_context = takes_context(fn)
+        self.bar = ProgressBar(total, show, initial=trials.n_finished)
+        self.bar.update(trials.n_finished, trials.best_loss, trials.outcome_counts)
+
+    def run(self, algo: Callable, rng: np.random.Generator, pending: list[int], to_run: int, queue: int,
+            timeout: float | None, loss_threshold: float | None, early_stop_fn: Callable | None,
+            save_file: str) -> None:
+        trials, started, queued, stop_state = self.trials, time.monotonic(), 0, []
+        while pending or queued < to_run:
+            if timeout is not None and time.monotonic() - started >= timeout:
+                return
+            if pending:
+                batch, pending = pending[:queue], pending[queue:]
+            else:
+                ids = trials.new_trial_ids(min(queue, to_run - queued))
+                seed = int(rng.integers(2**31 - 1))
+                # a space without parameters (a constant) has one point: nothing to suggest
+                suggested = algo(ids, self.space, trials, seed) if len(self.space) else [{} for _ in ids]
+                if not suggested:  # an algorithm with nothing left to propose ends the search
+                    return
+                for tid, params in zip(ids, suggested):
+                    trials.insert(tid, params, self.space.labels)
+                batch = ids[:len(suggested)]
+                queued += len(batch)
+            for tid in batch:
+                try:
+                    self.evaluate(tid)
+                finally:
+                    if self.mirror is not None:
+                        self.mirror.add(record_from_trial(trials.by_tid(tid), self.space))
+                if save_file:
+                    trials.save(save_file, self.space.hash)
+            best = trials.best_loss
+            self.bar.update(trials.n_finished, best, trials.outcome_counts)
+            if early_stop_fn is not None:
+                stop, stop_state = early_stop_fn(trials, *stop_state)
+                if stop:
+                    return
+            if loss_threshold is not None and best is not None and best < loss_threshold:
+                return
+
+    def evaluate(self, tid: int) -> None:
+        trials, fn = self.trials, self.fn
+        params = trials.by_tid(tid)["params"]
+        trials.start(tid)
+        self.bar.clear()
+        ctx = TrialContext(tid, self.pruner, trials.peers(tid), functools.partial(trials.report_intermediate, tid)) \
+            if self.with_context else None
+        raw = None
+        try:
+            config = self.space.eval(params)
+            if ctx is None:
+                raw = fn(config)
+            else:
+                try:
+                    raw = fn(config, ctx)
+                except TrialPruned:
+                    ctx.pruned_at = max(ctx.intermediate, default=0)
+            if ctx is not None and ctx.pruned_at is not None:
+                result, error = ctx.pruned_result(), None
+            else:
+                result, error = normalize(raw)
+        except KeyboardInterrupt:
+            trials.finish(tid, {"status": "fail"}, {"type": "Interrupted", "message": "interrupted by the user"})
             raise
-        return
-    finally:
-        bar.draw()
-    trials.finish(tid, result, error)
+        except Exception as exc:  # the objective's own failure: recorded, re-raised unless asked to catch
+            trials.finish(tid, {"status": "fail"}, exception_error(exc))
+            if not self.catch:
+                raise
+            return
+        finally:
+            self.bar.draw()
+        trials.finish(tid, result, error)
+        refused = _refused(raw, error)
+        if refused is not None and not self.catch:
+            raise refused
 
 
-def _check_max_evals(max_evals: Any, timeout: Any, loss_threshold: Any, early_stop_fn: Any) -> int:
+def _refused(raw: Any, error: Mapping[str, Any] | None) -> Exception | None:
+    """The exception Hyperopt raises for what the objective returned: a status it does not know, or
+    status ok without a number as loss. (A NaN or infinite loss it keeps; hyperdist records an error
+    trial and goes on.)"""
+    if error is None:
+        return None
+    text = repr(raw) if len(repr(raw)) <= 120 else repr(raw)[:117] + "..."
+    if error["type"] == "InvalidResult":
+        return InvalidResultStatus(raw, f"the objective returned {text}: {error['message']}")
+    loss = raw.get("loss") if isinstance(raw, Mapping) else raw
+    if error["type"] == "InvalidLoss" and not (isinstance(loss, numbers.Real) and not isinstance(loss, bool)):
+        return InvalidLoss(raw, f"the objective returned {text}: {error['message']}")
+    return None
+
+
+def generate_trials_to_calculate(points: Sequence[Mapping[str, Any]]) -> Trials:
+    """A `Trials` holding `points` (`{label: value}`, a choice by its option index) as new trials,
+    which `fmin(..., trials=...)` evaluates before suggesting any, in addition to `max_evals`."""
+    if not isinstance(points, (list, tuple)):
+        raise InvalidTrial("generate_trials_to_calculate: expected a list of {label: value} dicts, got", points)
+    trials = Trials()
+    for tid, point in enumerate(points):
+        if not isinstance(point, Mapping):
+            raise InvalidTrial(f"points_to_evaluate[{tid}] should be a {{label: value}} dict, got", point)
+        trials.insert(tid, point)
+    return trials
+
+
+def _annotated(fn: Callable[..., Any]) -> tuple[Callable[[Mapping[str, Any]], Any], dict[str, Any]]:
+    """Hyperopt's `space="annotated"`: fn's arguments annotated with hp expressions form the space,
+    and fn is called with them as keyword arguments."""
+    spec = inspect.getfullargspec(fn)
+    annotations = {k: v for k, v in spec.annotations.items() if k != "return"}
+    for name in spec.args + spec.kwonlyargs:
+        if name not in annotations:
+            raise InvalidAnnotatedParameter(
+                name, f'fmin(space="annotated"): argument {name!r} of {getattr(fn, "__name__", fn)} has no '
+                      f'annotation; annotate every argument with an hp expression, e.g. {name}: hp.uniform("{name}", 0, 1)')
+    for name, node in annotations.items():
+        if not isinstance(node, Arithmetic):
+            hint = " (annotations are strings under `from __future__ import annotations`: leave it out of " \
+                   "this file)" if isinstance(node, str) else ""
+            raise InvalidAnnotatedParameter(
+                node, f'fmin(space="annotated"): {getattr(fn, "__name__", fn)}\'s annotation of {name!r} is '
+                      f'{node!r}; annotate every argument with an hp expression, e.g. x: hp.uniform("x", 0, 1)'
+                      + hint)
+
+    @functools.wraps(fn)
+    def call_with_keywords(config: Mapping[str, Any]) -> Any:
+        return fn(**config)
+    call_with_keywords.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("config", inspect.Parameter.POSITIONAL_ONLY)])
+    return call_with_keywords, dict(annotations)
+
+
+def _check_arguments(fn: Any, max_evals: Any, timeout: Any, loss_threshold: Any, max_queue_len: Any,
+                     points: Any, early_stop_fn: Any, pass_expr_memo_ctrl: Any) -> int:
+    """Every argument checked before anything runs, so a typo never costs an evaluation (the timeout and
+    loss_threshold messages are Hyperopt's, word for word)."""
+    if not callable(fn):
+        raise HyperdistError(f"fmin: fn={fn!r} is not callable")
+    if pass_expr_memo_ctrl:
+        raise HyperdistError("fmin: pass_expr_memo_ctrl is not supported: spaces are data, so the objective "
+                             "receives the configuration (and, if it takes a second argument, a trial context)")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not timeout > 0):
+        raise HyperdistError(f"The timeout argument should be None or a positive value. Given value: {timeout}")
+    if loss_threshold is not None and (isinstance(loss_threshold, bool) or not isinstance(loss_threshold, numbers.Real)
+                                       or math.isnan(loss_threshold)):
+        raise HyperdistError(f"The loss_threshold argument should be None or a numeric value. Given value: "
+                             f"{loss_threshold}")
+    if isinstance(max_queue_len, bool) or not isinstance(max_queue_len, (int, np.integer)) or max_queue_len < 1:
+        raise HyperdistError(f"fmin: max_queue_len={max_queue_len!r} must be a positive integer")
+    if early_stop_fn is not None and not callable(early_stop_fn):
+        raise HyperdistError(f"fmin: early_stop_fn={early_stop_fn!r} is not callable")
+    if points is not None and not (isinstance(points, (list, tuple)) and all(isinstance(p, Mapping) for p in points)):
+        raise HyperdistError(f"fmin: points_to_evaluate={points!r} must be a list of {{label: value}} dicts")
     if max_evals is None:
         if timeout is None and loss_threshold is None and early_stop_fn is None:
             raise HyperdistError("fmin: give max_evals (or a timeout, loss_threshold or early_stop_fn)")
         return sys.maxsize
     if isinstance(max_evals, bool) or not isinstance(max_evals, (int, np.integer)) or max_evals < 1:
         raise HyperdistError(f"fmin: max_evals={max_evals!r} must be a positive integer")
-    if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
-        raise HyperdistError(f"fmin: timeout={timeout!r} must be a positive number of seconds")
     return int(max_evals)
 
 
 def _check_point(space: SearchSpace, point: Mapping[str, Any]) -> None:
+    """A point to evaluate must give every active parameter a number (a choice an existing option);
+    values outside a parameter's range are evaluated, as in Hyperopt."""
     try:
-        space.validate(point)
+        space.validate(point, support=False)
     except SpaceError as exc:
         raise SpaceError(f"points_to_evaluate: {exc}") from None
 
@@ -183,12 +303,3 @@ def _as_generator(rstate: Any) -> np.random.Generator:
     if isinstance(rstate, (int, np.integer)) and not isinstance(rstate, bool):
         return np.random.default_rng(int(rstate))
     raise HyperdistError(f"fmin: rstate={rstate!r} must be a numpy Generator or an int seed")
-
-
-def _finished(trials: Trials) -> int:
-    return sum(1 for t in trials.trials if t["state"] in (JOB_STATE_DONE, JOB_STATE_ERROR))
-
-
-def _best_loss(trials: Trials) -> float | None:
-    losses = [x for x in trials.losses() if x is not None and math.isfinite(x)]
-    return min(losses) if losses else None

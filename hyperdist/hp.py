@@ -1,8 +1,8 @@
 """The `hp.*` constructors: Hyperopt's space language, validated at construction time.
 
 A `Param` node is a labelled distribution; `choice`/`pchoice` nodes also carry their options, which
-may contain further nodes (conditional parameters). Everything else in a space is a literal or a
-dict / list / tuple of sub-spaces.
+may contain further nodes (conditional parameters). Everything else in a space is a literal, an
+expression over nodes (hyperdist/expr.py) or a dict / list / tuple of sub-spaces.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 from .distributions import Distribution, make
 from .errors import SpaceError
+from .expr import Arithmetic
 
 __all__ = [
     "Param", "choice", "pchoice", "randint", "uniform", "quniform", "uniformint", "loguniform",
@@ -17,8 +18,10 @@ __all__ = [
 ]
 
 
-class Param:
-    """A labelled hyperparameter: the leaf (or, for a choice, the branching point) of a space."""
+class Param(Arithmetic):
+    """A labelled hyperparameter: the leaf (or, for a choice, the branching point) of a space.
+
+    Arithmetic on it (`1 + hp.uniform(...)`) builds an expression evaluated with the configuration."""
 
     __slots__ = ("label", "dist", "options")
 

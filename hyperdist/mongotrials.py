@@ -18,11 +18,9 @@ from .pruning import make_pruner, pruner_config
 from .reference import reference_of
 from .session import Session, stop_signals
 from .space import compile_space, space_eval
-from .store import DONE, ERROR, FINISHED, RUNNING, Store, parse_url
+from .store import FINISHED, RUNNING, Store, parse_url
 from .tracking import make_log, store_mirror
-from .trials import JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_NEW, JOB_STATE_RUNNING, Trials
-
-_STATES = {"NEW": JOB_STATE_NEW, RUNNING: JOB_STATE_RUNNING, DONE: JOB_STATE_DONE, ERROR: JOB_STATE_ERROR}
+from .trials import Trials
 
 
 class MongoTrials(Trials):
@@ -37,13 +35,14 @@ class MongoTrials(Trials):
 
     def refresh(self) -> None:
         """Reload the experiment's history from the database."""
-        self._trials, self._by_tid, self._table, self._dirty = [], {}, None, set()
+        self._reset()
         for doc in self.store.history(self.exp_key):
             trial = self.insert(doc["tid"], doc.get("params") or {})
-            trial["owner"], trial["book_time"] = doc.get("owner"), doc.get("claimed")
-            if doc["state"] in FINISHED:
+            if doc["state"] in FINISHED:  # a trial that raised has an error; a "fail" result is done
                 self.finish(doc["tid"], doc.get("result") or {"status": "fail"}, doc.get("error"))
-            trial["state"] = _STATES.get(doc["state"], JOB_STATE_NEW)
+            elif doc["state"] == RUNNING:
+                self.start(doc["tid"])
+            trial["owner"], trial["book_time"] = doc.get("owner"), doc.get("claimed")
 
     def fmin(self, fn: Callable[[Any], Any], space: Any, *, algo: Callable, max_evals: int,
              timeout: float | None, loss_threshold: float | None, rstate: np.random.Generator,

@@ -7,6 +7,7 @@ what the distributed mode stores in MongoDB: data only, never code.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -16,7 +17,9 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from .distributions import FAMILIES, Distribution, make
-from .errors import SpaceError
+from . import expr
+from .errors import DuplicateLabel, SpaceError
+from .expr import Expr
 from .hp import Param
 
 Path = tuple[tuple[str, int], ...]
@@ -113,6 +116,12 @@ class SearchSpace:
     def drop_invalid(self, X: np.ndarray) -> np.ndarray:
         """Set values outside their parameter's support to NaN, in place: rows read from a database
         (which anyone may have edited) never reach an algorithm as an option index out of range."""
+        if len(X) == 1:  # one trial's row, recorded as each result arrives: plain floats, ~20x cheaper
+            for j, (categorical, lo, hi) in enumerate(self._support):
+                v = float(X[0, j])
+                if v == v and (not math.isfinite(v) or v < lo or v > hi or categorical and v != round(v)):
+                    X[0, j] = np.nan
+            return X
         for j, spec in enumerate(self.params):
             col = X[:, j]
             with np.errstate(invalid="ignore"):
@@ -125,8 +134,23 @@ class SearchSpace:
             col[bad & ~np.isnan(col)] = np.nan
         return X
 
-    def validate(self, assignment: Mapping[str, Any]) -> None:
-        """Check an assignment read from outside (a database) against the space."""
+    @functools.cached_property
+    def _support(self) -> tuple[tuple[bool, float, float], ...]:
+        """(categorical, lowest, highest) allowed value of each parameter, as `drop_invalid` checks them."""
+        out = []
+        for spec in self.params:
+            if spec.dist.categorical:
+                out.append((True, 0.0, spec.dist.n_options - 1.0))
+                continue
+            lo, hi = spec.dist.value_bounds()
+            tol = 1e-9 * max(1.0, abs(lo), abs(hi)) if math.isfinite(lo) and math.isfinite(hi) else 0.0
+            out.append((False, lo - tol, hi + tol))
+        return tuple(out)
+
+    def validate(self, assignment: Mapping[str, Any], support: bool = True) -> None:
+        """Check an assignment read from outside (a database) against the space. With
+        support=False a number outside a parameter's range passes (Hyperopt evaluates such
+        `points_to_evaluate`); a missing value or an option index that does not exist never does."""
         row = np.full(len(self.params), np.nan)
         for j, spec in enumerate(self.params):
             active = spec.unconditional or any(
@@ -137,7 +161,10 @@ class SearchSpace:
             if spec.label not in assignment:
                 raise SpaceError(f"parameter {spec.label!r} is active but missing from {dict(assignment)!r}")
             value = assignment[spec.label]
-            spec.dist.check_value(spec.label, value)
+            if support or spec.dist.categorical:
+                spec.dist.check_value(spec.label, value)
+            elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise SpaceError(f"parameter {spec.label!r}: value {value!r} is not a finite number")
             row[j] = float(value)
 
     def eval(self, assignment: Mapping[str, Any]) -> Any:
@@ -179,7 +206,7 @@ def compile_space(space: Any) -> SearchSpace:
             seen[node.label] = (node, [path])
             order.append(node.label)
         elif entry[0] is not node:
-            raise SpaceError(
+            raise DuplicateLabel(
                 f"duplicate label {node.label!r}: {entry[0]!r} and {node!r} are different parameters"
             )
         else:
@@ -218,6 +245,9 @@ def _walk(node: Any, path: Path) -> Iterator[tuple[Param, Path]]:
         if node.options is not None:
             for i, option in enumerate(node.options):
                 yield from _walk(option, path + ((node.label, i),))
+    elif isinstance(node, Expr):
+        for value in node.args:
+            yield from _walk(value, path)
     elif isinstance(node, Mapping):
         for value in node.values():
             yield from _walk(value, path)
@@ -246,6 +276,8 @@ def _substitute(node: Any, assignment: Mapping[str, Any]) -> Any:
                 raise SpaceError(f"space_eval: {node.label!r}={value!r} is not an option index")
             return _substitute(node.options[index], assignment)
         return int(value) if node.dist.integer else value
+    if isinstance(node, Expr):
+        return node.evaluate(lambda operand: _substitute(operand, assignment))
     if isinstance(node, Mapping):
         return {k: _substitute(v, assignment) for k, v in node.items()}
     if isinstance(node, tuple):
@@ -262,6 +294,8 @@ def _encode(node: Any) -> Any:
         if node.options is not None:
             out["options"] = [_encode(o) for o in node.options]
         return out
+    if isinstance(node, Expr):
+        return node.to_json(_encode)
     if isinstance(node, Mapping):
         if all(isinstance(k, str) and not k.startswith("$") for k in node):
             return {k: _encode(v) for k, v in node.items()}
@@ -311,6 +345,8 @@ def _decode(node: Any, memo: dict[str, Param]) -> Any:
         return tuple(_decode(v, memo) for v in node["$tuple"])
     if "$dict" in node:
         return {_hashable(k): _decode(v, memo) for k, v in node["$dict"]}
+    if "$op" in node:
+        return expr.decode(node, lambda operand: _decode(operand, memo))
     if "$hp" not in node:
         return {k: _decode(v, memo) for k, v in node.items()}
     family, label, args = node["$hp"], node.get("label"), node.get("args")

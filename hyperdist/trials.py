@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 from typing import Any, Iterator, Mapping, Sequence
 
 from .errors import AllTrialsFailed, HyperdistError
 from .history import PENDING, HistoryTable, Observations, classify
-from .result import STATUS_FAIL, STATUS_NEW, STATUS_OK, plain
+from .result import STATUS_NEW, STATUS_OK, STATUS_PRUNED, plain
 from .space import SearchSpace
 
 JOB_STATE_NEW, JOB_STATE_RUNNING, JOB_STATE_DONE, JOB_STATE_ERROR = 0, 1, 2, 3
@@ -26,19 +27,42 @@ def _now() -> dt.datetime:
 
 
 class Trials:
-    """An ordered collection of trial dicts; `fmin` appends to it."""
+    """An ordered collection of trial dicts; `fmin` appends to it.
+
+    As in Hyperopt, `trials`, `len()` and the read API cover the valid trials (new, running, done);
+    a trial whose evaluation raised (state error) stays only in `all_trials`. Counts by state and the
+    best trial are kept up to date as trials change, so `fmin`'s bookkeeping costs O(1) per trial.
+    """
 
     def __init__(self, exp_key: str | None = None) -> None:
         self.exp_key = exp_key
+        self._reset()
+
+    def _reset(self) -> None:
+        self._all: list[dict[str, Any]] = []
         self._trials: list[dict[str, Any]] = []
         self._by_tid: dict[int, dict[str, Any]] = {}
         self._table: HistoryTable | None = None
         self._dirty: set[int] = set()
+        self._counts = dict.fromkeys(JOB_STATES, 0)
+        self._best: dict[str, Any] | None = None
+        self._outcomes = {"ok": 0, "failed": 0, "pruned": 0}
+        self._next_tid = 0
+        self.attachments: dict[str, Any] = {}
 
     # --- Hyperopt's read API --------------------------------------------------------------------
     @property
     def trials(self) -> list[dict[str, Any]]:
         return self._trials
+
+    @property
+    def all_trials(self) -> list[dict[str, Any]]:
+        """Every trial, including those whose evaluation raised (Hyperopt's `_dynamic_trials`)."""
+        return self._all
+
+    @property
+    def _dynamic_trials(self) -> list[dict[str, Any]]:  # Hyperopt's name, which its users' code reads
+        return self._all
 
     def __len__(self) -> int:
         return len(self._trials)
@@ -49,8 +73,15 @@ class Trials:
     def __getitem__(self, i: int) -> dict[str, Any]:
         return self._trials[i]
 
+    def by_tid(self, tid: int) -> dict[str, Any]:
+        """The trial with this id, whatever its state."""
+        return self._by_tid[tid]
+
     def refresh(self) -> None:
         """Kept for Hyperopt compatibility: an in-memory history is always current."""
+
+    def delete_all(self) -> None:
+        self._reset()
 
     @property
     def tids(self) -> list[int]:
@@ -61,7 +92,9 @@ class Trials:
         return [t["result"] for t in self._trials]
 
     def losses(self, bandit: Any = None) -> list[float | None]:
-        return [t["result"].get("loss") if t["result"].get("status") == STATUS_OK else None for t in self._trials]
+        """Each trial's result loss, whatever its status, as in Hyperopt; None for a pruned trial (its
+        loss is the last value it reported, not a final loss) and for one without a loss."""
+        return [None if t["result"].get("status") == STATUS_PRUNED else t["result"].get("loss") for t in self._trials]
 
     def statuses(self, bandit: Any = None) -> list[str]:
         return [t["result"].get("status", STATUS_NEW) for t in self._trials]
@@ -83,14 +116,50 @@ class Trials:
         return out
 
     @property
+    def specs(self) -> list[Any]:
+        return [t["spec"] for t in self._trials]
+
+    @property
+    def miscs(self) -> list[dict[str, Any]]:
+        return [t["misc"] for t in self._trials]
+
+    @property
+    def idxs_vals(self) -> tuple[dict[str, list[int]], dict[str, list[Any]]]:
+        return self.idxs, self.vals
+
+    def count_by_state_synced(self, arg: int | Sequence[int], trials: Sequence[Mapping[str, Any]] | None = None) -> int:
+        """How many (valid) trials are in state `arg` or in any of the states `arg` lists."""
+        states = {arg} if isinstance(arg, int) else set(arg)
+        return sum(1 for t in (self._trials if trials is None else trials) if t["state"] in states)
+
+    def count_by_state_unsynced(self, arg: int | Sequence[int]) -> int:
+        """The same over every trial, error trials included (an in-memory history is always in sync)."""
+        states = {arg} if isinstance(arg, int) else set(arg)
+        return sum(self._counts[s] for s in states if s in self._counts)
+
+    @property
     def best_trial(self) -> dict[str, Any]:
-        ok = [t for t in self._trials if t["state"] == JOB_STATE_DONE and t["result"].get("status") == STATUS_OK]
-        if not ok:
+        if self._best is None:
             raise AllTrialsFailed(
-                f"no trial finished with status 'ok' ({len(self._trials)} trials; "
-                f"statuses: {sorted(set(self.statuses()))}); see trials.trials[i]['error'] for reasons"
+                f"no trial finished with status 'ok' ({len(self._all)} trials; statuses: "
+                f"{sorted({t['result'].get('status') for t in self._all})}); see trials.all_trials[i]['error']"
             )
-        return min(ok, key=lambda t: t["result"]["loss"])
+        return self._best
+
+    @property
+    def best_loss(self) -> float | None:
+        """The best finite loss of a trial with status ok, or None."""
+        return None if self._best is None else self._best["result"]["loss"]
+
+    @property
+    def outcome_counts(self) -> tuple[int, int, int]:
+        """Finished trials as (ok, failed, pruned), as the progress bar shows them."""
+        return self._outcomes["ok"], self._outcomes["failed"], self._outcomes["pruned"]
+
+    @property
+    def n_finished(self) -> int:
+        """Trials done or errored (the progress bar's count)."""
+        return self._counts[JOB_STATE_DONE] + self._counts[JOB_STATE_ERROR]
 
     @property
     def argmin(self) -> dict[str, Any]:
@@ -107,21 +176,24 @@ class Trials:
         return pd.DataFrame(rows)
 
     def count_by_state(self) -> dict[int, int]:
-        counts = dict.fromkeys(JOB_STATES, 0)
-        for t in self._trials:
-            counts[t["state"]] += 1
-        return counts
+        """Trials per state, error trials included."""
+        return dict(self._counts)
+
+    def trial_attachments(self, trial: Mapping[str, Any]) -> "TrialAttachments":
+        """Hyperopt's per-trial store: `trials.trial_attachments(trial)[name]` (values in `attachments`)."""
+        return TrialAttachments(self.attachments, trial["tid"])
 
     # --- writing --------------------------------------------------------------------------------
     def new_trial_ids(self, n: int) -> list[int]:
-        start = max(self._by_tid, default=-1) + 1
-        return list(range(start, start + n))
+        return list(range(self._next_tid, self._next_tid + n))
 
     def insert(self, tid: int, params: Mapping[str, Any], labels: Sequence[str] = ()) -> dict[str, Any]:
         labels = list(labels) or list(params)
         trial = {
             "tid": tid,
             "state": JOB_STATE_NEW,
+            "spec": None,
+            "version": 0,
             "params": dict(params),
             "result": {"status": STATUS_NEW},
             "error": None,
@@ -135,14 +207,22 @@ class Trials:
             "book_time": None,
             "refresh_time": _now(),
         }
+        self._all.append(trial)
         self._trials.append(trial)
         self._by_tid[tid] = trial
+        self._counts[JOB_STATE_NEW] += 1
+        self._next_tid = max(self._next_tid, tid + 1)
         self._dirty.add(tid)
         return trial
 
+    def _set_state(self, trial: dict[str, Any], state: int) -> None:
+        self._counts[trial["state"]] -= 1
+        self._counts[state] += 1
+        trial["state"] = state
+
     def start(self, tid: int) -> None:
         trial = self._by_tid[tid]
-        trial["state"] = JOB_STATE_RUNNING
+        self._set_state(trial, JOB_STATE_RUNNING)
         trial["book_time"] = trial["refresh_time"] = _now()
 
     def report_intermediate(self, tid: int, step: int, value: float) -> None:
@@ -152,20 +232,38 @@ class Trials:
         return LocalPeers(self, tid)
 
     def finish(self, tid: int, result: Mapping[str, Any], error: Mapping[str, Any] | None = None) -> None:
+        """Record a result. With an error (the evaluation raised, or returned no usable result) the
+        trial's state is error and it leaves `trials`; a result with status fail is a done trial."""
         trial = self._by_tid[tid]
-        trial["result"] = dict(result)
+        result = dict(result)
+        attachments = result.pop("attachments", None)
+        if isinstance(attachments, Mapping):
+            for name, value in attachments.items():
+                self.attachments[_attachment_key(tid, name)] = value
+        trial["result"] = result
         trial["error"] = dict(error) if error else None
-        ok = error is None and result.get("status") != STATUS_FAIL
-        trial["state"] = JOB_STATE_DONE if ok else JOB_STATE_ERROR
+        if error:  # where Hyperopt's code looks for it
+            trial["misc"]["error"] = (error.get("type"), error.get("message"))
+        self._set_state(trial, JOB_STATE_ERROR if error else JOB_STATE_DONE)
+        status = None if error else result.get("status")
+        self._outcomes["pruned" if status == STATUS_PRUNED else "ok" if status == STATUS_OK else "failed"] += 1
         trial["refresh_time"] = _now()
+        if error and self._trials and self._trials[-1] is trial:
+            self._trials.pop()
+        elif error:
+            self._trials.remove(trial)
+        elif result.get("status") == STATUS_OK and _better(result.get("loss"), self._best):
+            self._best = trial
         self._dirty.add(tid)
 
     # --- what algorithms read -------------------------------------------------------------------
     def observations(self, space: SearchSpace) -> Observations:
         """The numeric history for `space`, updated incrementally since the last call."""
-        if self._table is None or self._table.space is not space:
+        # the same space compiled again (each fmin call compiles its argument) keeps the table
+        if self._table is None or self._table.space is not space and self._table.space.hash != space.hash:
             self._table = HistoryTable(space)
             self._dirty = set(self._by_tid)
+        self._table.space = space
         for tid in sorted(self._dirty):
             trial = self._by_tid[tid]
             self._table.add(tid, trial["params"], *_state_and_loss(trial))
@@ -176,7 +274,7 @@ class Trials:
     def save(self, path: str | os.PathLike, space_hash: str | None = None) -> None:
         """Write the history as JSON (data only), atomically."""
         doc = {"format": FILE_FORMAT, "space_hash": space_hash,
-               "trials": [_to_file(t) for t in self._trials if t["state"] in (JOB_STATE_DONE, JOB_STATE_ERROR)]}
+               "trials": [_to_file(t) for t in self._all if t["state"] in (JOB_STATE_DONE, JOB_STATE_ERROR)]}
         tmp = f"{path}.tmp"
         with open(tmp, "w") as fh:
             json.dump(doc, fh, default=str)
@@ -198,6 +296,36 @@ class Trials:
             trial = trials.insert(int(t["tid"]), t["params"], t.get("labels", ()))
             trials.finish(trial["tid"], t["result"], t.get("error"))
         return trials
+
+
+def _better(loss: Any, best: Mapping[str, Any] | None) -> bool:
+    """A usable loss (a finite number) lower than the best trial's: the first of equal losses stays best."""
+    if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not math.isfinite(loss):
+        return False
+    return best is None or loss < best["result"]["loss"]
+
+
+def _attachment_key(tid: int, name: str) -> str:
+    return f"ATTACH::{tid}::{name}"
+
+
+class TrialAttachments:
+    """The attachments of one trial, stored in `Trials.attachments` under Hyperopt's key names."""
+
+    def __init__(self, store: dict[str, Any], tid: int) -> None:
+        self._store, self._tid = store, tid
+
+    def __contains__(self, name: str) -> bool:
+        return _attachment_key(self._tid, name) in self._store
+
+    def __getitem__(self, name: str) -> Any:
+        return self._store[_attachment_key(self._tid, name)]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self._store[_attachment_key(self._tid, name)] = value
+
+    def __delitem__(self, name: str) -> None:
+        del self._store[_attachment_key(self._tid, name)]
 
 
 def _state_and_loss(trial: Mapping[str, Any]) -> tuple[int, float | None]:

@@ -112,3 +112,24 @@ def tracked(cfg: dict, ctx) -> float:
     if cfg["x"] > 4:
         raise ValueError(f"x={cfg['x']:.3f} is too large")
     return (cfg["x"] - 1.0) ** 2
+
+
+# Hyperopt-style arithmetic and scope helpers on hp nodes: they travel to workers as JSON data.
+from hyperdist.pyll import scope  # noqa: E402
+
+expression_space = {
+    "lr": scope.exp(hp.uniform("log_lr", -5, 0)),
+    "units": scope.int(hp.quniform("units", 8, 64, 8)) * 2,
+    "shifted": 1 + abs(hp.normal("z", 0, 1)),
+}
+
+
+def expression_loss(cfg: dict) -> float:
+    """Records the configuration it received, so the test can check the expressions were applied."""
+    _log(cfg)
+    return cfg["lr"] * cfg["units"] / cfg["shifted"]
+
+
+def constant(cfg: dict) -> float:
+    """Never improves: a search with no_progress_loss stops early."""
+    return 1.0

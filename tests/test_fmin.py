@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from hyperdist import (
-    STATUS_FAIL, STATUS_OK, AllTrialsFailed, HyperdistError, Trials, fmin, hp, no_progress_loss, rand,
-    space_eval, tpe,
+    STATUS_FAIL, STATUS_OK, AllTrialsFailed, HyperdistError, Trials, fmin, generate_trials_to_calculate, hp,
+    no_progress_loss, rand, space_eval, tpe,
 )
+from hyperdist.exceptions import InvalidLoss, InvalidResultStatus
 
 
 def quiet(*args, **kwargs):
@@ -59,10 +60,8 @@ def test_nested_choice_and_tuple_space():
     assert best["z"] == 1
 
 
-@pytest.mark.parametrize("bad, reason", [
-    (float("nan"), "nan"), (float("inf"), "inf"), (None, "None"), ("0.3", "str"), ({"status": STATUS_OK}, "loss"),
-])
-def test_bad_results_become_failed_trials(bad, reason):
+@pytest.mark.parametrize("bad, reason", [(float("nan"), "nan"), (float("inf"), "inf")])
+def test_non_finite_losses_become_error_trials(bad, reason):
     calls = []
 
     def objective(cfg):
@@ -71,10 +70,26 @@ def test_bad_results_become_failed_trials(bad, reason):
 
     trials = Trials()
     quiet(objective, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=6, trials=trials, rstate=0)
-    failed = [t for t in trials.trials if t["result"]["status"] == STATUS_FAIL]
-    assert len(failed) == 3 and reason in failed[0]["error"]["message"]
+    failed = [t for t in trials.all_trials if t["result"]["status"] == STATUS_FAIL]
+    assert len(calls) == 6 and len(failed) == 3 and reason in failed[0]["error"]["message"]
     assert failed[0]["result"]["failure"] == failed[0]["error"]["message"]
-    assert trials.losses().count(None) == 3 and trials.best_trial["result"]["loss"] == 1.0  # the search went on
+    assert len(trials) == 3 and trials.best_trial["result"]["loss"] == 1.0  # the search went on
+
+
+@pytest.mark.parametrize("bad, kind", [
+    (None, InvalidResultStatus), ("0.3", InvalidResultStatus), ({"status": "done"}, InvalidResultStatus),
+    ({"status": STATUS_OK}, InvalidLoss), ({"status": STATUS_OK, "loss": "low"}, InvalidLoss),
+])
+def test_unusable_results_raise_as_in_hyperopt_unless_caught(bad, kind):
+    trials = Trials()
+    with pytest.raises(kind) as raised:
+        quiet(lambda cfg: bad, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=3, trials=trials)
+    assert repr(bad)[:10] in str(raised.value) and len(trials.all_trials) == 1 and len(trials) == 0
+    trials = Trials()
+    with pytest.raises(AllTrialsFailed):
+        quiet(lambda cfg: bad, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=3, trials=trials,
+              catch_eval_exceptions=True)
+    assert len(trials.all_trials) == 3 and trials.all_trials[0]["error"]["type"] in ("InvalidResult", "InvalidLoss")
 
 
 def test_exceptions_are_recorded_and_reraised_unless_caught():
@@ -84,13 +99,14 @@ def test_exceptions_are_recorded_and_reraised_unless_caught():
     trials = Trials()
     with pytest.raises(RuntimeError, match="kaboom"):
         quiet(boom, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=3, trials=trials)
-    error = trials.trials[0]["error"]
+    error = trials.all_trials[0]["error"]
     assert error["type"] == "RuntimeError" and error["message"] == "kaboom" and "in boom" in error["traceback"]
-    assert trials.statuses() == [STATUS_FAIL] and len(trials) == 1
+    assert len(trials) == 0 and trials.trials == [] and trials.count_by_state()[3] == 1
     trials = Trials()
-    with pytest.raises(AllTrialsFailed, match="no trial finished"):
+    with pytest.raises(AllTrialsFailed, match="no evaluated trials"):
         quiet(boom, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=3, trials=trials, catch_eval_exceptions=True)
-    assert len(trials) == 3 and all(t["error"]["message"] == "kaboom" for t in trials.trials)
+    assert len(trials) == 0 and len(trials.all_trials) == 3
+    assert all(t["error"]["message"] == "kaboom" for t in trials.all_trials)
 
 
 def test_max_evals_counts_history_and_seed_reproduces():
@@ -125,7 +141,7 @@ def test_stop_rules():
     trials = Trials()
     quiet(lambda x: 1.0, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=1000, trials=trials,
           early_stop_fn=no_progress_loss(5))
-    assert len(trials) == 6  # one sets the best, five make no progress
+    assert len(trials) == 5  # Hyperopt's count: the first trial already counts as one without progress
     trials = Trials()
     import time
     quiet(lambda x: time.sleep(0.05) or x, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=1000, trials=trials,
@@ -134,12 +150,24 @@ def test_stop_rules():
 
 
 def test_points_to_evaluate_run_first_and_return_argmin_false():
-    trials = Trials()
     space = {"x": hp.uniform("x", -1, 1), "c": hp.choice("c", ["a", "b"])}
-    best = quiet(lambda c: abs(c["x"]) + (c["c"] == "a"), space, algo=tpe.suggest, max_evals=5, trials=trials,
-                 points_to_evaluate=[{"x": 0.0, "c": 1}], return_argmin=False)
-    assert trials.trials[0]["params"] == {"x": 0.0, "c": 1}
+    calls = []
+
+    def objective(c):
+        calls.append(c)
+        return abs(c["x"]) + (c["c"] == "a")
+
+    best = quiet(objective, space, algo=tpe.suggest, max_evals=5, points_to_evaluate=[{"x": 0.0, "c": 1}],
+                 return_argmin=False)
+    assert calls[0] == {"x": 0.0, "c": "b"} and len(calls) == 6  # the point, then max_evals more
     assert best == {"x": 0.0, "c": "b"}
+    trials = generate_trials_to_calculate([{"x": 5.0, "c": 0}])  # out of range: evaluated, as in Hyperopt
+    quiet(objective, space, algo=tpe.suggest, max_evals=2, trials=trials)
+    assert len(trials) == 3 and trials.trials[0]["params"] == {"x": 5.0, "c": 0}
+    with pytest.warns(UserWarning, match="points_to_evaluate is ignored"):
+        quiet(objective, space, algo=tpe.suggest, max_evals=1, trials=Trials(), points_to_evaluate=[{"x": 0.0, "c": 1}])
+    with pytest.raises(HyperdistError, match="'c'"):  # no such option: refused before anything runs
+        quiet(objective, space, max_evals=1, points_to_evaluate=[{"x": 0.0, "c": 2}])
 
 
 def test_trials_save_file_resumes(tmp_path):
@@ -176,3 +204,61 @@ def test_progressbar_is_not_broken_by_objective_output():
     text = out.getvalue()
     assert "\r\x1b[Kobjective says hi\n" in text and "best loss: 0.5" in text and "3/10" in text
     assert "2 ok, 1 failed, 0 pruned" in text
+
+
+def test_incremental_counts_and_best_agree_with_a_recount():
+    rng = np.random.default_rng(3)
+    trials = Trials()
+    for tid in range(300):
+        trials.insert(tid, {"x": float(rng.random())}, ["x"])
+        if rng.random() < 0.1:
+            continue  # stays new
+        trials.start(tid)
+        kind = rng.integers(5)
+        if kind == 0:
+            trials.finish(tid, {"status": "fail"}, {"type": "RuntimeError", "message": "boom"})
+        elif kind == 1:
+            trials.finish(tid, {"status": "fail"})
+        elif kind == 2 and tid % 7:
+            trials.finish(tid, {"status": "ok", "loss": float(np.round(rng.random(), 1))})
+        elif kind == 3:
+            trials.finish(tid, {"status": "fail", "loss": float("nan")}, {"type": "InvalidLoss", "message": "nan"})
+    recount = {s: sum(t["state"] == s for t in trials.all_trials) for s in range(4)}
+    assert trials.count_by_state() == recount
+    assert trials.count_by_state_unsynced([0, 1]) == recount[0] + recount[1]
+    assert trials.count_by_state_synced(3) == 0 and len(trials) == 300 - recount[3]
+    ok = [t for t in trials.trials if t["result"]["status"] == STATUS_OK]
+    assert trials.best_trial is min(ok, key=lambda t: t["result"]["loss"])  # the first of equal losses
+    assert trials.n_finished == recount[2] + recount[3] and trials.new_trial_ids(2) == [300, 301]
+    assert trials.specs == [None] * len(trials) and trials.idxs_vals == (trials.idxs, trials.vals)
+    ok_count = sum(t["state"] == 2 and t["result"]["status"] == STATUS_OK for t in trials.all_trials)
+    assert trials.outcome_counts == (ok_count, trials.n_finished - ok_count, 0)
+
+
+def test_pyll_ctrl_objectives_are_refused_with_the_reason():
+    with pytest.raises(HyperdistError, match="pass_expr_memo_ctrl is not supported"):
+        quiet(lambda expr, memo, ctrl: 0.0, hp.uniform("x", 0, 1), max_evals=2, pass_expr_memo_ctrl=True)
+
+
+def test_annotated_space_checks_every_argument_and_allows_a_return_annotation():
+    from hyperdist.exceptions import InvalidAnnotatedParameter
+
+    with pytest.raises(InvalidAnnotatedParameter, match="argument 'x' of <lambda> has no annotation"):
+        quiet(lambda x: x, "annotated", max_evals=2)
+    seen = []
+
+    def objective(x, k):
+        seen.append(k)
+        return x
+    # what `def objective(x: hp.uniform(...), k: hp.choice(...)) -> float` sets without this file's
+    # `from __future__ import annotations`
+    objective.__annotations__ = {"x": hp.uniform("x", 0, 1), "k": hp.choice("k", ["a", "b"]), "return": float}
+
+    best = quiet(objective, "annotated", max_evals=4)
+    assert set(best) == {"x", "k"} and set(seen) <= {"a", "b"} and len(seen) == 4
+
+
+def test_a_space_without_parameters_evaluates_its_constant():
+    seen = []
+    assert quiet(lambda c: seen.append(c) or 1.0, {"k": 3, "name": "const"}, max_evals=3) == {}
+    assert seen == [{"k": 3, "name": "const"}] * 3

@@ -218,3 +218,13 @@ def test_choices_read_as_their_options_not_their_indices():
     assert [space.display("model", i) for i in range(3)] == ["svm", "rf", "option 2"]
     assert [space.display("case", i) for i in range(2)] == ["case 1", "option 1"]
     assert space.display("act", 7) == 7 and space.display("act", "x") == "x"  # not an index: as stored
+
+
+def test_drop_invalid_treats_one_row_as_it_treats_many():
+    space = compile_space({"c": hp.choice("c", [0, 1, 2]), "u": hp.uniform("u", -1, 1), "n": hp.normal("n", 0, 1),
+                           "r": hp.randint("r", 3, 7), "q": hp.qloguniform("q", 0, 3, 2)})
+    values = [np.nan, np.inf, -np.inf, -1, 0, 0.5, 1, 2, 2.5, 3, 6, 7, -1.0000001, 1.0000001, 20, 21, 1e300]
+    rows = np.random.default_rng(0).choice(values, size=(3000, 5))
+    one_by_one = np.vstack([space.drop_invalid(row[None, :].copy()) for row in rows])
+    assert np.array_equal(one_by_one, space.drop_invalid(rows.copy()), equal_nan=True)
+    assert np.isnan(one_by_one).sum() > np.isnan(rows).sum()  # some values were dropped

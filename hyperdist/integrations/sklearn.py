@@ -28,7 +28,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import require
-from ..errors import HyperdistError
+from ..errors import AllTrialsFailed, HyperdistError
 
 require("sklearn", "sklearn")
 from scipy.stats import rankdata  # noqa: E402
@@ -203,8 +203,11 @@ class HyperdistSearchCV(MetaEstimatorMixin, BaseEstimator):
         from ..trials import Trials
 
         trials = Trials()
-        fmin(job.evaluate, self.space, algo=algo, max_evals=self.max_evals, trials=trials, rstate=self._seed(),
-             show_progressbar=bool(self.verbose), return_argmin=False)
+        try:
+            fmin(job.evaluate, self.space, algo=algo, max_evals=self.max_evals, trials=trials, rstate=self._seed(),
+                 show_progressbar=bool(self.verbose))
+        except AllTrialsFailed:  # as in Hyperopt; `fit` reports the estimator's own error from the trials
+            pass
         return trials
 
     def _distributed(self, job: _Job, algo: Any) -> Any:
