@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import click
 
 from ..errors import HyperdistError
-from .app import DB, main
+from .app import DATA_DIR, DB, MONGO, _connection, exp_key_option, main
 
 
 class _AllowEntry(click.ParamType):
@@ -20,10 +21,10 @@ class _AllowEntry(click.ParamType):
 
 
 @main.command()
-@click.option("--mongo", envvar="HYPERDIST_MONGO_URL", required=True, metavar="URL",
-              help="MongoDB URL. [env HYPERDIST_MONGO_URL]")
+@MONGO
 @DB
-@click.option("--exp", "exp_key", metavar="KEY", help="Only run trials of this experiment.")
+@DATA_DIR
+@exp_key_option
 @click.option("--allow", multiple=True, envvar="HYPERDIST_ALLOW", metavar="ENTRY", type=_AllowEntry(),
               help="What this worker may run: a module or package (public functions defined in it), a .py file "
                    "or directory (public functions defined in those files), or 'module:function' / "
@@ -39,27 +40,31 @@ class _AllowEntry(click.ParamType):
 @click.option("--idle-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
               help="Exit after this many seconds without a trial.")
 @click.option("--drain", is_flag=True, help="On SIGTERM/SIGINT finish the current trial instead of handing it back.")
-@click.option("--max-consecutive-failures", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--max-consecutive-failures", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Exit after this many trials in a row failed (an objective that cannot work here).")
 @click.option("--max-trials", type=click.IntRange(min=1), help="Exit after this many trials.")
 @click.option("--prefetch", type=click.IntRange(min=1), default=8, show_default=True,
               help="Most trials claimed at once; trials of at most 60 ms are claimed as many as fit in 120 ms.")
-def worker(mongo: str, db: str | None, exp_key: str | None, allow: tuple[str, ...], path: str | None, isolate: bool,
-           trial_timeout: float | None, lease: float, idle_timeout: float, drain: bool,
+def worker(mongo: str | None, db: str | None, data_dir: Path, exp_key: str | None, allow: tuple[str, ...],
+           path: str | None, isolate: bool, trial_timeout: float | None, lease: float, idle_timeout: float, drain: bool,
            max_consecutive_failures: int, max_trials: int | None, prefetch: int) -> None:
-    """Claim trials, evaluate their objective, report results; stateless, run as many as you like."""
+    """Claim trials, evaluate their objective, report results; stateless, run as many as you like.
+    Only trials of experiment EXP (or --exp) when given, else of any experiment."""
     from ..reference import AllowList
-    from ..store import Store, parse_url
     from ..worker import Worker, WorkerConfig
 
     entries = AllowList.from_options(allow).entries  # a malformed entry fails here, before connecting
     if not entries:
         raise HyperdistError("a worker needs --allow ENTRY: it only runs objectives its operator allowed")
-    url, db_name = parse_url(mongo, db)
     config = WorkerConfig(allow=entries, path=path, exp_key=exp_key, isolate=isolate,
                           trial_timeout=trial_timeout, lease_seconds=lease, idle_timeout=idle_timeout,
                           drain=drain, max_consecutive_failures=max_consecutive_failures, max_trials=max_trials,
                           prefetch=prefetch)
-    w = Worker(Store(url, db=db_name), config)
-    w.install_signal_handlers()
-    stats = w.run()
+    conn = _connection(mongo, data_dir, db)
+    try:
+        w = Worker(conn.store, config)
+        w.install_signal_handlers()
+        stats = w.run()
+    finally:
+        conn.close()
     sys.exit(stats.exit_code)

@@ -4,6 +4,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable, Iterator
 
+from pymongo import DESCENDING
+
+from ..errors import StoreError
 from .connection import Connection
 from .trials import DONE, ERROR, FINISHED, NEW, RUNNING, _TRIAL_FIELDS
 
@@ -76,6 +79,27 @@ class History(Connection):
         with self._errors("reading from"):
             return list(self._trials.find({"exp_key": exp_key, "state": RUNNING},
                                           {"tid": 1, "owner": 1, "claimed": 1, "lease_until": 1, "heartbeat": 1}))
+
+    def find_trials(self, exp_key: str, state: str | None = None, limit: int | None = None) -> list[dict]:
+        """Trials in tid order, optionally of one state; with `limit`, the last (most recent) ones,
+        read newest first through the (exp_key, tid) or claim index."""
+        query = {"exp_key": exp_key, **({"state": state} if state else {})}
+        with self._errors("reading from"):
+            cursor = self._trials.find(query, _HISTORY_FIELDS).sort("tid", DESCENDING)
+            docs = list(valid_trials(cursor.limit(limit) if limit else cursor, exp_key))
+        return docs[::-1]
+
+    def get_trial(self, exp_key: str, tid: int) -> dict:
+        """One trial with every field but its lease token, for `hyperdist show`."""
+        with self._errors("reading from"):
+            found = list(valid_trials(self._trials.find({"exp_key": exp_key, "tid": tid}, {"lease_token": 0}).limit(1),
+                                      exp_key))
+            if not found:
+                last = self._trials.find_one({"exp_key": exp_key}, {"tid": 1}, sort=[("tid", DESCENDING)])
+        if not found:
+            known = f"its trials are {last['tid']} and below" if last else "it has no trials yet"
+            raise StoreError(f"experiment {exp_key!r} has no trial {tid} ({known})")
+        return found[0]
 
 
     def outcome_counts(self, exp_key: str, exclude: list | None = None) -> dict[str, int]:
