@@ -77,7 +77,7 @@ def error_line(doc: dict) -> str:
 
 
 def render_status(store: Store, exp_key: str | None) -> tuple[str, bool]:
-    """Text for `hyperdist status`, and whether the experiment is finished."""
+    """Text for `hyperdist status`, and whether the experiment is no longer running."""
     if exp_key is None:
         exps = store.list_experiments()
         lines = [f"{e['_id']}: {' '.join(filter(None, effective_state(e)))}" for e in exps] or ["no experiments"]
@@ -102,9 +102,9 @@ def render_status(store: Store, exp_key: str | None) -> tuple[str, bool]:
         lines.append(f"errors: {counts['ERROR']} ({len(errors)} distinct); most frequent: {n}x {top}  "
                      f"[hyperdist trials {exp_key} --state error; hyperdist show {exp_key} TID]")
     rate = _rate_per_minute(d.get("finished") for d in docs)
-    if rate and state == "running":
+    if rate:
         eta = (max_evals - finished) / rate if max_evals > finished else 0.0
-        lines.append(f"rate: {rate:.1f} trials/min  ETA: {eta:.1f} min")
+        lines.append(f"rate: {rate:.1f} trials/min" + (f"  ETA: {eta:.1f} min" if state == "running" else ""))
     space = space_from_json(exp["space"])
     best = best_trial(store, exp_key, docs)
     if best is not None:

@@ -6,7 +6,7 @@ Blocks that are not run, and why (each is still checked, where a check means som
 - docker / kubernetes (yaml) / slurm blocks: no engine or cluster here; their structure is checked
   (workers run as an Indexed Job, never a Deployment) and every `hyperdist` command they hold must
   name an existing command with existing options;
-- blocks addressing a remote MongoDB (the placeholder host `db.example`, or a URL in `$URL` /
+- blocks addressing another machine (a placeholder host such as `db.example`, or a URL in `$URL` /
   `$HYPERDIST_MONGO_URL`): their `hyperdist` commands are checked the same way (the same commands
   against the local server run in docs/quickstart.md's "Workers started by hand");
 - blocks that run a benchmark (`benchmarks/...`) or the test suite (`pytest`, `.ci/run`): records
@@ -32,7 +32,7 @@ from hyperdist.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.M | re.S)
-REMOTE = re.compile(r"db\.example|\$URL\b|\$HYPERDIST_MONGO_URL|\$\{HYPERDIST_MONGO_URL")
+REMOTE = re.compile(r"\b[\w-]+\.example\b|\$URL\b|\$HYPERDIST_MONGO_URL|\$\{HYPERDIST_MONGO_URL")
 CLUSTER = re.compile(r"^\s*(docker|kubectl|srun|sbatch)\b|#SBATCH", re.M)
 RECORD = re.compile(r"benchmarks/|\bpytest\b|\.ci/run")
 

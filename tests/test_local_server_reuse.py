@@ -136,3 +136,13 @@ def test_an_auth_server_refuses_strangers_and_serves_local_commands(tmp_path):
         assert listed.returncode == 0 and "no experiments" in listed.stdout, listed.stderr
     finally:
         stop_server(data)
+
+
+def test_a_worker_without_mongo_uses_the_local_server(tmp_path):
+    data = tmp_path / "hd"
+    try:
+        run = _hd(data, "worker", "--allow", "objectives", "--idle-timeout", "1")
+        assert run.returncode == 0, run.stderr
+        assert "starting the local server" in run.stderr and server_status(data) is not None
+    finally:
+        stop_server(data)

@@ -62,13 +62,16 @@ def _with_store(fn: Callable) -> Callable:
     @DATA_DIR
     @functools.wraps(fn)
     def wrapper(mongo: str | None, db: str | None, data_dir: Path, **kwargs: Any) -> Any:
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, _exit_on_signal)
-        conn = _connection(mongo, data_dir, db, read_only=True)
+        previous = {sig: signal.signal(sig, _exit_on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
         try:
-            return fn(conn.store, **kwargs)
+            conn = _connection(mongo, data_dir, db, read_only=True)
+            try:
+                return fn(conn.store, **kwargs)
+            finally:
+                conn.close()
         finally:
-            conn.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     return wrapper
 
 

@@ -54,9 +54,10 @@ def show(store: Any, exp_key: str | None, rest: str | None) -> None:
     from ..space import space_from_json
 
     exp_key = required_key(exp_key)
-    if rest is None or not rest.lstrip("-").isdigit():
-        raise click.UsageError(f"TID must be a trial id (a whole number), got {rest!r}: "
-                               f"`hyperdist show {exp_key} 7`; `hyperdist trials {exp_key}` lists them")
+    if rest is None or not rest.isdigit():
+        got = "none given" if rest is None else f"got {rest!r}"
+        raise click.UsageError(f"TID must be a trial id, a whole number ({got}): `hyperdist show {exp_key} 7`; "
+                               f"`hyperdist trials {exp_key}` lists them")
     space = space_from_json(store.get_experiment(exp_key)["space"])
     doc = store.get_trial(exp_key, int(rest))
     params = doc.get("params") or {}
@@ -97,8 +98,8 @@ def delete(store: Any, exp_key: str | None, yes: bool) -> None:
     exp_key = required_key(exp_key)
     exp = store.get_experiment(exp_key)
     state, _ = effective_state(exp)
-    if state == "running":
-        owner = (exp.get("coordinator") or {}).get("owner")
+    if state == "running" and exp.get("coordinator"):  # a lapsed lease makes the state "stopped"
+        owner = exp["coordinator"].get("owner")
         raise HyperdistError(f"experiment {exp_key!r} has a running coordinator ({owner}): stop the search first, "
                              "or wait until its lease lapses")
     counts = store.counts(exp_key)
