@@ -87,7 +87,7 @@ def test_show_prints_the_traceback_params_and_configuration(failing):
     choice = ["svm", "forest", "knn"][doc["params"]["model"]]
     assert f"model = {choice!r} (option {doc['params']['model']})" in out
     assert "config" in out and json.dumps(choice) in out     # the evaluated configuration
-    assert "host-0:pid" in out and "attempts" in out
+    assert f"worker: {doc['owner']}" in out and "attempts: 1" in out
     _run(failing, "show", "mixed", "99", code=2)
 
 
