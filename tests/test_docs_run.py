@@ -181,8 +181,9 @@ def test_documented_blocks_run(doc: Path, doc_venv: Path, tmp_path: Path) -> Non
                 assert run.returncode == 0, f"{where} failed ({run.returncode}):\n{block.text}\n" \
                                             f"stdout:\n{run.stdout[-3000:]}\nstderr:\n{run.stderr[-3000:]}"
     finally:
-        subprocess.run([str(doc_venv / "bin" / "hyperdist"), "server", "stop"], cwd=work, env=env,
-                       capture_output=True, timeout=120)
+        if (work / ".hyperdist").exists():
+            subprocess.run([str(doc_venv / "bin" / "hyperdist"), "server", "stop"], cwd=work, env=env,
+                           capture_output=True, timeout=120)
 
 
 def test_block_rules_cover_every_document() -> None:
