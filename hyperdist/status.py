@@ -5,7 +5,6 @@ keep the index in a column of its own (`param.model` = "svm", `param.model_index
 """
 from __future__ import annotations
 
-import collections
 import csv
 import datetime as dt
 import io
@@ -19,7 +18,7 @@ from .history import FAILED, OK, HistoryTable
 from .views.importance import importances
 from .result import STATUS_OK
 from .space import SearchSpace, space_from_json
-from .store import DONE, Store
+from .store import DONE, Store, error_text
 
 
 def _loss(doc: dict) -> float | None:
@@ -62,18 +61,11 @@ def effective_state(exp: dict, now: dt.datetime | None = None) -> tuple[str, str
     return state, ""
 
 
-def error_counts(docs: Iterable[dict]) -> collections.Counter:
-    """How often each error (type and first line of its message) ended a trial."""
-    return collections.Counter(error_line(d) for d in docs if d.get("state") == "ERROR")
-
-
 def error_line(doc: dict) -> str:
-    """A failed trial's error as one line: `Type: first line of the message`."""
-    error = doc.get("error") or {}
-    if not error:
-        return f"status {(doc.get('result') or {}).get('status')!r} without an error record"
-    message = str(error.get("message") or "").strip().splitlines()
-    return f"{error.get('type')}: {message[0] if message else ''}".rstrip(": ")
+    """A failed trial's error on one line (store.error_text's words, first line only)."""
+    error, result = doc.get("error") or {}, doc.get("result") or {}
+    text = error_text({"type": error.get("type"), "message": error.get("message"), "failure": result.get("failure")})
+    return (str(text).strip().splitlines() or [""])[0]
 
 
 def render_status(store: Store, exp_key: str | None) -> tuple[str, bool]:
@@ -96,10 +88,8 @@ def render_status(store: Store, exp_key: str | None) -> tuple[str, bool]:
         f"trials: {finished}/{max_evals} finished  " + "  ".join(f"{k}={v}" for k, v in counts.items())
         + (f"  (pruned={pruned})" if pruned else ""),
     ]
-    errors = error_counts(docs)
-    if errors:
-        (top, n), = errors.most_common(1)
-        lines.append(f"errors: {counts['ERROR']} ({len(errors)} distinct); most frequent: {n}x {top}  "
+    for n, top in store.top_errors(exp_key, 1) if counts["ERROR"] else []:
+        lines.append(f"errors: {counts['ERROR']}; most frequent: {n}x {(top.strip().splitlines() or [''])[0]}  "
                      f"[hyperdist trials {exp_key} --state error; hyperdist show {exp_key} TID]")
     rate = _rate_per_minute(d.get("finished") for d in docs)
     if rate:

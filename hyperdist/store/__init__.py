@@ -8,14 +8,14 @@ server's user (users.py), all on one client and one mapping of pymongo's errors 
 from __future__ import annotations
 
 from .experiments import Experiments
-from .history import History, outcome
+from .history import History, error_text, outcome
 from .peers import Peers, TrialPeers
 from .snapshots import Snapshots
 from .trials import DONE, ERROR, FINISHED, NEW, RUNNING, Report, Trials
 from .url import parse_url
 from .users import Users
 
-__all__ = ["DONE", "ERROR", "FINISHED", "NEW", "RUNNING", "Report", "Store", "TrialPeers", "outcome",
+__all__ = ["DONE", "ERROR", "FINISHED", "NEW", "RUNNING", "Report", "Store", "TrialPeers", "error_text", "outcome",
            "parse_url"]
 
 

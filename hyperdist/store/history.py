@@ -101,7 +101,6 @@ class History(Connection):
             raise StoreError(f"experiment {exp_key!r} has no trial {tid} ({known})")
         return found[0]
 
-
     def outcome_counts(self, exp_key: str, exclude: list | None = None) -> dict[str, int]:
         """Finished trials as ok / failed / pruned (a trial of `exclude` is left out: the coordinator
         counts those itself when it sees them finish). One `$group`: for a start, not for a tick."""
@@ -123,7 +122,7 @@ class History(Connection):
                 {"$group": {"_id": {"type": "$error.type", "message": "$error.message",
                                     "failure": "$result.failure"}, "n": {"$sum": 1}}}]))
         rows.sort(key=lambda r: -r["n"])
-        return [(r["n"], _error_text(r["_id"])) for r in rows[:n]]
+        return [(r["n"], error_text(r["_id"])) for r in rows[:n]]
 
     def last_error(self, exp_key: str) -> dict | None:
         """The failed trial with the highest tid (through the claim index): tid, owner, error."""
@@ -149,7 +148,9 @@ def outcome(state: str | None, status: str | None) -> str:
     return "ok" if state == DONE and status == "ok" else "failed"
 
 
-def _error_text(key: dict) -> str:
+def error_text(key: dict) -> str:
+    """A failed trial's error as text, from its error's type and message, else its result's failure:
+    the same words in the search summary, `status`, `trials` and exports."""
     if key.get("message") is not None:
         return f"{key.get('type') or 'Error'}: {key['message']}"
     return key.get("failure") or "returned status 'fail'"
