@@ -11,6 +11,8 @@ Blocks that are not run, and why (each is still checked, where a check means som
   against the local server run in docs/quickstart.md's "Workers started by hand");
 - blocks that run a benchmark (`benchmarks/...`) or the test suite (`pytest`, `.ci/run`): records
   of how numbers were measured, minutes to hours each; the files they name must exist.
+And one command is run differently: `hyperdist dashboard` serves until Ctrl-C, so it runs for 15 s on
+a free port (`--port 0` added) and must still be serving when `timeout` interrupts it.
 """
 from __future__ import annotations
 
@@ -35,6 +37,12 @@ FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.M | re.S)
 REMOTE = re.compile(r"\b[\w-]+\.example\b|\$URL\b|\$HYPERDIST_MONGO_URL|\$\{HYPERDIST_MONGO_URL")
 CLUSTER = re.compile(r"^\s*(docker|kubectl|srun|sbatch)\b|#SBATCH", re.M)
 RECORD = re.compile(r"benchmarks/|\bpytest\b|\.ci/run")
+SERVING = re.compile(r"^(\s*)(hyperdist dashboard\b[^#\n]*?)\s*(#.*)?$", re.M)
+
+
+def _bounded(match: re.Match) -> str:
+    """A serving command, stopped after 15 s: timeout's 124 means it was still serving."""
+    return f"{match.group(1)}timeout -s INT 15 {match.group(2)} --port 0 || [ $? -eq 124 ]"
 
 
 @dataclass
@@ -175,7 +183,7 @@ def test_documented_blocks_run(doc: Path, doc_venv: Path, tmp_path: Path) -> Non
                 else:
                     for args in _commands(block.text):
                         check_command(args)
-                    cmd = ["bash", "-euo", "pipefail", "-c", block.text]
+                    cmd = ["bash", "-euo", "pipefail", "-c", SERVING.sub(_bounded, block.text)]
                 run = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=1200,
                                      stdin=subprocess.DEVNULL)
                 assert run.returncode == 0, f"{where} failed ({run.returncode}):\n{block.text}\n" \
