@@ -8,11 +8,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .errors import HyperdistError
 from .reference import python_argv
-from .server import LocalServer, server_status, start_server, stop_server
+from .server import LocalServer, ServerUse, server_status, stop_server, use_server
 from .store import Store, parse_url
 
 
@@ -22,29 +22,37 @@ class Connection:
     url: str                       # the URL workers should use (credentials included; never log it)
     started: LocalServer | None    # the embedded server, when this command started it
     data_dir: Path
+    use: ServerUse | None = None   # this command's hold on the embedded server
 
-    def close(self, stop_started_server: bool = True) -> None:
+    def close(self, stop_started_server: bool = False) -> None:
+        """Close the store and let go of the embedded server: it stays up for the next command until
+        its idle limit (hyperdist/keeper.py), or stops now with `stop_started_server`."""
         self.store.close()
+        if self.use is not None:
+            self.use.release()
         if self.started is not None and stop_started_server:
             stop_server(self.data_dir)
 
 
 def connect(mongo: str | None, data_dir: Path, *, start: bool = True, db: str | None = None,
-            read_only: bool = False) -> Connection:
-    """A remote server when `mongo` is given; otherwise the embedded one in `data_dir`, started if needed."""
+            read_only: bool = False, announce: Callable[[str], None] | None = None) -> Connection:
+    """A remote server when `mongo` is given; otherwise the embedded one in `data_dir`, started if
+    needed (`announce` hears what a cold start does)."""
     if mongo:
         url, db_name = parse_url(mongo, db)
         return Connection(Store(url, db=db_name, read_only=read_only), url, None, data_dir)
-    running = server_status(data_dir)
-    if running is not None:
-        return Connection(Store(running.url, db=db or "hyperdist", read_only=read_only), running.url, None, data_dir)
-    if not start:
+    if not start and server_status(data_dir) is None:
         raise HyperdistError(
             f"no MongoDB given and no local server running in {str(data_dir)!r}: pass --mongo URL "
             "(or set HYPERDIST_MONGO_URL), or run `hyperdist server start`"
         )
-    server = start_server(data_dir)
-    return Connection(Store(server.url, db=db or "hyperdist", read_only=read_only), server.url, server, data_dir)
+    server, use, started = use_server(data_dir, announce=announce)
+    try:
+        return Connection(Store(server.url, db=db or "hyperdist", read_only=read_only), server.url,
+                          server if started else None, data_dir, use)
+    except BaseException:
+        use.release()
+        raise
 
 
 @dataclass

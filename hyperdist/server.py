@@ -8,6 +8,13 @@ stopping hold a lock on the directory, so two searches starting at once share on
 SecantusDB gets `--config <data_dir>/secantusd.toml` (created empty): it would otherwise pick up a
 secantusd.toml from the current directory or the home directory, and that file is the place to
 tune the embedded server.
+
+A command that needs the server and finds none starts it with an idle limit (`use_server`): a
+keeper process (hyperdist/keeper.py) owns it and stops it once no command has used it for that
+long, so the next command within the limit answers at once instead of paying a start and a stop.
+Commands in use hold a shared lock on `<data_dir>/server.inuse`; the kernel drops it when a
+command dies however it dies, so nothing a killed command leaves behind outlives the idle limit.
+`hyperdist server start` starts one without a limit, for workers started by hand.
 """
 from __future__ import annotations
 
@@ -25,11 +32,14 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
+from urllib.parse import quote
 
 from .errors import HyperdistError
 
 _LISTENING = re.compile(r"listening on (\S+):(\d+)")
+DEFAULT_IDLE = 300.0   # seconds a server started by a command outlives the last command using it
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass
@@ -38,6 +48,7 @@ class LocalServer:
     pid: int
     data_dir: Path
     kind: str
+    idle: float | None = None      # stopped after this many idle seconds by its keeper; None: runs until stopped
 
 
 def _state_file(data_dir: Path) -> Path:
@@ -55,7 +66,7 @@ def _locked(data_dir: Path) -> Iterator[None]:
 def _recorded(data_dir: Path) -> LocalServer | None:
     try:
         info = json.loads(_state_file(data_dir).read_text())
-        return LocalServer(info["url"], int(info["pid"]), Path(data_dir), info["kind"])
+        return LocalServer(info["url"], int(info["pid"]), Path(data_dir), info["kind"], info.get("idle"))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -85,9 +96,9 @@ def _alive(pid: int) -> bool:
 
 
 def _answers(url: str) -> bool:
-    host, port = url.rsplit("//", 1)[1].rsplit(":", 1)
+    host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1].rsplit(":", 1)
     try:
-        with socket.create_connection((host.strip("[]"), int(port.split("/")[0])), timeout=1):
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=1):
             return True
     except OSError:
         return False
@@ -107,18 +118,117 @@ def _free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
+class ServerUse:
+    """A command's hold on the local server: a shared lock the keeper waits for, and the file's
+    mtime, the time of the last use, which `release` (or the process's end) leaves behind."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "server.inuse"
+        self._handle = open(self.path, "a")
+        fcntl.flock(self._handle, fcntl.LOCK_SH)  # waits only while a keeper is stopping the server
+        os.utime(self.path)
+
+    def release(self) -> None:
+        if not self._handle.closed:
+            os.utime(self.path)
+            self._handle.close()
+
+
+def use_server(data_dir: Path, *, idle: float | None = None,
+               announce: Callable[[str], None] | None = None) -> tuple[LocalServer, ServerUse, bool]:
+    """The running local server of data_dir, or a new one that stops after `idle` seconds without
+    use (default HYPERDIST_SERVER_IDLE, else DEFAULT_IDLE); with the caller's hold on it, and
+    whether this call started it. `announce` hears what a cold start is doing."""
+    data_dir = Path(data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    use = ServerUse(data_dir)
+    try:
+        running = server_status(data_dir)
+        if running is not None:
+            return running, use, False
+        idle = idle_seconds() if idle is None else idle
+        if announce:
+            announce(f"starting the local server in {data_dir} (it stops after {idle:g} s without a command; "
+                     "`hyperdist server stop` stops it now) ...")
+        t0 = time.monotonic()
+        server = start_server(data_dir, idle=idle)
+        if announce:
+            announce(f"local {server.kind} server ready at {server.url} in {time.monotonic() - t0:.1f} s")
+        return server, use, True
+    except BaseException:
+        use.release()
+        raise
+
+
+def idle_seconds() -> float:
+    raw = os.environ.get("HYPERDIST_SERVER_IDLE", "")
+    try:
+        value = float(raw) if raw else DEFAULT_IDLE
+    except ValueError:
+        raise HyperdistError(f"HYPERDIST_SERVER_IDLE={raw!r}: expected a number of seconds") from None
+    if not 0 <= value < float("inf"):
+        raise HyperdistError(f"HYPERDIST_SERVER_IDLE={raw!r}: expected a number of seconds, 0 or more")
+    return value
+
+
+def check_exposure(host: str, auth: bool, insecure: bool) -> str | None:
+    """Refuse a server reachable from other machines without authentication; with `insecure`, the
+    warning to print instead."""
+    if host in LOOPBACK or auth:
+        return None
+    message = (f"--host {host} makes the server reachable from other machines, and without --auth anyone who "
+               "can reach the port can read, change and delete every experiment")
+    if not insecure:
+        raise HyperdistError(f"{message}: add --auth USER (a password is asked for), or --insecure to accept this")
+    return f"warning: {message} (--insecure given)"
+
+
 def start_server(data_dir: Path, *, host: str = "127.0.0.1", port: int = 0, auth: bool = False,
-                 log_file: Path | None = None, timeout: float = 30) -> LocalServer:
-    """Start (or reuse) the local server for data_dir and wait until it accepts connections."""
+                 log_file: Path | None = None, timeout: float = 30, idle: float | None = None,
+                 credentials: tuple[str, str] | None = None) -> LocalServer:
+    """Start (or reuse) the local server for data_dir and wait until it accepts connections.
+
+    With `idle`, a keeper process starts it and stops it after that many seconds without a command
+    (see use_server). `credentials` (user, password) go into the recorded URL of an `auth` server,
+    so that commands on this machine can use it; server.json is readable by its owner only.
+    """
     data_dir = Path(data_dir).resolve()
     with _locked(data_dir):
         running = server_status(data_dir)
         if running is not None:
             return running
-        return _start(data_dir, host, port, auth, log_file, timeout)
+        if idle is None:
+            return _start(data_dir, host, port, auth, log_file, timeout, credentials=credentials)
+        return _start_kept(data_dir, idle, log_file, timeout)
 
 
-def _start(data_dir: Path, host: str, port: int, auth: bool, log_file: Path | None, timeout: float) -> LocalServer:
+def _start_kept(data_dir: Path, idle: float, log_file: Path | None, timeout: float) -> LocalServer:
+    """Start a keeper (python -m hyperdist.keeper), which starts the server as its child and
+    records it; wait until the recorded server answers."""
+    log_path = log_file or data_dir / "server.log"
+    _state_file(data_dir).unlink(missing_ok=True)
+    with open(log_path, "ab") as log:
+        keeper = subprocess.Popen([sys.executable, "-m", "hyperdist.keeper", str(data_dir), "--idle", str(idle),
+                                   "--log", str(log_path), "--timeout", str(timeout)],
+                                  stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + timeout + 10
+    while time.monotonic() < deadline:
+        server = server_status(data_dir)
+        if server is not None:
+            return server
+        if keeper.poll() is not None:
+            raise HyperdistError(f"the local server did not start (keeper exit code {keeper.returncode}):\n"
+                                 f"{log_path.read_text(errors='replace')[-1500:]}")
+        time.sleep(0.05)
+    keeper.terminate()
+    raise HyperdistError(f"the local server did not start within {timeout:g} s; see {log_path}")
+
+
+def _start(data_dir: Path, host: str, port: int, auth: bool, log_file: Path | None, timeout: float, *,
+           idle: float | None = None, credentials: tuple[str, str] | None = None,
+           with_parent: bool = False) -> LocalServer:
+    """Start the server process and record it; `with_parent`: it gets SIGTERM when its parent (the
+    keeper) dies, so even a SIGKILLed keeper leaves no server behind (Linux)."""
     (data_dir / "db").mkdir(parents=True, exist_ok=True)
     log_path = log_file or data_dir / "server.log"
     mongod = shutil.which("mongod")
@@ -143,7 +253,8 @@ def _start(data_dir: Path, host: str, port: int, auth: bool, log_file: Path | No
         kind = "secantus"
     offset = log_path.stat().st_size if log_path.exists() else 0
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=_die_with_parent if with_parent else None)
     try:
         url = _wait_ready(proc, kind, host, port, log_path, offset, timeout)
     except BaseException:  # interrupted while it starts: not recorded yet, so nobody else would stop it
@@ -151,11 +262,25 @@ def _start(data_dir: Path, host: str, port: int, auth: bool, log_file: Path | No
             proc.kill()
             proc.wait()
         raise
-    server = LocalServer(url, proc.pid, data_dir, kind)
+    if credentials:
+        user, password = (quote(part, safe="") for part in credentials)
+        url = f"mongodb://{user}:{password}@{url.split('//', 1)[1]}/?authSource=admin"
+    server = LocalServer(url, proc.pid, data_dir, kind, idle)
     tmp = _state_file(data_dir).with_suffix(".tmp")  # readers without the lock never see half a file
-    tmp.write_text(json.dumps(dict(asdict(server), data_dir=str(data_dir), started=time.time())))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the URL may hold credentials
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(dict(asdict(server), data_dir=str(data_dir), started=time.time(),
+                                  keeper=os.getpid() if with_parent else None)))
     os.replace(tmp, _state_file(data_dir))
     return server
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux for SIGTERM when the parent dies (prctl PR_SET_PDEATHSIG)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
 
 
 def _log_since(log_path: Path, offset: int) -> str:

@@ -86,6 +86,10 @@ class SearchSpace:
             return value
         return option_name(options[i], i)
 
+    def is_choice(self, label: str) -> bool:
+        """Whether `label` stores an option index (`hp.choice`/`hp.pchoice`), which `display` maps."""
+        return label in self._options
+
     def readable(self, assignment: Mapping[str, Any]) -> dict[str, Any]:
         """An assignment with every choice shown by its option (see `display`)."""
         return {label: self.display(label, value) for label, value in assignment.items()}

@@ -1,4 +1,8 @@
-"""Read-only views of an experiment: its best trial, a status summary, and flat exports."""
+"""Read-only views of an experiment: its best trial, a status summary, and flat exports.
+
+A person reads a choice as its option (`SearchSpace.display`), never as the stored index; exports
+keep the index in a column of its own (`param.model` = "svm", `param.model_index` = 0).
+"""
 from __future__ import annotations
 
 import collections
@@ -15,7 +19,7 @@ from .history import FAILED, OK, HistoryTable
 from .views.importance import importances
 from .result import STATUS_OK
 from .space import SearchSpace, space_from_json
-from .store import DONE, Store
+from .store import DONE, Store, error_text
 
 
 def _loss(doc: dict) -> float | None:
@@ -43,13 +47,36 @@ def best_trial(store: Store | None, exp_key: str, history: list[dict] | None = N
     return min(scored, key=lambda pair: pair[0])[1] if scored else None
 
 
+def effective_state(exp: dict, now: dt.datetime | None = None) -> tuple[str, str]:
+    """The state a person should read, and a note: an experiment marked running whose coordinator
+    lease has lapsed has no coordinator any more (it crashed, or its machine went away), so it is
+    shown as stopped ("coordinator gone since ...") rather than as a search that is progressing."""
+    state = str(exp.get("state", "?"))
+    if state != "running":
+        return state, ""
+    coordinator = exp.get("coordinator") or {}
+    until = coordinator.get("lease_until")
+    now = now or dt.datetime.now(dt.timezone.utc)
+    if isinstance(until, dt.datetime) and _aware(until) < now:
+        return "stopped", f"coordinator gone since {_aware(until):%Y-%m-%d %H:%M:%S} UTC ({_age(until)})"
+    return state, ""
+
+
+def error_line(doc: dict) -> str:
+    """A failed trial's error on one line (store.error_text's words, first line only)."""
+    error, result = doc.get("error") or {}, doc.get("result") or {}
+    text = error_text({"type": error.get("type"), "message": error.get("message"), "failure": result.get("failure")})
+    return (str(text).strip().splitlines() or [""])[0]
+
+
 def render_status(store: Store, exp_key: str | None) -> tuple[str, bool]:
-    """Text for `hyperdist status`, and whether the experiment is finished."""
+    """Text for `hyperdist status`, and whether the experiment is no longer running."""
     if exp_key is None:
         exps = store.list_experiments()
-        lines = [f"{e['_id']}: {e.get('state')}" for e in exps] or ["no experiments"]
+        lines = [f"{e['_id']}: {' '.join(filter(None, effective_state(e)))}" for e in exps] or ["no experiments"]
         return "\n".join(lines), True
     exp = store.get_experiment(exp_key)
+    state, note = effective_state(exp)
     docs = store.history(exp_key)
     counts = {s: 0 for s in ("NEW", "RUNNING", "DONE", "ERROR")}
     for d in docs:
@@ -58,18 +85,22 @@ def render_status(store: Store, exp_key: str | None) -> tuple[str, bool]:
     pruned = sum(1 for d in docs if (d.get("result") or {}).get("status") == "pruned")
     max_evals = exp.get("max_evals") or 0
     lines = [
-        f"experiment {exp_key}  state={exp.get('state')}  objective={exp.get('objective')}",
+        f"experiment {exp_key}  state={state}{f' ({note})' if note else ''}  objective={exp.get('objective')}",
         f"trials: {finished}/{max_evals} finished  " + "  ".join(f"{k}={v}" for k, v in counts.items())
         + (f"  (pruned={pruned})" if pruned else ""),
     ]
+    for n, top in store.top_errors(exp_key, 1) if counts["ERROR"] else []:
+        lines.append(f"errors: {counts['ERROR']}; most frequent: {n}x {(top.strip().splitlines() or [''])[0]}  "
+                     f"[hyperdist trials {exp_key} --state error; hyperdist show {exp_key} TID]")
     rate = _rate_per_minute(d.get("finished") for d in docs)
     if rate:
         eta = (max_evals - finished) / rate if max_evals > finished else 0.0
-        lines.append(f"rate: {rate:.1f} trials/min  ETA: {eta:.1f} min")
+        lines.append(f"rate: {rate:.1f} trials/min" + (f"  ETA: {eta:.1f} min" if state == "running" else ""))
+    space = space_from_json(exp["space"])
     best = best_trial(store, exp_key, docs)
     if best is not None:
-        lines.append(f"best: loss={best['result']['loss']:.6g} (trial {best['tid']}) params={json.dumps(best['params'])}")
-    space = space_from_json(exp["space"])
+        lines.append(f"best: loss={best['result']['loss']:.6g} (trial {best['tid']}) "
+                     f"params={json.dumps(space.readable(best['params']), default=str)}")
     X, loss = loss_table(space, docs)
     if np.isfinite(loss).sum() >= 10:
         ranked = sorted(importances(space, X, loss).items(), key=lambda kv: -kv[1])[:5]
@@ -89,7 +120,7 @@ def render_status(store: Store, exp_key: str | None) -> tuple[str, bool]:
             lines.append(f"  worker {d.get('owner')}{on}: trial {d['tid']} claimed {_age(d.get('claimed'))}, "
                          f"last heartbeat {_age(d.get('heartbeat') or d.get('claimed'))}"
                          f"{'  LEASE EXPIRED' if expired else ''}")
-    return "\n".join(lines), exp.get("state") == "done"
+    return "\n".join(lines), state != "running"
 
 
 def _aware(t: dt.datetime) -> dt.datetime:
@@ -111,13 +142,14 @@ def _rate_per_minute(times: Iterable[Any], window: int = 50) -> float | None:
     return (len(stamps) - 1) / span * 60 if span > 0 else None
 
 
-def export_trials(docs: list[dict], fmt: str) -> str:
-    """CSV (one column per parameter and per scalar result key), JSON, or JSON lines."""
-    rows = [_flat(d) for d in docs]
+def export_trials(docs: list[dict], space: SearchSpace, fmt: str) -> str:
+    """CSV (one column per parameter and per scalar result key), JSON, or JSON lines. JSON has no
+    NaN or Infinity, so a non-finite number is written as null there (CSV keeps `nan`/`inf`)."""
+    rows = [_flat(d, space) for d in docs]
     if fmt == "json":
-        return json.dumps(rows, indent=1, default=str) + "\n"
+        return json.dumps([_json_safe(r) for r in rows], indent=1, default=str, allow_nan=False) + "\n"
     if fmt == "jsonl":
-        return "".join(json.dumps(r, default=str) + "\n" for r in rows)
+        return "".join(json.dumps(_json_safe(r), default=str, allow_nan=False) + "\n" for r in rows)
     columns: dict[str, None] = {}
     for r in rows:
         columns.update(dict.fromkeys(k for k, v in r.items() if not isinstance(v, (dict, list))))
@@ -128,7 +160,17 @@ def export_trials(docs: list[dict], fmt: str) -> str:
     return out.getvalue()
 
 
-def _flat(doc: dict) -> dict[str, Any]:
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _flat(doc: dict, space: SearchSpace) -> dict[str, Any]:
     row: dict[str, Any] = {"tid": doc["tid"], "state": doc["state"]}
     result = doc.get("result") or {}
     row["loss"] = result.get("loss")
@@ -136,12 +178,13 @@ def _flat(doc: dict) -> dict[str, Any]:
     for step, value in sorted((doc.get("intermediate") or {}).items(), key=lambda kv: int(kv[0])):
         row[f"step.{step}"] = value
     for k, v in (doc.get("params") or {}).items():
-        row[f"param.{k}"] = v
+        row[f"param.{k}"] = space.display(k, v)
+        if space.is_choice(k):
+            row[f"param.{k}_index"] = v
     for k, v in result.items():
         if k not in ("loss", "status"):
             row[f"result.{k}"] = v
-    error = doc.get("error") or {}
-    row["error"] = f"{error.get('type')}: {error.get('message')}" if error else None
+    row["error"] = error_line(doc) if doc.get("state") == "ERROR" else None
     for k in ("attempts", "owner", "device", "claimed", "finished"):
         row[k] = doc.get(k)
     return row

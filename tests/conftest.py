@@ -12,6 +12,8 @@ from typing import Iterator
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# A local server a command under test starts outlives it by this long (default 300 s), not longer.
+os.environ.setdefault("HYPERDIST_SERVER_IDLE", "10")
 
 from hyperdist.server import LocalServer, start_server, stop_server  # noqa: E402
 from hyperdist.store import Store  # noqa: E402

@@ -131,12 +131,14 @@ def test_embedded_search_end_to_end(tmp_path):
     assert run.returncode == 0, run.stderr
     best = json.loads(run.stdout)
     assert set(best) == {"tid", "loss", "params", "config"} and "x" in best["params"]
-    assert not (data / "server.json").exists()  # the embedded server was shut down
+    server = json.loads((data / "server.json").read_text())  # kept up for the next command (idle limit)
     status = subprocess.run([sys.executable, "-m", "hyperdist", "status", "objectives.quadratic",
                              "--data-dir", str(data)],
                             env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert status.returncode == 0, status.stderr
     assert "30/30 finished" in status.stdout and "DONE=30" in status.stdout
+    assert json.loads((data / "server.json").read_text())["pid"] == server["pid"]  # reused, not restarted
+    subprocess.run([sys.executable, "-m", "hyperdist", "server", "stop", "--data-dir", str(data)], env=env, timeout=60)
 
 
 def test_mongotrials_fmin_with_worker_processes(mongo_url, db_name):

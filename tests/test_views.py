@@ -183,3 +183,13 @@ def test_long_labels_and_options_are_cut_where_they_are_drawn(tmp_path):
     view = ExperimentView.from_trials(trials, compile_space(space))
     text = json.dumps(all_figures(view), ensure_ascii=False)
     assert label not in text and short(label) in text and "a" * 3000 not in text
+
+
+def test_importance_ranks_like_scipy():
+    from scipy.stats import rankdata as scipy_rankdata
+
+    from hyperdist.views.importance import rankdata
+
+    rng = np.random.default_rng(5)
+    for values in (rng.normal(size=50), rng.integers(0, 5, size=40).astype(float), np.array([2.0]), np.array([])):
+        assert np.allclose(rankdata(values), scipy_rankdata(values))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -45,19 +46,55 @@ def main(verbose: bool) -> None:
 def _connection(mongo: str | None, data_dir: Path, db: str | None, start: bool = True, read_only: bool = False):
     from ..launcher import connect
 
-    return connect(mongo, data_dir, start=start, db=db, read_only=read_only)
+    return connect(mongo, data_dir, start=start, db=db, read_only=read_only,
+                   announce=lambda line: click.echo(line, err=True))
+
+
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _with_store(fn: Callable) -> Callable:
-    """Open the store for a read-only command, and stop an embedded server this command started."""
+    """Open the store for a read-only command. SIGTERM and SIGHUP end it like Ctrl-C does, through
+    its `finally`, so it lets go of the embedded server (which then stops after its idle limit)."""
     @MONGO
     @DB
     @DATA_DIR
     @functools.wraps(fn)
     def wrapper(mongo: str | None, db: str | None, data_dir: Path, **kwargs: Any) -> Any:
-        conn = _connection(mongo, data_dir, db, read_only=True)
+        previous = {sig: signal.signal(sig, _exit_on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
         try:
-            return fn(conn.store, **kwargs)
+            conn = _connection(mongo, data_dir, db, read_only=True)
+            try:
+                return fn(conn.store, **kwargs)
+            finally:
+                conn.close()
         finally:
-            conn.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     return wrapper
+
+
+def exp_key_option(fn: Callable) -> Callable:
+    """The experiment key, as the first argument (`hyperdist status run1`) or as `--exp run1` (as
+    `search` and `worker` take it): every command that takes a key accepts both. The command gets
+    `exp_key` (None when neither was given) and, when it also takes an argument after the key
+    (`show EXP TID`), the remaining argument in `rest`."""
+    @click.argument("key_arg", metavar="[EXP]", required=False)
+    @click.option("--exp", "exp_opt", metavar="KEY", help="The experiment key (instead of the EXP argument).")
+    @functools.wraps(fn)
+    def wrapper(key_arg: str | None, exp_opt: str | None, **kwargs: Any) -> Any:
+        if key_arg is not None and exp_opt is not None and key_arg != exp_opt:
+            if "rest" in kwargs and kwargs["rest"] is None:
+                key_arg, kwargs["rest"] = None, key_arg  # `show --exp run1 7`: the argument is the 7
+            else:
+                raise click.UsageError(f"two experiment keys: {key_arg!r} and --exp {exp_opt!r}; give one")
+        return fn(exp_key=exp_opt or key_arg, **kwargs)
+    return wrapper
+
+
+def required_key(exp_key: str | None) -> str:
+    if not exp_key:
+        raise click.UsageError("which experiment? give its key: `hyperdist COMMAND KEY` or `--exp KEY` "
+                               "(`hyperdist list` shows them)")
+    return exp_key

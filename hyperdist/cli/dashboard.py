@@ -9,11 +9,11 @@ from urllib.parse import quote
 import click
 
 from ..errors import HyperdistError
-from .app import DATA_DIR, DB, MONGO, _connection, main
+from .app import DATA_DIR, DB, MONGO, _connection, exp_key_option, main
 
 
 @main.command()
-@click.argument("exp_key", required=False)
+@exp_key_option
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. The dashboard has no login: keep it on loopback, or put it behind one.")
 @click.option("--port", type=click.IntRange(min=0, max=65535), default=8050, show_default=True,
@@ -27,7 +27,7 @@ def dashboard(exp_key: str | None, host: str, port: int, interval: float, mongo:
               data_dir: Path) -> None:
     """Serve a live, read-only dashboard of the experiments (needs `pip install 'hyperdist[dashboard]'`).
 
-    Opens on the experiments list, or on EXP_KEY's page when given. New trials appear as they finish.
+    Opens on the experiments list, or on EXP's page when given. New trials appear as they finish.
     """
     from ..views.dashboard import LOOPBACK, create_app, serve
 

@@ -1,23 +1,27 @@
 """Commands that read experiments: status, best, list, export, plot, report."""
 from __future__ import annotations
 
+import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .app import _with_store, main
-from .search import _print_best
+from .app import _with_store, exp_key_option, main, required_key
+
 
 @main.command()
-@click.argument("exp_key", required=False)
-@click.option("--watch", is_flag=True, help="Refresh until the experiment is done.")
-@click.option("--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True)
+@exp_key_option
+@click.option("--watch", is_flag=True, help="Refresh until the experiment is no longer running.")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
+              help="With --watch: seconds between refreshes.")
 @click.option("--count", type=click.IntRange(min=1), help="With --watch: stop after this many refreshes.")
 @_with_store
 def status(store: Any, exp_key: str | None, watch: bool, interval: float, count: int | None) -> None:
-    """Counts by state, best loss, rate, ETA and workers of an experiment (or all experiments)."""
+    """Counts by state, errors, best loss, rate, ETA and workers of an experiment (without EXP: every
+    experiment's state)."""
     from ..status import render_status
 
     shown = 0
@@ -33,41 +37,59 @@ def status(store: Any, exp_key: str | None, watch: bool, interval: float, count:
 
 
 @main.command()
-@click.argument("exp_key")
+@exp_key_option
 @_with_store
-def best(store: Any, exp_key: str) -> None:
-    """The best trial of an experiment as JSON: loss, flat params and the evaluated configuration."""
+def best(store: Any, exp_key: str | None) -> None:
+    """The best trial of an experiment as JSON: loss, stored params (a choice as its option index)
+    and the evaluated configuration. Exits with 1 when no trial finished with status ok."""
     from ..space import space_from_json
+    from ..status import best_trial
 
-    exp = store.get_experiment(exp_key)
-    _print_best(store, exp_key, space_from_json(exp["space"]))
+    exp_key = required_key(exp_key)
+    space = space_from_json(store.get_experiment(exp_key)["space"])
+    found = best_trial(store, exp_key)
+    if found is None:
+        click.echo(f"no trial of {exp_key!r} finished with status ok (hyperdist trials {exp_key} --state error "
+                   "shows why)", err=True)
+        sys.exit(1)
+    click.echo(json.dumps({"tid": found["tid"], "loss": found["result"]["loss"], "params": found["params"],
+                           "config": space.eval(found["params"])}, indent=2, default=str))
 
 
 @main.command(name="list")
 @_with_store
 def list_(store: Any) -> None:
     """All experiments with their state and progress."""
+    from ..status import effective_state
+
     rows = store.list_experiments()
     if not rows:
         click.echo("no experiments")
     for exp in rows:
         counts = store.counts(exp["_id"])
         finished = counts.get("DONE", 0) + counts.get("ERROR", 0)
-        click.echo(f"{exp['_id']:<30} {exp.get('state', '?'):<8} {finished:>6}/{exp.get('max_evals', '?'):<6} "
-                   f"objective={exp.get('objective')}")
+        state, note = effective_state(exp)
+        click.echo(f"{exp['_id']:<30} {state:<8} {finished:>6}/{exp.get('max_evals', '?'):<6} "
+                   f"errors={counts.get('ERROR', 0):<5} objective={exp.get('objective')}"
+                   + (f"  ({note})" if note else ""))
 
 
 @main.command()
-@click.argument("exp_key")
-@click.option("--format", "fmt", type=click.Choice(["csv", "json", "jsonl"]), default="csv", show_default=True)
+@exp_key_option
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "jsonl"]), default="csv", show_default=True,
+              help="csv: one column per parameter and scalar result key; json: one array; jsonl: one object a line.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default: stdout).")
 @_with_store
-def export(store: Any, exp_key: str, fmt: str, out: Path | None) -> None:
-    """Every trial of an experiment as CSV, JSON or JSON lines."""
+def export(store: Any, exp_key: str | None, fmt: str, out: Path | None) -> None:
+    """Every trial of an experiment as CSV, JSON or JSON lines. A choice shows its option
+    (param.model = svm) and keeps the stored index beside it (param.model_index = 0); JSON writes
+    NaN and infinities as null."""
+    from ..space import space_from_json
     from ..status import export_trials
 
-    store.get_experiment(exp_key)
-    text = export_trials(store.history(exp_key), fmt)
+    exp_key = required_key(exp_key)
+    exp = store.get_experiment(exp_key)
+    text = export_trials(store.history(exp_key), space_from_json(exp["space"]), fmt)
     if out:
         out.write_text(text)
     else:
@@ -75,29 +97,29 @@ def export(store: Any, exp_key: str, fmt: str, out: Path | None) -> None:
 
 
 @main.command()
-@click.argument("exp_key")
+@exp_key_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("plots"), show_default=True,
               help="Directory for the PNG and SVG files.")
 @_with_store
-def plot(store: Any, exp_key: str, out: Path) -> None:
+def plot(store: Any, exp_key: str | None, out: Path) -> None:
     """Matplotlib pictures: history, slices, parallel coordinates, importance, contour, EDF, timeline,
     intermediate values (needs `pip install 'hyperdist[plot]'`)."""
     from ..views.data import ExperimentView
     from ..views.plots import plot_all
 
-    for path in plot_all(ExperimentView.from_store(store, exp_key), out):
+    for path in plot_all(ExperimentView.from_store(store, required_key(exp_key)), out):
         click.echo(str(path))
 
 
 @main.command()
-@click.argument("exp_key")
+@exp_key_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
-              show_default=True)
+              show_default=True, help="The HTML file to write.")
 @_with_store
-def report(store: Any, exp_key: str, out: Path) -> None:
+def report(store: Any, exp_key: str | None, out: Path) -> None:
     """The dashboard's experiment page as one self-contained, interactive HTML file that works offline
     (needs `pip install 'hyperdist[dashboard]'`)."""
     from ..views.data import ExperimentView
     from ..views.report import write_report
 
-    click.echo(str(write_report(ExperimentView.from_store(store, exp_key), out)))
+    click.echo(str(write_report(ExperimentView.from_store(store, required_key(exp_key)), out)))

@@ -33,8 +33,10 @@ from .app import DATA_DIR, DB, MONGO, _connection, main
 @click.option("--allow-space-change", is_flag=True, help="Resume even though the space differs.")
 @click.option("--allow-objective-change", is_flag=True,
               help="Resume even though the objective differs from the stored one (workers then run the new one).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--algo", type=click.Choice(["tpe", "rand"]), default="tpe", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the suggestions: the same seed and history suggest the same trials.")
+@click.option("--algo", type=click.Choice(["tpe", "rand"]), default="tpe", show_default=True,
+              help="tpe: Tree-structured Parzen Estimator; rand: random search.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds.")
 @click.option("--loss-threshold", type=float, help="Stop once a loss at or below this is found.")
 @click.option("--subprocess", "isolate", is_flag=True, help="Workers run each trial in a fresh process.")
@@ -75,6 +77,7 @@ def search(objective: str, space_ref: str, max_evals: int, mongo: str | None, db
     data_dir.mkdir(parents=True, exist_ok=True)
     with stop_signals():
         conn = None
+        signalled = False  # a signal stops the server this command started; a search that ends keeps it for reads
         try:
             conn = _connection(mongo, data_dir, db)
             _check_key(conn.store, exp_key, resume)
@@ -86,14 +89,16 @@ def search(objective: str, space_ref: str, max_evals: int, mongo: str | None, db
                  resume=resume, allow_space_change=allow_space_change,
                  allow_objective_change=allow_objective_change)
         except Interrupted as exc:
+            signalled = True
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
+            signalled = True
             sys.exit(130)
         except SearchStopped as exc:
             sys.exit(exc.exit_code)
         finally:
-            if conn is not None:  # after the workers: stops the server this command started
-                conn.close()
+            if conn is not None:  # after the workers; the server stays up for reads (keeper.py) unless signalled
+                conn.close(stop_started_server=signalled)
 
 
 def _run(conn: Any, coord: Any, space: Any, workers: int, isolate: bool, trial_timeout: float | None,
@@ -163,8 +168,10 @@ def _check_key(store: Any, exp_key: str, resume: bool) -> None:
 
 
 @main.command()
-@click.option("--max-evals", type=click.IntRange(min=1), default=60, show_default=True)
-@click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--max-evals", type=click.IntRange(min=1), default=60, show_default=True,
+              help="Total trials, history included.")
+@click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Local worker processes to start.")
 @click.option("--resume", is_flag=True, help="Continue the demo experiment.")
 @MONGO
 @DATA_DIR

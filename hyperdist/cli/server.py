@@ -1,32 +1,82 @@
 """`hyperdist server start|stop|status`: the embedded local server, for workers started by hand."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
 
+from ..errors import redact
 from .app import DATA_DIR, main
+
 
 @main.group()
 def server() -> None:
-    """Run the local MongoDB-wire server for workers started by hand."""
+    """The local MongoDB-wire server in --data-dir. Commands start one by themselves when they need
+    it (it stops after HYPERDIST_SERVER_IDLE seconds without a command, default 300); start one here
+    to keep it up until `hyperdist server stop`, e.g. for workers started by hand."""
 
 
 @server.command("start")
 @DATA_DIR
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=0, help="Default: a free port.")
-def server_start(data_dir: Path, host: str, port: int) -> None:
-    from ..server import start_server
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback (e.g. 0.0.0.0: every interface) lets other "
+                   "machines in, and needs --auth or --insecure.")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=0, help="Port to listen on (default: a free one).")
+@click.option("--auth", "auth_user", metavar="USER",
+              help="Require a login: create (or update) USER with the password from HYPERDIST_SERVER_PASSWORD, "
+                   "asked for when unset; workers then connect with mongodb://USER:PASSWORD@HOST:PORT/"
+                   "?authSource=admin.")
+@click.option("--insecure", is_flag=True,
+              help="Allow a --host other than loopback without --auth: anyone reaching the port can read and "
+                   "change every experiment.")
+def server_start(data_dir: Path, host: str, port: int, auth_user: str | None, insecure: bool) -> None:
+    """Start the local server (or report the one already running) and keep it up until
+    `hyperdist server stop`."""
+    from ..server import LOOPBACK, check_exposure, server_status, start_server
 
-    s = start_server(data_dir, host=host, port=port)
-    click.echo(f"{s.kind} running (pid {s.pid}) at {s.url}; data in {s.data_dir}")
+    warning = check_exposure(host, bool(auth_user), insecure)
+    running = server_status(data_dir)
+    if running is not None:
+        click.echo(f"{running.kind} already running (pid {running.pid}) at {redact(running.url)}; data in "
+                   f"{running.data_dir}; `hyperdist server stop` first to start it with other options")
+        return
+    if warning:
+        click.echo(warning, err=True)
+    credentials = None
+    if auth_user:
+        password = os.environ.get("HYPERDIST_SERVER_PASSWORD") or click.prompt(
+            f"password for {auth_user}", hide_input=True, confirmation_prompt=True)
+        credentials = (auth_user, password)
+        _provision(data_dir, auth_user, password)
+    s = start_server(data_dir, host=host, port=port, auth=bool(auth_user), credentials=credentials)
+    click.echo(f"{s.kind} running (pid {s.pid}) at {redact(s.url)}; data in {s.data_dir}")
+    if host not in LOOPBACK:
+        port_used = s.url.split("@")[-1].split("//")[-1].split("/")[0].rsplit(":", 1)[-1]
+        click.echo(f"other machines connect to this machine's name or address, port {port_used}", err=True)
+
+
+def _provision(data_dir: Path, user: str, password: str) -> None:
+    """Create the user on the server while it still listens on loopback only, without --auth."""
+    from ..server import start_server, stop_server
+    from ..store import Store
+
+    plain = start_server(data_dir)
+    try:
+        store = Store(plain.url, db="admin")
+        try:
+            store.ensure_user(user, password)
+        finally:
+            store.close()
+    finally:
+        stop_server(data_dir)
 
 
 @server.command("stop")
 @DATA_DIR
 def server_stop(data_dir: Path) -> None:
+    """Stop the local server of --data-dir (whoever started it); its data stays."""
     from ..server import stop_server
 
     click.echo("stopped" if stop_server(data_dir) else f"no server running in {data_dir}")
@@ -35,8 +85,12 @@ def server_stop(data_dir: Path) -> None:
 @server.command("status")
 @DATA_DIR
 def server_status_cmd(data_dir: Path) -> None:
+    """Whether a local server runs in --data-dir, and where; exits with 1 when none does."""
     from ..server import server_status
 
     s = server_status(data_dir)
-    click.echo(f"{s.kind} running (pid {s.pid}) at {s.url}" if s else f"no server running in {data_dir}")
-    sys.exit(0 if s else 1)
+    if s is None:
+        click.echo(f"no server running in {data_dir}")
+        sys.exit(1)
+    lifetime = f"stops after {s.idle:g} s without a command" if s.idle is not None else "until `hyperdist server stop`"
+    click.echo(f"{s.kind} running (pid {s.pid}) at {redact(s.url)}; {lifetime}")

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import click
 
 from ..errors import HyperdistError
-from .app import DB, main
+from .app import DATA_DIR, DB, MONGO, _connection, exp_key_option, main
 
 
 class _AllowEntry(click.ParamType):
@@ -20,10 +21,10 @@ class _AllowEntry(click.ParamType):
 
 
 @main.command()
-@click.option("--mongo", envvar="HYPERDIST_MONGO_URL", required=True, metavar="URL",
-              help="MongoDB URL. [env HYPERDIST_MONGO_URL]")
+@MONGO
 @DB
-@click.option("--exp", "exp_key", metavar="KEY", help="Only run trials of this experiment.")
+@DATA_DIR
+@exp_key_option
 @click.option("--allow", multiple=True, envvar="HYPERDIST_ALLOW", metavar="ENTRY", type=_AllowEntry(),
               help="What this worker may run: a module or package (public functions defined in it), a .py file "
                    "or directory (public functions defined in those files), or 'module:function' / "
@@ -39,39 +40,55 @@ class _AllowEntry(click.ParamType):
 @click.option("--idle-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
               help="Exit after this many seconds without a trial.")
 @click.option("--drain", is_flag=True, help="On SIGTERM/SIGINT finish the current trial instead of handing it back.")
-@click.option("--max-consecutive-failures", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--max-consecutive-failures", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Exit after this many trials in a row failed (an objective that cannot work here).")
 @click.option("--max-trials", type=click.IntRange(min=1), help="Exit after this many trials.")
 @click.option("--prefetch", type=click.IntRange(min=1), default=8, show_default=True,
               help="Most trials claimed at once; trials of at most 60 ms are claimed as many as fit in 120 ms.")
 @click.option("--gpus", metavar="all|0,1,3",
               help="Start one worker process per GPU, each seeing only its device (CUDA_VISIBLE_DEVICES); 'all': "
                    "the devices in CUDA_VISIBLE_DEVICES, else those `nvidia-smi -L` lists.")
-@click.pass_context
-def worker(ctx: click.Context, mongo: str, db: str | None, exp_key: str | None, allow: tuple[str, ...],
-           path: str | None, isolate: bool,
-           trial_timeout: float | None, lease: float, idle_timeout: float, drain: bool,
+def worker(mongo: str | None, db: str | None, data_dir: Path, exp_key: str | None, allow: tuple[str, ...],
+           path: str | None, isolate: bool, trial_timeout: float | None, lease: float, idle_timeout: float, drain: bool,
            max_consecutive_failures: int, max_trials: int | None, prefetch: int, gpus: str | None) -> None:
-    """Claim trials, evaluate their objective, report results; stateless, run as many as you like."""
+    """Claim trials, evaluate their objective, report results; stateless, run as many as you like.
+    Only trials of experiment EXP (or --exp) when given, else of any experiment."""
     from ..reference import AllowList
-    from ..store import Store, parse_url
     from ..worker import Worker, WorkerConfig
 
     entries = AllowList.from_options(allow).entries  # a malformed entry fails here, before connecting
     if not entries:
         raise HyperdistError("a worker needs --allow ENTRY: it only runs objectives its operator allowed")
-    url, db_name = parse_url(mongo, db)
-    if gpus is not None:
-        from ..gpus import forwarded_args, parse_gpus, supervise
-
-        devices = parse_gpus(gpus)  # the URL goes to the workers in the environment, never on a command line
-        verbose = ["-v"] if ctx.parent is not None and ctx.parent.params.get("verbose") else []
-        command = [*verbose, "worker", *forwarded_args(ctx, {"gpus", "mongo"})]
-        sys.exit(supervise(command, devices, dict(os.environ, HYPERDIST_MONGO_URL=mongo)))
     config = WorkerConfig(allow=entries, path=path, exp_key=exp_key, isolate=isolate,
                           trial_timeout=trial_timeout, lease_seconds=lease, idle_timeout=idle_timeout,
                           drain=drain, max_consecutive_failures=max_consecutive_failures, max_trials=max_trials,
                           prefetch=prefetch)
-    w = Worker(Store(url, db=db_name), config)
-    w.install_signal_handlers()
-    stats = w.run()
+    devices = None
+    if gpus is not None:
+        from ..gpus import parse_gpus
+
+        devices = parse_gpus(gpus)  # a bad device list fails before connecting
+    conn = _connection(mongo, data_dir, db)
+    if devices is not None:
+        _supervise(devices, conn.url, conn.store.db_name, exp_key)
+        conn.close()
+        return
+    try:
+        w = Worker(conn.store, config)
+        w.install_signal_handlers()
+        stats = w.run()
+    finally:
+        conn.close()
     sys.exit(stats.exit_code)
+
+
+def _supervise(devices: list[str], url: str, db: str, exp_key: str | None) -> None:
+    """One worker process per device, with this command's options; the URL travels in the
+    environment, never on a command line."""
+    from ..gpus import forwarded_args, supervise
+
+    ctx = click.get_current_context()
+    verbose = ["-v"] if ctx.parent is not None and ctx.parent.params.get("verbose") else []
+    command = [*verbose, "worker", *forwarded_args(ctx, {"gpus", "mongo", "db", "data_dir", "exp_opt"}),
+               *(["--exp", exp_key] if exp_key else [])]
+    sys.exit(supervise(command, devices, dict(os.environ, HYPERDIST_MONGO_URL=url, HYPERDIST_DB=db)))

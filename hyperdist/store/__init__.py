@@ -2,21 +2,22 @@
 
 `Store` is one object over one database, assembled from one class per concept: the trial protocol
 (trials.py), reads of the history (history.py), experiments and their coordinator lease
-(experiments.py), snapshot chunks (snapshots.py) and what pruners read (peers.py), all on one
-client and one mapping of pymongo's errors (connection.py).
+(experiments.py), snapshot chunks (snapshots.py), what pruners read (peers.py) and the local
+server's user (users.py), all on one client and one mapping of pymongo's errors (connection.py).
 """
 from __future__ import annotations
 
 from .experiments import Experiments
-from .history import History, outcome
+from .history import History, error_text, outcome
 from .peers import Peers, TrialPeers
 from .snapshots import Snapshots
 from .trials import DONE, ERROR, FINISHED, NEW, RUNNING, Report, Trials
 from .url import parse_url
+from .users import Users
 
-__all__ = ["DONE", "ERROR", "FINISHED", "NEW", "RUNNING", "Report", "Store", "TrialPeers", "outcome",
+__all__ = ["DONE", "ERROR", "FINISHED", "NEW", "RUNNING", "Report", "Store", "TrialPeers", "error_text", "outcome",
            "parse_url"]
 
 
-class Store(Trials, History, Experiments, Snapshots, Peers):
+class Store(Trials, History, Experiments, Snapshots, Peers, Users):
     """One database's experiments and trials; each method is one or a few commands to the server."""

@@ -65,11 +65,14 @@ class Experiments(Connection):
         with self._errors("writing to"):
             self._experiments.update_one({"_id": exp_key}, {"$set": dict(fields, updated=_now())})
 
-    def delete_experiment(self, exp_key: str) -> None:
+    def delete_experiment(self, exp_key: str) -> int:
+        """The experiment, its trials and its snapshot chunks; returns how many trials went. The
+        experiment document goes last, so an interrupted delete can be repeated."""
         with self._errors("writing to"):
-            self._trials.delete_many({"exp_key": exp_key})
+            trials = self._trials.delete_many({"exp_key": exp_key}).deleted_count
             self._snapshots.delete_many({"exp_key": exp_key})
             self._experiments.delete_one({"_id": exp_key})
+        return trials
 
     def acquire_coordinator(self, exp_key: str, owner: str, lease_seconds: float,
                             steal_from: str | None = None) -> None:

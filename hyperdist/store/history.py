@@ -4,6 +4,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable, Iterator
 
+from pymongo import DESCENDING
+
+from ..errors import StoreError
 from .connection import Connection
 from .trials import DONE, ERROR, FINISHED, NEW, RUNNING, _TRIAL_FIELDS
 
@@ -83,6 +86,26 @@ class History(Connection):
                                           {"tid": 1, "owner": 1, "claimed": 1, "lease_until": 1, "heartbeat": 1,
                                                                      "device": 1}))
 
+    def find_trials(self, exp_key: str, state: str | None = None, limit: int | None = None) -> list[dict]:
+        """Trials in tid order, optionally of one state; with `limit`, the last (most recent) ones,
+        read newest first through the (exp_key, tid) or claim index."""
+        query = {"exp_key": exp_key, **({"state": state} if state else {})}
+        with self._errors("reading from"):
+            cursor = self._trials.find(query, _HISTORY_FIELDS).sort("tid", DESCENDING)
+            docs = list(valid_trials(cursor.limit(limit) if limit else cursor, exp_key))
+        return docs[::-1]
+
+    def get_trial(self, exp_key: str, tid: int) -> dict:
+        """One trial with every field but its lease token, for `hyperdist show`."""
+        with self._errors("reading from"):
+            found = list(valid_trials(self._trials.find({"exp_key": exp_key, "tid": tid}, {"lease_token": 0}).limit(1),
+                                      exp_key))
+            if not found:
+                last = self._trials.find_one({"exp_key": exp_key}, {"tid": 1}, sort=[("tid", DESCENDING)])
+        if not found:
+            known = f"its trials are {last['tid']} and below" if last else "it has no trials yet"
+            raise StoreError(f"experiment {exp_key!r} has no trial {tid} ({known})")
+        return found[0]
 
     def outcome_counts(self, exp_key: str, exclude: list | None = None) -> dict[str, int]:
         """Finished trials as ok / failed / pruned (a trial of `exclude` is left out: the coordinator
@@ -105,7 +128,7 @@ class History(Connection):
                 {"$group": {"_id": {"type": "$error.type", "message": "$error.message",
                                     "failure": "$result.failure"}, "n": {"$sum": 1}}}]))
         rows.sort(key=lambda r: -r["n"])
-        return [(r["n"], _error_text(r["_id"])) for r in rows[:n]]
+        return [(r["n"], error_text(r["_id"])) for r in rows[:n]]
 
     def last_error(self, exp_key: str) -> dict | None:
         """The failed trial with the highest tid (through the claim index): tid, owner, error."""
@@ -131,7 +154,9 @@ def outcome(state: str | None, status: str | None) -> str:
     return "ok" if state == DONE and status == "ok" else "failed"
 
 
-def _error_text(key: dict) -> str:
+def error_text(key: dict) -> str:
+    """A failed trial's error as text, from its error's type and message, else its result's failure:
+    the same words in the search summary, `status`, `trials` and exports."""
     if key.get("message") is not None:
         return f"{key.get('type') or 'Error'}: {key['message']}"
     return key.get("failure") or "returned status 'fail'"

@@ -11,9 +11,19 @@ scored on the trials where it was active and weighted by how often it was.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
 from ..space import SearchSpace
+
+
+def rankdata(values: np.ndarray) -> np.ndarray:
+    """Ranks from 1, ties sharing their average rank: scipy.stats.rankdata's default, in numpy,
+    because importing scipy.stats costs every `hyperdist status` 0.75 s of CPU (measured; the
+    rest of the command takes 0.2 s)."""
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(1, len(values) + 1)
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    return np.bincount(inverse, weights=ranks)[inverse] / counts[inverse]
 
 
 def importances(space: SearchSpace, X: np.ndarray, loss: np.ndarray, max_bins: int = 10) -> dict[str, float]:

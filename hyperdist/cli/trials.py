@@ -1,0 +1,140 @@
+"""Commands about single trials and removal: `trials` (a table), `show` (one trial, traceback
+included) and `delete` (an experiment with its trials and snapshots)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import click
+
+from ..errors import HyperdistError
+from .app import _with_store, exp_key_option, main, required_key
+
+STATES = {"new": "NEW", "running": "RUNNING", "done": "DONE", "error": "ERROR"}
+
+
+@main.command()
+@exp_key_option
+@click.option("--state", type=click.Choice(sorted(STATES)), help="Only trials in this state.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the last N trials (highest trial ids).")
+@_with_store
+def trials(store: Any, exp_key: str | None, state: str | None, limit: int | None) -> None:
+    """A table of an experiment's trials: id, state, loss, parameters (a choice as its option),
+    worker, attempts, duration and the first line of the error. `hyperdist show EXP TID` shows one
+    trial in full, its traceback included."""
+    from ..space import space_from_json
+    from ..status import error_line
+
+    exp_key = required_key(exp_key)
+    space = space_from_json(store.get_experiment(exp_key)["space"])
+    rows = [["tid", "state", "loss", "params", "worker", "attempts", "duration", "error"]]
+    for doc in store.find_trials(exp_key, STATES[state] if state else None, limit):
+        result = doc.get("result") or {}
+        readable = space.readable(doc.get("params") or {})
+        rows.append([str(doc["tid"]), _state(doc), _number(result.get("loss")),
+                     " ".join(f"{k}={_number(v)}" for k, v in readable.items()), str(doc.get("owner") or "-"),
+                     str(doc.get("attempts", 0)), _duration(doc),
+                     error_line(doc)[:100] if doc.get("state") == "ERROR" else ""])
+    if len(rows) == 1:
+        click.echo(f"no {state + ' ' if state else ''}trials in {exp_key!r}")
+        return
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+
+
+@main.command()
+@exp_key_option
+@click.argument("rest", metavar="TID", required=False)
+@_with_store
+def show(store: Any, exp_key: str | None, rest: str | None) -> None:
+    """One trial in full: parameters (a choice as its option and stored index), the configuration
+    the objective received, result, error with its traceback, worker, attempts and timings."""
+    from ..space import space_from_json
+
+    exp_key = required_key(exp_key)
+    if rest is None or not rest.isdigit():
+        got = "none given" if rest is None else f"got {rest!r}"
+        raise click.UsageError(f"TID must be a trial id, a whole number ({got}): `hyperdist show {exp_key} 7`; "
+                               f"`hyperdist trials {exp_key}` lists them")
+    space = space_from_json(store.get_experiment(exp_key)["space"])
+    doc = store.get_trial(exp_key, int(rest))
+    params = doc.get("params") or {}
+    click.echo(f"trial {doc['tid']} of {exp_key!r}: {_state(doc)}")
+    click.echo("params:")
+    for label, value in params.items():
+        shown = space.display(label, value)
+        click.echo(f"  {label} = {shown!r} (option {value})" if space.is_choice(label) else f"  {label} = {value!r}")
+    try:
+        config = json.dumps(space.eval(params), indent=2, default=str)
+    except Exception as exc:  # a trial of a changed space may no longer evaluate; say so, show the rest
+        config = f"(cannot be rebuilt from these params: {type(exc).__name__}: {exc})"
+    click.echo("config:\n" + _indent(config))
+    if doc.get("result") is not None:
+        click.echo("result:\n" + _indent(json.dumps(doc["result"], indent=2, default=str)))
+    if doc.get("intermediate"):
+        steps = sorted(doc["intermediate"].items(), key=lambda kv: int(kv[0]))
+        click.echo("reported: " + ", ".join(f"step {k}: {_number(v)}" for k, v in steps))
+    error = doc.get("error")
+    if error:
+        click.echo(f"error: {error.get('type')}: {error.get('message')}")
+        if error.get("traceback"):
+            click.echo(_indent(str(error["traceback"]).rstrip()))
+    click.echo(f"worker: {doc.get('owner') or '-'}  attempts: {doc.get('attempts', 0)}")
+    click.echo("  ".join(f"{k}: {_when(doc.get(k))}" for k in ("created", "claimed", "finished"))
+               + f"  duration: {_duration(doc)}")
+
+
+@main.command()
+@exp_key_option
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_with_store
+def delete(store: Any, exp_key: str | None, yes: bool) -> None:
+    """Delete an experiment, its trials and its history snapshots (asks first). Refused while a
+    coordinator holds the experiment."""
+    from ..status import effective_state
+
+    exp_key = required_key(exp_key)
+    exp = store.get_experiment(exp_key)
+    state, _ = effective_state(exp)
+    if state == "running" and exp.get("coordinator"):  # a lapsed lease makes the state "stopped"
+        owner = exp["coordinator"].get("owner")
+        raise HyperdistError(f"experiment {exp_key!r} has a running coordinator ({owner}): stop the search first, "
+                             "or wait until its lease lapses")
+    counts = store.counts(exp_key)
+    if not yes:
+        click.confirm(f"delete experiment {exp_key!r} ({state}, {sum(counts.values())} trials) and its snapshots?",
+                      abort=True)
+    n = store.delete_experiment(exp_key)
+    click.echo(f"deleted experiment {exp_key!r} and {n} trials")
+
+
+def _state(doc: dict) -> str:
+    return "PRUNED" if (doc.get("result") or {}).get("status") == "pruned" else str(doc.get("state"))
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+def _aware(t: dt.datetime) -> dt.datetime:
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
+def _when(t: Any) -> str:
+    return f"{_aware(t):%Y-%m-%d %H:%M:%S} UTC" if isinstance(t, dt.datetime) else "-"
+
+
+def _duration(doc: dict) -> str:
+    start, end = doc.get("claimed"), doc.get("finished")
+    if not isinstance(start, dt.datetime):
+        return "-"
+    end = end if isinstance(end, dt.datetime) else dt.datetime.now(dt.timezone.utc)
+    return f"{(_aware(end) - _aware(start)).total_seconds():.2f}s"

@@ -1,0 +1,191 @@
+"""Reading an experiment from the command line: failed trials with their tracebacks, choices shown by
+their option, a coordinator that went away, `best`'s exit code, `delete`, and the key given either as
+an argument or as --exp. Every test drives the real CLI against a real wire server."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from hyperdist import hp
+from hyperdist.cli import main
+from hyperdist.result import exception_error
+from hyperdist.space import compile_space
+from hyperdist.store import DONE, ERROR, Store
+
+SPACE = {
+    "model": hp.choice("model", ["svm", "forest", "knn"]),
+    "x": hp.uniform("x", -1, 1),
+    "net": hp.choice("net", [{"type": "small"}, {"type": "big", "units": hp.quniform("units", 8, 64, 8)}]),
+}
+
+
+def _broken(params: dict) -> None:
+    raise KeyError("missing column target" if params else "no params")
+
+
+def _trace(params: dict) -> dict:
+    try:
+        _broken(params)
+    except KeyError as exc:
+        return exception_error(exc)
+    raise AssertionError("unreachable")
+
+
+def _fill(store: Store, exp: str, n: int, failing: set[int]) -> None:
+    space = compile_space(SPACE)
+    store.create_experiment(exp, space=space.to_json(), space_hash=space.hash, objective="m:f",
+                            algo={"name": "rand"}, max_evals=n, seed=0)
+    rows = space.sample(np.random.default_rng(3), n)
+    store.insert_trials(exp, [(i, space.to_assignment(r)) for i, r in enumerate(rows)])
+    for i in range(n):
+        doc = store.claim(f"host-{i % 2}:pid", 30, exp)
+        if doc["tid"] in failing:
+            store.report(doc["_id"], doc["lease_token"], ERROR, {"status": "fail"}, _trace(doc["params"]))
+        else:
+            store.report(doc["_id"], doc["lease_token"], DONE, {"loss": doc["params"]["x"] ** 2, "status": "ok"})
+
+
+@pytest.fixture
+def failing(store: Store) -> Store:
+    """12 trials, 4 of which raised KeyError (with a traceback), 8 finished ok."""
+    _fill(store, "mixed", 12, {1, 4, 7, 10})
+    return store
+
+
+def _run(store: Store, *args: str, code: int = 0, input: str | None = None) -> str:
+    result = CliRunner().invoke(main, [*args, "--mongo", store.url, "--db", store.db_name], input=input)
+    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
+    return result.output
+
+
+def test_trials_lists_failures_with_their_message(failing):
+    out = _run(failing, "trials", "mixed", "--state", "error")
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert lines[0].split()[:4] == ["tid", "state", "loss", "params"]
+    rows = lines[1:]
+    assert [int(r.split()[0]) for r in rows] == [1, 4, 7, 10]
+    assert all("ERROR" in r and "KeyError" in r and "missing column" in r for r in rows)
+    assert all("host-" in r for r in rows)
+    everything = _run(failing, "trials", "mixed")
+    assert len([ln for ln in everything.splitlines() if ln.strip()]) == 13
+    assert "model=svm" in everything or "model=forest" in everything or "model=knn" in everything
+    assert "model=0" not in everything and "model=1 " not in everything
+    last = _run(failing, "trials", "mixed", "--limit", "3")
+    assert [int(r.split()[0]) for r in last.splitlines()[1:] if r.strip()] == [9, 10, 11]
+
+
+def test_show_prints_the_traceback_params_and_configuration(failing):
+    doc = next(d for d in failing.history("mixed") if d["tid"] == 4)
+    out = _run(failing, "show", "mixed", "4")
+    assert "Traceback (most recent call last)" in out and "_broken" in out and "KeyError" in out
+    choice = ["svm", "forest", "knn"][doc["params"]["model"]]
+    assert f"model = {choice!r} (option {doc['params']['model']})" in out
+    assert "config" in out and json.dumps(choice) in out     # the evaluated configuration
+    assert f"worker: {doc['owner']}" in out and "attempts: 1" in out
+    _run(failing, "show", "mixed", "99", code=2)
+
+
+def test_status_shows_error_counts_the_most_frequent_error_and_readable_best(failing):
+    out = _run(failing, "status", "mixed")
+    assert "errors: 4" in out and "4x KeyError" in out and "missing column" in out
+    best_line = next(line for line in out.splitlines() if line.startswith("best:"))
+    assert any(f'"model": "{m}"' in best_line for m in ("svm", "forest", "knn")), best_line
+
+
+def test_exports_show_choice_values_and_keep_the_index(failing):
+    history = {d["tid"]: d for d in failing.history("mixed")}
+    rows = list(csv.DictReader(io.StringIO(_run(failing, "export", "mixed", "--format", "csv"))))
+    for row in rows:
+        params = history[int(row["tid"])]["params"]
+        assert row["param.model"] == ["svm", "forest", "knn"][params["model"]]
+        assert int(row["param.model_index"]) == params["model"]
+        assert row["param.net"] == ["small", "big"][params["net"]]
+    records = json.loads(_run(failing, "export", "mixed", "--format", "json"))
+    assert {r["param.model"] for r in records} <= {"svm", "forest", "knn"}
+    lines = [json.loads(line) for line in _run(failing, "export", "mixed", "--format", "jsonl").splitlines()]
+    assert all(isinstance(r["param.model_index"], int) for r in lines)
+
+
+def test_json_export_is_valid_json_with_nan_as_null(store):
+    _fill(store, "nan", 3, set())
+    store._trials.update_one({"exp_key": "nan", "tid": 1}, {"$set": {"result.score": float("nan")}})
+    text = _run(store, "export", "nan", "--format", "json")
+    rows = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c} in export"))
+    assert rows[1]["result.score"] is None
+    for line in _run(store, "export", "nan", "--format", "jsonl").splitlines():
+        json.loads(line, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c} in export"))
+
+
+def test_a_lapsed_coordinator_lease_shows_as_stopped(store):
+    _fill(store, "gone", 4, set())
+    store.acquire_coordinator("gone", "deadhost:4242", lease_seconds=0.01)
+    time.sleep(0.1)
+    assert store.get_experiment("gone")["state"] == "running"
+    status = _run(store, "status", "gone")
+    assert "state=stopped" in status and "coordinator gone since" in status and "state=running" not in status
+    listed = _run(store, "list")
+    row = next(line for line in listed.splitlines() if line.startswith("gone"))
+    assert "stopped" in row and "running" not in row
+    store.acquire_coordinator("gone", "alive:1", lease_seconds=60)
+    assert "state=running" in _run(store, "status", "gone")
+
+
+def test_best_exits_non_zero_when_no_trial_succeeded(store):
+    _fill(store, "allbad", 3, {0, 1, 2})
+    result = CliRunner().invoke(main, ["best", "allbad", "--mongo", store.url, "--db", store.db_name])
+    assert result.exit_code == 1 and "no trial of 'allbad' finished with status ok" in result.output
+    _fill(store, "somegood", 3, {0})
+    best = json.loads(_run(store, "best", "somegood"))
+    assert best["tid"] in (1, 2) and best["config"]["model"] in ("svm", "forest", "knn")
+
+
+def test_delete_asks_and_removes_experiment_trials_and_snapshots(failing):
+    failing.append_snapshot("mixed", "me", [{"seq": 0, "tids": [0, 1]}])
+    _fill(failing, "keep", 2, set())
+    out = _run(failing, "delete", "mixed", input="n\n", code=1)
+    assert "12 trials" in out and failing.get_experiment("mixed")
+    _run(failing, "delete", "mixed", input="y\n")
+    assert [e["_id"] for e in failing.list_experiments()] == ["keep"]
+    assert failing.history("mixed") == [] and failing.read_snapshot("mixed") == []
+    assert len(failing.history("keep")) == 2
+    _run(failing, "delete", "keep", "--yes")
+    assert failing.list_experiments() == []
+    _run(failing, "delete", "keep", "--yes", code=2)
+
+
+def test_delete_refuses_an_experiment_with_a_live_coordinator(store):
+    _fill(store, "busy", 2, set())
+    store.acquire_coordinator("busy", "alive:1", lease_seconds=60)
+    out = _run(store, "delete", "busy", "--yes", code=2)
+    assert "coordinator" in out
+    assert store.get_experiment("busy")
+
+
+@pytest.mark.parametrize("command", [["status"], ["best"], ["export"], ["trials"], ["show", "0"]])
+def test_the_key_is_accepted_as_argument_or_as_exp(failing, command):
+    positional = _run(failing, command[0], "mixed", *command[1:])
+    assert _run(failing, command[0], "--exp", "mixed", *command[1:]) == positional
+    _run(failing, command[0], "mixed", "--exp", "other", *command[1:], code=2)
+
+
+def test_every_command_and_option_has_help():
+    def walk(group, path):
+        for name, cmd in group.commands.items():
+            yield [*path, name], cmd
+            if hasattr(cmd, "commands"):
+                yield from walk(cmd, [*path, name])
+
+    missing = []
+    for path, cmd in walk(main, []):
+        if not (cmd.help or "").strip():
+            missing.append(" ".join(path))
+        for param in cmd.params:
+            if param.param_type_name == "option" and not (param.help or "").strip() and "--help" not in param.opts:
+                missing.append(f"{' '.join(path)} {param.opts[0]}")
+    assert missing == []
