@@ -11,6 +11,11 @@ Blocks that are not run, and why (each is still checked, where a check means som
   against the local server run in docs/quickstart.md's "Workers started by hand");
 - blocks that run a benchmark (`benchmarks/...`) or the test suite (`pytest`, `.ci/run`): records
   of how numbers were measured, minutes to hours each; the files they name must exist.
+- Python blocks of docs/integrations.md: fragments of a user's training code (they use the user's
+  data and model, and libraries of optional extras the README's install does not include); each is
+  compiled and the hyperdist names it imports must exist. The callbacks, the MLflow log and the
+  estimator they show run for real in tests/test_framework_callbacks.py, test_mlflow.py and
+  test_sklearn_search.py.
 And one command is run differently: `hyperdist dashboard` serves until Ctrl-C, so it runs for 15 s on
 a free port (`--port 0` added) and must still be serving when `timeout` interrupts it.
 """
@@ -57,6 +62,30 @@ class Block:
         first = self.text.splitlines()[0] if self.text else ""
         match = re.fullmatch(r"#\s*([\w./-]+\.py)\s*", first)
         return match.group(1) if self.lang == "python" and match else None
+
+
+FRAGMENTS = {"integrations.md"}
+HYPERDIST_IMPORT = re.compile(r"^from (hyperdist[\w.]*) import ([\w, ]+)$", re.M)
+
+
+def check_fragment(block: Block, where: str) -> None:
+    """A Python fragment compiles and the hyperdist names it imports exist (read from the source,
+    so an optional library the module imports need not be installed)."""
+    import importlib.util
+
+    compile(block.text, where, "exec")
+    for module, names in HYPERDIST_IMPORT.findall(block.text):
+        spec = importlib.util.find_spec(module)
+        assert spec is not None and spec.origin, f"{where}: no module {module}"
+        source = Path(spec.origin).read_text()
+        for name in (n.strip() for n in names.split(",")):
+            assert re.search(rf"^(class|def) {name}\b|^{name} =|import .*\b{name}\b", source, re.M), \
+                f"{where}: {module} has no {name}"
+
+
+def kind_in(doc: Path, block: Block) -> str:
+    what = kind(block)
+    return "fragment" if what == "run" and block.lang == "python" and doc.name in FRAGMENTS else what
 
 
 def blocks(doc: Path) -> list[Block]:
@@ -166,8 +195,10 @@ def test_documented_blocks_run(doc: Path, doc_venv: Path, tmp_path: Path) -> Non
     try:
         for block in blocks(doc):
             where = f"{doc.relative_to(ROOT)}:{block.line}"
-            what = kind(block)
-            if what == "kubernetes":
+            what = kind_in(doc, block)
+            if what == "fragment":
+                check_fragment(block, where)
+            elif what == "kubernetes":
                 check_kubernetes(block.text)
             elif what in ("cluster", "remote"):
                 for args in _commands(block.text):
@@ -199,8 +230,10 @@ def test_block_rules_cover_every_document() -> None:
     exists with the options it passes."""
     for doc in DOCS:
         for block in blocks(doc):
-            what = kind(block)
-            if what == "kubernetes":
+            what = kind_in(doc, block)
+            if what == "fragment":
+                check_fragment(block, f"{doc.relative_to(ROOT)}:{block.line}")
+            elif what == "kubernetes":
                 check_kubernetes(block.text)
             elif block.lang in ("bash", "sh") and what != "record":
                 for args in _commands(block.text):
