@@ -108,26 +108,41 @@ class Expr(Arithmetic):
         args = [value_of(a) for a in self.args]
         _check_size(self, args)
         try:
-            return fn(*args)
+            value = fn(*args)
         except (ArithmeticError, TypeError, ValueError, IndexError, KeyError) as exc:
-            raise SpaceError(f"space expression {self!r} with operands {args!r} failed: {exc}") from None
+            raise SpaceError(f"space expression {self!r} with operands {_short(args)} failed: {exc}") from None
+        if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:  # every step bounded: no nested growth
+            raise SpaceError(f"space expression {self!r}: an integer of {value.bit_length()} bits exceeds "
+                             f"{MAX_INT_BITS}")
+        return value
 
     def to_json(self, encode: Callable[[Any], Any]) -> dict[str, Any]:
         return {"$op": self.op, "args": [encode(a) for a in self.args]}
 
 
 MAX_POWER_BITS = 100_000  # 10 ** 10_000 (33 000 bits) is instant; 10 ** 10 ** 10 would stall a worker for hours
+MAX_INT_BITS = 2 * MAX_POWER_BITS  # any integer an expression step yields (the product of two bounded ones fits)
+MAX_ROUND_DIGITS = 1_000  # round(5, -10**8) computes 10**(10**8) inside
 MAX_REPEAT = 1_000_000
 
 
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 def _check_size(expr: Expr, args: list[Any]) -> None:
-    """Refuse the two operations whose cost has no bound in the size of the document (a space read
-    from a database must not be able to stall or exhaust a worker): an integer power with a huge
-    result (numpy integers wrap instead), and a repeated sequence with a huge length."""
+    """Refuse the operations whose cost has no bound in the size of the document (a space read from
+    a database must not be able to stall or exhaust a worker): an integer power with a huge result
+    (numpy integers wrap instead), rounding to a huge number of digits, and a repeated sequence
+    with a huge length. Every integer result is bounded too (`evaluate`)."""
     if expr.op == "pow" and all(isinstance(a, int) and not isinstance(a, bool) for a in args) \
             and max(1, args[0].bit_length()) * abs(args[1]) > MAX_POWER_BITS:
         raise SpaceError(f"space expression {expr!r}: an integer power of about {args[0].bit_length() * abs(args[1])} "
                          f"bits exceeds {MAX_POWER_BITS}")
+    if expr.op == "round" and len(args) > 1 and isinstance(args[1], (int, np.integer)) \
+            and abs(int(args[1])) > MAX_ROUND_DIGITS:
+        raise SpaceError(f"space expression {expr!r}: round to {int(args[1])} digits exceeds {MAX_ROUND_DIGITS}")
     if expr.op == "mul" and any(isinstance(a, (str, bytes, list, tuple)) for a in args):
         count = next((a for a in args if isinstance(a, (int, np.integer)) and not isinstance(a, bool)), 0)
         size = max(len(a) for a in args if isinstance(a, (str, bytes, list, tuple)))

@@ -97,3 +97,15 @@ def test_workers_evaluate_expressions_sent_as_json(mongo_url, db_name, tmp_path)
     assert sorted(json.dumps(c, sort_keys=True) for c in received) == \
         sorted(json.dumps(e, sort_keys=True, default=float) for e in expected)
     assert all(isinstance(c["units"], int) and c["units"] % 16 == 0 and c["shifted"] >= 1 for c in received)
+
+
+@pytest.mark.parametrize("root", [
+    {"$op": "round", "args": [5, -100_000_000]},                       # 10 ** (10 ** 8) inside round
+    {"$op": "mul", "args": [{"$op": "pow", "args": [7, 30_000]},        # every step bounded: no nested growth
+                            {"$op": "mul", "args": [{"$op": "pow", "args": [7, 30_000]},
+                                                    {"$op": "pow", "args": [7, 30_000]}]}]},
+])
+def test_a_planted_expression_cannot_stall_a_worker(root):
+    """Refused before the work (without the bounds this test would run for hours)."""
+    with pytest.raises(SpaceError, match="exceeds"):
+        space_from_json({"format": "hyperdist.space/1", "root": root}).eval({})
