@@ -12,19 +12,20 @@ import logging
 import os
 import signal
 import socket
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ExperimentNotFound, HyperdistError, ObjectiveError, StoreError, redact
+from .errors import ExperimentNotFound, HyperdistError, ObjectiveError, redact
 from .evaluation import ChildProcess, Outcome, failed, run_in_process, store_context
 from .gpus import visible_device
 from .pruning import make_pruner, takes_context
 from .reference import AllowList, load_objective, parse
 from .space import SearchSpace, space_from_json
+from .heartbeat import Heartbeat
 from .store import DONE, ERROR, Report, Store
+from .store.history import trial_problem
 
 log = logging.getLogger("hyperdist.worker")
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -126,6 +127,9 @@ class Worker:
         """Claim, evaluate, repeat. Results are handed in together with the next claim (one command);
         short trials are claimed several at a time (see `_batch`)."""
         cfg = self.config
+        refusal = self._cannot_serve()
+        if refusal:
+            return self._exit(1, refusal)
         idle_since = checked_over = time.monotonic()
         backoff = cfg.poll_interval
         held: list[dict] = []  # claimed, not started yet
@@ -179,6 +183,21 @@ class Worker:
         if self.stats.exit_code:  # stopped itself (e.g. an objective it may not run)
             return self._exit(self.stats.exit_code, self.stats.reason)
         return self._exit(0, "stopped by signal")
+
+    def _cannot_serve(self) -> str:
+        """Why a worker for one experiment can run none of its trials ('' if it can, or the
+        experiment does not exist yet): checked before claiming, so a worker started in the wrong
+        directory or with the wrong --allow fails no trial of the search. An experiment changed
+        after this check fails the trial it meets instead (`_cannot_run`)."""
+        if not self.config.exp_key:
+            return ""
+        try:
+            self.store.retry(self._experiment, self.config.exp_key, None, timeout=self.config.outage_timeout)
+        except ExperimentNotFound:
+            return ""
+        except CannotRun as exc:
+            return str(exc)
+        return ""
 
     def _left(self) -> float:
         """Trials this worker may still run (max_trials), counting only those already settled."""
@@ -257,7 +276,7 @@ class Worker:
         heartbeat also keeps the leases of the `waiting` trials claimed with it."""
         started = time.monotonic()
         token = doc["lease_token"]
-        problem = _invalid_trial(doc)
+        problem = trial_problem(doc)
         if problem:
             return _Finished(doc, failed("InvalidTrialDocument", f"invalid trial document: {problem}"), started)
         try:
@@ -272,7 +291,7 @@ class Worker:
             exp.space.validate(doc["params"])
         except HyperdistError as exc:
             return _Finished(doc, failed("InvalidParams", f"invalid trial document: {exc}"), started)
-        beat = _Heartbeat(self.store, [doc["_id"]] + [d["_id"] for d in waiting if d["lease_token"] == token],
+        beat = Heartbeat(self.store, [doc["_id"]] + [d["_id"] for d in waiting if d["lease_token"] == token],
                           token, self.config.lease_seconds)
         beat.start()
         try:
@@ -361,24 +380,6 @@ class Worker:
                      redact(reason.splitlines()[0] if reason else ""), seconds)
 
 
-def _invalid_trial(doc: dict) -> str:
-    """What makes a claimed trial document unusable, or '' (it may have been written by anyone)."""
-    if not isinstance(doc.get("exp_key"), str):
-        return f"exp_key {_short(doc.get('exp_key'))} is not a string"
-    if isinstance(doc.get("tid"), bool) or not isinstance(doc.get("tid"), int):
-        return f"tid {_short(doc.get('tid'))} is not an integer"
-    if not isinstance(doc.get("params"), dict):
-        return f"params {_short(doc.get('params'))} is not a document of parameter values"
-    if doc.get("space_hash") is not None and not isinstance(doc.get("space_hash"), str):
-        return f"space_hash {_short(doc.get('space_hash'))} is not a string"
-    return ""
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 @dataclass
 class _Finished:
     """An evaluated trial whose result has not been handed in yet."""
@@ -395,25 +396,3 @@ class _Finished:
     def report(self) -> Report:
         state = DONE if self.outcome.ok else ERROR
         return Report(self.doc["_id"], self.doc["lease_token"], state, self.outcome.result, self.outcome.error)
-
-
-class _Heartbeat(threading.Thread):
-    """Extends the trial's lease every third of its length while the objective runs."""
-
-    def __init__(self, store: Store, trial_id: list, token: str, lease_seconds: float) -> None:
-        super().__init__(daemon=True)
-        self.store, self.trial_id, self.token, self.lease_seconds = store, trial_id, token, lease_seconds
-        self.lost = False
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.wait(self.lease_seconds / 3):
-            try:
-                if not self.store.heartbeat(self.trial_id, self.token, self.lease_seconds):
-                    self.lost = True
-                    return
-            except StoreError as exc:
-                log.warning("heartbeat failed: %s", redact(str(exc)))
-
-    def stop(self) -> None:
-        self._stop_event.set()

@@ -56,12 +56,34 @@ def test_a_planted_reference_cannot_reach_a_function_the_allowed_module_imported
     _plant(store, "evil", objective, _shell_space(f"touch {pwned}"), [{"cmd": 0}])
     run = _worker(mongo_url, store.db_name, "--exp", "evil", "--allow", allow.format(dir=TESTS))
     assert not pwned.exists(), run.stderr
-    [trial] = store.history("evil")
-    assert trial["state"] == "ERROR", trial
-    assert objective in trial["error"]["message"]
-    if ":os.system" not in objective:  # refused by the allow list (a dotted path is refused as malformed)
-        assert "allow" in trial["error"]["message"]
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert objective in run.stderr  # refused before claiming: the worker's operator reads why
+    if ":os.system" not in objective:  # refused by the allow list (a dotted path is refused as malformed)
+        assert "allow" in run.stderr
+    [trial] = store.history("evil")
+    assert trial["state"] == "NEW"  # no trial of the search was spent on a worker that cannot run it
+
+
+def test_an_experiment_changed_under_a_running_worker_fails_the_trial_it_meets(mongo_url, store, tmp_path):
+    """The check before claiming saw an allowed objective; the attacker then swaps the experiment's
+    objective and space. The trial that meets the swap ends ERROR naming the reference and the allow
+    list, and the worker stops (it has nothing else to serve)."""
+    from hyperdist.worker import Worker, WorkerConfig
+
+    space = compile_space(hostile_objectives.space)
+    store.create_experiment("swap", space=space.to_json(), space_hash=space.hash, objective=f"{HOSTILE}:quad",
+                            algo={}, max_evals=10, seed=0)
+    worker = Worker(store, WorkerConfig(allow=[str(HOSTILE)], exp_key="swap"))
+    assert worker._cannot_serve() == ""
+    evil = _shell_space(f"touch {tmp_path / 'pwned'}")
+    store._db["experiments"].update_one({"_id": "swap"}, {"$set": {"objective": f"{HOSTILE}:system", "space": evil,
+                                                                    "space_hash": "h-evil"}})
+    store.insert_trials("swap", [(0, {"cmd": 0})], "h-evil")
+    doc = store.claim(worker.owner, 30, "swap")
+    done = worker._run_trial(doc, [])
+    assert done.outcome.error["type"] == "ObjectiveNotAllowed" and f"{HOSTILE}:system" in done.outcome.error["message"]
+    assert str(HOSTILE) in done.outcome.error["message"] and worker.stats.exit_code == 1
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_an_exact_entry_allows_that_function_and_nothing_else(store):
@@ -199,6 +221,7 @@ def test_a_worker_elsewhere_with_its_own_copy_runs_a_relative_file_reference(mon
         worker = _worker(mongo_url, db_name, "--exp", "far", "--allow", "proj.py", cwd=tmp_path / "worker machine",
                          timeout=120)
         assert "does not exist" in worker.stderr and "--path" in worker.stderr  # wrong directory: says where
+        assert worker.returncode == 1 and store.counts("far")["ERROR"] == 0  # and fails no trial
         worker = _worker(mongo_url, db_name, "--exp", "far", "--allow", f"checkout{__import__('os').pathsep}x.py",
                          "--path", "checkout", cwd=tmp_path / "worker machine", timeout=120)
         assert worker.returncode == 0, worker.stderr
@@ -208,7 +231,7 @@ def test_a_worker_elsewhere_with_its_own_copy_runs_a_relative_file_reference(mon
     assert search.returncode == 0, out
     states = [d["state"] for d in store.history("far")]
     store.close()
-    assert states.count("DONE") >= 5, states  # the worker in the wrong directory failed one trial, visibly
+    assert states == ["DONE"] * 6, states
 
 
 def test_reading_a_url_with_a_missing_ca_file_is_one_line(tmp_path):

@@ -205,3 +205,21 @@ def _clean_fields(doc: dict) -> dict:
 
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def trial_problem(doc: dict) -> str:
+    """What makes a claimed trial document unusable to a worker, or '' (anyone may have written it)."""
+    if not isinstance(doc.get("exp_key"), str):
+        return f"exp_key {_short(doc.get('exp_key'))} is not a string"
+    if isinstance(doc.get("tid"), bool) or not isinstance(doc.get("tid"), int):
+        return f"tid {_short(doc.get('tid'))} is not an integer"
+    if not isinstance(doc.get("params"), dict):
+        return f"params {_short(doc.get('params'))} is not a document of parameter values"
+    if doc.get("space_hash") is not None and not isinstance(doc.get("space_hash"), str):
+        return f"space_hash {_short(doc.get('space_hash'))} is not a string"
+    return ""
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
