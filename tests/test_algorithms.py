@@ -14,7 +14,7 @@ from scipy.stats import kstest, norm
 
 from hyperdist import Trials, fmin, hp, rand, tpe
 from hyperdist.algorithms import parzen
-from hyperdist.algorithms.common import generator
+from hyperdist.algorithms.common import generator, near_repeats
 from hyperdist.algorithms import tpe as tpe_module
 from hyperdist.history import FAILED, OK, PENDING, Observations
 from hyperdist.space import compile_space
@@ -113,6 +113,49 @@ def test_no_exact_repeats_in_a_discrete_space(multivariate):
     assert len({(r["a"], r["b"]) for r in rows}) == 12
 
 
+# a mixed space whose "grid" branch has only discrete parameters: a row there can repeat exactly
+BRANCHES = compile_space({"m": hp.choice("m", [{"k": hp.quniform("k", 1, 20, 1), "w": hp.choice("w", [0, 1])},
+                                              {"x": hp.uniform("x", 0, 1)}])})
+
+
+def _branch_history(n_grid: int, n_cont: int, seed: int = 0) -> Observations:
+    """n_grid trials in the discrete branch (loss lowest at k = 10, w = 0) and n_cont in the continuous one."""
+    rng = np.random.default_rng(seed)
+    grid = np.column_stack([np.zeros(n_grid), rng.integers(1, 21, n_grid), rng.integers(0, 2, n_grid),
+                            np.full(n_grid, np.nan)])
+    cont = np.column_stack([np.ones(n_cont), np.full((n_cont, 2), np.nan), rng.random(n_cont)])
+    X = np.vstack([grid, cont])[:, [BRANCHES.index[label] for label in ("m", "k", "w", "x")]]
+    loss = np.concatenate([np.abs(grid[:, 1] - 10) / 10 + grid[:, 2], 1.0 + cont[:, 3]])
+    return Observations(X, loss, np.full(len(loss), OK, dtype=np.int8))
+
+
+@pytest.mark.parametrize("multivariate", [True, False])
+def test_no_exact_repeats_in_a_discrete_branch_of_a_mixed_space(multivariate):
+    obs = _branch_history(20, 10)
+    seen = {tuple(np.nan_to_num(r, nan=-1.0)) for r in obs.X}
+    rows = [BRANCHES.to_row(p) for s in range(40)
+            for p in tpe.suggest([0], BRANCHES, obs, s, multivariate=multivariate)]
+    grid_rows = [r for r in rows if r[BRANCHES.index["m"]] == 0]
+    assert len(grid_rows) >= 10  # the discrete branch holds the best trials, so TPE goes there
+    assert not any(tuple(np.nan_to_num(r, nan=-1.0)) in seen for r in grid_rows)
+    # before issue 17 (near_duplicates=None) repeats were refused only when every parameter was discrete
+    old = [BRANCHES.to_row(p) for s in range(40) for p in
+           tpe.suggest([0], BRANCHES, obs, s, multivariate=multivariate, near_duplicates=None)]
+    assert any(tuple(np.nan_to_num(r, nan=-1.0)) in seen for r in old if r[BRANCHES.index["m"]] == 0)
+
+
+def test_near_repeats_compare_active_parameters_on_a_grid():
+    X = np.array([[0.0, 2.0, 1.0, np.nan], [1.0, np.nan, np.nan, 0.5]])[:, [BRANCHES.index[k] for k in "mkwx"]]
+    def rows(*r):
+        return np.array(r, dtype=float)[:, [BRANCHES.index[k] for k in "mkwx"]]
+    candidates = rows([0, 2, 1, np.nan], [0, 3, 1, np.nan], [1, np.nan, np.nan, 0.5], [1, np.nan, np.nan, 0.5004],
+                      [1, np.nan, np.nan, 0.6])
+    # near = 0: only the all-discrete row can repeat; continuous values never do, not even equal ones
+    assert near_repeats(BRANCHES, X, candidates, 0.0).tolist() == [True, False, False, False, False]
+    # near = 0.01: x within a cell of 0.01 x its prior sigma (the range, 1) counts as the same
+    assert near_repeats(BRANCHES, X, candidates, 0.01).tolist() == [True, False, True, True, False]
+
+
 @pytest.mark.parametrize("multivariate", [True, False])
 def test_an_exhausted_discrete_space_repeats_tpes_pick_not_a_random_point(multivariate):
     # n_arms: every point has been seen, so avoiding repeats is impossible; for a noisy objective
@@ -188,7 +231,8 @@ def test_long_history_uses_bounded_kernels_and_still_converges(multivariate):
 
 @pytest.mark.parametrize("kwargs, fragment", [
     ({"prior_weight": 0}, "prior_weight"), ({"gamma": 1.5}, "gamma"), ({"n_EI_candidates": 0}, "n_EI_candidates"),
-    ({"n_startup_jobs": -1}, "n_startup_jobs"),
+    ({"n_startup_jobs": -1}, "n_startup_jobs"), ({"near_duplicates": -0.1}, "near_duplicates"),
+    ({"above_smoothing": float("nan")}, "above_smoothing"),
 ])
 def test_bad_keywords_are_refused(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):
@@ -241,14 +285,16 @@ def _log_density(p: parzen.Plan, mix: parzen.Mixture, x: np.ndarray, t_cont: np.
 
 @pytest.mark.parametrize("multivariate", [True, False])
 @pytest.mark.parametrize("n", [60, 400])  # 400: g is binned (univariate) or subsampled (multivariate)
-def test_scores_match_a_kernel_by_kernel_evaluation(multivariate, n):
+@pytest.mark.parametrize("smoothing_g", [None, 0.0, 0.3])  # g's categorical kernels: as l's, or their own
+def test_scores_match_a_kernel_by_kernel_evaluation(multivariate, n, smoothing_g):
     plan, (l_mix, g_mix), values, t_cont, smoothing = _mixtures(MIXED, n, multivariate)
-    scores = parzen.score(plan, *parzen.join(l_mix, g_mix), values, t_cont, smoothing)
+    scores = parzen.score(plan, *parzen.join(l_mix, g_mix), values, t_cont, smoothing, smoothing_g)
     assert g_mix.mu.shape[1] <= 129 and scores.shape == (plan.n_groups, 24)
+    s_g = smoothing if smoothing_g is None else smoothing_g
     for g in range(plan.n_groups):
         for c in range(0, 24, 7):
             expected = (_log_density(plan, l_mix, values[:, c], t_cont[:, c], smoothing, g)
-                        - _log_density(plan, g_mix, values[:, c], t_cont[:, c], smoothing, g))
+                        - _log_density(plan, g_mix, values[:, c], t_cont[:, c], s_g, g))
             assert scores[g, c] == pytest.approx(expected, abs=1e-9)
 
 

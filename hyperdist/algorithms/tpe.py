@@ -32,7 +32,7 @@ import numpy as np
 from ..history import FAILED, OK, Observations
 from ..space import SearchSpace
 from . import parzen
-from .common import as_observations, as_space, discrete_keys, generator, is_seen
+from .common import as_observations, as_space, discrete_keys, generator, is_seen, near_repeats
 from .rand import draw_unique
 
 DEFAULTS: dict[str, Any] = {
@@ -43,6 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "linear_forgetting": 25,
     "multivariate": True,
     "max_components": 128,
+    "near_duplicates": 0.0,
+    "above_smoothing": None,
 }
 
 
@@ -58,6 +60,8 @@ def suggest(
     linear_forgetting: int = DEFAULTS["linear_forgetting"],
     multivariate: bool = DEFAULTS["multivariate"],
     max_components: int = DEFAULTS["max_components"],
+    near_duplicates: float | None = DEFAULTS["near_duplicates"],
+    above_smoothing: float | None = DEFAULTS["above_smoothing"],
     verbose: bool = False,
 ) -> list[dict]:
     """Hyperopt's `tpe.suggest` signature; tune it with `functools.partial(tpe.suggest, ...)`.
@@ -68,6 +72,9 @@ def suggest(
     keeps a suggestion's cost nearly flat as the history grows.
     """
     _check(prior_weight, n_startup_jobs, n_EI_candidates, gamma)
+    for name, value in (("near_duplicates", near_duplicates), ("above_smoothing", above_smoothing)):
+        if value is not None and not value >= 0:
+            raise ValueError(f"tpe.suggest: {name}={value!r} must be >= 0 (or None)")
     space = as_space(domain)
     obs = as_observations(trials, space)
     rng = generator(seed)
@@ -82,7 +89,7 @@ def suggest(
             continue
         n_below = _n_below(gamma, len(ok), linear_forgetting)
         rows.append(_propose(space, obs, ok, rng, plan, n_below, prior_weight, n_EI_candidates, linear_forgetting,
-                             multivariate, max_components))
+                             multivariate, max_components, near_duplicates, above_smoothing))
     return [space.to_assignment(r.tolist()) for r in rows]  # Python floats: faster to convert
 
 
@@ -199,7 +206,7 @@ def _kernels(w: np.ndarray, counts: np.ndarray | None, max_components: int, mult
 
 def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.random.Generator, plan: parzen.Plan,
              n_below: int, prior_weight: float, n_candidates: int, flat: int, multivariate: bool,
-             max_components: int) -> np.ndarray:
+             max_components: int, near: float | None, above_smoothing: float | None) -> np.ndarray:
     if not n_below:
         best = ok[:0]
     elif len(ok) == len(obs):  # all finished ok: no gathers needed
@@ -212,6 +219,7 @@ def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.rand
     active[:, best] = False                                             # the rest: "above"
     g_w, counts = _forgetting(active, flat)
     smoothing = prior_weight if multivariate else 0.0
+    smoothing_g = smoothing if above_smoothing is None else above_smoothing
     l_kernels = _kernels(l_w, None, max_components, multivariate, rng)
     g_kernels = _kernels(g_w, counts, max_components, multivariate, rng)
     if l_kernels is not None and g_kernels is not None:
@@ -221,23 +229,32 @@ def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.rand
                                   else parzen.fit_binned(plan, obs.X, w, prior_weight, max_components)
                                   for k, w in ((l_kernels, l_w), (g_kernels, g_w))))
     values, t_cont = parzen.sample(plan, parzen.split(both, M_l), rng, n_candidates, smoothing)
-    scores = parzen.score(plan, both, M_l, values, t_cont, smoothing)
+    scores = parzen.score(plan, both, M_l, values, t_cont, smoothing, smoothing_g)
     row = np.array(_picked_row(space, plan, values, scores.argmax(axis=1)))
-    seen = discrete_keys(space, obs.X)
-    if seen is None or not is_seen(seen, row[None, :])[0]:
+    repeats = _repeat_test(space, obs.X, near)
+    if repeats is None or not repeats(row[None, :])[0]:
         return row
     # An exact repeat teaches nothing in a discrete space: try the next most promising combinations.
     probs = np.exp(scores - scores.max(axis=1, keepdims=True))
     cum = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
     picks = np.minimum((rng.random((len(cum), 64, 1)) >= cum[:, None, :]).sum(axis=2), n_candidates - 1)
     rows = _assemble(space, plan, values, picks)
-    fresh = np.flatnonzero(~is_seen(seen, rows))
+    fresh = np.flatnonzero(~repeats(rows))
     if len(fresh):
         return rows[fresh[0]]
     # Else a fresh prior draw, if there is one; in a space (nearly) exhausted, and for a noisy objective
     # there a repeat does teach something, TPE's own pick beats a random repeat (n_arms in benchmarks/).
     other = draw_unique(space, rng, 1, obs.X)[0]
-    return row if is_seen(seen, other[None, :])[0] else other
+    return row if repeats(other[None, :])[0] else other
+
+
+def _repeat_test(space: SearchSpace, X: np.ndarray, near: float | None) -> Callable[[np.ndarray], np.ndarray] | None:
+    """Which rows (k x d) repeat an evaluated one: near-repeats (`near_repeats`) of the configuration
+    actually evaluated, or (near=None, before issue 17) exact repeats in wholly discrete spaces only."""
+    if near is None:
+        seen = discrete_keys(space, X)
+        return None if seen is None else (lambda rows: is_seen(seen, rows))
+    return lambda rows: near_repeats(space, X, rows, near)
 
 
 def _assemble(space: SearchSpace, plan: parzen.Plan, values: np.ndarray, picks: np.ndarray) -> np.ndarray:
