@@ -41,7 +41,7 @@ def _versus(ours: list[float], theirs: list[float]) -> str:
     return f"**{text}**" if p < 0.05 else text
 
 
-def report(results: list[dict], methods: list[str], tasks: list[str], ours: str = "hd TPE") -> str:
+def report(results: list[dict], methods: list[str], tasks: list[str]) -> str:
     rows: dict = {}
     for r in results:
         rows.setdefault((r["task"], r["method"]), []).append(r)
@@ -83,7 +83,8 @@ def report(results: list[dict], methods: list[str], tasks: list[str], ours: str 
                          for p in peers for c in checks]
                 out.append(f"| {m} | {t} | " + " | ".join(cells) + " |")
         out.append("")
-    if len(hd) > 1 and ours in hd:
+    ours = next((m for m in ("hd TPE", "hd TPE before") if m in hd), None)
+    if len(hd) > 1 and ours:
         out += [f"### hyperdist configurations against `{ours}`", "",
                 "| configuration | task | " + " | ".join(f"@{c}" for c in checks) + " |",
                 "|---" * (len(checks) + 2) + "|"]

@@ -44,7 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "multivariate": True,
     "max_components": 128,
     "near_duplicates": 0.0,
-    "above_smoothing": None,
+    "above_smoothing": 0.0,
 }
 
 
