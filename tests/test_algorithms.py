@@ -113,6 +113,8 @@ def test_no_exact_repeats_in_a_discrete_space(multivariate):
     assert len({(r["a"], r["b"]) for r in rows}) == 12
 
 
+BEFORE_17 = {"near_duplicates": None, "above_smoothing": None, "improvement_floor": None}  # TPE before issue 17
+
 # a mixed space whose "grid" branch has only discrete parameters: a row there can repeat exactly
 BRANCHES = compile_space({"m": hp.choice("m", [{"k": hp.quniform("k", 1, 20, 1), "w": hp.choice("w", [0, 1])},
                                               {"x": hp.uniform("x", 0, 1)}])})
@@ -142,6 +144,35 @@ def test_no_exact_repeats_in_a_discrete_branch_of_a_mixed_space(multivariate):
     old = [BRANCHES.to_row(p) for s in range(40) for p in
            tpe.suggest([0], BRANCHES, obs, s, multivariate=multivariate, near_duplicates=None)]
     assert any(tuple(np.nan_to_num(r, nan=-1.0)) in seen for r in old if r[BRANCHES.index["m"]] == 0)
+
+
+def test_a_branch_tried_a_few_times_and_lost_keeps_being_explored():
+    # 25 trials in the discrete branch hold every "below" trial; the continuous branch was tried 3 times
+    # and lost each time, which says little about it (issue 17: a family tried three times and lost is
+    # not known to be bad)
+    obs = _branch_history(25, 3)
+    branch = [tpe.suggest([0], BRANCHES, obs, s)[0]["m"] for s in range(40)]
+    assert sum(branch) >= 20
+    # before issue 17 g's categorical kernels were as smooth as l's: never explored
+    before = [tpe.suggest([0], BRANCHES, obs, s, **BEFORE_17)[0]["m"]
+              for s in range(40)]
+    assert sum(before) == 0
+
+
+def test_below_trials_weigh_their_improvement_on_the_threshold():
+    # a plateau of 6 trials a hair under the threshold (0.51) and one clearly better trial
+    loss = np.array([0.507, 0.5092, 0.5094, 0.5096, 0.5098, 0.5099, 0.5099, 0.51, 0.6, 0.9])
+    best = np.argsort(loss)[:7]
+    l_w = np.ones((2, 10), dtype=bool)
+    l_w[:, 7:] = False
+    l_w[1, 3] = False  # a group inactive in one below trial stays out
+    w = tpe_module._improvement_weights(l_w, best, loss, loss, 0.1)
+    assert w[0, 0] == 1.0 and w[1, 3] == 0.0 and (w[:, 7:] == 0).all()
+    assert w[0, 1:7].sum() < 2 * w[0, 0]  # the plateau no longer outweighs the best trial 6 to 1
+    assert w[0, 1:7].min() == pytest.approx(0.1)  # ... but every below trial keeps at least the floor
+    np.testing.assert_allclose(w[0, 1], (0.51 - 0.5092) / (0.51 - 0.507))
+    tied = np.full(10, 0.5)
+    assert tpe_module._improvement_weights(l_w, best, tied, tied, 0.1) is l_w  # no margin: equal weights
 
 
 def test_near_repeats_compare_active_parameters_on_a_grid():
@@ -232,7 +263,7 @@ def test_long_history_uses_bounded_kernels_and_still_converges(multivariate):
 @pytest.mark.parametrize("kwargs, fragment", [
     ({"prior_weight": 0}, "prior_weight"), ({"gamma": 1.5}, "gamma"), ({"n_EI_candidates": 0}, "n_EI_candidates"),
     ({"n_startup_jobs": -1}, "n_startup_jobs"), ({"near_duplicates": -0.1}, "near_duplicates"),
-    ({"above_smoothing": float("nan")}, "above_smoothing"),
+    ({"above_smoothing": float("nan")}, "above_smoothing"), ({"improvement_floor": 0}, "improvement_floor"),
 ])
 def test_bad_keywords_are_refused(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):

@@ -37,12 +37,13 @@ from real_report import report  # noqa: E402
 from tasks import TASKS  # noqa: E402
 
 # hyperdist's TPE as it was before issue 17 (these options did not exist; their values reproduce it)
-BEFORE = {"near_duplicates": None, "above_smoothing": None}
+BEFORE = {"near_duplicates": None, "above_smoothing": None, "improvement_floor": None}
 
 # name -> (library, variant); the order is the tables' order
 METHODS: dict[str, tuple[str, object]] = {
     "hd TPE": ("hyperdist", {}),
     "hd TPE before": ("hyperdist", BEFORE),
+    "hd nd0 as0": ("hyperdist", {"near_duplicates": 0.0, "above_smoothing": 0.0, "improvement_floor": None}),
     "Hyperopt TPE": ("hyperopt", "tpe"),
     "Optuna TPE mv": ("optuna", "tpe_mv"),
     "Optuna TPE": ("optuna", "tpe"),

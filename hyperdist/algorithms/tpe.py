@@ -17,7 +17,11 @@ multivariate, and gamma = 1.0 instead of Hyperopt's 0.25, so "below" holds ceil(
 median best loss after 100 evaluations is at least as good as Hyperopt's TPE on 9 of 11 domains
 (11 of 11 on the held-out seeds, and over 100 more) and as Optuna's TPE on 7 of 11 (8 of 11; 7 of
 11 over the 100), clearly worse on none. `partial(tpe.suggest, multivariate=False, gamma=0.25)` is
-Hyperopt's configuration. Beyond `max_components` trials, g(x) keeps a
+Hyperopt's configuration (with above_smoothing=None). On conditional spaces (benchmarks/real/,
+issue 17) two more defaults keep the search exploring: a proposal that repeats an evaluated
+configuration on its active parameters is replaced (`near_duplicates`), and g(x)'s categorical
+kernels are sharp (`above_smoothing=0`), so a branch tried a few times and lost still looks
+promising where l(x) (smoothed towards the prior) does. Beyond `max_components` trials, g(x) keeps a
 bounded number of kernels per group (binned, or subsampled in the multivariate mode), so a
 suggestion's cost stops growing with the history. The mixtures themselves are in parzen.py.
 """
@@ -45,6 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "max_components": 128,
     "near_duplicates": 0.0,
     "above_smoothing": 0.0,
+    "improvement_floor": 0.1,
 }
 
 
@@ -62,6 +67,7 @@ def suggest(
     max_components: int = DEFAULTS["max_components"],
     near_duplicates: float | None = DEFAULTS["near_duplicates"],
     above_smoothing: float | None = DEFAULTS["above_smoothing"],
+    improvement_floor: float | None = DEFAULTS["improvement_floor"],
     verbose: bool = False,
 ) -> list[dict]:
     """Hyperopt's `tpe.suggest` signature; tune it with `functools.partial(tpe.suggest, ...)`.
@@ -70,11 +76,20 @@ def suggest(
     callable n_ok -> number of trials in "below". `max_components` bounds the kernels of each
     group's mixture (beyond it, univariate ones are binned, multivariate ones subsampled), which
     keeps a suggestion's cost nearly flat as the history grows.
+
+    `near_duplicates`: a proposal is replaced by the next most promising one when it repeats an
+    evaluated configuration: the same parameters active, discrete values equal and continuous ones in
+    the same cell of a grid `near_duplicates` x their prior sigma wide (0: only rows whose active
+    parameters are all discrete can repeat; None: only wholly discrete spaces are checked, as before
+    issue 17). `above_smoothing`: the share s / (1 + s) of each of g(x)'s categorical kernels that goes
+    to the prior (None: as l(x)'s, i.e. prior_weight in the multivariate mode, 0 in the univariate one).
     """
     _check(prior_weight, n_startup_jobs, n_EI_candidates, gamma)
     for name, value in (("near_duplicates", near_duplicates), ("above_smoothing", above_smoothing)):
         if value is not None and not value >= 0:
             raise ValueError(f"tpe.suggest: {name}={value!r} must be >= 0 (or None)")
+    if improvement_floor is not None and not 0 < improvement_floor <= 1:
+        raise ValueError(f"tpe.suggest: improvement_floor={improvement_floor!r} must be in (0, 1] (or None)")
     space = as_space(domain)
     obs = as_observations(trials, space)
     rng = generator(seed)
@@ -89,7 +104,7 @@ def suggest(
             continue
         n_below = _n_below(gamma, len(ok), linear_forgetting)
         rows.append(_propose(space, obs, ok, rng, plan, n_below, prior_weight, n_EI_candidates, linear_forgetting,
-                             multivariate, max_components, near_duplicates, above_smoothing))
+                             multivariate, max_components, near_duplicates, above_smoothing, improvement_floor))
     return [space.to_assignment(r.tolist()) for r in rows]  # Python floats: faster to convert
 
 
@@ -122,6 +137,23 @@ def _n_below(gamma: Any, n_ok: int, cap: int) -> int:
         return 0
     n = gamma(n_ok) if callable(gamma) else min(int(math.ceil(gamma * math.sqrt(n_ok))), cap)
     return max(1, min(int(n), n_ok))
+
+
+def _improvement_weights(l_w: np.ndarray, best: np.ndarray, loss: np.ndarray, ok_loss: np.ndarray,
+                         floor: float) -> np.ndarray:
+    """l(x)'s kernel weights: each "below" trial weighs its improvement on the threshold (the best loss
+    left "above"), 1 for the best trial, at least `floor`. With equal weights a plateau of many trials
+    a hair better than the threshold (a family that is good almost everywhere) outweighs the one trial
+    that is clearly better (issue 17, diabetes_models in benchmarks/real/); EI weighs the margin too."""
+    below = loss[best]
+    worst = below.max()
+    above = ok_loss[ok_loss > worst]
+    span = (above.min() if len(above) else worst) - below.min()
+    if not span > 0:
+        return l_w
+    w = l_w.astype(float)
+    w[:, best] *= np.maximum((span - (below - below.min())) / span, floor)
+    return w
 
 
 def _forgetting(active: np.ndarray, flat: int) -> tuple[np.ndarray, np.ndarray]:
@@ -206,7 +238,8 @@ def _kernels(w: np.ndarray, counts: np.ndarray | None, max_components: int, mult
 
 def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.random.Generator, plan: parzen.Plan,
              n_below: int, prior_weight: float, n_candidates: int, flat: int, multivariate: bool,
-             max_components: int, near: float | None, above_smoothing: float | None) -> np.ndarray:
+             max_components: int, near: float | None, above_smoothing: float | None,
+             floor: float | None) -> np.ndarray:
     if not n_below:
         best = ok[:0]
     elif len(ok) == len(obs):  # all finished ok: no gathers needed
@@ -216,6 +249,8 @@ def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.rand
     active = ~np.isnan(obs.X.T[plan.lead])                              # G x n
     l_w = np.zeros(active.shape, dtype=bool)
     l_w[:, best] = active[:, best]
+    if floor is not None and floor < 1:
+        l_w = _improvement_weights(l_w, best, obs.loss, obs.loss[ok], floor)
     active[:, best] = False                                             # the rest: "above"
     g_w, counts = _forgetting(active, flat)
     smoothing = prior_weight if multivariate else 0.0
