@@ -115,6 +115,8 @@ def main() -> None:
                     help="extra hyperdist configurations, e.g. 'hd bp0=branch_prior:0'")
     ap.add_argument("--out", type=Path, help="Markdown report here, raw results next to it (.json)")
     ap.add_argument("--from-json", type=Path, help="rebuild the report from a previous run's raw results")
+    ap.add_argument("--only-seeds", type=int, nargs=2, metavar=("FIRST", "LAST"),
+                    help="with --from-json: report seeds FIRST..LAST only (e.g. the seeds no decision looked at)")
     ap.add_argument("--reuse", type=Path, help="take methods not in --methods from this earlier run's .json")
     args = ap.parse_args()
     variants(args.variant)
@@ -123,7 +125,9 @@ def main() -> None:
         ap.error(f"--methods: unknown {unknown}; expected some of {list(METHODS)} or a --variant name")
     if args.from_json:
         raw = json.loads(args.from_json.read_text())
-        text = report(raw["results"], raw["methods"], raw["tasks"]) + "\n\n" + raw.get("footer", "")
+        first, last = args.only_seeds or (-1, 1 << 62)
+        results = [r for r in raw["results"] if first <= r["seed"] <= last]
+        text = report(results, raw["methods"], raw["tasks"]) + "\n\n" + raw.get("footer", "")
     else:
         import hyperdist  # noqa: F401  (import every library before the clock starts)
         import hyperopt  # noqa: F401
@@ -133,8 +137,12 @@ def main() -> None:
         where = describe()
         started, results = time.perf_counter(), []
         jobs = [(t, m, s) for t in args.tasks for s in seeds for m in args.methods]
+        partial = args.out.with_suffix(".partial.jsonl") if args.out else None
         for i, (t, m, s) in enumerate(jobs, 1):
             results.append(run_one(t, m, s, args.evals))
+            if partial:  # what finished survives an interrupted run
+                with partial.open("a") as f:
+                    f.write(json.dumps(results[-1]) + "\n")
             if i % 20 == 0 or i == len(jobs):
                 print(f"[{i}/{len(jobs)} searches, {time.perf_counter() - started:.0f} s]", file=sys.stderr, flush=True)
         methods = list(args.methods)
@@ -159,6 +167,8 @@ def main() -> None:
     print(text)
     if args.out:
         args.out.write_text(text + "\n")
+        if not args.from_json:
+            args.out.with_suffix(".partial.jsonl").unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
