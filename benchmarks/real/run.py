@@ -27,7 +27,6 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per search, and no thread start-up per fit
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]

@@ -80,7 +80,9 @@ def _classifier(m: dict) -> Any:
         return LogisticRegression(C=m["C"], max_iter=100)
     if kind == "logreg":
         # liblinear (the solver with l1 and l2) fits one class against the rest
-        return OneVsRestClassifier(LogisticRegression(C=m["C"], penalty=m["penalty"], solver="liblinear", max_iter=200))
+        # (random_state: liblinear shuffles the data; unseeded, large-C l1 fits varied by a sample between runs)
+        return OneVsRestClassifier(LogisticRegression(C=m["C"], penalty=m["penalty"], solver="liblinear", max_iter=200,
+                                                      random_state=0))
     if kind == "svc":
         return SVC(C=m["C"], gamma=m["gamma"])
     if kind == "knn":

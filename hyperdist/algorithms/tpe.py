@@ -16,14 +16,19 @@ multivariate, and gamma = 1.0 instead of Hyperopt's 0.25, so "below" holds ceil(
 (10 at 100 finished trials, not 3): the smaller split made the search too greedy. With both, the
 median best loss after 100 evaluations is at least as good as Hyperopt's TPE on 9 of 11 domains
 (11 of 11 on the held-out seeds, and over 100 more) and as Optuna's TPE on 7 of 11 (8 of 11; 7 of
-11 over the 100), clearly worse on none. `partial(tpe.suggest, multivariate=False, gamma=0.25)` is
-Hyperopt's configuration (with above_smoothing=None). On conditional spaces (benchmarks/real/,
-issue 17) two more defaults keep the search exploring: a proposal that repeats an evaluated
-configuration on its active parameters is replaced (`near_duplicates`), and g(x)'s categorical
-kernels are sharp (`above_smoothing=0`), so a branch tried a few times and lost still looks
-promising where l(x) (smoothed towards the prior) does. Beyond `max_components` trials, g(x) keeps a
-bounded number of kernels per group (binned, or subsampled in the multivariate mode), so a
-suggestion's cost stops growing with the history. The mixtures themselves are in parzen.py.
+11 over the 100), clearly worse on none. `partial(tpe.suggest, multivariate=False, gamma=0.25,
+improvement_floor=None)` is Hyperopt's configuration.
+
+On conditional spaces (benchmarks/real/, issue 17) three more defaults keep the search exploring:
+a proposal that repeats an evaluated configuration on its active parameters is replaced
+(`near_duplicates`); g(x)'s categorical kernels are sharp (`above_smoothing=0`), so a branch tried
+a few times and lost still looks promising where l(x) (smoothed towards the prior) does; and
+l(x)'s kernels weigh each "below" trial's margin under the threshold (`improvement_floor`), so a
+plateau of barely-good trials does not outweigh the one clearly better trial.
+
+Beyond `max_components` trials, g(x) keeps a bounded number of kernels per group (binned, or
+subsampled in the multivariate mode), so a suggestion's cost stops growing with the history.
+The mixtures themselves are in parzen.py.
 """
 from __future__ import annotations
 
@@ -83,6 +88,8 @@ def suggest(
     parameters are all discrete can repeat; None: only wholly discrete spaces are checked, as before
     issue 17). `above_smoothing`: the share s / (1 + s) of each of g(x)'s categorical kernels that goes
     to the prior (None: as l(x)'s, i.e. prior_weight in the multivariate mode, 0 in the univariate one).
+    `improvement_floor`: l(x)'s kernel of a "below" trial weighs (threshold - loss) / (threshold - best
+    loss), the threshold being the best loss left "above", but at least this (None: equal weights).
     """
     _check(prior_weight, n_startup_jobs, n_EI_candidates, gamma)
     for name, value in (("near_duplicates", near_duplicates), ("above_smoothing", above_smoothing)):
