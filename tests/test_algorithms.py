@@ -163,16 +163,18 @@ def test_below_trials_weigh_their_improvement_on_the_threshold():
     # a plateau of 6 trials a hair under the threshold (0.51) and one clearly better trial
     loss = np.array([0.507, 0.5092, 0.5094, 0.5096, 0.5098, 0.5099, 0.5099, 0.51, 0.6, 0.9])
     best = np.argsort(loss)[:7]
-    l_w = np.ones((2, 10), dtype=bool)
-    l_w[:, 7:] = False
-    l_w[1, 3] = False  # a group inactive in one below trial stays out
-    w = tpe_module._improvement_weights(l_w, best, loss, loss, 0.1)
-    assert w[0, 0] == 1.0 and w[1, 3] == 0.0 and (w[:, 7:] == 0).all()
-    assert w[0, 1:7].sum() < 2 * w[0, 0]  # the plateau no longer outweighs the best trial 6 to 1
-    assert w[0, 1:7].min() == pytest.approx(0.1)  # ... but every below trial keeps at least the floor
-    np.testing.assert_allclose(w[0, 1], (0.51 - 0.5092) / (0.51 - 0.507))
-    tied = np.full(10, 0.5)
-    assert tpe_module._improvement_weights(l_w, best, tied, tied, 0.1) is l_w  # no margin: equal weights
+    w = tpe_module._improvement(loss, best, np.arange(7), loss, 0.1)
+    assert w[0] == 1.0 and w[1:].sum() < 2 * w[0]  # the plateau no longer outweighs the best trial 6 to 1
+    assert w.min() == pytest.approx(0.1)  # ... but every below trial keeps at least the floor
+    np.testing.assert_allclose(w[1], (0.51 - 0.5092) / (0.51 - 0.507))
+    assert tpe_module._improvement(np.full(10, 0.5), best, np.arange(7), np.full(10, 0.5), 0.1) is None  # no margin
+    # the weights reach the fitted mixture: l's kernel of the best trial outweighs a plateau trial's
+    space = compile_space({"x": hp.uniform("x", 0, 1)})
+    obs = Observations(np.linspace(0, 1, 10)[:, None], loss, np.full(10, OK, dtype=np.int8))
+    kw = {"gamma": lambda n: 7, "n_startup_jobs": 5}
+    ups = [tpe.suggest([0], space, obs, s, **kw)[0]["x"] for s in range(30)]
+    equal = [tpe.suggest([0], space, obs, s, improvement_floor=None, **kw)[0]["x"] for s in range(30)]
+    assert np.median(np.abs(ups)) < np.median(np.abs(equal))  # closer to x = 0, the clearly better trial
 
 
 def test_near_repeats_compare_active_parameters_on_a_grid():

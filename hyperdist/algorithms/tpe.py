@@ -146,21 +146,20 @@ def _n_below(gamma: Any, n_ok: int, cap: int) -> int:
     return max(1, min(int(n), n_ok))
 
 
-def _improvement_weights(l_w: np.ndarray, best: np.ndarray, loss: np.ndarray, ok_loss: np.ndarray,
-                         floor: float) -> np.ndarray:
-    """l(x)'s kernel weights: each "below" trial weighs its improvement on the threshold (the best loss
-    left "above"), 1 for the best trial, at least `floor`. With equal weights a plateau of many trials
-    a hair better than the threshold (a family that is good almost everywhere) outweighs the one trial
-    that is clearly better (issue 17, diabetes_models in benchmarks/real/); EI weighs the margin too."""
+def _improvement(loss: np.ndarray, best: np.ndarray, rows: np.ndarray, ok_loss: np.ndarray,
+                 floor: float) -> np.ndarray | None:
+    """l(x)'s kernel weights for the "below" trials `rows` (a subset of `best`): each weighs its
+    improvement on the threshold (the best loss left "above"), 1 for the best trial, at least `floor`;
+    None when there is no margin. With equal weights a plateau of many trials a hair better than the
+    threshold (a family that is good almost everywhere) outweighs the one trial that is clearly better
+    (issue 17, diabetes_models in benchmarks/real/); expected improvement weighs the margin too."""
     below = loss[best]
-    worst = below.max()
+    worst, top = below.max(), below.min()
     above = ok_loss[ok_loss > worst]
-    span = (above.min() if len(above) else worst) - below.min()
+    span = (above.min() if len(above) else worst) - top
     if not span > 0:
-        return l_w
-    w = l_w.astype(float)
-    w[:, best] *= np.maximum((span - (below - below.min())) / span, floor)
-    return w
+        return None
+    return np.maximum((span - (loss[rows] - top)) / span, floor)
 
 
 def _forgetting(active: np.ndarray, flat: int) -> tuple[np.ndarray, np.ndarray]:
@@ -256,13 +255,15 @@ def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.rand
     active = ~np.isnan(obs.X.T[plan.lead])                              # G x n
     l_w = np.zeros(active.shape, dtype=bool)
     l_w[:, best] = active[:, best]
-    if floor is not None and floor < 1:
-        l_w = _improvement_weights(l_w, best, obs.loss, obs.loss[ok], floor)
     active[:, best] = False                                             # the rest: "above"
     g_w, counts = _forgetting(active, flat)
     smoothing = prior_weight if multivariate else 0.0
     smoothing_g = smoothing if above_smoothing is None else above_smoothing
     l_kernels = _kernels(l_w, None, max_components, multivariate, rng)
+    if floor is not None and floor < 1 and l_kernels is not None and len(l_kernels[0]) == 1:  # (else subsampled)
+        factor = _improvement(obs.loss, best, l_kernels[0][0], obs.loss[ok], floor)
+        if factor is not None:
+            l_kernels = l_kernels[0], l_kernels[1] * factor
     g_kernels = _kernels(g_w, counts, max_components, multivariate, rng)
     if l_kernels is not None and g_kernels is not None:
         both, M_l = parzen.fit_pair(plan, obs.X, l_kernels, g_kernels, prior_weight)
