@@ -48,25 +48,27 @@ def report(results: list[dict], methods: list[str], tasks: list[str]) -> str:
     for v in rows.values():
         v.sort(key=lambda r: r["seed"])
     evals = min(len(r["losses"]) for r in results)
-    checks = [c for c in (40, evals) if c <= evals]
-    checks = sorted(set(checks))
+    checks = sorted({c for c in (40, evals) if c <= evals})
     methods = [m for m in methods if all((t, m) in rows for t in tasks)]
     seeds = sorted({r["seed"] for r in results})
-    out = [f"Seeds {seeds[0]}..{seeds[-1]} ({len(seeds)}). Best loss: median [25th, 75th percentile] over seeds. "
-           f"Diversity: distinct loss values among trials 21-40 (of 20) and 21-{evals} (of {evals - STARTUP}), median "
-           "over seeds; 'new' = trials 21-" f"{evals} whose configuration (4 significant digits) was not evaluated "
-           "before in the search.", ""]
+    windows = [(STARTUP + 1, c) for c in checks if c > STARTUP]  # post-start-up trials up to each checkpoint
+    described = ", ".join(f"{a}-{b} (of {b - a + 1})" for a, b in windows)
+    out = [f"Seeds {seeds[0]}..{seeds[-1]} ({len(seeds)}). Best loss: median [25th, 75th percentile] over seeds."
+           + (f" Diversity: distinct loss values among trials {described}, median over seeds; 'new' = trials "
+              f"{windows[-1][0]}-{windows[-1][1]} whose configuration (4 significant digits) was not evaluated "
+              "before in the search." if windows else ""), ""]
     for t in tasks:
-        out += [f"### {t}", "", "| method | " + " | ".join(f"best @{c}" for c in checks)
-                + f" | distinct 21-40 | distinct 21-{evals} | new 21-{evals} | optimiser s/search |",
-                "|---" * (len(checks) + 5) + "|"]
+        head = [f"best @{c}" for c in checks] + [f"distinct {a}-{b}" for a, b in windows]
+        head += [f"new {windows[-1][0]}-{windows[-1][1]}"] if windows else []
+        out += [f"### {t}", "", "| method | " + " | ".join(head) + " | optimiser CPU s/search |",
+                "|---" * (len(head) + 2) + "|"]
         for m in methods:
             rs = rows[(t, m)]
             cells = [_cell([best_after(r, c) for r in rs]) for c in checks]
-            cells += [f"{np.median([distinct_losses(r, 21, 40) for r in rs]):.0f}",
-                      f"{np.median([distinct_losses(r, 21, evals) for r in rs]):.0f}",
-                      f"{np.median([new_configs(r, 21, evals) for r in rs]):.0f}",
-                      f"{np.median([r['optimiser_cpu_seconds'] for r in rs]):.2f}"]
+            cells += [f"{np.median([distinct_losses(r, a, b) for r in rs]):.0f}" for a, b in windows]
+            if windows:
+                cells.append(f"{np.median([new_configs(r, *windows[-1]) for r in rs]):.0f}")
+            cells.append(f"{np.median([r['optimiser_cpu_seconds'] for r in rs]):.2f}")
             out.append(f"| {m} | " + " | ".join(cells) + " |")
         out.append("")
     hd = [m for m in methods if m.startswith("hd")]

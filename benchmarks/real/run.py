@@ -52,15 +52,27 @@ REFERENCE = ["random", "Hyperopt TPE", "Optuna TPE mv", "Optuna TPE"]
 
 
 def variants(spec: list[str]) -> None:
-    """Extra hyperdist configurations from NAME=key:value,key:value (for trying options)."""
+    """Extra hyperdist configurations from NAME=key:value,key:value (tpe.suggest keywords, for trying options)."""
+    import inspect
+
+    import hyperdist
+
+    known = set(inspect.signature(hyperdist.tpe.suggest).parameters) - {"new_ids", "domain", "trials", "seed"}
     for item in spec:
         name, _, kw = item.partition("=")
-        opts = {}
+        opts: dict = {}
         for pair in filter(None, kw.split(",")):
             k, _, v = pair.partition(":")
-            opts[k] = {"True": True, "False": False}.get(v, None) if v in ("True", "False") else float(v)
+            if k not in known:
+                raise ValueError(f"--variant {item!r}: {k!r} is not a tpe.suggest keyword; expected one of {sorted(known)}")
+            try:
+                opts[k] = {"True": True, "False": False, "None": None}[v] if v in ("True", "False", "None") else float(v)
+            except ValueError:
+                raise ValueError(f"--variant {item!r}: {k}:{v!r} needs a number, True, False or None") from None
             if k in ("n_startup_jobs", "n_EI_candidates", "linear_forgetting", "max_components"):
                 opts[k] = int(opts[k])
+        if not name or not opts:
+            raise ValueError(f"--variant {item!r}: expected NAME=key:value[,key:value...]")
         METHODS[name] = ("hyperdist", opts)
 
 
@@ -118,7 +130,10 @@ def main() -> None:
                     help="with --from-json: report seeds FIRST..LAST only (e.g. the seeds no decision looked at)")
     ap.add_argument("--reuse", type=Path, help="take methods not in --methods from this earlier run's .json")
     args = ap.parse_args()
-    variants(args.variant)
+    try:
+        variants(args.variant)
+    except ValueError as e:
+        ap.error(str(e))
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
         ap.error(f"--methods: unknown {unknown}; expected some of {list(METHODS)} or a --variant name")
