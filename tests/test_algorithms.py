@@ -159,6 +159,23 @@ def test_a_branch_tried_a_few_times_and_lost_keeps_being_explored():
     assert sum(before) == 0
 
 
+def test_near_duplicates_keeps_continuous_proposals_off_evaluated_cells():
+    # 3 random trials and 15 packed around x = 0.5, all "below": TPE's own pick lands in their cells
+    space = compile_space({"x": hp.uniform("x", 0, 1)})
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.random(3), 0.5 + rng.normal(0, 0.01, 15)])[:, None]
+    obs = Observations(X, np.abs(X[:, 0] - 0.5), np.full(18, OK, dtype=np.int8))
+    cells = set(np.floor(X[:, 0] / 0.1).tolist())  # cells of 0.1 x the prior sigma (the range, 1)
+
+    def cell(kw, s):
+        x = tpe.suggest([0], space, obs, s, gamma=lambda n: 15, n_startup_jobs=5, **kw)[0]["x"]
+        return math.floor(x / 0.1)
+    # refused, TPE takes the next promising candidate, else one fresh prior draw, else (both also in
+    # evaluated cells: here half the cells are) its own pick
+    assert sum(cell({"near_duplicates": 0.1}, s) in cells for s in range(20)) <= 10
+    assert all(cell({}, s) in cells for s in range(20))  # the default (0) compares continuous values exactly
+
+
 def test_below_trials_weigh_their_improvement_on_the_threshold():
     # a plateau of 6 trials a hair under the threshold (0.51) and one clearly better trial
     loss = np.array([0.507, 0.5092, 0.5094, 0.5096, 0.5098, 0.5099, 0.5099, 0.51, 0.6, 0.9])

@@ -277,7 +277,7 @@ def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.rand
     repeats = _repeat_test(space, obs.X, near)
     if repeats is None or not repeats(row[None, :])[0]:
         return row
-    # An exact repeat teaches nothing in a discrete space: try the next most promising combinations.
+    # A repeat teaches a deterministic objective nothing: try the next most promising combinations.
     probs = np.exp(scores - scores.max(axis=1, keepdims=True))
     cum = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
     picks = np.minimum((rng.random((len(cum), 64, 1)) >= cum[:, None, :]).sum(axis=2), n_candidates - 1)
