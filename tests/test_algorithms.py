@@ -97,6 +97,9 @@ def test_pending_and_failed_trials_join_above_and_count_as_started():
     state[:25] = FAILED  # only 5 finished ok: still past n_startup_jobs=20, TPE (not random) runs
     failing = Observations(obs.X, np.where(state == OK, obs.loss, np.nan), state)
     assert tpe.suggest([0], SPACE, failing, 3) != rand.suggest([0], SPACE, failing, 3)
+    all_failed = Observations(obs.X, np.full(30, np.nan), np.full(30, FAILED, dtype=np.int8))
+    for kw in ({}, {"multivariate": False}, BEFORE_17):  # no "below" trial at all: TPE still proposes
+        assert -5 <= tpe.suggest([0], SPACE, all_failed, 3, **kw)[0]["x"] <= 5
     pending = Observations(obs.X, np.full(30, np.nan), np.full(30, PENDING, dtype=np.int8))
     assert tpe.suggest([0], SPACE, pending, 3) == rand.suggest([0], SPACE, pending, 3)  # nothing finished
 

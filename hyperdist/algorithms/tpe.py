@@ -260,7 +260,7 @@ def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.rand
     smoothing = prior_weight if multivariate else 0.0
     smoothing_g = smoothing if above_smoothing is None else above_smoothing
     l_kernels = _kernels(l_w, None, max_components, multivariate, rng)
-    if floor is not None and floor < 1 and l_kernels is not None and len(l_kernels[0]) == 1:  # (else subsampled)
+    if floor is not None and floor < 1 and len(best) and l_kernels is not None and len(l_kernels[0]) == 1:
         factor = _improvement(obs.loss, best, l_kernels[0][0], obs.loss[ok], floor)
         if factor is not None:
             l_kernels = l_kernels[0], l_kernels[1] * factor
