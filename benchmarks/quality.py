@@ -59,6 +59,9 @@ METHODS: dict[str, tuple[str, object]] = {
     "hd uni s10": ("hyperdist", {"multivariate": False, "n_startup_jobs": 10}),
     "hd uni g1": ("hyperdist", {"multivariate": False, "gamma": 1.0}),
     "hd uni g1 s10": ("hyperdist", {"multivariate": False, "gamma": 1.0, "n_startup_jobs": 10}),
+    # issue 17 (benchmarks/real/): the defaults before it, and the options it added
+    "hd TPE before": ("hyperdist", {"near_duplicates": None, "above_smoothing": None, "improvement_floor": None}),
+    "hd nd0 as0": ("hyperdist", {"near_duplicates": 0.0, "above_smoothing": 0.0, "improvement_floor": None}),
 }
 MAIN = ["hd TPE", "hd TPE mv", "hd TPE uni", "hd random", "Hyperopt TPE", "Hyperopt random", "Optuna TPE",
         "Optuna TPE mv"]

@@ -14,7 +14,7 @@ from scipy.stats import kstest, norm
 
 from hyperdist import Trials, fmin, hp, rand, tpe
 from hyperdist.algorithms import parzen
-from hyperdist.algorithms.common import generator
+from hyperdist.algorithms.common import generator, near_repeats
 from hyperdist.algorithms import tpe as tpe_module
 from hyperdist.history import FAILED, OK, PENDING, Observations
 from hyperdist.space import compile_space
@@ -97,6 +97,9 @@ def test_pending_and_failed_trials_join_above_and_count_as_started():
     state[:25] = FAILED  # only 5 finished ok: still past n_startup_jobs=20, TPE (not random) runs
     failing = Observations(obs.X, np.where(state == OK, obs.loss, np.nan), state)
     assert tpe.suggest([0], SPACE, failing, 3) != rand.suggest([0], SPACE, failing, 3)
+    all_failed = Observations(obs.X, np.full(30, np.nan), np.full(30, FAILED, dtype=np.int8))
+    for kw in ({}, {"multivariate": False}, BEFORE_17):  # no "below" trial at all: TPE still proposes
+        assert -5 <= tpe.suggest([0], SPACE, all_failed, 3, **kw)[0]["x"] <= 5
     pending = Observations(obs.X, np.full(30, np.nan), np.full(30, PENDING, dtype=np.int8))
     assert tpe.suggest([0], SPACE, pending, 3) == rand.suggest([0], SPACE, pending, 3)  # nothing finished
 
@@ -111,6 +114,99 @@ def test_no_exact_repeats_in_a_discrete_space(multivariate):
     assert len({(p["a"], p["b"]) for p in (t["params"] for t in trials.trials)}) == 12
     rows = rand.suggest(list(range(12)), space, None, 1)
     assert len({(r["a"], r["b"]) for r in rows}) == 12
+
+
+BEFORE_17 = {"near_duplicates": None, "above_smoothing": None, "improvement_floor": None}  # TPE before issue 17
+
+# a mixed space whose "grid" branch has only discrete parameters: a row there can repeat exactly
+BRANCHES = compile_space({"m": hp.choice("m", [{"k": hp.quniform("k", 1, 20, 1), "w": hp.choice("w", [0, 1])},
+                                              {"x": hp.uniform("x", 0, 1)}])})
+
+
+def _branch_history(n_grid: int, n_cont: int, seed: int = 0) -> Observations:
+    """n_grid trials in the discrete branch (loss lowest at k = 10, w = 0) and n_cont in the continuous one."""
+    rng = np.random.default_rng(seed)
+    grid = np.column_stack([np.zeros(n_grid), rng.integers(1, 21, n_grid), rng.integers(0, 2, n_grid),
+                            np.full(n_grid, np.nan)])
+    cont = np.column_stack([np.ones(n_cont), np.full((n_cont, 2), np.nan), rng.random(n_cont)])
+    X = np.vstack([grid, cont])[:, [BRANCHES.index[label] for label in ("m", "k", "w", "x")]]
+    loss = np.concatenate([np.abs(grid[:, 1] - 10) / 10 + grid[:, 2], 1.0 + cont[:, 3]])
+    return Observations(X, loss, np.full(len(loss), OK, dtype=np.int8))
+
+
+@pytest.mark.parametrize("multivariate", [True, False])
+def test_no_exact_repeats_in_a_discrete_branch_of_a_mixed_space(multivariate):
+    obs = _branch_history(20, 10)
+    seen = {tuple(np.nan_to_num(r, nan=-1.0)) for r in obs.X}
+    rows = [BRANCHES.to_row(p) for s in range(40)
+            for p in tpe.suggest([0], BRANCHES, obs, s, multivariate=multivariate)]
+    grid_rows = [r for r in rows if r[BRANCHES.index["m"]] == 0]
+    assert len(grid_rows) >= 10  # the discrete branch holds the best trials, so TPE goes there
+    assert not any(tuple(np.nan_to_num(r, nan=-1.0)) in seen for r in grid_rows)
+    # before issue 17 (near_duplicates=None) repeats were refused only when every parameter was discrete
+    old = [BRANCHES.to_row(p) for s in range(40) for p in
+           tpe.suggest([0], BRANCHES, obs, s, multivariate=multivariate, near_duplicates=None)]
+    assert any(tuple(np.nan_to_num(r, nan=-1.0)) in seen for r in old if r[BRANCHES.index["m"]] == 0)
+
+
+def test_a_branch_tried_a_few_times_and_lost_keeps_being_explored():
+    # 25 trials in the discrete branch hold every "below" trial; the continuous branch was tried 3 times
+    # and lost each time, which says little about it (issue 17: a family tried three times and lost is
+    # not known to be bad)
+    obs = _branch_history(25, 3)
+    branch = [tpe.suggest([0], BRANCHES, obs, s)[0]["m"] for s in range(40)]
+    assert sum(branch) >= 20
+    # before issue 17 g's categorical kernels were as smooth as l's: never explored
+    before = [tpe.suggest([0], BRANCHES, obs, s, **BEFORE_17)[0]["m"]
+              for s in range(40)]
+    assert sum(before) == 0
+
+
+def test_near_duplicates_keeps_continuous_proposals_off_evaluated_cells():
+    # 3 random trials and 15 packed around x = 0.5, all "below": TPE's own pick lands in their cells
+    space = compile_space({"x": hp.uniform("x", 0, 1)})
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.random(3), 0.5 + rng.normal(0, 0.01, 15)])[:, None]
+    obs = Observations(X, np.abs(X[:, 0] - 0.5), np.full(18, OK, dtype=np.int8))
+    cells = set(np.floor(X[:, 0] / 0.1).tolist())  # cells of 0.1 x the prior sigma (the range, 1)
+
+    def cell(kw, s):
+        x = tpe.suggest([0], space, obs, s, gamma=lambda n: 15, n_startup_jobs=5, **kw)[0]["x"]
+        return math.floor(x / 0.1)
+    # refused, TPE takes the next promising candidate, else one fresh prior draw, else (both also in
+    # evaluated cells: here half the cells are) its own pick
+    assert sum(cell({"near_duplicates": 0.1}, s) in cells for s in range(20)) <= 10
+    assert all(cell({}, s) in cells for s in range(20))  # the default (0) compares continuous values exactly
+
+
+def test_below_trials_weigh_their_improvement_on_the_threshold():
+    # a plateau of 6 trials a hair under the threshold (0.51) and one clearly better trial
+    loss = np.array([0.507, 0.5092, 0.5094, 0.5096, 0.5098, 0.5099, 0.5099, 0.51, 0.6, 0.9])
+    best = np.argsort(loss)[:7]
+    w = tpe_module._improvement(loss, best, np.arange(7), loss, 0.1)
+    assert w[0] == 1.0 and w[1:].sum() < 2 * w[0]  # the plateau no longer outweighs the best trial 6 to 1
+    assert w.min() == pytest.approx(0.1)  # ... but every below trial keeps at least the floor
+    np.testing.assert_allclose(w[1], (0.51 - 0.5092) / (0.51 - 0.507))
+    assert tpe_module._improvement(np.full(10, 0.5), best, np.arange(7), np.full(10, 0.5), 0.1) is None  # no margin
+    # the weights reach the fitted mixture: l's kernel of the best trial outweighs a plateau trial's
+    space = compile_space({"x": hp.uniform("x", 0, 1)})
+    obs = Observations(np.linspace(0, 1, 10)[:, None], loss, np.full(10, OK, dtype=np.int8))
+    kw = {"gamma": lambda n: 7, "n_startup_jobs": 5}
+    ups = [tpe.suggest([0], space, obs, s, **kw)[0]["x"] for s in range(30)]
+    equal = [tpe.suggest([0], space, obs, s, improvement_floor=None, **kw)[0]["x"] for s in range(30)]
+    assert np.median(np.abs(ups)) < np.median(np.abs(equal))  # closer to x = 0, the clearly better trial
+
+
+def test_near_repeats_compare_active_parameters_on_a_grid():
+    X = np.array([[0.0, 2.0, 1.0, np.nan], [1.0, np.nan, np.nan, 0.5]])[:, [BRANCHES.index[k] for k in "mkwx"]]
+    def rows(*r):
+        return np.array(r, dtype=float)[:, [BRANCHES.index[k] for k in "mkwx"]]
+    candidates = rows([0, 2, 1, np.nan], [0, 3, 1, np.nan], [1, np.nan, np.nan, 0.5], [1, np.nan, np.nan, 0.5004],
+                      [1, np.nan, np.nan, 0.6])
+    # near = 0: only the all-discrete row can repeat; continuous values never do, not even equal ones
+    assert near_repeats(BRANCHES, X, candidates, 0.0).tolist() == [True, False, False, False, False]
+    # near = 0.01: x within a cell of 0.01 x its prior sigma (the range, 1) counts as the same
+    assert near_repeats(BRANCHES, X, candidates, 0.01).tolist() == [True, False, True, True, False]
 
 
 @pytest.mark.parametrize("multivariate", [True, False])
@@ -188,7 +284,8 @@ def test_long_history_uses_bounded_kernels_and_still_converges(multivariate):
 
 @pytest.mark.parametrize("kwargs, fragment", [
     ({"prior_weight": 0}, "prior_weight"), ({"gamma": 1.5}, "gamma"), ({"n_EI_candidates": 0}, "n_EI_candidates"),
-    ({"n_startup_jobs": -1}, "n_startup_jobs"),
+    ({"n_startup_jobs": -1}, "n_startup_jobs"), ({"near_duplicates": -0.1}, "near_duplicates"),
+    ({"above_smoothing": float("nan")}, "above_smoothing"), ({"improvement_floor": 0}, "improvement_floor"),
 ])
 def test_bad_keywords_are_refused(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):
@@ -241,14 +338,16 @@ def _log_density(p: parzen.Plan, mix: parzen.Mixture, x: np.ndarray, t_cont: np.
 
 @pytest.mark.parametrize("multivariate", [True, False])
 @pytest.mark.parametrize("n", [60, 400])  # 400: g is binned (univariate) or subsampled (multivariate)
-def test_scores_match_a_kernel_by_kernel_evaluation(multivariate, n):
+@pytest.mark.parametrize("smoothing_g", [None, 0.0, 0.3])  # g's categorical kernels: as l's, or their own
+def test_scores_match_a_kernel_by_kernel_evaluation(multivariate, n, smoothing_g):
     plan, (l_mix, g_mix), values, t_cont, smoothing = _mixtures(MIXED, n, multivariate)
-    scores = parzen.score(plan, *parzen.join(l_mix, g_mix), values, t_cont, smoothing)
+    scores = parzen.score(plan, *parzen.join(l_mix, g_mix), values, t_cont, smoothing, smoothing_g)
     assert g_mix.mu.shape[1] <= 129 and scores.shape == (plan.n_groups, 24)
+    s_g = smoothing if smoothing_g is None else smoothing_g
     for g in range(plan.n_groups):
         for c in range(0, 24, 7):
             expected = (_log_density(plan, l_mix, values[:, c], t_cont[:, c], smoothing, g)
-                        - _log_density(plan, g_mix, values[:, c], t_cont[:, c], smoothing, g))
+                        - _log_density(plan, g_mix, values[:, c], t_cont[:, c], s_g, g))
             assert scores[g, c] == pytest.approx(expected, abs=1e-9)
 
 

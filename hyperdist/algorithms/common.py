@@ -47,6 +47,32 @@ def is_seen(seen: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return np.isin(row_keys(rows), seen)
 
 
+def near_repeats(space: SearchSpace, X: np.ndarray, rows: np.ndarray, near: float) -> np.ndarray:
+    """Which of `rows` (k x d) nearly repeat a row of X: the same parameters active, every discrete value
+    equal, and every continuous one in the same cell of a grid of `near` x its prior sigma (transformed
+    space). near = 0: continuous values never count as repeats, so only rows whose active parameters are
+    all discrete can repeat (a deterministic objective learns nothing from those)."""
+    cont = np.array([not (p.dist.categorical or p.dist.q) for p in space.params])
+    rows_active_cont = ~np.isnan(rows[:, cont]).all(axis=1) if cont.any() else np.zeros(len(rows), bool)
+    if near <= 0:
+        if rows_active_cont.all():
+            return np.zeros(len(rows), dtype=bool)
+        return np.isin(row_keys(rows), row_keys(X)) & ~rows_active_cont
+    if not cont.any():
+        return np.isin(row_keys(rows), row_keys(X))
+    return np.isin(row_keys(_grid(space, rows, cont, near)), row_keys(_grid(space, X, cont, near)))
+
+
+def _grid(space: SearchSpace, X: np.ndarray, cont: np.ndarray, near: float) -> np.ndarray:
+    """X with each continuous value replaced by the number of its grid cell (NaN kept)."""
+    G = X.copy()
+    for j in np.flatnonzero(cont):
+        d = space.params[j].dist
+        t = np.log(np.maximum(G[:, j], 1e-300)) if d.log else G[:, j]
+        G[:, j] = np.floor(t / (near * d.prior[1]))
+    return G
+
+
 _M32 = 0xFFFFFFFF
 
 

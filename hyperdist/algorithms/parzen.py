@@ -323,7 +323,8 @@ def sample(p: Plan, mix: Mixture, rng: np.random.Generator, size: int,
     return values, t[:p.n_cont]
 
 
-def score(p: Plan, both: Mixture, M_l: int, values: np.ndarray, t_cont: np.ndarray, smoothing: float) -> np.ndarray:
+def score(p: Plan, both: Mixture, M_l: int, values: np.ndarray, t_cont: np.ndarray, smoothing: float,
+          smoothing_g: float | None = None) -> np.ndarray:
     """log l(x) - log g(x) per group and candidate (G x C); `both` holds l's M_l kernels, then g's.
 
     Each dimension's log kernel values fill its rows of L (D x C x M); what depends on the kernel
@@ -348,7 +349,8 @@ def score(p: Plan, both: Mixture, M_l: int, values: np.ndarray, t_cont: np.ndarr
         q = slice(Pc, P)
         _bucket_log_mass(L[q], values[q], p.bucket_edges(values[q]), mu[q], inv[q])
     if len(values) > P:
-        _categorical(L[P:], p.prior, values[P:].astype(np.intp), both.codes, [0, M_l], smoothing)
+        _categorical(L[P:], p.prior, values[P:].astype(np.intp), both.codes, M_l, smoothing,
+                     smoothing if smoothing_g is None else smoothing_g)
     if p.member is None:
         S = L
         log_w = both.log_w.copy()
@@ -417,14 +419,18 @@ def _distinct(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return ids, order[first], first.nonzero()[0]
 
 
-def _categorical(out: np.ndarray, prior: np.ndarray, c: np.ndarray, codes: np.ndarray, prior_kernels: list,
-                 smoothing: float) -> None:
-    """log((same + s * prior) / (1 + s)) per candidate option c (row x C) and kernel option; the prior's
-    own kernels score the prior probability."""
+def _categorical(out: np.ndarray, prior: np.ndarray, c: np.ndarray, codes: np.ndarray, m_l: int,
+                 smoothing: float, smoothing_g: float) -> None:
+    """log((same + s * prior) / (1 + s)) per candidate option c (row x C) and kernel option, s = smoothing
+    for l's m_l kernels and smoothing_g for g's; the prior's own kernels score the prior probability."""
     pc = prior[np.arange(len(c))[:, None], c][:, :, None]
-    out[...] = np.log(np.maximum(smoothing * pc, _TINY) / (1 + smoothing))
-    np.copyto(out, np.log((1 + smoothing * pc) / (1 + smoothing)), where=c[:, :, None] == codes[:, None, :])
-    out[:, :, prior_kernels] = np.log(np.maximum(pc, _TINY))
+    same = c[:, :, None] == codes[:, None, :]
+    parts = [(out, same, smoothing)] if smoothing == smoothing_g else \
+        [(out[:, :, :m_l], same[:, :, :m_l], smoothing), (out[:, :, m_l:], same[:, :, m_l:], smoothing_g)]
+    for o, eq, s in parts:
+        o[...] = np.log(np.maximum(s * pc, _TINY) / (1 + s))
+        np.copyto(o, np.log((1 + s * pc) / (1 + s)), where=eq)
+    out[:, :, [0, m_l]] = np.log(np.maximum(pc, _TINY))
 
 
 _SCRATCH = threading.local()

@@ -16,10 +16,19 @@ multivariate, and gamma = 1.0 instead of Hyperopt's 0.25, so "below" holds ceil(
 (10 at 100 finished trials, not 3): the smaller split made the search too greedy. With both, the
 median best loss after 100 evaluations is at least as good as Hyperopt's TPE on 9 of 11 domains
 (11 of 11 on the held-out seeds, and over 100 more) and as Optuna's TPE on 7 of 11 (8 of 11; 7 of
-11 over the 100), clearly worse on none. `partial(tpe.suggest, multivariate=False, gamma=0.25)` is
-Hyperopt's configuration. Beyond `max_components` trials, g(x) keeps a
-bounded number of kernels per group (binned, or subsampled in the multivariate mode), so a
-suggestion's cost stops growing with the history. The mixtures themselves are in parzen.py.
+11 over the 100), clearly worse on none. `partial(tpe.suggest, multivariate=False, gamma=0.25,
+improvement_floor=None)` is Hyperopt's configuration.
+
+On conditional spaces (benchmarks/real/, issue 17) three more defaults keep the search exploring:
+a proposal that repeats an evaluated configuration on its active parameters is replaced
+(`near_duplicates`); g(x)'s categorical kernels are sharp (`above_smoothing=0`), so a branch tried
+a few times and lost still looks promising where l(x) (smoothed towards the prior) does; and
+l(x)'s kernels weigh each "below" trial's margin under the threshold (`improvement_floor`), so a
+plateau of barely-good trials does not outweigh the one clearly better trial.
+
+Beyond `max_components` trials, g(x) keeps a bounded number of kernels per group (binned, or
+subsampled in the multivariate mode), so a suggestion's cost stops growing with the history.
+The mixtures themselves are in parzen.py.
 """
 from __future__ import annotations
 
@@ -32,7 +41,7 @@ import numpy as np
 from ..history import FAILED, OK, Observations
 from ..space import SearchSpace
 from . import parzen
-from .common import as_observations, as_space, discrete_keys, generator, is_seen
+from .common import as_observations, as_space, discrete_keys, generator, is_seen, near_repeats
 from .rand import draw_unique
 
 DEFAULTS: dict[str, Any] = {
@@ -43,6 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "linear_forgetting": 25,
     "multivariate": True,
     "max_components": 128,
+    "near_duplicates": 0.0,
+    "above_smoothing": 0.0,
+    "improvement_floor": 0.1,
 }
 
 
@@ -58,6 +70,9 @@ def suggest(
     linear_forgetting: int = DEFAULTS["linear_forgetting"],
     multivariate: bool = DEFAULTS["multivariate"],
     max_components: int = DEFAULTS["max_components"],
+    near_duplicates: float | None = DEFAULTS["near_duplicates"],
+    above_smoothing: float | None = DEFAULTS["above_smoothing"],
+    improvement_floor: float | None = DEFAULTS["improvement_floor"],
     verbose: bool = False,
 ) -> list[dict]:
     """Hyperopt's `tpe.suggest` signature; tune it with `functools.partial(tpe.suggest, ...)`.
@@ -66,8 +81,22 @@ def suggest(
     callable n_ok -> number of trials in "below". `max_components` bounds the kernels of each
     group's mixture (beyond it, univariate ones are binned, multivariate ones subsampled), which
     keeps a suggestion's cost nearly flat as the history grows.
+
+    `near_duplicates`: a proposal is replaced by the next most promising one when it repeats an
+    evaluated configuration: the same parameters active, discrete values equal and continuous ones in
+    the same cell of a grid `near_duplicates` x their prior sigma wide (0: only rows whose active
+    parameters are all discrete can repeat; None: only wholly discrete spaces are checked, as before
+    issue 17). `above_smoothing`: the share s / (1 + s) of each of g(x)'s categorical kernels that goes
+    to the prior (None: as l(x)'s, i.e. prior_weight in the multivariate mode, 0 in the univariate one).
+    `improvement_floor`: l(x)'s kernel of a "below" trial weighs (threshold - loss) / (threshold - best
+    loss), the threshold being the best loss left "above", but at least this (None: equal weights).
     """
     _check(prior_weight, n_startup_jobs, n_EI_candidates, gamma)
+    for name, value in (("near_duplicates", near_duplicates), ("above_smoothing", above_smoothing)):
+        if value is not None and not value >= 0:
+            raise ValueError(f"tpe.suggest: {name}={value!r} must be >= 0 (or None)")
+    if improvement_floor is not None and not 0 < improvement_floor <= 1:
+        raise ValueError(f"tpe.suggest: improvement_floor={improvement_floor!r} must be in (0, 1] (or None)")
     space = as_space(domain)
     obs = as_observations(trials, space)
     rng = generator(seed)
@@ -82,7 +111,7 @@ def suggest(
             continue
         n_below = _n_below(gamma, len(ok), linear_forgetting)
         rows.append(_propose(space, obs, ok, rng, plan, n_below, prior_weight, n_EI_candidates, linear_forgetting,
-                             multivariate, max_components))
+                             multivariate, max_components, near_duplicates, above_smoothing, improvement_floor))
     return [space.to_assignment(r.tolist()) for r in rows]  # Python floats: faster to convert
 
 
@@ -115,6 +144,22 @@ def _n_below(gamma: Any, n_ok: int, cap: int) -> int:
         return 0
     n = gamma(n_ok) if callable(gamma) else min(int(math.ceil(gamma * math.sqrt(n_ok))), cap)
     return max(1, min(int(n), n_ok))
+
+
+def _improvement(loss: np.ndarray, best: np.ndarray, rows: np.ndarray, ok_loss: np.ndarray,
+                 floor: float) -> np.ndarray | None:
+    """l(x)'s kernel weights for the "below" trials `rows` (a subset of `best`): each weighs its
+    improvement on the threshold (the best loss left "above"), 1 for the best trial, at least `floor`;
+    None when there is no margin. With equal weights a plateau of many trials a hair better than the
+    threshold (a family that is good almost everywhere) outweighs the one trial that is clearly better
+    (issue 17, diabetes_models in benchmarks/real/); expected improvement weighs the margin too."""
+    below = loss[best]
+    worst, top = below.max(), below.min()
+    above = ok_loss[ok_loss > worst]
+    span = (above.min() if len(above) else worst) - top
+    if not span > 0:
+        return None
+    return np.maximum((span - (loss[rows] - top)) / span, floor)
 
 
 def _forgetting(active: np.ndarray, flat: int) -> tuple[np.ndarray, np.ndarray]:
@@ -199,7 +244,8 @@ def _kernels(w: np.ndarray, counts: np.ndarray | None, max_components: int, mult
 
 def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.random.Generator, plan: parzen.Plan,
              n_below: int, prior_weight: float, n_candidates: int, flat: int, multivariate: bool,
-             max_components: int) -> np.ndarray:
+             max_components: int, near: float | None, above_smoothing: float | None,
+             floor: float | None) -> np.ndarray:
     if not n_below:
         best = ok[:0]
     elif len(ok) == len(obs):  # all finished ok: no gathers needed
@@ -212,7 +258,12 @@ def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.rand
     active[:, best] = False                                             # the rest: "above"
     g_w, counts = _forgetting(active, flat)
     smoothing = prior_weight if multivariate else 0.0
+    smoothing_g = smoothing if above_smoothing is None else above_smoothing
     l_kernels = _kernels(l_w, None, max_components, multivariate, rng)
+    if floor is not None and floor < 1 and len(best) and l_kernels is not None and len(l_kernels[0]) == 1:
+        factor = _improvement(obs.loss, best, l_kernels[0][0], obs.loss[ok], floor)
+        if factor is not None:
+            l_kernels = l_kernels[0], l_kernels[1] * factor
     g_kernels = _kernels(g_w, counts, max_components, multivariate, rng)
     if l_kernels is not None and g_kernels is not None:
         both, M_l = parzen.fit_pair(plan, obs.X, l_kernels, g_kernels, prior_weight)
@@ -221,23 +272,32 @@ def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.rand
                                   else parzen.fit_binned(plan, obs.X, w, prior_weight, max_components)
                                   for k, w in ((l_kernels, l_w), (g_kernels, g_w))))
     values, t_cont = parzen.sample(plan, parzen.split(both, M_l), rng, n_candidates, smoothing)
-    scores = parzen.score(plan, both, M_l, values, t_cont, smoothing)
+    scores = parzen.score(plan, both, M_l, values, t_cont, smoothing, smoothing_g)
     row = np.array(_picked_row(space, plan, values, scores.argmax(axis=1)))
-    seen = discrete_keys(space, obs.X)
-    if seen is None or not is_seen(seen, row[None, :])[0]:
+    repeats = _repeat_test(space, obs.X, near)
+    if repeats is None or not repeats(row[None, :])[0]:
         return row
-    # An exact repeat teaches nothing in a discrete space: try the next most promising combinations.
+    # A repeat teaches a deterministic objective nothing: try the next most promising combinations.
     probs = np.exp(scores - scores.max(axis=1, keepdims=True))
     cum = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
     picks = np.minimum((rng.random((len(cum), 64, 1)) >= cum[:, None, :]).sum(axis=2), n_candidates - 1)
     rows = _assemble(space, plan, values, picks)
-    fresh = np.flatnonzero(~is_seen(seen, rows))
+    fresh = np.flatnonzero(~repeats(rows))
     if len(fresh):
         return rows[fresh[0]]
     # Else a fresh prior draw, if there is one; in a space (nearly) exhausted, and for a noisy objective
     # there a repeat does teach something, TPE's own pick beats a random repeat (n_arms in benchmarks/).
     other = draw_unique(space, rng, 1, obs.X)[0]
-    return row if is_seen(seen, other[None, :])[0] else other
+    return row if repeats(other[None, :])[0] else other
+
+
+def _repeat_test(space: SearchSpace, X: np.ndarray, near: float | None) -> Callable[[np.ndarray], np.ndarray] | None:
+    """Which rows (k x d) repeat an evaluated one: near-repeats (`near_repeats`) of the configuration
+    actually evaluated, or (near=None, before issue 17) exact repeats in wholly discrete spaces only."""
+    if near is None:
+        seen = discrete_keys(space, X)
+        return None if seen is None else (lambda rows: is_seen(seen, rows))
+    return lambda rows: near_repeats(space, X, rows, near)
 
 
 def _assemble(space: SearchSpace, plan: parzen.Plan, values: np.ndarray, picks: np.ndarray) -> np.ndarray:
