@@ -58,7 +58,8 @@ def parse(ref: Any) -> Reference:
         raise ObjectiveError(f"{_short(ref)} is not a reference; {_FORMS}")
     target, name = ref.rsplit(":", 1)
     if not name.isidentifier():
-        raise ObjectiveError(f"{_short(ref)}: {name!r} is not a plain name (no dotted paths); {_FORMS}")
+        raise ObjectiveError(f"{_short(ref)}: {name!r} is not a Python name (one name: no dots, spaces or "
+                             f"other characters); {_FORMS}")
     if is_file_target(target):
         if not target.endswith(".py") or "\0" in target:
             raise ObjectiveError(f"{_short(ref)}: {target!r} is not a .py file; {_FORMS}")
@@ -153,11 +154,17 @@ class AllowList:
             return any(path == p or p in path.parents for p in self._paths)
         return any(_within(r.target, m) for m in self._modules)
 
-    def refusal(self, ref: str) -> ObjectiveNotAllowed:
+    def refusal(self, ref: str, base: Path | None = None) -> ObjectiveNotAllowed:
+        """The refusal, with file paths resolved (an entry is taken from the working directory, a
+        reference from --path: the same text can name two files)."""
+        r, where = parse(ref), ""
+        if r.is_file:
+            where = f" (the file {r.path(base)})"
+        resolved = [f"{p}" for p in self._paths] + [f"{t}:{n}" for t, n in sorted(self._exact)] + self._modules
         return ObjectiveNotAllowed(
-            f"objective {ref!r} is not allowed on this worker (allowed: {self}); an entry naming a module or "
-            "file permits the public functions defined in it, 'module:function' exactly that function; "
-            "start the worker with --allow accordingly")
+            f"objective {ref!r}{where} is not allowed on this worker (allowed: {self}; resolved: "
+            f"{', '.join(resolved) or 'nothing'}); an entry naming a module or file permits the public functions "
+            "defined in it, 'module:function' exactly that function; start the worker with --allow accordingly")
 
 
 def load_objective(ref: str, allow: AllowList | None, base: Path | None = None) -> Callable[..., Any]:
@@ -166,7 +173,7 @@ def load_objective(ref: str, allow: AllowList | None, base: Path | None = None) 
     r = parse(ref)
     base = (base or Path.cwd()).resolve()
     if allow is not None and not allow.may_import(r, base):
-        raise allow.refusal(ref)
+        raise allow.refusal(ref, base)
     module = _import_file(r.path(base), ref, base) if r.is_file else _import_module(r.target, base)
     try:
         obj = module.__dict__[r.name]  # the module's own namespace: no descriptors, no __getattr__ hooks

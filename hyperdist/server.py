@@ -229,7 +229,9 @@ def _start(data_dir: Path, host: str, port: int, auth: bool, log_file: Path | No
            with_parent: bool = False) -> LocalServer:
     """Start the server process and record it; `with_parent`: it gets SIGTERM when its parent (the
     keeper) dies, so even a SIGKILLed keeper leaves no server behind (Linux)."""
-    (data_dir / "db").mkdir(parents=True, exist_ok=True)
+    db = data_dir / "db"
+    db.mkdir(mode=0o700, parents=True, exist_ok=True)
+    db.chmod(0o700)  # the experiments are the user's: not readable by other users of the machine
     log_path = log_file or data_dir / "server.log"
     mongod = shutil.which("mongod")
     if mongod:

@@ -263,7 +263,7 @@ class Worker:
                 if self.config.isolate:  # the child loads it, under the same allow list; refuse here first
                     fn = None
                     if not self.allow.may_import(parse(objective), self.base):
-                        raise self.allow.refusal(objective)
+                        raise self.allow.refusal(objective, self.base)
                 else:
                     fn = load_objective(objective, self.allow, self.base)
             except ObjectiveError as exc:

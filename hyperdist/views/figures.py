@@ -136,7 +136,7 @@ def parallel(view: ExperimentView) -> dict:
                          "ticktext": loss["ticktext"]}}
     return {"data": [{"type": "parcoords", "dimensions": dims, "line": line, "labelangle": 0,
                       "labelfont": {"size": 11}, "tickfont": {"size": 10}}],
-            "layout": _layout(f"Parallel coordinates of {p['n']} trials (darker: lower loss)",
+            "layout": _layout(f"Parallel coordinates of {p['n']} trials (yellow: lower loss)",
                               margin={"l": 60, "r": 40, "t": 100, "b": 30}, height=450)}
 
 

@@ -144,7 +144,7 @@ def plot_parallel(view: ExperimentView) -> Any:
     bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="viridis_r"), ax=ax, pad=0.02)
     bar.set_ticks(p["loss"]["tickvals"], labels=p["loss"]["ticktext"])
     bar.set_label("loss")
-    ax.set_title(f"parallel coordinates of {p['n']} trials (darker: lower loss)")
+    ax.set_title(f"parallel coordinates of {p['n']} trials (yellow: lower loss)")
     return fig
 
 
