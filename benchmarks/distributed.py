@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 from pymongo import MongoClient
 
@@ -83,8 +84,15 @@ def _opcounters(client: MongoClient) -> dict:
     return {k: int(v) for k, v in client.admin.command("serverStatus").get("opcounters", {}).items() if k in OPS}
 
 
-def run_search(server: LocalServer, n_workers: int, trials: int, objective: str, space: str, tmp: Path) -> dict:
-    """One `hyperdist search` on the running server, timed from its launch to the last finished trial."""
+def run_search(server: LocalServer, n_workers: int, trials: int, objective: str, space: str, tmp: Path,
+               env: dict | None = None, before_cleanup: Callable[[], None] | None = None,
+               extra: list[str] | None = None, count: bool = False) -> dict:
+    """One `hyperdist search` on the running server, timed from its launch to the last finished trial.
+    `env`: the search's environment (startup.py points PYTHONPATH at another commit's code);
+    `before_cleanup` runs before the search's database is dropped (server_profile.py stops py-spy);
+    `extra`: more `hyperdist search` options (a variant, e.g. ["--queue", "32"]); `count`: every
+    process counts its commands (counting/sitecustomize.py; costs the clients some CPU, so it is
+    for the command tables, not for timed comparisons)."""
     db = f"bench_{objective}_{space}_{n_workers}_{time.time_ns()}"
     work = tmp / db
     work.mkdir()
@@ -93,10 +101,14 @@ def run_search(server: LocalServer, n_workers: int, trials: int, objective: str,
     children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cmd = [str(HYPERDIST), "search", f"{OBJECTIVES}:{objective}", "--space", f"{SPACES_FILE}:{space}",
            "--max-evals", str(trials), "--workers", str(n_workers), "--mongo", server.url, "--db", db,
-           "--exp", "tp", "--no-progress", "--data-dir", str(work)]
+           "--exp", "tp", "--no-progress", "--data-dir", str(work), *(extra or [])]
+    if count:
+        (work / "counts").mkdir()
+        env = dict(env or os.environ, HYPERDIST_COUNT_DIR=str(work / "counts"), PYTHONPATH=os.pathsep.join(
+            [str(HERE / "counting"), str(HERE), *filter(None, [(env or os.environ).get("PYTHONPATH")])]))
     with open(work / "search.out", "wb") as out:
         t_launch = time.time()
-        proc = subprocess.Popen(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT, env=env)
         spawned: dict[int, float | None] = {}
         while proc.poll() is None:  # the workers' pids and start times, while they live
             for pid in _children(proc.pid):
@@ -127,6 +139,9 @@ def run_search(server: LocalServer, n_workers: int, trials: int, objective: str,
         "worker_ready_median": statistics.median(worker_ready) if worker_ready else None,
         "first_claim": min(claims.values()) - t_launch if claims else None,
     }
+    if before_cleanup is not None:
+        before_cleanup()
+    commands = _commands(work / "counts", proc.pid) if count else {}
     tdb["trials"].delete_many({})  # emptied first: SecantusDB drops an empty collection in ms
     client.drop_database(db)
     client.close()
@@ -134,13 +149,25 @@ def run_search(server: LocalServer, n_workers: int, trials: int, objective: str,
     n_ok = len(ok)
     user = (children1.ru_utime + children1.ru_stime) - (children0.ru_utime + children0.ru_stime)
     ops = {k: ops1.get(k, 0) - ops0.get(k, 0) for k in OPS}
-    return {"system": "hyperdist", "workers": n_workers, "objective": objective, "space": space, "trials": trials,
+    return {"system": " ".join(["hyperdist", *(extra or [])]), "workers": n_workers, "objective": objective, "space": space, "trials": trials,
             **clocks(t_launch, ok), "wall_s": t_exit - t_launch, "startup": startup,
             "server_cpu_s": cpu1 - cpu0, "clients_cpu_s": user,
             "server_ms_per_trial": 1000 * (cpu1 - cpu0) / max(1, n_ok),
             "ops_per_trial": {k: v / max(1, n_ok) for k, v in ops.items() if v},
+            **({"commands_per_trial": {role: {name: n / max(1, n_ok) for name, n in sorted(shapes.items())}
+                                       for role, shapes in commands.items()}} if count else {}),
             "notes": "`hyperdist search --workers K --mongo URL` (console script) on a running embedded SecantusDB; "
                      "completion times: the trials' `finished`"}
+
+
+def _commands(counts: Path, search_pid: int) -> dict[str, dict[str, int]]:
+    """Commands by shape (counted.py) of the search process ("coordinator") and of its workers."""
+    out: dict[str, dict[str, int]] = {"coordinator": {}, "workers": {}}
+    for path in counts.glob("*.json"):
+        role = "coordinator" if path.stem == str(search_pid) else "workers"
+        for shape, n in json.loads(path.read_text())["shapes"].items():
+            out[role][shape] = out[role].get(shape, 0) + n
+    return out
 
 
 def run_peer(system: str, n_workers: int, trials: int, objective: str, space: str, tmp: Path) -> dict:
@@ -172,14 +199,16 @@ def throughput(args: argparse.Namespace) -> None:
                 for space in args.spaces:
                     for k in args.workers:
                         for rep in range(args.repeats):
-                            systems = ["hyperdist"] + [p for p in args.peers if k in args.peer_workers
+                            systems = ["hyperdist"] + [f"hyperdist {v}" for v in args.variants] + [
+                                p for p in args.peers if k in args.peer_workers
                                                        and rep < args.peer_repeats.get(p, args.repeats)]
                             for system in (systems if rep % 2 == 0 else systems[::-1]):
-                                if system == "hyperdist":
+                                if system.startswith("hyperdist"):
                                     if args.fresh_server:  # the previous searches' data and uptime left behind
                                         stop_server(tmp / "server")
                                         server = start_server(tmp / "server")
-                                    row = run_search(server, k, args.trials, objective, space, tmp)
+                                    row = run_search(server, k, args.trials, objective, space, tmp,
+                                                     extra=system.split()[1:])
                                 else:
                                     row = run_peer(system, k, args.trials, objective, space, tmp)
                                 row.update(repeat=rep, load1=os.getloadavg()[0])  # 1-minute load after the run
@@ -217,7 +246,7 @@ def report_throughput(rows: list[dict], args: argparse.Namespace) -> str:
                 cell = [r for r in rows if r["objective"] == objective and r.get("space") == space
                         and r["workers"] == k]
                 ours = [r for r in cell if r["system"] == "hyperdist" and "trials_per_s" in r]
-                for system in ["hyperdist", *args.peers]:
+                for system in ["hyperdist", *(f"hyperdist {v}" for v in args.variants), *args.peers]:
                     runs = [r for r in cell if r["system"] == system]
                     ok = [r for r in runs if "trials_per_s" in r and r.get("done") == r.get("trials", args.trials)]
                     if not runs:
@@ -232,7 +261,7 @@ def report_throughput(rows: list[dict], args: argparse.Namespace) -> str:
                     if system != "hyperdist" and ours:
                         r1 = f"{_median(ours, 'trials_per_s') / statistics.median(e2e):.2f}x"
                         r2 = f"{_median(ours, 'steady_trials_per_s') / statistics.median(steady):.2f}x"
-                    if system == "hyperdist":
+                    if system.startswith("hyperdist"):
                         server = _mmm([r["server_ms_per_trial"] for r in ok], "{:.2f}")
                         clients = _mmm([r["clients_cpu_s"] for r in ok])
                     loads = [r["load1"] for r in ok]
@@ -241,7 +270,7 @@ def report_throughput(rows: list[dict], args: argparse.Namespace) -> str:
                                  f"{_mmm([r['first_to_last_per_s'] for r in ok])} | {server} | {clients} | "
                                  f"{min(loads):.1f}-{max(loads):.1f} |")
             lines.append("")
-    ours = [r for r in rows if r["system"] == "hyperdist" and "startup" in r]
+    ours = [r for r in rows if r["system"] == "hyperdist" and "startup" in r]  # the default options only
     if ours:
         keys = ["experiment_created", "first_suggestions", "workers_spawned", "worker_ready_median", "first_claim"]
         lines += ["hyperdist's start-up, seconds after the launch of `hyperdist search` (median [min, max] over every "
@@ -392,6 +421,8 @@ def main() -> None:
     tp.add_argument("--objectives", nargs="+", default=["null"], choices=["null", "sleep50"])
     tp.add_argument("--spaces", nargs="+", default=["uniform10"], choices=SPACES)
     tp.add_argument("--repeats", type=int, default=3)
+    tp.add_argument("--queues", type=int, nargs="*", default=[], metavar="Q",
+                    help="also run hyperdist with `--queue Q`, each as one more system")
     tp.add_argument("--peers", nargs="*", default=["hyperopt-mongo", "optuna-journal", "optuna-postgres"])
     tp.add_argument("--fresh-server", action="store_true",
                     help="a new embedded server (started before the clock) for every hyperdist run")
@@ -407,6 +438,7 @@ def main() -> None:
     sc.add_argument("--out", default=str(HERE / "results" / "scale.md"))
     args = ap.parse_args()
     if args.what == "throughput":
+        args.variants = [f"--queue {q}" for q in args.queues]
         args.peer_repeats = {"hyperopt-mongo": args.hyperopt_repeats}
     {"throughput": throughput, "scale": scale}[args.what](args)
 

@@ -1,0 +1,14 @@
+"""Counts the MongoDB commands of every process of a benchmarked search (benchmarks/counted.py).
+
+Active only when HYPERDIST_COUNT_DIR is set: each process then writes <dir>/<pid>.json at exit.
+distributed.run_search(count=True) sets it, with this directory and benchmarks/ on PYTHONPATH.
+"""
+import os
+
+if os.environ.get("HYPERDIST_COUNT_DIR"):
+    try:
+        import counted
+
+        counted.install(os.path.join(os.environ["HYPERDIST_COUNT_DIR"], f"{os.getpid()}.json"))
+    except ImportError:  # a process without pymongo (none of the search's) counts nothing
+        pass
