@@ -63,11 +63,14 @@ class CommandCounter(monitoring.CommandListener):
                     "cpu_s": time.process_time()}
 
 
-def install(out: str) -> CommandCounter:
+def install(out: str, marks: str | None = None) -> CommandCounter:
     """Count every command this process sends from now on; write the counts to `out` at exit, and
-    to `out`.<k> on the k-th SIGUSR1."""
+    to `out`.<k> on the k-th SIGUSR1, or (with `marks`, a directory) when a file `mark.<k>` appears
+    there: the benchmark marks the steady state without signalling processes it did not start."""
     counter = CommandCounter()
     monitoring.register(counter)
+    if marks:
+        threading.Thread(target=_watch_marks, args=(counter, out, marks), daemon=True).start()
 
     def dump() -> None:
         with open(out, "w") as fh:
@@ -85,6 +88,15 @@ def install(out: str) -> CommandCounter:
 
     signal.signal(signal.SIGUSR1, snapshot)
     return counter
+
+
+def _watch_marks(counter: CommandCounter, out: str, marks: str) -> None:
+    for k in itertools.count(1):
+        while not os.path.exists(os.path.join(marks, f"mark.{k}")):
+            time.sleep(0.01)
+        with open(f"{out}.{k}.tmp", "w") as fh:
+            json.dump(counter.snapshot(), fh)
+        os.replace(f"{out}.{k}.tmp", f"{out}.{k}")
 
 
 def main() -> None:

@@ -110,10 +110,16 @@ def run_search(server: LocalServer, n_workers: int, trials: int, objective: str,
         t_launch = time.time()
         proc = subprocess.Popen(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT, env=env)
         spawned: dict[int, float | None] = {}
+        marks: list[dict] = []  # with `count`: the 20% and 80% marks (finished trials, server CPU, opcounters)
         while proc.poll() is None:  # the workers' pids and start times, while they live
             for pid in _children(proc.pid):
                 spawned.setdefault(pid, _started_at(pid))
-            time.sleep(0.02)
+            if count and len(marks) < 2:
+                done = client[db]["trials"].count_documents({"exp_key": "tp", "state": "DONE"})
+                if done >= (0.2, 0.8)[len(marks)] * trials:
+                    (work / "counts" / f"mark.{len(marks) + 1}").touch()
+                    marks.append({"done": done, "server_cpu": cpu_seconds(server.pid), "ops": _opcounters(client)})
+            time.sleep(0.02 if not count else 0.05)
     t_exit = time.time()
     cpu1, ops1 = cpu_seconds(server.pid), _opcounters(client)
     children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -142,6 +148,7 @@ def run_search(server: LocalServer, n_workers: int, trials: int, objective: str,
     if before_cleanup is not None:
         before_cleanup()
     commands = _commands(work / "counts", proc.pid) if count else {}
+    steady = _steady(work / "counts", proc.pid, marks) if count and len(marks) == 2 else {}
     tdb["trials"].delete_many({})  # emptied first: SecantusDB drops an empty collection in ms
     client.drop_database(db)
     client.close()
@@ -156,15 +163,29 @@ def run_search(server: LocalServer, n_workers: int, trials: int, objective: str,
             "ops_per_trial": {k: v / max(1, n_ok) for k, v in ops.items() if v},
             **({"commands_per_trial": {role: {name: n / max(1, n_ok) for name, n in sorted(shapes.items())}
                                        for role, shapes in commands.items()}} if count else {}),
+            **steady,
             "notes": "`hyperdist search --workers K --mongo URL` (console script) on a running embedded SecantusDB; "
                      "completion times: the trials' `finished`"}
 
 
-def _commands(counts: Path, search_pid: int) -> dict[str, dict[str, int]]:
-    """Commands by shape (counted.py) of the search process ("coordinator") and of its workers."""
+def _steady(counts: Path, search_pid: int, marks: list[dict]) -> dict:
+    """Between the 20% and 80% marks: commands per trial by process and shape, server CPU per trial."""
+    first, last = _commands(counts, search_pid, ".1"), _commands(counts, search_pid, ".2")
+    trials = marks[1]["done"] - marks[0]["done"]
+    per = {role: {shape: (n - first[role].get(shape, 0)) / trials for shape, n in shapes.items()
+                  if n != first[role].get(shape, 0)} for role, shapes in last.items()}
+    return {"steady_commands_per_trial": per, "steady_trials": trials,
+            "steady_server_ms_per_trial": 1000 * (marks[1]["server_cpu"] - marks[0]["server_cpu"]) / trials,
+            "steady_ops_per_trial": {k: (marks[1]["ops"].get(k, 0) - marks[0]["ops"].get(k, 0)) / trials for k in OPS
+                                     if marks[1]["ops"].get(k, 0) != marks[0]["ops"].get(k, 0)}}
+
+
+def _commands(counts: Path, search_pid: int, suffix: str = "") -> dict[str, dict[str, int]]:
+    """Commands by shape (counted.py) of the search process ("coordinator") and of its workers, at
+    exit or (suffix ".1", ".2") at a mark."""
     out: dict[str, dict[str, int]] = {"coordinator": {}, "workers": {}}
-    for path in counts.glob("*.json"):
-        role = "coordinator" if path.stem == str(search_pid) else "workers"
+    for path in counts.glob(f"*.json{suffix}"):
+        role = "coordinator" if path.name.split(".")[0] == str(search_pid) else "workers"
         for shape, n in json.loads(path.read_text())["shapes"].items():
             out[role][shape] = out[role].get(shape, 0) + n
     return out

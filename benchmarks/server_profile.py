@@ -8,7 +8,8 @@ runs (distributed.run_search), and every sample is charged to the command handle
 (`find`, `update`, `insert`, `getMore`, `count`, ... as SecantusDB's dispatch table names them) or,
 outside any handler, to "wire and dispatch" (socket reads, BSON, session and bookkeeping around the
 handler). Shares of the samples times the server's CPU per trial (from /proc, same run) give the
-milliseconds of server CPU each kind of command costs a trial. py-spy samples every thread that is
+milliseconds of server CPU each kind of command costs a trial. Every process of the search also
+counts its commands by shape (run_search(count=True)), so the table says how many of each a trial needs. py-spy samples every thread that is
 holding the GIL (`--gil`: the server is one Python process, its threads take turns), and samples
 whose innermost frame waits on a socket or an event are counted apart, so the shares are of the
 work the server did, not of wall time. Per-command charges outside the handlers show up as their
@@ -83,7 +84,8 @@ def main() -> None:
                 spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
                 spy.wait(60)
 
-            row = run_search(server, args.workers, args.trials, args.objective, args.space, tmp, before_cleanup=stop_spy)
+            row = run_search(server, args.workers, args.trials, args.objective, args.space, tmp, before_cleanup=stop_spy,
+                             count=True)
             counts = classify(raw)
         finally:
             stop_server(tmp / "server")
@@ -99,6 +101,19 @@ def main() -> None:
              "| charged to | samples | share | server CPU ms per trial |", "|---|---|---|---|"]
     for kind, n in counts.most_common():
         lines.append(f"| {kind} | {n} | {100 * n / total:.1f}% | {ms * n / total:.2f} |")
+    lines += ["", "Commands per trial by shape in the same run (pymongo command monitoring in every process of "
+              "the search, counted.py; `find -> nothing` = reads that found no document, also counted in their shape):", "",
+              "| process | command and the fields it filters on | per trial |", "|---|---|---|"]
+    for role, shapes in row["commands_per_trial"].items():
+        lines += [f"| {role} | `{shape}` | {n:.3f} |" for shape, n in sorted(shapes.items(), key=lambda kv: -kv[1])]
+    if "steady_commands_per_trial" in row:
+        lines += ["", f"The same in the steady state only ({row['steady_trials']} trials between the 20% and 80% marks, "
+                  "snapshots taken when the benchmark saw each mark): server CPU "
+                  f"**{row['steady_server_ms_per_trial']:.2f} ms per trial**; opcounters per trial: "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in sorted(row["steady_ops_per_trial"].items())) + ".", "",
+                  "| process | command and the fields it filters on | per trial, steady |", "|---|---|---|"]
+        for role, shapes in row["steady_commands_per_trial"].items():
+            lines += [f"| {role} | `{shape}` | {n:.3f} |" for shape, n in sorted(shapes.items(), key=lambda kv: -kv[1])]
     lines += ["", describe()]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(Path(args.out).read_text())
