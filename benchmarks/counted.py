@@ -9,7 +9,7 @@ steady state, without the start-up and the tail.
 
 `counting/sitecustomize.py` calls `install` in every Python process started with
 HYPERDIST_COUNT_DIR set (and benchmarks/counting:benchmarks on PYTHONPATH), so the processes that
-`hyperdist search` spawns itself are counted too (distributed.run_search(count=True)).
+`hyperdist search` spawns itself are counted too (search_run.run_search(count=True)).
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@
 
 A fresh server is started, py-spy (`pip install py-spy`; it attaches with ptrace, so run as root or
 with ptrace allowed) records the server process while `hyperdist search ... --workers K --mongo URL`
-runs (distributed.run_search), and every sample is charged to the command handler on its stack
+runs (search_run.run_search), and every sample is charged to the command handler on its stack
 (`find`, `update`, `insert`, `getMore`, `count`, ... as SecantusDB's dispatch table names them) or,
 outside any handler, to "wire and dispatch" (socket reads, BSON, session and bookkeeping around the
 handler). Shares of the samples times the server's CPU per trial (from /proc, same run) give the
@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from distributed import run_search
+from search_run import run_search
 from envinfo import describe
 from hyperdist.server import start_server, stop_server
 

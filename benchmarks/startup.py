@@ -5,7 +5,7 @@
 Each run launches `hyperdist search benchmarks/objectives.py:null --space benchmarks/spaces.py:uniform10
 --workers K --mongo URL` (the console script, fresh interpreters) on one embedded SecantusDB started
 beforehand, and reads from the stored documents and /proc when each step was done (see
-distributed.run_search): the experiment created, the first suggestions stored, the workers spawned,
+search_run.run_search): the experiment created, the first suggestions stored, the workers spawned,
 their first claim, the first result. `--baseline DIR` also runs the hyperdist code in DIR (e.g. a
 `git archive` of an older commit) through PYTHONPATH, interleaved with the work tree's (ABBA), so
 both see the same load. It then times the imports alone: the worker's and the search's modules in
@@ -23,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from distributed import _mmm, run_search
+from distributed import _mmm
+from search_run import run_search
 from envinfo import describe
 from hyperdist.server import start_server, stop_server
 

@@ -2,7 +2,7 @@
 
 Active only when HYPERDIST_COUNT_DIR is set: each process then writes <dir>/<pid>.json at exit, and
 <dir>/<pid>.json.<k> when the benchmark creates <dir>/mark.<k> (the steady state's bounds).
-distributed.run_search(count=True) sets it, with this directory and benchmarks/ on PYTHONPATH.
+search_run.run_search(count=True) sets it, with this directory and benchmarks/ on PYTHONPATH.
 """
 import os
 
