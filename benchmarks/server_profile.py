@@ -9,10 +9,10 @@ runs (search_run.run_search), and every sample is charged to the command handler
 outside any handler, to "wire and dispatch" (socket reads, BSON, session and bookkeeping around the
 handler). Shares of the samples times the server's CPU per trial (from /proc, same run) give the
 milliseconds of server CPU each kind of command costs a trial. Every process of the search also
-counts its commands by shape (run_search(count=True)), so the table says how many of each a trial needs. py-spy samples every thread that is
-holding the GIL (`--gil`: the server is one Python process, its threads take turns), and samples
-whose innermost frame waits on a socket or an event are counted apart, so the shares are of the
-work the server did, not of wall time. Per-command charges outside the handlers show up as their
+counts its commands by shape (run_search(count=True)), so the table says how many of each a trial
+needs. py-spy samples the threads it finds running; samples whose innermost frame waits on a
+socket or an event are counted apart, so the shares are of the work the server did, not of wall
+time (py-spy's `--gil` mode, only the thread holding the GIL, took too few samples under load). Per-command charges outside the handlers show up as their
 own rows (e.g. SecantusDB's profiler check, `_maybe_record_profile`, on every command).
 """
 from __future__ import annotations
@@ -96,7 +96,7 @@ def main() -> None:
              f"`hyperdist search` ({args.objective}, space {args.space}, {args.workers} workers, {args.trials} trials) "
              f"on a fresh embedded server: {row['trials_per_s']:.1f} trials/s end to end, the server used "
              f"{row['server_cpu_s']:.2f} s of CPU = **{ms:.2f} ms per trial**; py-spy took {total} samples of the "
-             f"server at {args.rate}/s holding the GIL ({waiting} more waited on a socket or event, left out) (load1 after {os.getloadavg()[0]:.1f}). Server operations per trial "
+             f"server at {args.rate}/s ({waiting} more waited on a socket or event, left out) (load1 after {os.getloadavg()[0]:.1f}). Server operations per trial "
              "(opcounters): " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(row["ops_per_trial"].items())) + ".", "",
              "| charged to | samples | share | server CPU ms per trial |", "|---|---|---|---|"]
     for kind, n in counts.most_common():
