@@ -64,7 +64,8 @@ def _opcounters(client: MongoClient) -> dict:
 
 def run_search(server: LocalServer, n_workers: int, trials: int, objective: str, space: str, tmp: Path,
                env: dict | None = None, before_cleanup: Callable[[], None] | None = None,
-               extra: list[str] | None = None, count: bool = False) -> dict:
+               extra: list[str] | None = None, count: bool = False,
+               on_launch: Callable[[int], None] | None = None) -> dict:
     """One `hyperdist search` on the running server, timed from its launch to the last finished trial.
     `env`: the search's environment (startup.py points PYTHONPATH at another commit's code);
     `before_cleanup` runs before the search's database is dropped (server_profile.py stops py-spy);
@@ -87,6 +88,8 @@ def run_search(server: LocalServer, n_workers: int, trials: int, objective: str,
     with open(work / "search.out", "wb") as out:
         t_launch = time.time()
         proc = subprocess.Popen(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT, env=env)
+        if on_launch is not None:
+            on_launch(proc.pid)
         spawned: dict[int, float | None] = {}
         marks: list[dict] = []  # with `count`: the 20% and 80% marks (finished trials, server CPU, opcounters)
         while proc.poll() is None:  # the workers' pids and start times, while they live

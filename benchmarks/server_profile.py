@@ -61,6 +61,38 @@ def classify(raw: Path) -> collections.Counter:
     return counts
 
 
+def _coordinator_kind(frames: list[str]) -> str:
+    """What the search process's main thread was doing in one py-spy sample."""
+    def has(needle: str) -> bool:
+        return any(needle in f for f in frames)
+
+    if has("special.py"):
+        return "run: importing scipy.special (TPE's first model fit)"
+    if has("Coordinator.run"):
+        if has("algorithms/tpe.py") or has("algorithms/parzen.py"):
+            return "run: TPE suggestions"
+        if has("receive_message") or has("_receive_data_on_socket") or has("recv_into"):
+            return "run: waiting for the server's replies"
+        if frames[-1].split(" (", 1)[0].strip().endswith("Coordinator.run"):
+            return "run: sleeping between ticks"
+        return "run: the coordinator's own code (ticks, history table, progress)"
+    if has("wait_workers") or has("stop_workers") or has("_print_best"):
+        return "after the last trial: waiting for the workers to exit"
+    if has("_find_and_load"):
+        return "before the loop: imports"
+    return "before the loop: space, objective, connect, experiment (or other)"
+
+
+def classify_coordinator(raw: Path) -> collections.Counter:
+    """py-spy's raw stacks of the search process, main thread only (pymongo's monitor threads wait)."""
+    counts: collections.Counter = collections.Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if n.isdigit() and "Thread.run" not in stack and "_bootstrap" not in stack:
+            counts[_coordinator_kind(stack.split(";"))] += int(n)
+    return counts
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workers", type=int, default=4)
@@ -80,12 +112,23 @@ def main() -> None:
                                     "-o", str(raw)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             time.sleep(1.0)  # py-spy attached
 
+            coord_raw = tmp / "coordinator.txt"
+            spies = []
+
+            def attach(pid: int) -> None:  # py-spy on the coordinator; --nonblocking: it does not pause it
+                spies.append(subprocess.Popen([pyspy, "record", "-p", str(pid), "-r", str(args.rate), "--format", "raw",
+                                               "-o", str(coord_raw), "--nonblocking", "--idle"],
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
             def stop_spy() -> None:  # before the benchmark drops the search's database
                 spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
                 spy.wait(60)
 
             row = run_search(server, args.workers, args.trials, args.objective, args.space, tmp, before_cleanup=stop_spy,
-                             count=True)
+                             count=True, on_launch=attach)
+            for p in spies:
+                p.wait(60)  # py-spy ends with the process it records
+            coordinator = classify_coordinator(coord_raw) if coord_raw.exists() else collections.Counter()
             counts = classify(raw)
         finally:
             stop_server(tmp / "server")
@@ -106,6 +149,11 @@ def main() -> None:
               "| process | command and the fields it filters on | per trial |", "|---|---|---|"]
     for role, shapes in row["commands_per_trial"].items():
         lines += [f"| {role} | `{shape}` | {n:.3f} |" for shape, n in sorted(shapes.items(), key=lambda kv: -kv[1])]
+    if coordinator:
+        n = sum(coordinator.values())
+        lines += ["", f"Where the coordinator's main thread spent its time (py-spy, {n} samples at {args.rate}/s, "
+                  "idle included, not pausing the process):", "", "| coordinator | samples | share |", "|---|---|---|"]
+        lines += [f"| {kind} | {k} | {100 * k / n:.1f}% |" for kind, k in sorted(coordinator.items())]
     if "steady_commands_per_trial" in row:
         lines += ["", f"The same in the steady state only ({row['steady_trials']} trials between the 20% and 80% marks, "
                   "snapshots taken when the benchmark saw each mark): server CPU "
