@@ -84,8 +84,12 @@ def throughput(args: argparse.Namespace) -> None:
                                     if args.fresh_server:  # the previous searches' data and uptime left behind
                                         stop_server(tmp / "server")
                                         server = start_server(tmp / "server")
-                                    row = run_search(server, k, args.trials, objective, space, tmp,
-                                                     extra=system.split()[1:])
+                                    try:
+                                        row = run_search(server, k, args.trials, objective, space, tmp,
+                                                         extra=system.split()[1:])
+                                    except RuntimeError as exc:  # the report says so in the cell
+                                        row = {"system": system, "workers": k, "objective": objective,
+                                               "space": space, "error": str(exc)[-400:]}
                                 else:
                                     row = run_peer(system, k, args.trials, objective, space, tmp)
                                 row.update(repeat=rep, load1=os.getloadavg()[0])  # 1-minute load after the run
