@@ -25,8 +25,10 @@ def venv_python(venv: str, what: str) -> str:
 
 
 def peer_env() -> dict:
+    """The peers' processes see benchmarks/ on their path and nothing else from ours: a PYTHONPATH
+    that points at a copy of hyperdist (a frozen benchmark run) must not leak into their virtualenvs."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(HERE) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = str(HERE)
     env.setdefault("PYTHONHASHSEED", "0")
     return env
 
