@@ -6,6 +6,10 @@ When the process exits it writes {"commands": {name: count}, "cpu_s": ...} to OU
 distributed benchmark can add up the round trips of worker processes it does not run itself. On
 SIGUSR1 it writes the counts so far to OUT.json.<k> (k = 1, 2, ...): two such snapshots bracket the
 steady state, without the start-up and the tail.
+
+`counting/sitecustomize.py` calls `install` in every Python process started with
+HYPERDIST_COUNT_DIR set (and benchmarks/counting:benchmarks on PYTHONPATH), so the processes that
+`hyperdist search` spawns itself are counted too (search_run.run_search(count=True)).
 """
 from __future__ import annotations
 
@@ -44,8 +48,11 @@ class CommandCounter(monitoring.CommandListener):
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         cursor = event.reply.get("cursor") if isinstance(event.reply, dict) else None
         if cursor is not None:
+            n = len(cursor.get("firstBatch") or cursor.get("nextBatch") or [])
             with self.lock:
-                self.returned[event.command_name] += len(cursor.get("firstBatch") or cursor.get("nextBatch") or [])
+                self.returned[event.command_name] += n
+                if n == 0:  # a read that found nothing (e.g. an empty queue), counted apart as well
+                    self.shapes[f"{event.command_name} -> nothing"] += 1
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         pass
@@ -56,10 +63,14 @@ class CommandCounter(monitoring.CommandListener):
                     "cpu_s": time.process_time()}
 
 
-def main() -> None:
-    out, args = sys.argv[1], sys.argv[2:]
+def install(out: str, marks: str | None = None) -> CommandCounter:
+    """Count every command this process sends from now on; write the counts to `out` at exit, and
+    to `out`.<k> on the k-th SIGUSR1, or (with `marks`, a directory) when a file `mark.<k>` appears
+    there: the benchmark marks the steady state without signalling processes it did not start."""
     counter = CommandCounter()
     monitoring.register(counter)
+    if marks:
+        threading.Thread(target=_watch_marks, args=(counter, out, marks), daemon=True).start()
 
     def dump() -> None:
         with open(out, "w") as fh:
@@ -76,6 +87,21 @@ def main() -> None:
         os.replace(f"{path}.tmp", path)
 
     signal.signal(signal.SIGUSR1, snapshot)
+    return counter
+
+
+def _watch_marks(counter: CommandCounter, out: str, marks: str) -> None:
+    for k in itertools.count(1):
+        while not os.path.exists(os.path.join(marks, f"mark.{k}")):
+            time.sleep(0.01)
+        with open(f"{out}.{k}.tmp", "w") as fh:
+            json.dump(counter.snapshot(), fh)
+        os.replace(f"{out}.{k}.tmp", f"{out}.{k}")
+
+
+def main() -> None:
+    out, args = sys.argv[1], sys.argv[2:]
+    install(out)
     from hyperdist.cli import main as cli
 
     sys.argv = ["hyperdist", *args]

@@ -1,14 +1,20 @@
-"""Distributed-path benchmark: throughput beside the peers, round trips per trial, coordinator scale.
+"""Distributed-path benchmark: throughput beside the peers on one clock, and coordinator scale.
 
-    python benchmarks/distributed.py throughput --trials 500 --workers 1 2 4 8 --objectives null sleep50
+    python benchmarks/distributed.py throughput --trials 500 --workers 4 8 --objectives null --spaces uniform10
     python benchmarks/distributed.py scale --history 1000 10000 100000
 
-`throughput` runs hyperdist (coordinator in this process, `hyperdist worker` processes) on a fresh
-embedded SecantusDB and, in the same run, the peers of benchmarks/peers.py on the same machine
-(`--peers hyperopt-mongo optuna-journal optuna-postgres`). Every MongoDB command of the
-coordinator and of each worker is counted with pymongo command monitoring (workers run under
-counted.py), and the server's and the clients' CPU seconds are read from /proc, so a row shows
-whether the server or hyperdist's own code is the bottleneck.
+`throughput` runs `hyperdist search OBJECTIVE --space SPACE --workers K --mongo URL` as a user would
+(the console script: a fresh interpreter for the coordinator and for every worker) against an
+embedded SecantusDB that is already running, and in the same run, interleaved, the peers of
+benchmarks/peers.py on the same machine (`--peers hyperopt-mongo optuna-journal optuna-postgres`).
+
+One clock rule for every system (issue 21, `peer_process.clocks`), read from the completion times
+each system stores (hyperdist: the trials' `finished`; Optuna: `datetime_complete`; Hyperopt:
+`refresh_time`): **end to end**, from launching the workers to the last result, and **steady
+state**, between the 20% and the 80% marks. For hyperdist the run also gives the start-up (launch to
+the first finished trial, broken down by the stored timestamps and the workers' start times in
+/proc), the server's CPU per trial, the clients' CPU (every process of the search) and the
+operations the server counted (serverStatus opcounters) per trial (search_run.py runs one search).
 
 `scale` fills an experiment with 1k/10k/100k finished trials and measures, in a fresh process
 per size: resume time, resident memory, ms per suggestion, and the documents each tick reads.
@@ -18,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -31,149 +36,65 @@ from pymongo import MongoClient
 from counted import CommandCounter
 from envinfo import describe
 from hyperdist import hp, tpe
-from hyperdist.coordinator import Coordinator, Progress, StopRules
-from hyperdist.launcher import stop_workers
-from hyperdist.server import LocalServer, start_server, stop_server
+from hyperdist.coordinator import Coordinator, StopRules
+from hyperdist.server import start_server, stop_server
 from hyperdist.space import compile_space
 from hyperdist.store import Store
+from search_run import run_search
+from spaces import SPACES, build
 
 HERE = Path(__file__).resolve().parent
-SPACE = {
-    "a": hp.uniform("a", -5, 5), "b": hp.loguniform("b", -8, 0), "c": hp.quniform("c", 0, 100, 5),
-    "d": hp.normal("d", 0, 2), "e": hp.randint("e", 10),
-    "m": hp.choice("m", [{"k": "lin"}, {"k": "rbf", "g": hp.lognormal("g", 0, 1)}]),
-}
-OBJECTIVES = HERE / "objectives.py"
+SPACE = build(hp, "mixed6")  # the space of server_costs.py, index_cost.py and `scale`
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a live process, from /proc (clock ticks)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def run_hyperdist(server: LocalServer, n_workers: int, trials: int, objective: str, tmp: Path) -> dict:
-    """One search; the clock starts at the first finished trial so that interpreter start-up is not counted."""
-    db = f"bench_{objective}_{n_workers}_{time.time_ns()}"
-    counter = CommandCounter()
-    store = Store(server.url, db=db, event_listeners=[counter])
-    coord = Coordinator(store, "tp", compile_space(SPACE), tpe.suggest, StopRules(trials), seed=1,
-                        workers=n_workers, objective=f"{OBJECTIVES}:{objective}")
-    coord.start()
-    outs = [tmp / f"{db}-w{i}.json" for i in range(n_workers)]
-    procs = [subprocess.Popen([sys.executable, str(HERE / "counted.py"), str(out), "worker", "--mongo", server.url,
-                               "--db", db, "--exp", "tp", "--allow", str(OBJECTIVES), "--idle-timeout", "60"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for out in outs]
-    while coord.finished == 0:
-        coord.tick()
-        time.sleep(coord.pacing.poll_interval)
-    t0, done0 = time.perf_counter(), coord.finished
-    cpu0 = {"server": cpu_seconds(server.pid), "coordinator": time.process_time(),
-            "workers": sum(cpu_seconds(p.pid) for p in procs)}
-    marks: list[dict] = []  # the steady state: from 20% to 80% of the trials finished
-
-    def mark(progress: Progress) -> None:
-        if len(marks) < 2 and progress.finished >= (0.2, 0.8)[len(marks)] * trials:
-            for p in procs:
-                p.send_signal(signal.SIGUSR1)
-            marks.append({"t": time.perf_counter(), "finished": progress.finished,
-                          "coordinator": sum(counter.counts.values())})
-
-    coord.run(on_progress=mark)
-    elapsed = time.perf_counter() - t0
-    cpu1 = {"server": cpu_seconds(server.pid), "coordinator": time.process_time()}
-    stop_workers(procs, timeout=30)
-    worker_reports = [json.loads(out.read_text()) for out in outs if out.exists()]
-    cpu1["workers"] = sum(r["cpu_s"] for r in worker_reports)
-    commands: dict[str, int] = {}
-    shapes: dict[str, int] = {}
-    for r in worker_reports:
-        for name, n in r["commands"].items():
-            commands[name] = commands.get(name, 0) + n
-        for name, n in r["shapes"].items():
-            shapes[name] = shapes.get(name, 0) + n
-    finished = coord.finished
-    steady = _steady_state(marks, outs)
-    store.delete_experiment("tp")
-    store._client.drop_database(db)  # emptied first: SecantusDB drops an empty collection in ms
-    store.close()
-    worker_total, coord_total = sum(commands.values()), sum(counter.counts.values())
-    return {
-        "system": "hyperdist", "workers": n_workers, "objective": objective, "trials": finished,
-        "trials_per_s": (finished - done0) / elapsed,
-        "commands_per_trial": (worker_total + coord_total) / finished,
-        "worker_commands_per_trial": worker_total / finished,
-        "coordinator_commands_per_trial": coord_total / finished,
-        "worker_commands": commands, "coordinator_commands": dict(counter.counts),
-        "worker_shapes": shapes, "coordinator_shapes": dict(counter.shapes),
-        "cpu_s": {k: cpu1[k] - cpu0[k] for k in cpu0}, "seconds": elapsed, **steady,
-        "complete_worker_reports": len(worker_reports) == n_workers,
-    }
-
-
-def _read_snapshot(path: Path) -> dict | None:
-    """A worker's SIGUSR1 snapshot, or None when it is missing or unreadable (the run then reports no
-    steady state instead of failing: one run of 8 workers once left an empty snapshot file)."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _steady_state(marks: list[dict], outs: list[Path]) -> dict:
-    """Commands per trial and trials/s between the two marks, from the workers' snapshots."""
-    snaps = [[snap for out in outs if (snap := _read_snapshot(Path(f"{out}.{k}"))) is not None] for k in (1, 2)]
-    if len(marks) < 2 or len(snaps[0]) != len(outs) or len(snaps[1]) != len(outs):
-        return {}
-    trials = marks[1]["finished"] - marks[0]["finished"]
-    worker = sum(sum(s["commands"].values()) for s in snaps[1]) - sum(sum(s["commands"].values()) for s in snaps[0])
-    coordinator = marks[1]["coordinator"] - marks[0]["coordinator"]
-    shapes: dict[str, int] = {}
-    for k, sign in ((1, 1), (0, -1)):
-        for s in snaps[k]:
-            for name, n in s["shapes"].items():
-                shapes[name] = shapes.get(name, 0) + sign * n
-    return {"steady_worker_shapes": {k: v for k, v in shapes.items() if v},"steady_trials_per_s": trials / (marks[1]["t"] - marks[0]["t"]),
-            "steady_commands_per_trial": (worker + coordinator) / trials,
-            "steady_worker_commands_per_trial": worker / trials,
-            "steady_coordinator_commands_per_trial": coordinator / trials}
-
-
-def run_peer(system: str, n_workers: int, trials: int, objective: str, tmp: Path) -> dict:
+def run_peer(system: str, n_workers: int, trials: int, objective: str, space: str, tmp: Path) -> dict:
     """A peer run in its own process. Hyperopt gets a fresh SecantusDB of its own (peers.py starts
     one): after a MongoTrials run, the shared server answered hyperdist's next searches 3-5x slower
     (server CPU for 500 trials 5 s -> 23-33 s), which would have charged Hyperopt's cost to us."""
     cmd = [sys.executable, str(HERE / "peers.py"), system, "--workers", str(n_workers), "--trials", str(trials),
-           "--objective", objective, "--workdir", str(tmp / f"{system}-{objective}-{n_workers}-{time.time_ns()}")]
+           "--objective", objective, "--space", space,
+           "--workdir", str(tmp / f"{system}-{objective}-{n_workers}-{time.time_ns()}")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode or not lines:
-        return {"system": system, "workers": n_workers, "objective": objective, "error": proc.stderr.strip()[-400:]}
-    return json.loads(lines[-1])
+        return {"system": system, "workers": n_workers, "objective": objective, "space": space,
+                "error": proc.stderr.strip()[-400:]}
+    return json.loads(lines[-1]) | {"space": space}
 
 
 def throughput(args: argparse.Namespace) -> None:
+    """Every cell (objective, space, workers) `repeats` times; within a repeat every system runs once,
+    in an order reversed every other repeat (ABBA), so load drifts from other work hit all alike."""
     rows: list[dict] = []
     args.load_before = os.getloadavg()[0]
+    args.started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         server = start_server(tmp / "server")
         try:
             for objective in args.objectives:
-                for k in args.workers:
-                    for rep in range(args.repeats):  # systems interleaved within a repeat, so load drifts hit all
-                        if args.fresh_server:  # SecantusDB slowed with its uptime (retryable writes, docs/performance.md)
-                            stop_server(tmp / "server")
-                            server = start_server(tmp / "server")
-                        rows.append(run_hyperdist(server, k, args.trials, objective, tmp))
-                        rows[-1]["load1"] = os.getloadavg()[0]  # 1-minute load after the run (shared cores)
-                        print(json.dumps(rows[-1]), flush=True)
-                        for system in args.peers:
-                            if k not in args.peer_workers or rep >= args.peer_repeats.get(system, args.repeats):
-                                continue
-                            rows.append(run_peer(system, k, args.trials, objective, tmp))
-                            rows[-1]["load1"] = os.getloadavg()[0]
-                            print(json.dumps(rows[-1]), flush=True)
+                for space in args.spaces:
+                    for k in args.workers:
+                        for rep in range(args.repeats):
+                            systems = ["hyperdist"] + [f"hyperdist {v}" for v in args.variants] + [
+                                p for p in args.peers if k in args.peer_workers
+                                                       and rep < args.peer_repeats.get(p, args.repeats)]
+                            for system in (systems if rep % 2 == 0 else systems[::-1]):
+                                if system.startswith("hyperdist"):
+                                    if args.fresh_server:  # the previous searches' data and uptime left behind
+                                        stop_server(tmp / "server")
+                                        server = start_server(tmp / "server")
+                                    try:
+                                        row = run_search(server, k, args.trials, objective, space, tmp,
+                                                         extra=system.split()[1:])
+                                    except RuntimeError as exc:  # the report says so in the cell
+                                        row = {"system": system, "workers": k, "objective": objective,
+                                               "space": space, "error": str(exc)[-400:]}
+                                else:
+                                    row = run_peer(system, k, args.trials, objective, space, tmp)
+                                row.update(repeat=rep, load1=os.getloadavg()[0])  # 1-minute load after the run
+                                rows.append(row)
+                                print(json.dumps(row), flush=True)
         finally:
             stop_server(tmp / "server")
     Path(args.json).write_text(json.dumps(rows, indent=1))
@@ -181,58 +102,72 @@ def throughput(args: argparse.Namespace) -> None:
     print(Path(args.out).read_text())
 
 
-def _median(rows: list[dict], key: str) -> float:
-    return statistics.median(r[key] for r in rows)
+def _mmm(values: list[float], fmt: str = "{:.1f}") -> str:
+    """median [min, max]"""
+    if not values:
+        return ""
+    return f"{fmt.format(statistics.median(values))} [{fmt.format(min(values))}, {fmt.format(max(values))}]"
 
 
 def report_throughput(rows: list[dict], args: argparse.Namespace) -> str:
     lines = [f"`python benchmarks/distributed.py throughput {' '.join(sys.argv[2:])}`", "",
-             f"{args.trials} trials per search, median of the runs per cell (hyperdist {args.repeats}; peers as "
-             "min/max show); 'hyperdist / system' = hyperdist's median trials/s over the peer's in the same cell. "
-             "trials/s counts from the first finished trial to the last (start-up excluded), for every system. "
-             "Steady state = between 20% and 80% of the trials finished (workers' counters snapshotted by "
-             "SIGUSR1); 'whole run' includes start-up and the tail, when idle workers poll an empty queue.", ""]
+             f"Started {args.started}. {args.trials} trials per search; median [min, max] over the runs of each cell "
+             "(n = runs). One clock for every system: **end to end** = trials / (last completion - launch of the "
+             "workers), fresh interpreters for every process; **steady** = trials between the 20% and 80% "
+             "completion marks / the time between them; both from the completion times each system stores. "
+             "Ratio = hyperdist's median over the system's, same cell. 'first to last' is the clock of the "
+             "earlier reports (start-up excluded), shown only for comparison.", ""]
     for objective in args.objectives:
-        lines += [f"### Objective `{objective}`", "",
-                  "| system | workers | trials/s (median) | min | max | hyperdist / system | commands per trial, "
-                  "steady state (worker + coordinator) | whole run | CPU s: server / workers / coordinator | "
-                  "load1 after (min-max) |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        for k in args.workers:
-            cell = [r for r in rows if r["objective"] == objective and r["workers"] == k]
-            ours = [r for r in cell if r["system"] == "hyperdist"]
-            base = _median(ours, "trials_per_s")
-            for system in ["hyperdist", *args.peers]:
-                runs = [r for r in cell if r["system"] == system]
-                if not runs:
-                    continue
-                ok = [r for r in runs if "trials_per_s" in r]
-                if not ok:
-                    lines.append(f"| {system} | {k} | failed: {runs[0].get('error', '?')[:120]} | | | | | | | |")
-                    continue
-                tps = [r["trials_per_s"] for r in ok]
-                med = statistics.median(tps)
-                ratio = "" if system == "hyperdist" else f"{base / med:.1f}x"
-                cmds = whole = cpu = ""
-                if system == "hyperdist":
-                    steady = [r for r in ok if "steady_commands_per_trial" in r]
-                    if steady:
-                        cmds = (f"{_median(steady, 'steady_commands_per_trial'):.2f} "
-                                f"({_median(steady, 'steady_worker_commands_per_trial'):.2f} + "
-                                f"{_median(steady, 'steady_coordinator_commands_per_trial'):.2f})")
-                    whole = f"{_median(ok, 'commands_per_trial'):.2f}"
-                    cpu = " / ".join(f"{statistics.median(r['cpu_s'][p] for r in ok):.1f}"
-                                     for p in ("server", "workers", "coordinator"))
-                loads = [r["load1"] for r in ok if "load1" in r]
-                load = f"{min(loads):.1f}-{max(loads):.1f}" if loads else ""
-                lines.append(f"| {system} | {k} | {med:.1f} | {min(tps):.1f} | {max(tps):.1f} | {ratio} | {cmds} | {whole} "
-                             f"| {cpu} | {load} |")
-        lines.append("")
-    example = next((r for r in rows if r["system"] == "hyperdist" and r["workers"] == max(args.workers)), None)
-    if example:
-        lines += [f"Commands of one hyperdist run ({example['objective']}, {example['workers']} workers, "
-                  f"{example['trials']} trials): workers {example['worker_commands']}, coordinator "
-                  f"{example['coordinator_commands']}.", ""]
+        for space in args.spaces:
+            lines += [f"### Objective `{objective}`, space `{space}`", "",
+                      "| system | workers | n | end to end trials/s | hyperdist / system | steady trials/s | "
+                      "hyperdist / system | start-up s (first result) | first to last trials/s | server CPU ms per "
+                      "trial | clients CPU s | load1 after |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            for k in args.workers:
+                cell = [r for r in rows if r["objective"] == objective and r.get("space") == space
+                        and r["workers"] == k]
+                ours = [r for r in cell if r["system"] == "hyperdist" and "trials_per_s" in r]
+                for system in ["hyperdist", *(f"hyperdist {v}" for v in args.variants), *args.peers]:
+                    runs = [r for r in cell if r["system"] == system]
+                    ok = [r for r in runs if "trials_per_s" in r and r.get("done") == r.get("trials", args.trials)]
+                    if not runs:
+                        continue
+                    if not ok:
+                        err = (runs[0].get("error") or f"done {runs[0].get('done')}").replace("\n", " ")[:160]
+                        lines.append(f"| {system} | {k} | 0 | failed: {err} | | | | | | | | |")
+                        continue
+                    e2e = [r["trials_per_s"] for r in ok]
+                    steady = [r["steady_trials_per_s"] for r in ok]
+                    r1 = r2 = server = clients = ""
+                    if system != "hyperdist" and ours:
+                        r1 = f"{_median(ours, 'trials_per_s') / statistics.median(e2e):.2f}x"
+                        r2 = f"{_median(ours, 'steady_trials_per_s') / statistics.median(steady):.2f}x"
+                    if system.startswith("hyperdist"):
+                        server = _mmm([r["server_ms_per_trial"] for r in ok], "{:.2f}")
+                        clients = _mmm([r["clients_cpu_s"] for r in ok])
+                    loads = [r["load1"] for r in ok]
+                    lines.append(f"| {system} | {k} | {len(ok)} | {_mmm(e2e)} | {r1} | {_mmm(steady)} | {r2} | "
+                                 f"{_mmm([r['startup_s'] for r in ok], '{:.2f}')} | "
+                                 f"{_mmm([r['first_to_last_per_s'] for r in ok])} | {server} | {clients} | "
+                                 f"{min(loads):.1f}-{max(loads):.1f} |")
+            lines.append("")
+    ours = [r for r in rows if r["system"] == "hyperdist" and "startup" in r]  # the default options only
+    if ours:
+        keys = ["experiment_created", "first_suggestions", "workers_spawned", "worker_ready_median", "first_claim"]
+        lines += ["hyperdist's start-up, seconds after the launch of `hyperdist search` (median [min, max] over every "
+                  "hyperdist run): the experiment created (interpreter, imports, connect), the first suggestions "
+                  "stored, the workers spawned (/proc start time), a worker's own start to its first claim "
+                  "(interpreter, imports, connect, experiment), the first claim, the first result:", "",
+                  "| " + " | ".join(keys + ["first result"]) + " |", "|" + "---|" * (len(keys) + 1),
+                  "| " + " | ".join(_mmm([r["startup"][k] for r in ours if r["startup"].get(k) is not None], "{:.2f}")
+                                    for k in keys) + f" | {_mmm([r['startup_s'] for r in ours], '{:.2f}')} |", ""]
+        ops: dict[str, list[float]] = {}
+        for r in ours:
+            for name, v in r["ops_per_trial"].items():
+                ops.setdefault(name, []).append(v)
+        lines += ["Server operations per trial in hyperdist's runs (serverStatus opcounters, median over runs; "
+                  "`insert` counts documents, `update` statements, `query` finds): "
+                  + ", ".join(f"{k} {statistics.median(v):.2f}" for k, v in sorted(ops.items())) + ".", ""]
     notes = {r["system"]: r.get("notes") for r in rows if r.get("notes")}
     lines += [f"- {system}: {note}" for system, note in notes.items()]
     loads = [r["load1"] for r in rows if "load1" in r]
@@ -241,6 +176,10 @@ def report_throughput(rows: list[dict], args: argparse.Namespace) -> str:
                       f"median {statistics.median(loads):.2f}, max {max(loads):.2f} (nproc {os.cpu_count()})."]
     lines += ["", describe()]
     return "\n".join(lines) + "\n"
+
+
+def _median(rows: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in rows)
 
 
 # --- coordinator scale ---------------------------------------------------------------------------
@@ -359,12 +298,16 @@ def main() -> None:
     sub = ap.add_subparsers(dest="what", required=True)
     tp = sub.add_parser("throughput")
     tp.add_argument("--trials", type=int, default=500)
-    tp.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
-    tp.add_argument("--objectives", nargs="+", default=["null", "sleep50"], choices=["null", "sleep50"])
+    tp.add_argument("--workers", type=int, nargs="+", default=[4, 8])
+    tp.add_argument("--objectives", nargs="+", default=["null"], choices=["null", "sleep50"])
+    tp.add_argument("--spaces", nargs="+", default=["uniform10"], choices=SPACES)
     tp.add_argument("--repeats", type=int, default=3)
+    tp.add_argument("--queues", type=int, nargs="*", default=[], metavar="Q",
+                    help="also run hyperdist with `--queue Q`, each as one more system")
     tp.add_argument("--peers", nargs="*", default=["hyperopt-mongo", "optuna-journal", "optuna-postgres"])
-    tp.add_argument("--fresh-server", action="store_true", help="a new embedded server for every hyperdist run")
-    tp.add_argument("--peer-workers", type=int, nargs="+", default=[4], help="worker counts at which peers run")
+    tp.add_argument("--fresh-server", action="store_true",
+                    help="a new embedded server (started before the clock) for every hyperdist run")
+    tp.add_argument("--peer-workers", type=int, nargs="+", default=[4, 8], help="worker counts at which peers run")
     tp.add_argument("--hyperopt-repeats", type=int, default=1,
                     help="runs of Hyperopt per cell (2-6 minutes each at 500 trials)")
     tp.add_argument("--out", default=str(HERE / "results" / "distributed.md"))
@@ -376,6 +319,7 @@ def main() -> None:
     sc.add_argument("--out", default=str(HERE / "results" / "scale.md"))
     args = ap.parse_args()
     if args.what == "throughput":
+        args.variants = [f"--queue {q}" for q in args.queues]
         args.peer_repeats = {"hyperopt-mongo": args.hyperopt_repeats}
     {"throughput": throughput, "scale": scale}[args.what](args)
 

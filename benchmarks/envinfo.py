@@ -35,7 +35,9 @@ def describe() -> str:
     import hyperdist
 
     where = Path(hyperdist.__file__).resolve().parent.parent
-    if where == ROOT:
+    if where == ROOT and not (ROOT / ".git").exists() and not _git("rev-parse", "--git-dir"):
+        code = f"hyperdist and benchmarks from the copy {where}"  # a `git archive` of one commit
+    elif where == ROOT:
         commit = _git("log", "-1", "--format=%h") or "?"
         dirty = _git("status", "--short", "--", "hyperdist")
         code = f"hyperdist from the work tree at {commit}" + (" with uncommitted changes" if dirty else "")

@@ -3,13 +3,14 @@ K `hyperopt-mongo-worker` processes, in a virtualenv with pymongo 3.x (setup_pee
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import subprocess
 import time
 from pathlib import Path
 
-from peer_process import PEERS, peer_env, last_json, completion_rate, stop_all, venv_python
+from peer_process import PEERS, clocks, peer_env, last_json, stop_all, venv_python
 
 HYPEROPT_VENV = os.environ.get("HYPEROPT_MONGO_VENV", "/tmp/venv-hyperopt-mongo")
 # hyperopt-mongo-worker sleeps 1 + rand() * (poll_interval - 1) seconds whenever it finds no job
@@ -44,7 +45,10 @@ def start_secantus(workdir: Path) -> tuple[str, Path]:
 def run_hyperopt_mongo(workers: int, trials: int, objective: str, mongo: str | None, workdir: Path,
                        venv: str = HYPEROPT_VENV, worker_poll: float = WORKER_POLL,
                        driver_poll: float = DRIVER_POLL, queue: int | None = None, use_fmin: bool = False,
-                       subprocesses: bool = False, seed: int = 1) -> dict:
+                       subprocesses: bool = False, seed: int = 1, space: str = "mixed6") -> dict:
+    """K fresh `hyperopt-mongo-worker` interpreters and the driver, launched together; the clock
+    starts just before the workers (peer_process.clocks), completion times are the trials'
+    `refresh_time`, which the worker's last checkpoint sets with the result."""
     python = venv_python(venv, "Hyperopt MongoTrials")
     own_server = None
     if mongo is None:
@@ -64,7 +68,8 @@ def run_hyperopt_mongo(workers: int, trials: int, objective: str, mongo: str | N
             wcmd.append("--no-subprocesses")
         dcmd = [python, str(PEERS), "_hyperopt-driver", "--mongo", f"{hostport}/{db}",
                 "--exp-key", exp_key, "--trials", str(trials), "--objective", objective,
-                "--queue", str(queue or workers + 1), "--driver-poll", str(driver_poll), "--seed", str(seed)]
+                "--queue", str(queue or workers + 1), "--driver-poll", str(driver_poll), "--seed", str(seed),
+                "--space", space]
         if use_fmin:
             dcmd.append("--fmin")
         t0 = time.time()
@@ -81,13 +86,14 @@ def run_hyperopt_mongo(workers: int, trials: int, objective: str, mongo: str | N
         if out.returncode != 0:
             raise RuntimeError(f"hyperopt driver failed ({out.returncode}):\n{out.stderr[-4000:]}")
         res = last_json(out.stdout)
-        span, rate = completion_rate(res.pop("t_end"))
+        times = res.pop("t_end")
+        res.pop("t_objective", None)
         mode = "subprocess per job" if subprocesses else "--no-subprocesses"
         notes = (f"hyperopt {res.pop('hyperopt')}, pymongo {res.pop('pymongo')} ({venv}); workers {mode}, "
                  f"--poll-interval={worker_poll}; driver "
                  + ("fmin() (polls every 1 s)" if use_fmin else f"FMinIter poll {driver_poll} s")
                  + f", max_queue_len {queue or workers + 1}; server {hostport}")
-        return dict(res, seconds=span, trials_per_s=rate, wall_s=wall, notes=notes)
+        return dict(res, **clocks(t0, times), wall_s=wall, notes=notes + "; completion times: refresh_time")
     finally:
         if own_server is not None:
             from hyperdist.server import stop_server
@@ -101,12 +107,9 @@ def hyperopt_driver(args: argparse.Namespace) -> None:
     from hyperopt import hp, tpe
     from hyperopt.mongoexp import MongoTrials
     import peer_objectives
+    import spaces
 
-    space = {
-        "a": hp.uniform("a", -5, 5), "b": hp.loguniform("b", -8, 0), "c": hp.quniform("c", 0, 100, 5),
-        "d": hp.normal("d", 0, 2), "e": hp.randint("e", 10),
-        "m": hp.choice("m", [{"k": "lin"}, {"k": "rbf", "g": hp.lognormal("g", 0, 1)}]),
-    }
+    space = spaces.build(hp, args.space)
     fn = peer_objectives.HYPEROPT[args.objective]
     trials = MongoTrials(f"mongo://{args.mongo}/jobs", exp_key=args.exp_key)
     rstate = np.random.default_rng(args.seed)
@@ -122,7 +125,8 @@ def hyperopt_driver(args: argparse.Namespace) -> None:
                       poll_interval_secs=args.driver_poll, max_evals=args.trials, show_progressbar=False)
         it.exhaust()
     trials.refresh()
-    ok = [t["result"]["t_end"] for t in trials.trials
+    utc = datetime.timezone.utc
+    ok = [t["refresh_time"].replace(tzinfo=utc).timestamp() for t in trials.trials  # naive UTC (coarse_utcnow)
           if t["state"] == hyperopt.JOB_STATE_DONE and t["result"].get("status") == "ok"]
     print(json.dumps({"done": len(ok), "total": len(trials.trials), "t_end": ok,
                       "hyperopt": hyperopt.__version__, "pymongo": pymongo.version}))

@@ -4,9 +4,9 @@ hyperopt-mongo-worker unpickles the driver's domain, which names the objective b
 must be importable in the workers (peers.py puts benchmarks/ on their PYTHONPATH). Stdlib only, so
 it imports in every virtualenv.
 
-Both objectives return the same cheap loss as benchmarks/null_objective.py (a ** 2); `sleep50`
+Both objectives return the same cheap loss as benchmarks/objectives.py (a ** 2); `sleep50`
 sleeps 50 ms first. The Hyperopt versions also return `t_end` (time.time() when the evaluation
-ended): MongoTrials stores no completion time, and peers.py measures throughput from these.
+ended), for reference: the clocks are read from what the storage records (peer_process.clocks).
 """
 from __future__ import annotations
 
@@ -29,12 +29,18 @@ def hyperopt_sleep50(cfg: dict) -> dict:
 HYPEROPT = {"null": hyperopt_null, "sleep50": hyperopt_sleep50}
 
 
-def optuna_config(trial) -> dict:
-    """The 6-parameter space of benchmarks/distributed.py in Optuna's define-by-run API.
+def optuna_config(trial, space: str = "mixed6") -> dict:
+    """The spaces of benchmarks/spaces.py in Optuna's define-by-run API.
 
-    Optuna has no normal family: normal(0, 2) becomes a uniform range 0 +- 3 * 2, lognormal(0, 1) a
-    log-uniform range exp(0 +- 3 * 1) (the convention of benchmarks/domains.py).
+    Optuna has no normal family: in `mixed6`, normal(0, 2) becomes a uniform range 0 +- 3 * 2,
+    lognormal(0, 1) a log-uniform range exp(0 +- 3 * 1) (the convention of benchmarks/domains.py).
     """
+    if space == "uniform10":
+        return {p: trial.suggest_float(p, -5, 5) for p in "abcdefghij"}
+    if space == "uniform1":
+        return {"a": trial.suggest_float("a", -5, 5)}
+    if space != "mixed6":
+        raise ValueError(f"unknown space {space!r}")
     cfg = {
         "a": trial.suggest_float("a", -5, 5),
         "b": trial.suggest_float("b", 3.3546262790251185e-04, 1.0, log=True),  # exp(-8)..exp(0)
@@ -49,12 +55,12 @@ def optuna_config(trial) -> dict:
     return cfg
 
 
-def optuna_null(trial) -> float:
-    return _loss(optuna_config(trial))
+def optuna_null(trial, space: str = "mixed6") -> float:
+    return _loss(optuna_config(trial, space))
 
 
-def optuna_sleep50(trial) -> float:
-    cfg = optuna_config(trial)
+def optuna_sleep50(trial, space: str = "mixed6") -> float:
+    cfg = optuna_config(trial, space)
     time.sleep(0.05)
     return _loss(cfg)
 

@@ -3,6 +3,7 @@ in a JournalStorage file or in a throwaway PostgreSQL cluster (RDBStorage)."""
 from __future__ import annotations
 
 import argparse
+import functools
 import glob
 import json
 import os
@@ -12,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from peer_process import PEERS, peer_env, free_port, last_json, completion_rate, venv_python
+from peer_process import PEERS, clocks, peer_env, free_port, last_json, venv_python
 
 OPTUNA_VENV = os.environ.get("OPTUNA_PG_VENV", "/tmp/venv-optuna-pg")
 
@@ -73,7 +74,10 @@ class Postgres:
 
 
 def run_optuna(system: str, workers: int, trials: int, objective: str, workdir: Path,
-               venv: str = OPTUNA_VENV, seed: int = 1) -> dict:
+               venv: str = OPTUNA_VENV, seed: int = 1, space: str = "mixed6") -> dict:
+    """One study, created first (Optuna's documented way: `optuna create-study`, then the workers),
+    then `workers` fresh interpreters each running `study.optimize` for their share of the trials.
+    The clock starts just before the workers are launched (peer_process.clocks)."""
     python = venv_python(venv, "Optuna")
     env = peer_env()
     me = str(PEERS)
@@ -93,7 +97,8 @@ def run_optuna(system: str, workers: int, trials: int, objective: str, workdir: 
         per = [trials // workers + (1 if i < trials % workers else 0) for i in range(workers)]
         t0 = time.time()
         procs = [subprocess.Popen([python, me, "_optuna-worker", "--storage", storage, "--study", study,
-                                   "--trials", str(n), "--objective", objective, "--seed", str(seed * 1000 + i)],
+                                   "--trials", str(n), "--objective", objective, "--seed", str(seed * 1000 + i),
+                                   "--space", space],
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                  for i, n in enumerate(per)]
         errs = []
@@ -107,10 +112,11 @@ def run_optuna(system: str, workers: int, trials: int, objective: str, workdir: 
         out = subprocess.run([python, me, "_optuna-collect", "--storage", storage, "--study", study],
                              check=True, env=env, capture_output=True, text=True)
         res = last_json(out.stdout)
-        span, rate = completion_rate(res.pop("t_end"))
+        times = res.pop("t_end")
         notes += (f"optuna {res.pop('optuna')}, sqlalchemy {res.pop('sqlalchemy')}, psycopg2 {res.pop('psycopg2')} "
-                  f"({venv}); TPESampler() defaults, seed per process; {workers} processes x {per[0]} trials")
-        return dict(res, seconds=span, trials_per_s=rate, wall_s=wall, notes=notes)
+                  f"({venv}); TPESampler() defaults, seed per process; {workers} spawned processes x {per[0]} "
+                  "trials; completion times: datetime_complete")
+        return dict(res, **clocks(t0, times), wall_s=wall, notes=notes)
     finally:
         if pg is not None:
             pg.stop()
@@ -136,7 +142,8 @@ def optuna_worker(args: argparse.Namespace) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=args.study, storage=_optuna_storage(args.storage),
                               sampler=optuna.samplers.TPESampler(seed=args.seed))
-    study.optimize(peer_objectives.OPTUNA[args.objective], n_trials=args.trials)
+    objective = functools.partial(peer_objectives.OPTUNA[args.objective], space=args.space)
+    study.optimize(objective, n_trials=args.trials)
 
 
 def optuna_collect(args: argparse.Namespace) -> None:

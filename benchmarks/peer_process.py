@@ -1,8 +1,9 @@
 """What every peer of peers.py shares: its virtualenv's Python, the environment, ports, the
-timing rule and stopping processes. Standard library only: this runs in any virtualenv."""
+clock rule and stopping processes. Standard library only: this runs in any virtualenv."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import socket
@@ -24,8 +25,10 @@ def venv_python(venv: str, what: str) -> str:
 
 
 def peer_env() -> dict:
+    """The peers' processes see benchmarks/ on their path and nothing else from ours: a PYTHONPATH
+    that points at a copy of hyperdist (a frozen benchmark run) must not leak into their virtualenvs."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(HERE) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = str(HERE)
     env.setdefault("PYTHONHASHSEED", "0")
     return env
 
@@ -36,13 +39,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def completion_rate(times: list[float]) -> tuple[float, float]:
-    """(seconds from first to last completion, trials per second after the first)."""
+def clocks(t_launch: float, times: list[float]) -> dict:
+    """The clock rule of issue 21, the same for every system, from the completion time of every ok
+    trial as its storage records it (epoch seconds) and the moment the workers were launched:
+
+    - end to end: trials / (last completion - launch): interpreters, imports, connecting and the
+      first suggestions included;
+    - steady state: the trials finished between the 20% and the 80% marks over the time between them;
+    - `startup_s`: launch to the first completion; `first_to_last_per_s`: (trials - 1) / (last -
+      first), the clock of the earlier reports (start-up excluded), kept only to show the difference.
+    """
     times = sorted(times)
-    if len(times) < 2:
-        return 0.0, 0.0
-    span = times[-1] - times[0]
-    return span, (len(times) - 1) / span if span > 0 else float("inf")
+    n = len(times)
+    out: dict = {"done": n}
+    if n < 2:
+        return out
+    i20, i80 = math.ceil(0.2 * n) - 1, math.ceil(0.8 * n) - 1
+    span = times[i80] - times[i20]
+    out.update(e2e_s=times[-1] - t_launch, trials_per_s=n / (times[-1] - t_launch), startup_s=times[0] - t_launch,
+               steady_trials_per_s=(i80 - i20) / span if span > 0 else float("inf"),
+               first_to_last_per_s=(n - 1) / (times[-1] - times[0]) if times[-1] > times[0] else float("inf"))
+    return out
 
 
 def stop_all(procs: list[subprocess.Popen], timeout: float = 10) -> None:

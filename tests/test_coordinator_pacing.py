@@ -22,14 +22,14 @@ def test_slow_trials_keep_the_default_queue_and_space_the_ticks():
     assert pacing.waiting() == 8 and pacing.pause() == pacing.poll_interval  # nothing finished yet
     _finishing(pacing, 10.0)
     assert abs(pacing.rate() - 10.0) < 0.5 and pacing.waiting() == 8
-    assert abs(pacing.pause() - 0.533) < 0.05  # two thirds of the queue drain at 10 trials/s
+    assert abs(pacing.pause() - 0.267) < 0.05  # a third of the queue drains at 10 trials/s
 
 
 def test_fast_trials_grow_the_queue_so_it_does_not_run_dry_between_ticks():
     pacing = Pacing(workers=4)
     pacing.ticked(0.1)  # the moving average: 0.2 x 0.1 = 20 ms
-    _finishing(pacing, 60.0)
-    assert pacing.waiting() == 13  # 60/s x (50 ms pause + 20 ms tick) / (1 - 2/3)
+    _finishing(pacing, 100.0)
+    assert pacing.waiting() == 11  # 100/s x (50 ms pause + 20 ms tick) / (1 - 1/3)
     _finishing(pacing, 5000.0)
     assert pacing.waiting() == 32  # at most 4 x the default
     pinned = Pacing(workers=4, queue=5)

@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtr, ndtri
+from .special import ndtr, ndtri  # scipy.special, imported on first call (special.py)
 
 from ..space import ParamSpec
 
