@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 
 from .errors import HyperdistError
 from .reference import python_argv
-from .server import LocalServer, ServerUse, server_status, stop_server, use_server
+from .server import LocalServer, ServerUse, die_with_parent, server_status, stop_server, use_server
 from .store import Store, parse_url
 
 
@@ -94,8 +94,10 @@ def spawn_workers(n: int, url: str, exp_key: str, allow: str, *, db: str = "hype
         worker_env = dict(env, CUDA_VISIBLE_DEVICES=devices[i % len(devices)]) if devices else env
         with open(path, "ab") if path else open(os.devnull, "wb") as log:
             offset = log.tell()
+            # their own session (the terminal's Ctrl-C is the search's to hand on), and SIGTERM when
+            # the search dies however it dies (even SIGKILL): they hand their trials back and exit
             proc = subprocess.Popen(cmd, env=worker_env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
+                                    start_new_session=True, preexec_fn=die_with_parent)
         workers.append(LocalWorker(i, proc, path, offset))
     return workers
 

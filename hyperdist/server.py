@@ -256,7 +256,7 @@ def _start(data_dir: Path, host: str, port: int, auth: bool, log_file: Path | No
     offset = log_path.stat().st_size if log_path.exists() else 0
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
-                                preexec_fn=_die_with_parent if with_parent else None)
+                                preexec_fn=die_with_parent if with_parent else None)
     try:
         url = _wait_ready(proc, kind, host, port, log_path, offset, timeout)
     except BaseException:  # interrupted while it starts: not recorded yet, so nobody else would stop it
@@ -277,7 +277,7 @@ def _start(data_dir: Path, host: str, port: int, auth: bool, log_file: Path | No
     return server
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: ask Linux for SIGTERM when the parent dies (prctl PR_SET_PDEATHSIG)."""
     if sys.platform.startswith("linux"):
         import ctypes

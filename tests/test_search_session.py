@@ -250,3 +250,29 @@ def test_stop_signals_raise_once_and_are_restored():
                 cleaned = True
     assert cleaned and caught.value.exit_code == 128 + signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_local_workers_end_when_the_search_is_killed(mongo_url, db_name):
+    """SIGKILL leaves the search no chance to stop its workers; Linux tells them (PR_SET_PDEATHSIG):
+    they hand their trials back and exit instead of idling for --idle-timeout."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("parent-death signals are Linux's")
+    key = f"killed-{os.getpid()}"
+    search = subprocess.Popen(_search("quadratic", "--max-evals", "500", "--workers", "2", "--mongo", mongo_url,
+                                      "--db", db_name, "--exp", key),
+                              env=_env(HYPERDIST_TEST_DELAY="0.2"), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    store = Store(mongo_url, db=db_name)
+    try:
+        _wait_until(lambda: store.counts(key)["DONE"] >= 2 and store.counts(key)["RUNNING"] >= 1, 90,
+                    "trials running")
+        workers = _pids_mentioning(key) - {search.pid}
+        assert len(workers) == 2, workers
+        search.kill()
+        search.wait()
+        for pid in workers:
+            _wait_until(lambda: not _alive(pid), 30, f"worker {pid} to end")
+        assert store.counts(key)["RUNNING"] == 0  # handed back, not left to expire
+    finally:
+        search.kill()
+        store.close()
