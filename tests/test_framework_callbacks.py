@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from hyperdist import Trials, fmin, hp
+from hyperdist import Trials, fmin, generate_trials_to_calculate, hp
 from hyperdist.pruning import MedianPruner
 
 ROUNDS = 8
@@ -24,14 +24,16 @@ def _data(n: int = 240, d: int = 5, seed: int = 0) -> tuple[np.ndarray, ...]:
 
 
 def _search(objective) -> Trials:
-    trials = Trials()
-    fmin(objective, SPACE, max_evals=2, trials=trials, points_to_evaluate=POINTS, show_progressbar=False,
+    """The two points first, then one suggested trial (as in Hyperopt, points come on top of
+    max_evals, which must be at least 1)."""
+    trials = generate_trials_to_calculate(POINTS)
+    fmin(objective, SPACE, max_evals=1, trials=trials, show_progressbar=False,
          pruner=MedianPruner(n_startup_trials=1), rstate=0)
     return trials
 
 
 def _check(trials: Trials, steps: int = ROUNDS) -> None:
-    good, bad = trials.trials
+    good, bad = trials.trials[:2]
     assert good["result"]["status"] == "ok", good
     assert sorted(int(s) for s in good["intermediate"]) == list(range(1, steps + 1))  # every round reported
     assert good["result"]["loss"] == pytest.approx(good["intermediate"][str(steps)], rel=1e-5)
