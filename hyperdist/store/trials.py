@@ -9,6 +9,7 @@ led to: docs/store-notes.md.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -26,8 +27,8 @@ _TRIAL_FIELDS = {"_id": 1, "tid": 1, "state": 1, "params": 1, "result": 1, "erro
 # A BSON document holds at most 16 MiB; a result must leave room for the rest of its trial.
 _MAX_RESULT_BYTES = 16 * 1024 * 1024 - 64 * 1024
 _TOO_LARGE_CODES = frozenset({10334, 17419, 17420})  # the server's "document too large" errors
-_GROUP_BYTES = 1 << 20
-_SANE_COUNT = {"$gte": 0, "$lt": 1 << 30}  # matches numbers only (comparisons do not cross types)  # reports written as one statement hold at most this much result
+_GROUP_BYTES = 1 << 20  # reports written as one statement hold at most this much result
+_SANE_COUNT = {"$gte": 0, "$lt": 1 << 30}  # matches numbers only (comparisons do not cross types)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,12 @@ class Report:
     def __post_init__(self) -> None:
         if self.state not in FINISHED:
             raise ValueError(f"report: state {self.state!r} must be DONE or ERROR")
+
+    @functools.cached_property
+    def size(self) -> int:
+        """The result and error as BSON bytes, encoded once: what decides the report's statement and
+        the size limit (it raises for a result bson cannot encode at all, see `_storable`)."""
+        return len(bson.encode({"result": self.result, "error": self.error}))
 
 
 class Trials(Connection):
@@ -140,7 +147,7 @@ class Trials(Connection):
         if len(reports) == 1 and cas is None:  # the same single command, without the bulk wrapper
             ok = self._report(reports[0])
             return [ok], int(ok)
-        sizes = [_size(r) for r in reports]
+        sizes = [r.size for r in reports]
         groups = _groups(reports, sizes)
         updates = [UpdateOne(*self._report_update(reports[g[0]], sizes[g[0]])) if len(g) == 1
                    else UpdateMany(*_finish_together([reports[i] for i in g])) for g in groups]
@@ -211,7 +218,7 @@ class Trials(Connection):
         except (DocumentTooLarge, WriteError) as exc:  # the server's limit can be lower than ours
             if isinstance(exc, WriteError) and exc.code not in _TOO_LARGE_CODES:
                 raise
-        size = _size(report)
+        size = report.size
         return self._trials.update_one(cond, _finish(ERROR, {"status": "fail"}, _too_large(size),
                                                      token=report.token)).modified_count == 1
 
@@ -219,7 +226,7 @@ class Trials(Connection):
     def _report_update(report: Report, size: int | None = None) -> tuple[dict, dict]:
         """The (filter, update) that ends a trial under its lease; an oversized result becomes an ERROR."""
         cond = {"_id": report.trial_id, "state": RUNNING, "lease_token": report.token}
-        size = _size(report) if size is None else size
+        size = report.size if size is None else size
         if size > _MAX_RESULT_BYTES:
             return cond, _finish(ERROR, {"status": "fail"}, _too_large(size), token=report.token)
         return cond, _finish(report.state, report.result, report.error, token=report.token)
@@ -332,16 +339,11 @@ def _finish_together(reports: list[Report]) -> tuple[dict, list[dict]]:
     return {"_id": {"$in": ids}, "state": RUNNING, "lease_token": reports[0].token}, [{"$set": fields}]
 
 
-def _size(report: Report) -> int:
-    """A report's result and error as BSON bytes: what decides its statement and the size limit."""
-    return len(bson.encode({"result": report.result, "error": report.error}))
-
-
 def _storable(report: Report) -> Report:
     """The report, or an ERROR in its place when its result cannot be encoded at all (workers check
     results first, hyperdist/result.py; this keeps any other caller from failing the whole write)."""
     try:
-        _size(report)
+        report.size
         return report
     except (bson.errors.BSONError, OverflowError, RecursionError, TypeError, ValueError) as exc:
         return Report(report.trial_id, report.token, ERROR, {"status": "fail"},
