@@ -85,8 +85,9 @@ def setup_hyperdist(n: int, **kwargs) -> Callable[[int], object]:
     return lambda seed: tpe.suggest([n], s, obs, seed, **kwargs)
 
 
-def setup_hyperdist_trials(n: int) -> Callable[[int], object]:
-    from hyperdist import Trials, hp, tpe
+def _finished_trials(n: int) -> tuple[object, object]:
+    """(compiled space, a hyperdist Trials holding n finished trials), as a long search leaves them."""
+    from hyperdist import Trials, hp
     from hyperdist.space import compile_space
 
     s = compile_space(space(hp))
@@ -96,7 +97,15 @@ def setup_hyperdist_trials(n: int) -> Callable[[int], object]:
         trials.insert(tid, s.to_assignment(row), s.labels)
         trials.start(tid)
         trials.finish(tid, {"status": "ok", "loss": float(rng.random())})
+    return s, trials
+
+
+def setup_hyperdist_trials(n: int) -> Callable[[int], object]:
+    from hyperdist import tpe
+
+    s, trials = _finished_trials(n)
     trials.observations(s)  # the table exists once fmin has run; time the steady state
+    rng = np.random.default_rng(1)
 
     def step(seed: int):
         ids = trials.new_trial_ids(1)
@@ -215,16 +224,9 @@ def _per_trial(run: Callable[[int], None], size: Callable[[], int]) -> float:
 
 
 def setup_hyperdist_fmin(n: int) -> Callable[[int], float]:
-    from hyperdist import Trials, fmin, hp, tpe
-    from hyperdist.space import compile_space
+    from hyperdist import fmin, tpe
 
-    s = compile_space(space(hp))
-    rng = np.random.default_rng(0)
-    trials = Trials()
-    for tid, row in enumerate(s.sample(rng, n)):
-        trials.insert(tid, s.to_assignment(row), s.labels)
-        trials.start(tid)
-        trials.finish(tid, {"status": "ok", "loss": float(rng.random())})
+    s, trials = _finished_trials(n)
 
     def step(seed: int) -> float:
         return _per_trial(lambda m: fmin(_flat_loss, s.tree, algo=tpe.suggest, max_evals=m, trials=trials,
