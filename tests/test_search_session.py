@@ -42,15 +42,17 @@ def _alive(pid: int) -> bool:
 
 
 def _pids_mentioning(text: str) -> set[int]:
-    """Processes whose command line contains `text` (the search's own experiment key)."""
+    """hyperdist processes whose command line names the experiment `--exp text` (a unique key:
+    other processes on the machine may mention a common word)."""
     found = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and int(entry.name) != os.getpid():
             try:
-                if text.encode() in (entry / "cmdline").read_bytes():
-                    found.add(int(entry.name))
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
-                pass
+                continue
+            if b"hyperdist" in b" ".join(argv) and text.encode() in argv:
+                found.add(int(entry.name))
     return found
 
 
@@ -205,19 +207,20 @@ def test_local_workers_gone_but_another_worker_working_the_search_goes_on(mongo_
     """Only when nobody else works on the experiment does the end of the local workers end the search."""
     from test_distributed import _worker
 
+    key = f"shared-{os.getpid()}"
     search = subprocess.Popen(_search("quadratic", "--max-evals", "40", "--workers", "1", "--mongo", mongo_url,
-                                      "--db", db_name, "--exp", "shared"),
+                                      "--db", db_name, "--exp", key),
                               env=_env(HYPERDIST_TEST_DELAY="0.1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
     store = Store(mongo_url, db=db_name)
     other = None
     try:
-        _wait_until(lambda: any(e["_id"] == "shared" for e in store.list_experiments())
-                    and store.counts("shared")["DONE"] >= 2, 90, "trials finished")
-        other = _worker(mongo_url, db_name, "shared", _env(HYPERDIST_TEST_DELAY="0.1"))
-        _wait_until(lambda: len({d.get("owner") for d in store.history("shared")} - {None}) >= 2, 60,
+        _wait_until(lambda: any(e["_id"] == key for e in store.list_experiments())
+                    and store.counts(key)["DONE"] >= 2, 90, "trials finished")
+        other = _worker(mongo_url, db_name, key, _env(HYPERDIST_TEST_DELAY="0.1"))
+        _wait_until(lambda: len({d.get("owner") for d in store.history(key)} - {None}) >= 2, 60,
                     "the other worker's first trial")
-        local = _pids_mentioning("shared") - {search.pid, other.pid}
+        local = _pids_mentioning(key) - {search.pid, other.pid}
         assert len(local) == 1, local
         os.kill(local.pop(), signal.SIGKILL)
         out, err = search.communicate(timeout=120)
