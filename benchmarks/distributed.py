@@ -36,9 +36,9 @@ from pymongo import MongoClient
 from counted import CommandCounter
 from envinfo import describe
 from hyperdist import hp, tpe
-from hyperdist.coordinator import Coordinator, StopRules
-from hyperdist.server import start_server, stop_server
-from hyperdist.space import compile_space
+from hyperdist.distributed.coordinator import Coordinator, StopRules
+from hyperdist.server.embedded import start_server, stop_server
+from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
 from search_run import run_search
 from spaces import SPACES, build

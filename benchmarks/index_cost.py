@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from pymongo import ASCENDING, MongoClient  # noqa: E402
 
 from distributed import SPACE  # noqa: E402
-from hyperdist.space import compile_space  # noqa: E402
+from hyperdist.space.compiled import compile_space  # noqa: E402
 from server_costs import fresh_server, measure  # noqa: E402
 
 

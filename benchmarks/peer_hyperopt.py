@@ -34,7 +34,7 @@ def _host_port(url: str) -> str:
 
 def start_secantus(workdir: Path) -> tuple[str, Path]:
     try:
-        from hyperdist.server import start_server
+        from hyperdist.server.embedded import start_server
     except ImportError as exc:
         raise SystemExit("peers.py: hyperopt-mongo needs --mongo URL, or hyperdist importable to start "
                          f"a local SecantusDB server ({exc})")
@@ -96,7 +96,7 @@ def run_hyperopt_mongo(workers: int, trials: int, objective: str, mongo: str | N
         return dict(res, **clocks(t0, times), wall_s=wall, notes=notes + "; completion times: refresh_time")
     finally:
         if own_server is not None:
-            from hyperdist.server import stop_server
+            from hyperdist.server.embedded import stop_server
             stop_server(own_server)
 
 

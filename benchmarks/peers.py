@@ -12,7 +12,7 @@ the same dict. SYSTEM:
 - `hyperopt-mongo`: a driver process runs Hyperopt's TPE on
   `MongoTrials('mongo://host:port/db/jobs', exp_key=...)` and K `hyperopt-mongo-worker` processes
   evaluate, against the MongoDB-wire server at --mongo (without --mongo, a SecantusDB server is
-  started in the work dir through hyperdist.server). Runs in its own virtualenv (pymongo 3.x):
+  started in the work dir through hyperdist.server.embedded). Runs in its own virtualenv (pymongo 3.x):
   $HYPEROPT_MONGO_VENV or --hyperopt-venv, default /tmp/venv-hyperopt-mongo.
 - `optuna-journal`: K processes run `study.optimize` with `TPESampler` on one study in
   `JournalStorage(JournalFileBackend(file))`.
@@ -93,7 +93,7 @@ def matrix(args: argparse.Namespace) -> None:
         _matrix_runs(args, cells, runs, loads, raw)
     finally:
         if own_server is not None:
-            from hyperdist.server import stop_server
+            from hyperdist.server.embedded import stop_server
             stop_server(own_server)
             server_tmp.cleanup()
     total = time.time() - t0

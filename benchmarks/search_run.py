@@ -22,7 +22,7 @@ from typing import Callable
 
 from pymongo import MongoClient
 
-from hyperdist.server import LocalServer
+from hyperdist.server.embedded import LocalServer
 from peer_process import clocks
 
 HERE = Path(__file__).resolve().parent

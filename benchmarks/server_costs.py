@@ -2,7 +2,7 @@
 
     python benchmarks/server_costs.py [--reps 150] [--out FILE]
 
-Each section starts a fresh server (hyperdist.server, as `hyperdist` starts it) and reads the
+Each section starts a fresh server (hyperdist.server.embedded, as `hyperdist` starts it) and reads the
 server's CPU seconds from /proc around `--reps` calls of one command (CPU ticks are 10 ms, so
 150 calls resolve ~0.07 ms); latency is the client's wall time per call.
 
@@ -33,8 +33,8 @@ from pymongo import MongoClient, UpdateOne
 
 from distributed import SPACE
 from envinfo import describe
-from hyperdist.server import LocalServer, start_server, stop_server
-from hyperdist.space import compile_space
+from hyperdist.server.embedded import LocalServer, start_server, stop_server
+from hyperdist.space.compiled import compile_space
 from hyperdist.store import Report, Store
 from hyperdist.store.trials import _finish, _finish_together
 

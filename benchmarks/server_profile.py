@@ -30,7 +30,7 @@ from pathlib import Path
 
 from search_run import run_search
 from envinfo import describe
-from hyperdist.server import start_server, stop_server
+from hyperdist.server.embedded import start_server, stop_server
 
 HERE = Path(__file__).resolve().parent
 # SecantusDB's handler function for each command the search sends (secantus/commands.py, _HANDLERS)

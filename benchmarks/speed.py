@@ -9,7 +9,7 @@ lognormal and a quniform. Each tool is given a history of n finished trials (pri
 random losses), then one suggestion is timed; nothing but the suggestion is inside the timer.
 
 * `hd TPE`: `hyperdist.tpe.suggest([tid], compiled_space, observations, seed)` on a
-  `hyperdist.history.Observations` of the n trials, defaults (multivariate);
+  `hyperdist.algorithms.history.Observations` of the n trials, defaults (multivariate);
 * `hd TPE uni`: the same with multivariate=False;
 * `hd Trials`: the path `fmin` takes, `tpe.suggest(ids, compiled_space, trials, seed)` on a
   `hyperdist.Trials` holding the n trials (its numeric table is updated incrementally), plus
@@ -26,7 +26,7 @@ cheap objective (a function of a, b, d); each repeat times one call adding no tr
 of a call: space compilation, set-up) and one adding K, and reports (second - first) / K, so only what
 each trial costs remains (suggestion, evaluation, recording, stop-rule and progress bookkeeping):
 
-* `hd fmin`: `hyperdist.fmin(fn, space, tpe.suggest, max_evals=len(trials) + K, trials=trials)` on a
+* `hd fmin`: `hyperdist.local.fmin(fn, space, tpe.suggest, max_evals=len(trials) + K, trials=trials)` on a
   `hyperdist.Trials` holding the n trials;
 * `Hyperopt fmin`: `hyperopt.fmin(...)` the same way on a `hyperopt.Trials` holding n trials;
 * `Optuna optimize`: `study.optimize(objective, n_trials=K)` on the study of `Optuna TPE` (n trials),
@@ -76,8 +76,8 @@ def space(hp):
 
 def setup_hyperdist(n: int, **kwargs) -> Callable[[int], object]:
     from hyperdist import hp, tpe
-    from hyperdist.history import OK, Observations
-    from hyperdist.space import compile_space
+    from hyperdist.algorithms.history import OK, Observations
+    from hyperdist.space.compiled import compile_space
 
     s = compile_space(space(hp))
     rng = np.random.default_rng(0)
@@ -88,7 +88,7 @@ def setup_hyperdist(n: int, **kwargs) -> Callable[[int], object]:
 def _finished_trials(n: int) -> tuple[object, object]:
     """(compiled space, a hyperdist Trials holding n finished trials), as a long search leaves them."""
     from hyperdist import Trials, hp
-    from hyperdist.space import compile_space
+    from hyperdist.space.compiled import compile_space
 
     s = compile_space(space(hp))
     rng = np.random.default_rng(0)

@@ -26,15 +26,15 @@ from pathlib import Path
 from distributed import _mmm
 from search_run import run_search
 from envinfo import describe
-from hyperdist.server import start_server, stop_server
+from hyperdist.server.embedded import start_server, stop_server
 
 HERE = Path(__file__).resolve().parent
 IMPORTS = {
-    "worker": "from hyperdist.cli import main; import hyperdist.worker, hyperdist.store",
+    "worker": "from hyperdist.cli import main; import hyperdist.distributed.worker, hyperdist.store",
     "search": "from hyperdist.cli import main; from hyperdist.algorithms import rand, tpe; "
-              "import hyperdist.coordinator, hyperdist.launcher, hyperdist.progress, hyperdist.pruning",
+              "import hyperdist.distributed.coordinator, hyperdist.server.launcher, hyperdist.local.progress, hyperdist.pruning",
     "search + scipy.special": "from hyperdist.cli import main; from hyperdist.algorithms import rand, tpe; "
-                              "import hyperdist.coordinator, hyperdist.launcher, scipy.special",
+                              "import hyperdist.distributed.coordinator, hyperdist.server.launcher, scipy.special",
 }
 STEPS = ["experiment_created", "first_suggestions", "workers_spawned", "worker_ready_median", "first_claim"]
 

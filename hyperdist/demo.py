@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import hp
+from hyperdist import hp
 
 space = {
     "model": hp.choice("model", [

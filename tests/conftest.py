@@ -15,8 +15,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # A local server a command under test starts outlives it by this long (default 300 s), not longer.
 os.environ.setdefault("HYPERDIST_SERVER_IDLE", "10")
 
-from hyperdist.server import LocalServer, start_server, stop_server  # noqa: E402
+from hyperdist.server.embedded import LocalServer, start_server, stop_server  # noqa: E402
 from hyperdist.store import Store  # noqa: E402
+
+
+# Fixtures that put a real server behind a test; a test with none of them (and not marked slow) is
+# in the unit tier, which .ci/run runs first so that a broken unit fails in a minute, not after ten.
+_SERVER_FIXTURES = {"mongo_url", "store", "local_servers", "auth_server"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        wire = item.get_closest_marker("slow") is not None or bool(_SERVER_FIXTURES & set(getattr(item, "fixturenames", ())))
+        item.add_marker(pytest.mark.wire if wire else pytest.mark.unit)
 
 
 @pytest.fixture(scope="session")

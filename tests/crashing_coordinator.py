@@ -9,8 +9,8 @@ import sys
 
 import objectives
 from hyperdist import tpe
-from hyperdist.coordinator import Coordinator, StopRules
-from hyperdist.space import compile_space
+from hyperdist.distributed.coordinator import Coordinator, StopRules
+from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
 
 url, db, exp, point, max_evals = sys.argv[1:6]

@@ -16,8 +16,8 @@ from hyperdist import Trials, fmin, hp, rand, tpe
 from hyperdist.algorithms import parzen
 from hyperdist.algorithms.common import generator, near_repeats
 from hyperdist.algorithms import tpe as tpe_module
-from hyperdist.history import FAILED, OK, PENDING, Observations
-from hyperdist.space import compile_space
+from hyperdist.algorithms.history import FAILED, OK, PENDING, Observations
+from hyperdist.space.compiled import compile_space
 
 SPACE = compile_space({
     "x": hp.uniform("x", -5, 5),

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from hyperdist import hp
 from hyperdist.errors import HyperdistError, ObjectiveError, SpaceError, redact
-from hyperdist.reference import AllowList, canonical, parse, same
-from hyperdist.result import MAX_DEPTH, UnstorableResult, plain
-from hyperdist.space import compile_space, space_from_json
+from hyperdist.objective.reference import AllowList, canonical, parse, same
+from hyperdist.objective.result import MAX_DEPTH, UnstorableResult, plain
+from hyperdist.space.compiled import compile_space, space_from_json
 from hyperdist.store.history import valid_trials
 from hyperdist.store.url import parse_url
 
@@ -142,7 +142,7 @@ def test_allow_entries_are_never_split_on_white_space(tmp_path):
 
 
 def test_a_relative_reference_resolves_against_the_workers_directory(tmp_path):
-    from hyperdist.reference import load_objective
+    from hyperdist.objective.reference import load_objective
 
     (tmp_path / "obj.py").write_text("def f(c):\n    return 1.5\n")
     fn = load_objective("obj.py:f", AllowList(["obj.py"], cwd=tmp_path), tmp_path)

@@ -76,8 +76,8 @@ def test_unknown_experiment_and_unreachable_server(mongo_url, db_name):
 def test_worker_refuses_objectives_it_was_not_allowed(mongo_url, db_name):
     _one_clear_error(_hd("worker", "--mongo", mongo_url, "--db", db_name), "--allow")
     from hyperdist import tpe
-    from hyperdist.coordinator import Coordinator, StopRules
-    from hyperdist.space import compile_space
+    from hyperdist.distributed.coordinator import Coordinator, StopRules
+    from hyperdist.space.compiled import compile_space
     import objectives
 
     store = Store(mongo_url, db=db_name)

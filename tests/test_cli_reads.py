@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from hyperdist import hp
 from hyperdist.cli import main
-from hyperdist.result import exception_error
-from hyperdist.space import compile_space
+from hyperdist.objective.result import exception_error
+from hyperdist.space.compiled import compile_space
 from hyperdist.store import DONE, ERROR, Store
 
 SPACE = {

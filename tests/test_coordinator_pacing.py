@@ -1,14 +1,14 @@
 """How the coordinator paces itself: ticks spaced by the finishing rate, the queue sized by it.
-The pacing is pure (hyperdist/pacing.py); the last test checks the coordinator asks it."""
+The pacing is pure (hyperdist/distributed/pacing.py); the last test checks the coordinator asks it."""
 from __future__ import annotations
 
 import time
 
 import objectives
 from hyperdist import tpe
-from hyperdist.coordinator import Coordinator, StopRules
-from hyperdist.pacing import Pacing
-from hyperdist.space import compile_space
+from hyperdist.distributed.coordinator import Coordinator, StopRules
+from hyperdist.distributed.pacing import Pacing
+from hyperdist.space.compiled import compile_space
 
 
 def _finishing(pacing: Pacing, per_second: float) -> None:

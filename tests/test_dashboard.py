@@ -12,7 +12,7 @@ import pymongo
 import pytest
 
 from dashboard_support import dashboard, get, search
-from hyperdist.space import space_from_json
+from hyperdist.space.compiled import space_from_json
 from hyperdist.store import DONE, ERROR, Store
 
 pytestmark = pytest.mark.slow
@@ -113,7 +113,7 @@ def test_only_loopback_names_are_answered(searched):
 def test_a_dashboard_outlives_the_local_server_of_the_search_it_watched(tmp_path):
     """Opened during `hyperdist search` on the local data dir: the search stops its server at the end,
     and the dashboard starts it again for the next request instead of failing."""
-    from hyperdist.server import server_status, stop_server
+    from hyperdist.server.embedded import server_status, stop_server
 
     running = search(None, "hyperdist", "local", 12, tmp_path, workers=1, delay=0.3, wait=False)
     try:

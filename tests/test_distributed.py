@@ -13,8 +13,8 @@ import pytest
 
 import objectives
 from hyperdist import MongoTrials, fmin, tpe
-from hyperdist.coordinator import Coordinator, StopRules
-from hyperdist.space import compile_space
+from hyperdist.distributed.coordinator import Coordinator, StopRules
+from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
 
 pytestmark = pytest.mark.slow

@@ -10,9 +10,9 @@ import pytest
 
 import objectives
 from hyperdist import tpe
-from hyperdist.coordinator import Coordinator, StopRules
+from hyperdist.distributed.coordinator import Coordinator, StopRules
 from hyperdist.errors import StoreUnavailable
-from hyperdist.space import compile_space
+from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
 from test_distributed import OBJECTIVE, _all_exit_cleanly, _env, _exists, _search_cmd, _wait_until, _worker
 
@@ -135,7 +135,7 @@ def test_database_killed_and_restarted_mid_search(tmp_path, db_name):
     import signal
     import threading
 
-    from hyperdist.server import start_server, stop_server
+    from hyperdist.server.embedded import start_server, stop_server
 
     data = tmp_path / "db"
     server = start_server(data)

@@ -174,7 +174,7 @@ def test_trials_save_file_resumes(tmp_path):
     path = str(tmp_path / "trials.json")
     quiet(lambda x: x ** 2, hp.uniform("x", -1, 1), algo=tpe.suggest, max_evals=8, trials_save_file=path)
     quiet(lambda x: x ** 2, hp.uniform("x", -1, 1), algo=tpe.suggest, max_evals=12, trials_save_file=path)
-    from hyperdist.trials import Trials as T
+    from hyperdist.local.trials import Trials as T
     assert len(T.load(path)) == 12
     with pytest.raises(HyperdistError, match="different search space"):
         quiet(lambda x: x, hp.uniform("x", -2, 2), max_evals=14, trials_save_file=path)
@@ -192,7 +192,7 @@ def test_partial_tpe_keywords():
 def test_progressbar_is_not_broken_by_objective_output():
     import io
 
-    from hyperdist.progress import ProgressBar
+    from hyperdist.local.progress import ProgressBar
 
     out = io.StringIO()
     bar = ProgressBar(10, stream=out, force=True)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hyperdist import Trials, fmin, generate_trials_to_calculate, hp
-from hyperdist.pruning import MedianPruner
+from hyperdist.objective.pruning import MedianPruner
 
 ROUNDS = 8
 SPACE = {"lr": hp.loguniform("lr", -12, 0)}

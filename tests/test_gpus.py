@@ -11,11 +11,11 @@ import pytest
 
 import objectives
 from hyperdist.algorithms import tpe
-from hyperdist.coordinator import Coordinator, StopRules
+from hyperdist.distributed.coordinator import Coordinator, StopRules
 from hyperdist.errors import HyperdistError
-from hyperdist.gpus import parse_gpus, visible_device
-from hyperdist.space import compile_space
-from hyperdist.status import render_status
+from hyperdist.distributed.gpus import parse_gpus, visible_device
+from hyperdist.space.compiled import compile_space
+from hyperdist.views.status import render_status
 from hyperdist.store import Store
 from test_distributed import TESTS, _env
 

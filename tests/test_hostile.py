@@ -14,9 +14,9 @@ import pytest
 import hostile_objectives
 from hyperdist import rand
 from hyperdist.cli import main
-from hyperdist.coordinator import Coordinator, StopRules
+from hyperdist.distributed.coordinator import Coordinator, StopRules
 from hyperdist.errors import ObjectiveMismatch
-from hyperdist.space import compile_space
+from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
 from test_distributed import TESTS, _env, _wait_until
 
@@ -68,7 +68,7 @@ def test_an_experiment_changed_under_a_running_worker_fails_the_trial_it_meets(m
     """The check before claiming saw an allowed objective; the attacker then swaps the experiment's
     objective and space. The trial that meets the swap ends ERROR naming the reference and the allow
     list, and the worker stops (it has nothing else to serve)."""
-    from hyperdist.worker import Worker, WorkerConfig
+    from hyperdist.distributed.worker import Worker, WorkerConfig
 
     space = compile_space(hostile_objectives.space)
     store.create_experiment("swap", space=space.to_json(), space_hash=space.hash, objective=f"{HOSTILE}:quad",
@@ -88,7 +88,7 @@ def test_an_experiment_changed_under_a_running_worker_fails_the_trial_it_meets(m
 
 def test_an_exact_entry_allows_that_function_and_nothing_else(store):
     from hyperdist.errors import ObjectiveNotAllowed
-    from hyperdist.reference import AllowList, load_objective
+    from hyperdist.objective.reference import AllowList, load_objective
 
     allow = AllowList([f"{HOSTILE}:quad"])
     assert load_objective(f"{HOSTILE}:quad", allow)({}) == 0.25

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from hyperdist import hp
-from hyperdist.space import compile_space
-from hyperdist.server import server_status, stop_server, use_server
+from hyperdist.space.compiled import compile_space
+from hyperdist.server.embedded import server_status, stop_server, use_server
 from hyperdist.store import Store
 from test_distributed import TESTS, _env
 

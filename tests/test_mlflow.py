@@ -11,7 +11,7 @@ import pytest
 mlflow = pytest.importorskip("mlflow", reason="the mlflow extra is not installed: pip install '.[mlflow]'")
 
 from hyperdist import Trials, fmin, hp  # noqa: E402
-from hyperdist.pruning import TrialPruned  # noqa: E402
+from hyperdist.objective.pruning import TrialPruned  # noqa: E402
 from hyperdist.store import Store  # noqa: E402
 from test_distributed import TESTS, _env  # noqa: E402
 

@@ -12,8 +12,8 @@ import pytest
 
 import objectives
 from hyperdist import tpe
-from hyperdist.coordinator import Coordinator, StopRules
-from hyperdist.space import compile_space
+from hyperdist.distributed.coordinator import Coordinator, StopRules
+from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
 from test_distributed import OBJECTIVE, TESTS, _env, _wait_until
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from hyperdist import Trials, fmin, hp, tpe
-from hyperdist.pruning import ASHAPruner, MedianPruner, make_pruner, takes_context
+from hyperdist.objective.pruning import ASHAPruner, MedianPruner, make_pruner, takes_context
 from hyperdist.store import Store
 from test_distributed import TESTS, _env
 
@@ -108,7 +108,7 @@ def test_status_and_plots_show_intermediate_curves(store, tmp_path):
     from click.testing import CliRunner
 
     from hyperdist.cli import main
-    from hyperdist.space import compile_space
+    from hyperdist.space.compiled import compile_space
 
     space = compile_space({"x": hp.uniform("x", 0, 1)})
     store.create_experiment("curves", space=space.to_json(), space_hash=space.hash, objective="m:f", algo={},

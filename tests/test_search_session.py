@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hyperdist.server import server_status
+from hyperdist.server.embedded import server_status
 from hyperdist.store import Store
 from test_distributed import TESTS, _env, _wait_until
 
@@ -238,7 +238,7 @@ def test_local_workers_gone_but_another_worker_working_the_search_goes_on(mongo_
 def test_stop_signals_raise_once_and_are_restored():
     """The first SIGTERM raises where the search is; a second one while it cleans up does not cut
     the cleanup short; afterwards the previous handlers are back."""
-    from hyperdist.session import Interrupted, stop_signals
+    from hyperdist.distributed.session import Interrupted, stop_signals
 
     before = signal.getsignal(signal.SIGTERM)
     cleaned = False

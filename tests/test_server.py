@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from hyperdist import server as server_mod
+from hyperdist.server import embedded as server_mod
 from hyperdist.errors import HyperdistError
-from hyperdist.server import server_status, start_server, stop_server
+from hyperdist.server.embedded import server_status, start_server, stop_server
 from hyperdist.store import Store
 
 

@@ -9,10 +9,11 @@ import pytest
 from pymongo import monitoring
 
 import objectives
-from hyperdist import hp, snapshot, tpe
-from hyperdist.coordinator import Coordinator, StopRules
+from hyperdist import hp, tpe
+from hyperdist.distributed import snapshot
+from hyperdist.distributed.coordinator import Coordinator, StopRules
 from hyperdist.errors import CoordinatorBusy
-from hyperdist.space import compile_space
+from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
 
 SPACE = compile_space(objectives.space)

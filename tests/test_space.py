@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from hyperdist import hp, space_eval
 from hyperdist.errors import SpaceError
-from hyperdist.space import compile_space, space_from_json
+from hyperdist.space.compiled import compile_space, space_from_json
 
 finite = st.floats(-1e3, 1e3, allow_nan=False)
 positive = st.floats(1e-3, 1e2, allow_nan=False)
@@ -190,7 +190,7 @@ def test_json_round_trip_and_stable_hash():
     assert again.labels == s.labels
     assert space_eval(again, {"lr": 0.1, "opt": 1, "b": 0.5, "k": 0, "r": 3, "ql": 2.0}) == \
         space_eval(s, {"lr": 0.1, "opt": 1, "b": 0.5, "k": 0, "r": 3, "ql": 2.0})
-    code = SPACE_SRC + "\nfrom hyperdist.space import compile_space\nprint(compile_space(space).hash)\n"
+    code = SPACE_SRC + "\nfrom hyperdist.space.compiled import compile_space\nprint(compile_space(space).hash)\n"
     for hash_seed in ("0", "12345"):  # str hashing is salted per process; the space hash must not be
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)

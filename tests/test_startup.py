@@ -20,14 +20,14 @@ def _fresh(code: str) -> str:
 
 
 def test_a_worker_process_does_not_import_scipy():
-    loaded = _fresh("import sys; import hyperdist, hyperdist.worker, hyperdist.store, hyperdist.cli; "
+    loaded = _fresh("import sys; import hyperdist, hyperdist.distributed.worker, hyperdist.store, hyperdist.cli; "
                     "print(sorted(m for m in sys.modules if m.startswith('scipy')))")
     assert loaded == "[]"
 
 
 def test_tpe_loads_scipy_only_when_it_fits_a_model():
     out = _fresh(
-        "import sys; from hyperdist import hp, tpe, compile_space; from hyperdist.trials import Trials\n"
+        "import sys; from hyperdist import hp, tpe, compile_space; from hyperdist.local.trials import Trials\n"
         "space = compile_space({'x': hp.uniform('x', -1, 1)}); trials = Trials()\n"
         "tpe.suggest([0], space, trials, 0); print('scipy' in sys.modules)\n")
     assert out == "False"  # the random start-up trials need no model

@@ -36,7 +36,7 @@ class FlakyTracker:
 
 
 def test_trials_finished_while_the_tracker_is_down_are_logged_when_it_answers(caplog, monkeypatch):
-    from hyperdist.tracking import Mirror
+    from hyperdist.integrations.tracking import Mirror
 
     monkeypatch.setattr(Mirror, "RETRY_FIRST", 0.05)
     tracker = FlakyTracker()

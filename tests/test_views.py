@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from hyperdist import Trials, fmin, hp, rand
 from hyperdist.cli import main
 from hyperdist.views.importance import importances
-from hyperdist.space import compile_space
+from hyperdist.space.compiled import compile_space
 from hyperdist.store import DONE, ERROR, Store
 
 SPACE = {
@@ -172,7 +172,7 @@ def test_report_is_one_self_contained_file(experiment, tmp_path):
 def test_long_labels_and_options_are_cut_where_they_are_drawn(tmp_path):
     """A 5 000-character label once took a report minutes to lay out; drawn labels are bounded."""
     from hyperdist import Trials, fmin, hp, tpe
-    from hyperdist.space import compile_space
+    from hyperdist.space.compiled import compile_space
     from hyperdist.views.data import ExperimentView, short
     from hyperdist.views.figures import all_figures
 

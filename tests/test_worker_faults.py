@@ -8,9 +8,9 @@ import pytest
 
 import objectives
 from hyperdist import rand, tpe
-from hyperdist.coordinator import Coordinator, StopRules
+from hyperdist.distributed.coordinator import Coordinator, StopRules
 from hyperdist.errors import SpaceMismatch
-from hyperdist.space import compile_space
+from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
 from hyperdist import hp
 from test_distributed import TESTS, _env

@@ -1,4 +1,4 @@
 """Suggestion algorithms: pure numpy functions from (space, history, seed) to new assignments."""
-from . import rand, tpe
+from hyperdist.algorithms import rand, tpe
 
 __all__ = ["rand", "tpe"]

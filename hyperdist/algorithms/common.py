@@ -7,8 +7,8 @@ import numpy as np
 
 from numpy.random.bit_generator import ISeedSequence
 
-from ..history import Observations
-from ..space import SearchSpace, compile_space
+from hyperdist.algorithms.history import Observations
+from hyperdist.space.compiled import SearchSpace, compile_space
 
 
 def as_space(domain: Any) -> SearchSpace:

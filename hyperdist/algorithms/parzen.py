@@ -22,9 +22,9 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
-from .special import ndtr, ndtri  # scipy.special, imported on first call (special.py)
+from hyperdist.algorithms.special import ndtr, ndtri  # scipy.special, imported on first call (special.py)
 
-from ..space import ParamSpec
+from hyperdist.space.compiled import ParamSpec
 
 _TINY = 1e-300
 _HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)

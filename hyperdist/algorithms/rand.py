@@ -5,8 +5,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..space import SearchSpace
-from .common import as_observations, as_space, discrete_keys, is_seen, row_keys
+from hyperdist.space.compiled import SearchSpace
+from hyperdist.algorithms.common import as_observations, as_space, discrete_keys, is_seen, row_keys
 
 
 def suggest(new_ids: Sequence[int], domain: Any, trials: Any, seed: Any, **_: Any) -> list[dict]:

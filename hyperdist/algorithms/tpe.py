@@ -38,11 +38,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..history import FAILED, OK, Observations
-from ..space import SearchSpace
-from . import parzen
-from .common import as_observations, as_space, discrete_keys, generator, is_seen, near_repeats
-from .rand import draw_unique
+from hyperdist.algorithms.history import FAILED, OK, Observations
+from hyperdist.space.compiled import SearchSpace
+from hyperdist.algorithms import parzen
+from hyperdist.algorithms.common import as_observations, as_space, discrete_keys, generator, is_seen, near_repeats
+from hyperdist.algorithms.rand import draw_unique
 
 DEFAULTS: dict[str, Any] = {
     "prior_weight": 1.0,

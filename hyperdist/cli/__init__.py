@@ -1,7 +1,7 @@
 """The `hyperdist` command line: one module per group of commands, all on one click group."""
 from __future__ import annotations
 
-from . import dashboard, experiments, search, server, stop, tracking, trials, worker  # noqa: F401  (each registers its commands)
-from .app import main
+from hyperdist.cli import dashboard, experiments, search, server, stop, tracking, trials, worker  # noqa: F401  (each registers its commands)
+from hyperdist.cli.app import main
 
 __all__ = ["main"]

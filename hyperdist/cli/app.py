@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import click
 
-from ..errors import HyperdistError, redact
+from hyperdist.errors import HyperdistError, redact
 
 MONGO = click.option("--mongo", envvar="HYPERDIST_MONGO_URL", metavar="URL",
                      help="MongoDB URL (mongodb://user:pass@host:port/db?tls=true...). Default: the embedded "
@@ -44,7 +44,7 @@ def main(verbose: bool) -> None:
 
 
 def _connection(mongo: str | None, data_dir: Path, db: str | None, start: bool = True, read_only: bool = False):
-    from ..launcher import connect
+    from hyperdist.server.launcher import connect
 
     return connect(mongo, data_dir, start=start, db=db, read_only=read_only,
                    announce=lambda line: click.echo(line, err=True))

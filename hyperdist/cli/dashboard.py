@@ -8,8 +8,8 @@ from urllib.parse import quote
 
 import click
 
-from ..errors import HyperdistError
-from .app import DATA_DIR, DB, MONGO, _connection, exp_key_option, main
+from hyperdist.errors import HyperdistError
+from hyperdist.cli.app import DATA_DIR, DB, MONGO, _connection, exp_key_option, main
 
 
 @main.command()
@@ -29,7 +29,7 @@ def dashboard(exp_key: str | None, host: str, port: int, interval: float, mongo:
 
     Opens on the experiments list, or on EXP's page when given. New trials appear as they finish.
     """
-    from ..views.dashboard import LOOPBACK, create_app, serve
+    from hyperdist.views.dashboard import LOOPBACK, create_app, serve
 
     conns = [_connection(mongo, data_dir, db, read_only=True)]
 

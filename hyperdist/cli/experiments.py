@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .app import _with_store, exp_key_option, main, required_key
+from hyperdist.cli.app import _with_store, exp_key_option, main, required_key
 
 
 @main.command()
@@ -22,7 +22,7 @@ from .app import _with_store, exp_key_option, main, required_key
 def status(store: Any, exp_key: str | None, watch: bool, interval: float, count: int | None) -> None:
     """Counts by state, errors, best loss, rate, ETA and workers of an experiment (without EXP: every
     experiment's state)."""
-    from ..status import render_status
+    from hyperdist.views.status import render_status
 
     shown = 0
     while True:
@@ -42,8 +42,8 @@ def status(store: Any, exp_key: str | None, watch: bool, interval: float, count:
 def best(store: Any, exp_key: str | None) -> None:
     """The best trial of an experiment as JSON: loss, stored params (a choice as its option index)
     and the evaluated configuration. Exits with 1 when no trial finished with status ok."""
-    from ..space import space_from_json
-    from ..status import best_trial
+    from hyperdist.space.compiled import space_from_json
+    from hyperdist.views.status import best_trial
 
     exp_key = required_key(exp_key)
     space = space_from_json(store.get_experiment(exp_key)["space"])
@@ -60,7 +60,7 @@ def best(store: Any, exp_key: str | None) -> None:
 @_with_store
 def list_(store: Any) -> None:
     """All experiments with their state and progress."""
-    from ..status import effective_state
+    from hyperdist.views.status import effective_state
 
     rows = store.list_experiments()
     if not rows:
@@ -84,8 +84,8 @@ def export(store: Any, exp_key: str | None, fmt: str, out: Path | None) -> None:
     """Every trial of an experiment as CSV, JSON or JSON lines. A choice shows its option
     (param.model = svm) and keeps the stored index beside it (param.model_index = 0); JSON writes
     NaN and infinities as null."""
-    from ..space import space_from_json
-    from ..status import export_trials
+    from hyperdist.space.compiled import space_from_json
+    from hyperdist.views.status import export_trials
 
     exp_key = required_key(exp_key)
     exp = store.get_experiment(exp_key)
@@ -104,8 +104,8 @@ def export(store: Any, exp_key: str | None, fmt: str, out: Path | None) -> None:
 def plot(store: Any, exp_key: str | None, out: Path) -> None:
     """Matplotlib pictures: history, slices, parallel coordinates, importance, contour, EDF, timeline,
     intermediate values (needs `pip install 'hyperdist[plot]'`)."""
-    from ..views.data import ExperimentView
-    from ..views.plots import plot_all
+    from hyperdist.views.data import ExperimentView
+    from hyperdist.views.plots import plot_all
 
     for path in plot_all(ExperimentView.from_store(store, required_key(exp_key)), out):
         click.echo(str(path))
@@ -119,7 +119,7 @@ def plot(store: Any, exp_key: str | None, out: Path) -> None:
 def report(store: Any, exp_key: str | None, out: Path) -> None:
     """The dashboard's experiment page as one self-contained, interactive HTML file that works offline
     (needs `pip install 'hyperdist[dashboard]'`)."""
-    from ..views.data import ExperimentView
-    from ..views.report import write_report
+    from hyperdist.views.data import ExperimentView
+    from hyperdist.views.report import write_report
 
     click.echo(str(write_report(ExperimentView.from_store(store, required_key(exp_key)), out)))

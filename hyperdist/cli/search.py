@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from ..errors import ExperimentExists, HyperdistError, SearchStopped
-from .app import DATA_DIR, DB, MONGO, _connection, main
+from hyperdist.errors import ExperimentExists, HyperdistError, SearchStopped
+from hyperdist.cli.app import DATA_DIR, DB, MONGO, _connection, main
 
 @main.command()
 @click.argument("objective")
@@ -55,14 +55,14 @@ def search(objective: str, space_ref: str, max_evals: int, mongo: str | None, db
 
     Without --mongo a local server is started in --data-dir and stopped at the end.
     """
-    from ..algorithms import rand, tpe
-    from ..coordinator import Coordinator, StopRules
-    from ..gpus import parse_gpus
-    from ..pruning import make_pruner, pruner_config
-    from ..reference import canonical, load_callable, load_space
-    from ..session import Interrupted, stop_signals
-    from ..space import compile_space
-    from ..tracking import make_log
+    from hyperdist.algorithms import rand, tpe
+    from hyperdist.distributed.coordinator import Coordinator, StopRules
+    from hyperdist.distributed.gpus import parse_gpus
+    from hyperdist.objective.pruning import make_pruner, pruner_config
+    from hyperdist.objective.reference import canonical, load_callable, load_space
+    from hyperdist.distributed.session import Interrupted, stop_signals
+    from hyperdist.space.compiled import compile_space
+    from hyperdist.integrations.tracking import make_log
 
     ref = canonical(objective)
     load_callable(ref)                           # fail now, before anything is written
@@ -105,10 +105,10 @@ def _run(conn: Any, coord: Any, space: Any, workers: int, isolate: bool, trial_t
          data_dir: Path, progress: bool, devices: list[str] | None, tlog: Any, **start: bool) -> None:
     """Start the coordinator and the local workers and watch the search to its end; whatever ends
     it, the local workers are stopped (and the tracker told) before this returns."""
-    from ..launcher import spawn_workers, stop_workers, wait_workers
-    from ..progress import ProgressBar
-    from ..session import Session
-    from ..tracking import store_mirror
+    from hyperdist.server.launcher import spawn_workers, stop_workers, wait_workers
+    from hyperdist.local.progress import ProgressBar
+    from hyperdist.distributed.session import Session
+    from hyperdist.integrations.tracking import store_mirror
 
     procs: list = []
     mirror, ended = None, "stopped"
@@ -147,7 +147,7 @@ def _run(conn: Any, coord: Any, space: Any, workers: int, isolate: bool, trial_t
 def default_key(ref: str) -> str:
     """'dir/mysearch.py:objective' -> 'mysearch.objective', 'pkg.mod:objective' -> 'pkg.mod.objective':
     a key that tells searches apart even when every objective is called `objective`."""
-    from ..reference import is_file_target, split_reference
+    from hyperdist.objective.reference import is_file_target, split_reference
 
     target, attr = split_reference(ref)
     return f"{Path(target).stem if is_file_target(target) else target}.{attr}"
@@ -189,7 +189,7 @@ def demo(ctx: click.Context, max_evals: int, workers: int, resume: bool, mongo: 
 
 
 def _print_best(store: Any, exp_key: str, space: Any) -> None:
-    from ..status import best_trial
+    from hyperdist.views.status import best_trial
 
     best = best_trial(store, exp_key)
     if best is None:

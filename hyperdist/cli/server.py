@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from ..errors import redact
-from .app import DATA_DIR, main
+from hyperdist.errors import redact
+from hyperdist.cli.app import DATA_DIR, main
 
 
 @main.group()
@@ -34,7 +34,7 @@ def server() -> None:
 def server_start(data_dir: Path, host: str, port: int, auth_user: str | None, insecure: bool) -> None:
     """Start the local server (or report the one already running) and keep it up until
     `hyperdist server stop`."""
-    from ..server import LOOPBACK, check_exposure, server_status, start_server
+    from hyperdist.server.embedded import LOOPBACK, check_exposure, server_status, start_server
 
     warning = check_exposure(host, bool(auth_user), insecure)
     running = server_status(data_dir)
@@ -59,8 +59,8 @@ def server_start(data_dir: Path, host: str, port: int, auth_user: str | None, in
 
 def _provision(data_dir: Path, user: str, password: str) -> None:
     """Create the user on the server while it still listens on loopback only, without --auth."""
-    from ..server import start_server, stop_server
-    from ..store import Store
+    from hyperdist.server.embedded import start_server, stop_server
+    from hyperdist.store import Store
 
     plain = start_server(data_dir)
     try:
@@ -77,7 +77,7 @@ def _provision(data_dir: Path, user: str, password: str) -> None:
 @DATA_DIR
 def server_stop(data_dir: Path) -> None:
     """Stop the local server of --data-dir (whoever started it); its data stays."""
-    from ..server import stop_server
+    from hyperdist.server.embedded import stop_server
 
     click.echo("stopped" if stop_server(data_dir) else f"no server running in {data_dir}")
 
@@ -86,7 +86,7 @@ def server_stop(data_dir: Path) -> None:
 @DATA_DIR
 def server_status_cmd(data_dir: Path) -> None:
     """Whether a local server runs in --data-dir, and where; exits with 1 when none does."""
-    from ..server import server_status
+    from hyperdist.server.embedded import server_status
 
     s = server_status(data_dir)
     if s is None:

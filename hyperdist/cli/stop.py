@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from ..errors import SearchNotRunning
-from .app import DATA_DIR, DB, MONGO, _connection, main
+from hyperdist.errors import SearchNotRunning
+from hyperdist.cli.app import DATA_DIR, DB, MONGO, _connection, main
 
 
 @main.command()
@@ -20,7 +20,7 @@ from .app import DATA_DIR, DB, MONGO, _connection, main
 def stop(exp_key: str, mongo: str | None, db: str | None, data_dir: Path) -> None:
     """Ask the search running EXP_KEY to stop: it hands its running trials back, stops its local
     workers, marks the experiment stopped and exits saying who asked. `--resume` continues it."""
-    from ..server import server_status
+    from hyperdist.server.embedded import server_status
 
     if not mongo and server_status(data_dir) is None:  # a local search keeps its server up while it runs
         raise SearchNotRunning(f"no search is running on the local server in {str(data_dir)!r} (it is not "

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .app import _with_store, main
+from hyperdist.cli.app import _with_store, main
 
 
 @main.command(name="mlflow")
@@ -17,9 +17,9 @@ def mlflow_(store: Any, exp_key: str) -> None:
     """Log an experiment's finished trials to MLflow (MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME):
     a parent run and a child run per trial, only those not logged yet, e.g. after the tracking
     server was down during `search --log mlflow`."""
-    from ..errors import redact
-    from ..space import space_from_json
-    from ..tracking import make_log, store_mirror
+    from hyperdist.errors import redact
+    from hyperdist.space.compiled import space_from_json
+    from hyperdist.integrations.tracking import make_log, store_mirror
 
     exp = store.get_experiment(exp_key)
     tlog = make_log("mlflow")

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from ..errors import HyperdistError
-from .app import _with_store, exp_key_option, main, required_key
+from hyperdist.errors import HyperdistError
+from hyperdist.cli.app import _with_store, exp_key_option, main, required_key
 
 STATES = {"new": "NEW", "running": "RUNNING", "done": "DONE", "error": "ERROR"}
 
@@ -23,8 +23,8 @@ def trials(store: Any, exp_key: str | None, state: str | None, limit: int | None
     """A table of an experiment's trials: id, state, loss, parameters (a choice as its option),
     worker, attempts, duration and the first line of the error. `hyperdist show EXP TID` shows one
     trial in full, its traceback included."""
-    from ..space import space_from_json
-    from ..status import error_line
+    from hyperdist.space.compiled import space_from_json
+    from hyperdist.views.status import error_line
 
     exp_key = required_key(exp_key)
     space = space_from_json(store.get_experiment(exp_key)["space"])
@@ -51,7 +51,7 @@ def trials(store: Any, exp_key: str | None, state: str | None, limit: int | None
 def show(store: Any, exp_key: str | None, rest: str | None) -> None:
     """One trial in full: parameters (a choice as its option and stored index), the configuration
     the objective received, result, error with its traceback, worker, attempts and timings."""
-    from ..space import space_from_json
+    from hyperdist.space.compiled import space_from_json
 
     exp_key = required_key(exp_key)
     if rest is None or not rest.isdigit():
@@ -93,7 +93,7 @@ def show(store: Any, exp_key: str | None, rest: str | None) -> None:
 def delete(store: Any, exp_key: str | None, yes: bool) -> None:
     """Delete an experiment, its trials and its history snapshots (asks first). Refused while a
     coordinator holds the experiment."""
-    from ..status import effective_state
+    from hyperdist.views.status import effective_state
 
     exp_key = required_key(exp_key)
     exp = store.get_experiment(exp_key)

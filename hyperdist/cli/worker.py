@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from ..errors import HyperdistError
-from .app import DATA_DIR, DB, MONGO, _connection, exp_key_option, main
+from hyperdist.errors import HyperdistError
+from hyperdist.cli.app import DATA_DIR, DB, MONGO, _connection, exp_key_option, main
 
 
 class _AllowEntry(click.ParamType):
@@ -53,8 +53,8 @@ def worker(mongo: str | None, db: str | None, data_dir: Path, exp_key: str | Non
            max_consecutive_failures: int, max_trials: int | None, prefetch: int, gpus: str | None) -> None:
     """Claim trials, evaluate their objective, report results; stateless, run as many as you like.
     Only trials of experiment EXP (or --exp) when given, else of any experiment."""
-    from ..reference import AllowList
-    from ..worker import Worker, WorkerConfig
+    from hyperdist.objective.reference import AllowList
+    from hyperdist.distributed.worker import Worker, WorkerConfig
 
     entries = AllowList.from_options(allow).entries  # a malformed entry fails here, before connecting
     if not entries:
@@ -65,7 +65,7 @@ def worker(mongo: str | None, db: str | None, data_dir: Path, exp_key: str | Non
                           prefetch=prefetch)
     devices = None
     if gpus is not None:
-        from ..gpus import parse_gpus
+        from hyperdist.distributed.gpus import parse_gpus
 
         devices = parse_gpus(gpus)  # a bad device list fails before connecting
     conn = _connection(mongo, data_dir, db)
@@ -85,7 +85,7 @@ def worker(mongo: str | None, db: str | None, data_dir: Path, exp_key: str | Non
 def _supervise(devices: list[str], url: str, db: str, exp_key: str | None) -> None:
     """One worker process per device, with this command's options; the URL travels in the
     environment, never on a command line."""
-    from ..gpus import forwarded_args, supervise
+    from hyperdist.distributed.gpus import forwarded_args, supervise
 
     ctx = click.get_current_context()
     verbose = ["-v"] if ctx.parent is not None and ctx.parent.params.get("verbose") else []

@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from ..errors import HyperdistError
+from hyperdist.errors import HyperdistError
 
 
 def require(module: str, extra: str) -> ModuleType:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import HyperdistError
-from ..pruning import TrialContext
+from hyperdist.errors import HyperdistError
+from hyperdist.objective.pruning import TrialContext
 
 try:
     from lightning.pytorch import Callback

@@ -7,7 +7,7 @@ the trial did. MLflow's own conventions decide where runs go: MLFLOW_TRACKING_UR
 `tracking_uri=`), and the experiment named by MLFLOW_EXPERIMENT_NAME / MLFLOW_EXPERIMENT_ID (or
 `experiment_name=`), else the hyperdist experiment's key, else MLflow's default experiment. Trials
 are found again by the tags `hyperdist.exp_key` and `hyperdist.tid`, so resuming never logs a trial
-twice. Calls happen on hyperdist.tracking.Mirror's thread, which makes an unreachable server a
+twice. Calls happen on hyperdist.integrations.tracking.Mirror's thread, which makes an unreachable server a
 warning rather than a stalled search.
 """
 from __future__ import annotations
@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from . import require
-from ..errors import HyperdistError, redact
-from ..tracking import TrialRecord
+from hyperdist.integrations import require
+from hyperdist.errors import HyperdistError, redact
+from hyperdist.integrations.tracking import TrialRecord
 
 _STATUS = {"ok": "FINISHED", "pruned": "KILLED"}  # anything else: FAILED
 _TAG_MAX = 5000  # below MLflow's limit on a tag value (8000 characters in MLflow 3)
@@ -32,7 +32,7 @@ def _quote(value: str) -> str:
 
 
 class MlflowLog:
-    """`fmin(..., log=MlflowLog(...))`, or `log="mlflow"` for the defaults (hyperdist.tracking.TrialLog)."""
+    """`fmin(..., log=MlflowLog(...))`, or `log="mlflow"` for the defaults (hyperdist.integrations.tracking.TrialLog)."""
 
     def __init__(self, tracking_uri: str | None = None, experiment_name: str | None = None,
                  run_name: str | None = None) -> None:

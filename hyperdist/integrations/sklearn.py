@@ -27,8 +27,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import require
-from ..errors import AllTrialsFailed, HyperdistError
+from hyperdist.integrations import require
+from hyperdist.errors import AllTrialsFailed, HyperdistError
 
 require("sklearn", "sklearn")
 from scipy.stats import rankdata  # noqa: E402
@@ -158,7 +158,7 @@ class HyperdistSearchCV(MetaEstimatorMixin, BaseEstimator):
     # --- fitting --------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None, *, groups: Any = None, **fit_params: Any) -> "HyperdistSearchCV":
         """Search, then refit the best candidate on all of X, y."""
-        from ..algorithms import rand, tpe
+        from hyperdist.algorithms import rand, tpe
 
         if self.algo not in ("tpe", "rand"):
             raise HyperdistError(f"HyperdistSearchCV: algo={self.algo!r}; expected 'tpe' or 'rand'")
@@ -199,8 +199,8 @@ class HyperdistSearchCV(MetaEstimatorMixin, BaseEstimator):
         return self.random_state if self.random_state is not None else np.random.default_rng()
 
     def _local(self, job: _Job, algo: Any) -> Any:
-        from ..fmin import fmin
-        from ..trials import Trials
+        from hyperdist.local.fmin import fmin
+        from hyperdist.local.trials import Trials
 
         trials = Trials()
         try:
@@ -211,10 +211,10 @@ class HyperdistSearchCV(MetaEstimatorMixin, BaseEstimator):
         return trials
 
     def _distributed(self, job: _Job, algo: Any) -> Any:
-        from ..coordinator import Coordinator, StopRules
-        from ..launcher import spawn_workers, stop_workers
-        from ..mongotrials import MongoTrials
-        from ..space import compile_space
+        from hyperdist.distributed.coordinator import Coordinator, StopRules
+        from hyperdist.server.launcher import spawn_workers, stop_workers
+        from hyperdist.distributed.mongotrials import MongoTrials
+        from hyperdist.space.compiled import compile_space
 
         workers = self.workers if self.workers is not None else (os.cpu_count() or 1)
         if workers < 1:
@@ -260,7 +260,7 @@ class HyperdistSearchCV(MetaEstimatorMixin, BaseEstimator):
 
     # --- results --------------------------------------------------------------------------------
     def _results(self, trials: Any, metrics: list[str]) -> dict[str, Any]:
-        from ..space import compile_space
+        from hyperdist.space.compiled import compile_space
 
         space = compile_space(self.space)
         done = [t for t in trials.trials if "cv" in (t.get("result") or {})]

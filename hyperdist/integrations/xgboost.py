@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import require
-from ..errors import HyperdistError
-from ..pruning import TrialContext
+from hyperdist.integrations import require
+from hyperdist.errors import HyperdistError
+from hyperdist.objective.pruning import TrialContext
 
 xgb = require("xgboost", "xgboost")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..expr import Arithmetic, scope
+from hyperdist.space.expr import Arithmetic, scope
 
 Apply = Arithmetic  # isinstance(node, Apply) holds for hp nodes and expressions, as in Hyperopt
 

@@ -5,8 +5,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import HyperdistError
-from ..space import compile_space, space_eval
+from hyperdist.errors import HyperdistError
+from hyperdist.space.compiled import compile_space, space_eval
 
 
 def sample(space: Any, rng: np.random.Generator | int | None = None) -> Any:

@@ -7,13 +7,13 @@ server's user (users.py), all on one client and one mapping of pymongo's errors 
 """
 from __future__ import annotations
 
-from .experiments import Experiments
-from .history import History, error_text, outcome
-from .peers import Peers, TrialPeers
-from .snapshots import Snapshots
-from .trials import DONE, ERROR, FINISHED, NEW, RUNNING, Report, Trials
-from .url import parse_url
-from .users import Users
+from hyperdist.store.experiments import Experiments
+from hyperdist.store.history import History, error_text, outcome
+from hyperdist.store.peers import Peers, TrialPeers
+from hyperdist.store.snapshots import Snapshots
+from hyperdist.store.trials import DONE, ERROR, FINISHED, NEW, RUNNING, Report, Trials
+from hyperdist.store.url import parse_url
+from hyperdist.store.users import Users
 
 __all__ = ["DONE", "ERROR", "FINISHED", "NEW", "RUNNING", "Report", "Store", "TrialPeers", "error_text", "outcome",
            "parse_url"]

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 from pymongo import ASCENDING, MongoClient
 from pymongo.errors import ConfigurationError, ConnectionFailure, InvalidURI, OperationFailure, PyMongoError
 
-from ..errors import StoreError, StoreUnavailable, redact
+from hyperdist.errors import StoreError, StoreUnavailable, redact
 
 log = logging.getLogger("hyperdist.store")
 T = TypeVar("T")

@@ -6,8 +6,8 @@ from typing import Any
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from ..errors import CoordinatorBusy, ExperimentExists, ExperimentNotFound, SearchNotRunning
-from .connection import Connection, _later, _now
+from hyperdist.errors import CoordinatorBusy, ExperimentExists, ExperimentNotFound, SearchNotRunning
+from hyperdist.store.connection import Connection, _later, _now
 
 
 class Experiments(Connection):

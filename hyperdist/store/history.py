@@ -6,9 +6,9 @@ from typing import Any, Iterable, Iterator
 
 from pymongo import DESCENDING
 
-from ..errors import StoreError
-from .connection import Connection
-from .trials import DONE, ERROR, FINISHED, NEW, RUNNING, _TRIAL_FIELDS
+from hyperdist.errors import StoreError
+from hyperdist.store.connection import Connection
+from hyperdist.store.trials import DONE, ERROR, FINISHED, NEW, RUNNING, _TRIAL_FIELDS
 
 log = logging.getLogger("hyperdist.store")
 STATES = (NEW, RUNNING, DONE, ERROR)

@@ -1,10 +1,10 @@
-"""What pruners read of the other trials (hyperdist/pruning.py)."""
+"""What pruners read of the other trials (hyperdist/objective/pruning.py)."""
 from __future__ import annotations
 
 from typing import Any
 
-from .connection import Connection
-from .trials import DONE, _oid
+from hyperdist.store.connection import Connection
+from hyperdist.store.trials import DONE, _oid
 
 
 class Peers(Connection):

@@ -1,11 +1,11 @@
-"""The snapshots collection: chunks of an experiment's numeric history (hyperdist/snapshot.py)."""
+"""The snapshots collection: chunks of an experiment's numeric history (hyperdist/distributed/snapshot.py)."""
 from __future__ import annotations
 
 from pymongo import ASCENDING
 from pymongo.errors import BulkWriteError
 
-from ..errors import CoordinatorBusy
-from .connection import Connection
+from hyperdist.errors import CoordinatorBusy
+from hyperdist.store.connection import Connection
 
 
 class Snapshots(Connection):

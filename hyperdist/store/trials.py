@@ -19,7 +19,7 @@ from bson import ObjectId
 from pymongo import ASCENDING, UpdateMany, UpdateOne
 from pymongo.errors import BulkWriteError, DocumentTooLarge, WriteError
 
-from .connection import Connection, _later, _now, _utc
+from hyperdist.store.connection import Connection, _later, _now, _utc
 
 NEW, RUNNING, DONE, ERROR = "NEW", "RUNNING", "DONE", "ERROR"
 FINISHED = (DONE, ERROR)
@@ -94,7 +94,7 @@ class Trials(Connection):
         A worker takes at most half of the trials it sees waiting, so the others find some too.
         Returns (whether each report was accepted, the claimed trials). A worker serving every
         experiment passes the ones it cannot run as `exclude`. `device` (the GPU the worker sees,
-        hyperdist/gpus.py) is recorded on the trials it claims.
+        hyperdist/distributed/gpus.py) is recorded on the trials it claims.
         """
         reports = [_storable(r) for r in reports]
         query: dict[str, Any] = {"state": NEW}
@@ -341,7 +341,7 @@ def _finish_together(reports: list[Report]) -> tuple[dict, list[dict]]:
 
 def _storable(report: Report) -> Report:
     """The report, or an ERROR in its place when its result cannot be encoded at all (workers check
-    results first, hyperdist/result.py; this keeps any other caller from failing the whole write)."""
+    results first, hyperdist/objective/result.py; this keeps any other caller from failing the whole write)."""
     try:
         report.size
         return report

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import HyperdistError
+from hyperdist.errors import HyperdistError
 
 
 def parse_url(url: str, db: str | None = None) -> tuple[str, str]:

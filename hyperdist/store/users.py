@@ -1,7 +1,7 @@
 """Database users: the one account `hyperdist server start --auth USER` makes for its server."""
 from __future__ import annotations
 
-from .connection import Connection
+from hyperdist.store.connection import Connection
 
 
 class Users(Connection):

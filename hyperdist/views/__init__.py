@@ -1,5 +1,4 @@
-"""What a person sees of a search: the text status (hyperdist/status.py), the progress bar
-(hyperdist/progress.py), parameter importance, matplotlib plots, the HTML report and the live
+"""What a person sees of a search: the text status (hyperdist/views/status.py), parameter importance, matplotlib plots, the HTML report and the live
 dashboard. They all draw from one step, `ExperimentView` (data.py), which reads an experiment's
 trials, or a notebook's `Trials`, once.
 
@@ -11,6 +10,6 @@ In a notebook::
 """
 from __future__ import annotations
 
-from .data import ExperimentView
+from hyperdist.views.data import ExperimentView
 
 __all__ = ["ExperimentView"]

@@ -18,10 +18,10 @@ import logging
 import threading
 from typing import Any, Callable
 
-from ..errors import ExperimentNotFound, HyperdistError, StoreUnavailable, redact
-from .data import ExperimentView, jsonable
-from .pages import STATIC, contour_payload, dashboard_page, experiment_payload, plotly_js
-from .summary import experiment_summaries
+from hyperdist.errors import ExperimentNotFound, HyperdistError, StoreUnavailable, redact
+from hyperdist.views.data import ExperimentView, jsonable
+from hyperdist.views.pages import STATIC, contour_payload, dashboard_page, experiment_payload, plotly_js
+from hyperdist.views.summary import experiment_summaries
 
 log = logging.getLogger("hyperdist.dashboard")
 LOOPBACK = ("127.0.0.1", "localhost")

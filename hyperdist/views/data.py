@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import redact
-from ..space import SearchSpace, space_from_json
-from .importance import importances
+from hyperdist.errors import redact
+from hyperdist.space.compiled import SearchSpace, space_from_json
+from hyperdist.views.importance import importances
 
 OK, PRUNED, FAILED, RUNNING, NEW = "ok", "pruned", "failed", "running", "new"
 _JOB_STATES = {0: "NEW", 1: "RUNNING", 2: "DONE", 3: "ERROR"}  # a local Trials' integer states
@@ -123,7 +123,7 @@ class ExperimentView:
     @classmethod
     def from_trials(cls, trials: Any, space: Any, name: str = "trials") -> "ExperimentView":
         """A notebook's `Trials` (or `MongoTrials`) and the space it was searched with."""
-        from ..space import compile_space
+        from hyperdist.space.compiled import compile_space
 
         docs = [trial_record(t) for t in trials.trials]
         exp = {"_id": name, "state": "done" if all(t["state"] in ("DONE", "ERROR") for t in docs) else "running",

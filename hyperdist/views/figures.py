@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .data import FAILED, OK, PRUNED, RUNNING, ExperimentView, short
+from hyperdist.views.data import FAILED, OK, PRUNED, RUNNING, ExperimentView, short
 
 COLORS = {OK: "#4c78a8", PRUNED: "#f58518", FAILED: "#e45756", RUNNING: "#9d9d9d"}
 _FONT = {"family": "system-ui, sans-serif", "size": 12}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..space import SearchSpace
+from hyperdist.space.compiled import SearchSpace
 
 
 def rankdata(values: np.ndarray) -> np.ndarray:

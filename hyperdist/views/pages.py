@@ -10,10 +10,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..errors import HyperdistError
-from . import figures
-from .data import ExperimentView, fingerprint, jsonable
-from .summary import setup, summarize
+from hyperdist.errors import HyperdistError
+from hyperdist.views import figures
+from hyperdist.views.data import ExperimentView, fingerprint, jsonable
+from hyperdist.views.summary import setup, summarize
 
 STATIC = resources.files("hyperdist.views") / "static"
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import HyperdistError
-from .data import FAILED, OK, PRUNED, RUNNING, ExperimentView, short
-from .figures import COLORS, IMPORTANCE_NOTE, default_pair
+from hyperdist.errors import HyperdistError
+from hyperdist.views.data import FAILED, OK, PRUNED, RUNNING, ExperimentView, short
+from hyperdist.views.figures import COLORS, IMPORTANCE_NOTE, default_pair
 
 
 def _pyplot() -> Any:

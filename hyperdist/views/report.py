@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from .data import ExperimentView, jsonable
-from .pages import STATIC, contour_payload, experiment_payload, inline_script, page, plotly_js, script_json
+from hyperdist.views.data import ExperimentView, jsonable
+from hyperdist.views.pages import STATIC, contour_payload, experiment_payload, inline_script, page, plotly_js, script_json
 
 
 def report_html(view: ExperimentView, contours: int = 6) -> str:

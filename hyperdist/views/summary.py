@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterable
 
-from .data import FAILED, NEW, OK, PRUNED, RUNNING, ExperimentView, trial_record, utc
+from hyperdist.views.data import FAILED, NEW, OK, PRUNED, RUNNING, ExperimentView, trial_record, utc
 
 _SUMMARY_FIELDS = {"tid": 1, "state": 1, "result.loss": 1, "result.status": 1, "finished": 1, "owner": 1}
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import AllTrialsFailed, HyperdistError
-from .result import STATUS_FAIL, STATUS_NEW, STATUS_OK, STATUS_RUNNING
+from hyperdist.errors import AllTrialsFailed, HyperdistError
+from hyperdist.objective.result import STATUS_FAIL, STATUS_NEW, STATUS_OK, STATUS_RUNNING
 
 default_status_colors = {STATUS_NEW: "k", STATUS_RUNNING: "g", STATUS_OK: "b", STATUS_FAIL: "r"}
 
@@ -23,7 +23,7 @@ def _pyplot() -> Any:
     try:
         import matplotlib.pyplot as plt
     except ImportError:
-        raise HyperdistError("hyperdist.plotting needs matplotlib: pip install 'hyperdist[plot]'") from None
+        raise HyperdistError("hyperdist.local.plotting needs matplotlib: pip install 'hyperdist[plot]'") from None
     return plt
 
 

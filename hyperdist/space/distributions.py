@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SpaceError
-from .expr import Arithmetic
+from hyperdist.errors import SpaceError
+from hyperdist.space.expr import Arithmetic
 
 # family name -> (parameter names in hyperopt's positional order)
 FAMILIES: dict[str, tuple[str, ...]] = {

@@ -17,9 +17,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .pruning import TrialContext, TrialPruned, make_pruner, takes_context
-from .reference import python_argv
-from .result import STATUS_FAIL, UnstorableResult, exception_error, normalize, plain
+from hyperdist.objective.pruning import TrialContext, TrialPruned, make_pruner, takes_context
+from hyperdist.objective.reference import python_argv
+from hyperdist.objective.result import STATUS_FAIL, UnstorableResult, exception_error, normalize, plain
 
 
 @dataclass
@@ -94,7 +94,7 @@ class ChildProcess:
         fd, self.out_path = tempfile.mkstemp(prefix="hyperdist-trial-", suffix=".json")
         os.close(fd)
         self.proc = subprocess.Popen(
-            [*python_argv("from hyperdist.evaluation import _child_main; _child_main(sys.argv[1])"), self.out_path],
+            [*python_argv("from hyperdist.objective.evaluation import _child_main; _child_main(sys.argv[1])"), self.out_path],
             stdin=subprocess.PIPE, cwd=os.getcwd(),
         )
         assert self.proc.stdin is not None
@@ -135,8 +135,8 @@ def store_context(store: Any, exp_key: str, trial_id: Any, token: str, tid: int,
 def _child_main(out_path: str) -> None:
     from pathlib import Path
 
-    from .reference import AllowList, load_objective
-    from .space import space_from_json
+    from hyperdist.objective.reference import AllowList, load_objective
+    from hyperdist.space.compiled import space_from_json
 
     job = json.load(sys.stdin)
     try:
@@ -145,7 +145,7 @@ def _child_main(out_path: str) -> None:
         fn = load_objective(job["objective"], allow, Path(job["base"]))
         ctx = None
         if job.get("pruning") and takes_context(fn):
-            from .store import Store
+            from hyperdist.store import Store
 
             p = job["pruning"]
             ctx = store_context(Store(p["url"], db=p["db"]), p["exp_key"], p["trial_id"], p["token"], p["tid"],

@@ -12,10 +12,10 @@ import math
 import os
 from typing import Any, Iterator, Mapping, Sequence
 
-from .errors import AllTrialsFailed, HyperdistError
-from .history import PENDING, HistoryTable, Observations, classify
-from .result import STATUS_NEW, STATUS_OK, STATUS_PRUNED, plain
-from .space import SearchSpace
+from hyperdist.errors import AllTrialsFailed, HyperdistError
+from hyperdist.algorithms.history import PENDING, HistoryTable, Observations, classify
+from hyperdist.objective.result import STATUS_NEW, STATUS_OK, STATUS_PRUNED, plain
+from hyperdist.space.compiled import SearchSpace
 
 JOB_STATE_NEW, JOB_STATE_RUNNING, JOB_STATE_DONE, JOB_STATE_ERROR = 0, 1, 2, 3
 JOB_STATES = (JOB_STATE_NEW, JOB_STATE_RUNNING, JOB_STATE_DONE, JOB_STATE_ERROR)

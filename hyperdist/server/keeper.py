@@ -1,12 +1,12 @@
 """The keeper of a local server started by a command: it owns the server process and stops it once
-no command has used it for `--idle` seconds (python -m hyperdist.keeper DATA_DIR --idle S).
+no command has used it for `--idle` seconds (python -m hyperdist.server.keeper DATA_DIR --idle S).
 
 Why a process of its own: the command that needed the server is gone by the time the server should
 stop, and the next command should find the server still up (a cold start costs seconds, a reused
 server nothing). Why it cannot leak: the server is the keeper's child and gets SIGTERM when the
 keeper dies, even by SIGKILL (Linux); the keeper stops the server on SIGTERM, SIGHUP and SIGINT and
 exits when the server is gone. Commands hold a shared lock on `server.inuse` while they run (see
-hyperdist.server.ServerUse); the keeper stops the server only while it holds that lock exclusively,
+hyperdist.server.embedded.ServerUse); the keeper stops the server only while it holds that lock exclusively,
 so no command ever loses the server under it.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from .server import _alive, _start, stop_server
+from hyperdist.server.embedded import _alive, _start, stop_server
 
 POLL = 1.0  # seconds between looks at the server and the last use
 

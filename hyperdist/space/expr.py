@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import SpaceError
+from hyperdist.errors import SpaceError
 
 
 def _switch(pos: Any, *options: Any) -> Any:  # evaluated lazily by Expr.evaluate

@@ -17,16 +17,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import snapshot
-from .errors import (AllTrialsFailed, CoordinatorBusy, ExperimentExists, ExperimentNotFound, HyperdistError,
+from hyperdist.distributed import snapshot
+from hyperdist.errors import (AllTrialsFailed, CoordinatorBusy, ExperimentExists, ExperimentNotFound, HyperdistError,
                      ObjectiveMismatch, SpaceError, SpaceMismatch)
-from .pacing import Pacing
-from .history import OK, PENDING, HistoryTable, classify
-from .outcomes import Tally
-from .reference import same
-from .result import STATUS_OK
-from .space import SearchSpace, space_from_json
-from .store import DONE, FINISHED, Store
+from hyperdist.distributed.pacing import Pacing
+from hyperdist.algorithms.history import OK, PENDING, HistoryTable, classify
+from hyperdist.distributed.outcomes import Tally
+from hyperdist.objective.reference import same
+from hyperdist.objective.result import STATUS_OK
+from hyperdist.space.compiled import SearchSpace, space_from_json
+from hyperdist.store import DONE, FINISHED, Store
 
 log = logging.getLogger("hyperdist.coordinator")
 # What resuming reads of each trial: what TPE and the stop rules see, not the results' extras.
@@ -123,7 +123,7 @@ class Coordinator:
         # a chunk of the history snapshot per `snapshot_every` finished trials: a resume then reads
         # at most that many trial documents beside the open ones (snapshot.py)
         self.snapshot_every = max(1, snapshot_every)
-        self.on_finished = on_finished  # told of each finished trial once, as read (hyperdist/tracking.py)
+        self.on_finished = on_finished  # told of each finished trial once, as read (hyperdist/integrations/tracking.py)
         self.outage_timeout = 300.0  # how long a database outage is waited out before giving up
         self.owner = f"coordinator:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.table = HistoryTable(space)  # rows in tid order, keyed by tid

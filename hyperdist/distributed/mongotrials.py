@@ -11,16 +11,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .coordinator import Coordinator, StopRules
-from .errors import AllTrialsFailed, HyperdistError
-from .progress import ProgressBar
-from .pruning import make_pruner, pruner_config
-from .reference import reference_of
-from .session import Session, stop_signals
-from .space import compile_space, space_eval
-from .store import FINISHED, RUNNING, Store, parse_url
-from .tracking import make_log, store_mirror
-from .trials import Trials
+from hyperdist.distributed.coordinator import Coordinator, StopRules
+from hyperdist.errors import AllTrialsFailed, HyperdistError
+from hyperdist.local.progress import ProgressBar
+from hyperdist.objective.pruning import make_pruner, pruner_config
+from hyperdist.objective.reference import reference_of
+from hyperdist.distributed.session import Session, stop_signals
+from hyperdist.space.compiled import compile_space, space_eval
+from hyperdist.store import FINISHED, RUNNING, Store, parse_url
+from hyperdist.integrations.tracking import make_log, store_mirror
+from hyperdist.local.trials import Trials
 
 
 class MongoTrials(Trials):

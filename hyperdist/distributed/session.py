@@ -18,12 +18,12 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence, TextIO
 
-from .coordinator import Coordinator, Progress
-from .errors import HyperdistError, SearchStopped, StoreUnavailable, redact
-from .launcher import LocalWorker, stop_workers
-from .outcomes import Tally, counts_text
-from .progress import ProgressBar
-from .watch import WorkersGone, WorkerWatch, hint_text, worker_command
+from hyperdist.distributed.coordinator import Coordinator, Progress
+from hyperdist.errors import HyperdistError, SearchStopped, StoreUnavailable, redact
+from hyperdist.server.launcher import LocalWorker, stop_workers
+from hyperdist.distributed.outcomes import Tally, counts_text
+from hyperdist.local.progress import ProgressBar
+from hyperdist.distributed.watch import WorkersGone, WorkerWatch, hint_text, worker_command
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 EXIT_STOP_REQUESTED, EXIT_FAILED = 3, 1

@@ -19,9 +19,9 @@ import time
 from typing import Any, Callable, Sequence
 from urllib.parse import urlsplit
 
-from .errors import redact
-from .launcher import LocalWorker
-from .store import Store
+from hyperdist.errors import redact
+from hyperdist.server.launcher import LocalWorker
+from hyperdist.store import Store
 
 _EXITS = re.compile(r" exits: (.*)$", re.MULTILINE)
 RECENT = 256  # trials read to see who is working: far more than are ever open at once

@@ -24,9 +24,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 
-from .errors import HyperdistError, redact
-from .result import STATUS_FAIL
-from .space import SearchSpace
+from hyperdist.errors import HyperdistError, redact
+from hyperdist.objective.result import STATUS_FAIL
+from hyperdist.space.compiled import SearchSpace
 
 log = logging.getLogger("hyperdist.tracking")
 
@@ -34,7 +34,7 @@ log = logging.getLogger("hyperdist.tracking")
 @dataclass
 class TrialRecord:
     """A finished trial as a tracker sees it: parameters as a person reads them (choices as their
-    options, hyperdist/space.py `readable`), outcome, timing, and where it ran."""
+    options, hyperdist/space/compiled.py `readable`), outcome, timing, and where it ran."""
 
     tid: int
     params: dict[str, Any]
@@ -99,13 +99,13 @@ def make_log(spec: Any) -> TrialLog | None:
     if spec is None:
         return None
     if spec == "mlflow":
-        from .integrations.mlflow import MlflowLog
+        from hyperdist.integrations.mlflow import MlflowLog
 
         return MlflowLog()
     if all(callable(getattr(spec, m, None)) for m in ("open", "log", "close")):
         return spec
     raise HyperdistError(f"log={spec!r}: expected 'mlflow' or an object with open, log and close methods "
-                         "(hyperdist.tracking.TrialLog)")
+                         "(hyperdist.integrations.tracking.TrialLog)")
 
 
 class Mirror:

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import click
 
-from .errors import HyperdistError
+from hyperdist.errors import HyperdistError
 
 log = logging.getLogger("hyperdist.gpus")
 # a device index, or a GPU/MIG UUID as nvidia-smi -L prints it
@@ -104,7 +104,7 @@ def forwarded_args(ctx: click.Context, drop: set[str]) -> list[str]:
 def supervise(command: list[str], devices: list[str], env: Mapping[str, str]) -> int:
     """Run `hyperdist <command>` once per device, each seeing only its device; forward SIGTERM/SIGINT
     to them once (they hand their trials back) and exit with the worst exit code."""
-    from .reference import python_argv
+    from hyperdist.objective.reference import python_argv
 
     argv = python_argv("from hyperdist.cli import main; main(prog_name='hyperdist')")  # as spawn_workers starts them
     procs: list[subprocess.Popen] = []

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from .errors import StoreError, redact
-from .store import Store
+from hyperdist.errors import StoreError, redact
+from hyperdist.store import Store
 
 log = logging.getLogger("hyperdist.worker")
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .errors import HyperdistError
-from .reference import python_argv
-from .server import LocalServer, ServerUse, die_with_parent, server_status, stop_server, use_server
-from .store import Store, parse_url
+from hyperdist.errors import HyperdistError
+from hyperdist.objective.reference import python_argv
+from hyperdist.server.embedded import LocalServer, ServerUse, die_with_parent, server_status, stop_server, use_server
+from hyperdist.store import Store, parse_url
 
 
 @dataclass
@@ -25,7 +25,7 @@ class Connection:
 
     def close(self, stop_started_server: bool = False) -> None:
         """Close the store and let go of the embedded server: it stays up for the next command until
-        its idle limit (hyperdist/keeper.py), or stops now with `stop_started_server`."""
+        its idle limit (hyperdist/server/keeper.py), or stops now with `stop_started_server`."""
         self.store.close()
         if self.use is not None:
             self.use.release()
@@ -81,7 +81,7 @@ def spawn_workers(n: int, url: str, exp_key: str, allow: str, *, db: str = "hype
     """Start n `hyperdist worker` processes for one experiment; the URL travels in the environment.
     They run in this directory, which relative objective references are resolved against; it is not
     put ahead of the standard library on their path (hyperdist/__main__.py). With `devices`, worker i
-    sees only GPU devices[i % len(devices)] (hyperdist/gpus.py); `env` adds variables for the objective."""
+    sees only GPU devices[i % len(devices)] (hyperdist/distributed/gpus.py); `env` adds variables for the objective."""
     env = {**os.environ, **(env or {}), "HYPERDIST_MONGO_URL": url, "HYPERDIST_DB": db}
     cmd = [*python_argv("from hyperdist.cli import main; main(prog_name='hyperdist')"), "worker", "--exp", exp_key, "--allow", allow, "--idle-timeout", "600"]
     if isolate:

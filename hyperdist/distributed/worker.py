@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ExperimentNotFound, HyperdistError, ObjectiveError, redact
-from .evaluation import ChildProcess, Outcome, failed, run_in_process, store_context
-from .gpus import visible_device
-from .pruning import make_pruner, takes_context
-from .reference import AllowList, load_objective, parse
-from .space import SearchSpace, space_from_json
-from .heartbeat import Heartbeat
-from .store import DONE, ERROR, Report, Store
-from .store.history import trial_problem
+from hyperdist.errors import ExperimentNotFound, HyperdistError, ObjectiveError, redact
+from hyperdist.objective.evaluation import ChildProcess, Outcome, failed, run_in_process, store_context
+from hyperdist.distributed.gpus import visible_device
+from hyperdist.objective.pruning import make_pruner, takes_context
+from hyperdist.objective.reference import AllowList, load_objective, parse
+from hyperdist.space.compiled import SearchSpace, space_from_json
+from hyperdist.distributed.heartbeat import Heartbeat
+from hyperdist.store import DONE, ERROR, Report, Store
+from hyperdist.store.history import trial_problem
 
 log = logging.getLogger("hyperdist.worker")
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)

@@ -10,7 +10,7 @@ secantusd.toml from the current directory or the home directory, and that file i
 tune the embedded server.
 
 A command that needs the server and finds none starts it with an idle limit (`use_server`): a
-keeper process (hyperdist/keeper.py) owns it and stops it once no command has used it for that
+keeper process (hyperdist/server/keeper.py) owns it and stops it once no command has used it for that
 long, so the next command within the limit answers at once instead of paying a start and a stop.
 Commands in use hold a shared lock on `<data_dir>/server.inuse`; the kernel drops it when a
 command dies however it dies, so nothing a killed command leaves behind outlives the idle limit.
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import quote
 
-from .errors import HyperdistError
+from hyperdist.errors import HyperdistError
 
 _LISTENING = re.compile(r"listening on (\S+):(\d+)")
 DEFAULT_IDLE = 300.0   # seconds a server started by a command outlives the last command using it
@@ -203,12 +203,12 @@ def start_server(data_dir: Path, *, host: str = "127.0.0.1", port: int = 0, auth
 
 
 def _start_kept(data_dir: Path, idle: float, log_file: Path | None, timeout: float) -> LocalServer:
-    """Start a keeper (python -m hyperdist.keeper), which starts the server as its child and
+    """Start a keeper (python -m hyperdist.server.keeper), which starts the server as its child and
     records it; wait until the recorded server answers."""
     log_path = log_file or data_dir / "server.log"
     _state_file(data_dir).unlink(missing_ok=True)
     with open(log_path, "ab") as log:
-        keeper = subprocess.Popen([sys.executable, "-m", "hyperdist.keeper", str(data_dir), "--idle", str(idle),
+        keeper = subprocess.Popen([sys.executable, "-m", "hyperdist.server.keeper", str(data_dir), "--idle", str(idle),
                                    "--log", str(log_path), "--timeout", str(timeout)],
                                   stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + timeout + 10

@@ -19,16 +19,16 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .algorithms import tpe
-from .errors import (AllTrialsFailed, HyperdistError, InvalidAnnotatedParameter, InvalidLoss, InvalidResultStatus,
+from hyperdist.algorithms import tpe
+from hyperdist.errors import (AllTrialsFailed, HyperdistError, InvalidAnnotatedParameter, InvalidLoss, InvalidResultStatus,
                      InvalidTrial, SpaceError)
-from .expr import Arithmetic
-from .progress import ProgressBar
-from .pruning import TrialContext, TrialPruned, make_pruner, takes_context
-from .result import exception_error, normalize
-from .space import SearchSpace, compile_space, space_eval
-from .tracking import Mirror, make_log, record_from_trial
-from .trials import JOB_STATE_NEW, Trials
+from hyperdist.space.expr import Arithmetic
+from hyperdist.local.progress import ProgressBar
+from hyperdist.objective.pruning import TrialContext, TrialPruned, make_pruner, takes_context
+from hyperdist.objective.result import exception_error, normalize
+from hyperdist.space.compiled import SearchSpace, compile_space, space_eval
+from hyperdist.integrations.tracking import Mirror, make_log, record_from_trial
+from hyperdist.local.trials import JOB_STATE_NEW, Trials
 
 
 def fmin(
@@ -59,9 +59,9 @@ def fmin(
     so calling again with a larger value continues a search. `space="annotated"` takes the space
     from fn's argument annotations. `points_to_evaluate` (with trials=None) are evaluated first, in
     addition to `max_evals` new trials. With `return_argmin=False` the best point is returned
-    through `space_eval`. `pruner` ("median", "asha", or a pruner from hyperdist.pruning) stops
+    through `space_eval`. `pruner` ("median", "asha", or a pruner from hyperdist.objective.pruning) stops
     trials whose objective takes a second argument and reports progress through it.
-    `log="mlflow"` (or a hyperdist.tracking.TrialLog) logs each finished trial to a tracker.
+    `log="mlflow"` (or a hyperdist.integrations.tracking.TrialLog) logs each finished trial to a tracker.
     """
     max_evals = _check_arguments(fn, max_evals, timeout, loss_threshold, max_queue_len, points_to_evaluate,
                                  early_stop_fn, pass_expr_memo_ctrl)
@@ -119,7 +119,7 @@ class _Loop:
     def __init__(self, fn: Callable, space: SearchSpace, trials: Trials, catch: bool, pruner: Any,
                  show: bool, total: int | None, mirror: Mirror | None = None) -> None:
         self.fn, self.space, self.trials, self.catch, self.pruner = fn, space, trials, catch, pruner
-        self.mirror = mirror  # a tracker told of each finished trial (hyperdist/tracking.py)
+        self.mirror = mirror  # a tracker told of each finished trial (hyperdist/integrations/tracking.py)
         self.with_context = takes_context(fn)
         self.bar = ProgressBar(total, show, initial=trials.n_finished)
         self.bar.update(trials.n_finished, trials.best_loss, trials.outcome_counts)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .errors import ObjectiveError, ObjectiveNotAllowed, SpaceError
+from hyperdist.errors import ObjectiveError, ObjectiveNotAllowed, SpaceError
 
 _FORMS = "expected 'module:function' or 'path/to/file.py:function'"
 
@@ -208,7 +208,7 @@ def load_object(ref: str, what: str) -> Any:
 
 def load_space(ref: str) -> Any:
     """A space from 'module:attr', 'file.py:attr', or a JSON space document 'space.json'."""
-    from .space import space_from_json
+    from hyperdist.space.compiled import space_from_json
 
     if ref.endswith(".json") and ":" not in ref:
         try:

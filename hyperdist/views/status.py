@@ -15,11 +15,11 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .history import FAILED, OK, HistoryTable
-from .views.importance import importances
-from .result import STATUS_OK
-from .space import SearchSpace, space_from_json
-from .store import DONE, Store, error_text
+from hyperdist.algorithms.history import FAILED, OK, HistoryTable
+from hyperdist.views.importance import importances
+from hyperdist.objective.result import STATUS_OK
+from hyperdist.space.compiled import SearchSpace, space_from_json
+from hyperdist.store import DONE, Store, error_text
 
 
 def _loss(doc: dict) -> float | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .errors import AllTrialsFailed
+from hyperdist.errors import AllTrialsFailed
 
 
 def no_progress_loss(iteration_stop_count: int = 20, percent_increase: float = 0.0) -> Callable[..., tuple[bool, list]]:

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .space import SearchSpace
+from hyperdist.space.compiled import SearchSpace
 
 OK, PENDING, FAILED = 0, 1, 2
 

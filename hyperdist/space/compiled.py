@@ -16,11 +16,11 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from .distributions import FAMILIES, Distribution, make
-from . import expr
-from .errors import DuplicateLabel, SpaceError
-from .expr import Expr
-from .hp import Param
+from hyperdist.space.distributions import FAMILIES, Distribution, make
+from hyperdist.space import expr
+from hyperdist.errors import DuplicateLabel, SpaceError
+from hyperdist.space.expr import Expr
+from hyperdist.space.hp import Param
 
 Path = tuple[tuple[str, int], ...]
 

@@ -24,8 +24,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Protocol
 
-from .errors import HyperdistError
-from .result import STATUS_PRUNED
+from hyperdist.errors import HyperdistError
+from hyperdist.objective.result import STATUS_PRUNED
 
 
 class TrialPruned(Exception):

@@ -2,15 +2,15 @@
 
 A `Param` node is a labelled distribution; `choice`/`pchoice` nodes also carry their options, which
 may contain further nodes (conditional parameters). Everything else in a space is a literal, an
-expression over nodes (hyperdist/expr.py) or a dict / list / tuple of sub-spaces.
+expression over nodes (hyperdist/space/expr.py) or a dict / list / tuple of sub-spaces.
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .distributions import Distribution, make
-from .errors import SpaceError
-from .expr import Arithmetic
+from hyperdist.space.distributions import Distribution, make
+from hyperdist.errors import SpaceError
+from hyperdist.space.expr import Arithmetic
 
 __all__ = [
     "Param", "choice", "pchoice", "randint", "uniform", "quniform", "uniformint", "loguniform",
@@ -44,7 +44,7 @@ def _label(label: Any, family: str) -> str:
 
 
 def _numeric(family: str, label: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Param:
-    from .distributions import FAMILIES
+    from hyperdist.space.distributions import FAMILIES
 
     label = _label(label, family)
     names = FAMILIES[family]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .store import outcome
+from hyperdist.store import outcome
 
 
 @dataclass
