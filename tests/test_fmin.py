@@ -262,3 +262,26 @@ def test_a_space_without_parameters_evaluates_its_constant():
     seen = []
     assert quiet(lambda c: seen.append(c) or 1.0, {"k": 3, "name": "const"}, max_evals=3) == {}
     assert seen == [{"k": 3, "name": "const"}] * 3
+
+
+@pytest.mark.parametrize("returned", [0.5, np.float32(0.25), {"loss": 2, "status": "ok", "extra": {"n": np.int64(3)}},
+                                      {"status": "fail"}, {"loss": float("nan"), "status": "ok"}, "text",
+                                      {"loss": 1.0, "status": "weird"}], ids=repr)
+def test_fmin_judges_a_result_as_a_worker_does(returned):
+    """One evaluation path: fmin and a worker normalise a return value the same way (a worker then
+    also makes it storable, which an in-memory Trials does not need)."""
+    from hyperdist.objective.evaluation import run_in_process
+    from hyperdist.objective.result import plain
+
+    from hyperdist.errors import AllTrialsFailed
+
+    trials = Trials()
+    try:
+        fmin(lambda _: returned, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=1, trials=trials,
+             catch_eval_exceptions=True, show_progressbar=False, rstate=np.random.default_rng(0))
+    except AllTrialsFailed:  # no ok trial: fmin has no argmin to return
+        pass
+    local = trials.all_trials[0]
+    worker = run_in_process(lambda _: returned, None, None)
+    assert plain(local["result"]) == worker.result
+    assert local["error"] == worker.error

@@ -24,8 +24,9 @@ from hyperdist.errors import (AllTrialsFailed, HyperdistError, InvalidAnnotatedP
                      InvalidTrial, SpaceError)
 from hyperdist.space.expr import Arithmetic
 from hyperdist.local.progress import ProgressBar
-from hyperdist.objective.pruning import TrialContext, TrialPruned, make_pruner, takes_context
-from hyperdist.objective.result import exception_error, normalize
+from hyperdist.objective.evaluation import Outcome, run_in_process
+from hyperdist.objective.pruning import TrialContext, make_pruner, takes_context
+from hyperdist.objective.result import STATUS_FAIL, exception_error
 from hyperdist.space.compiled import SearchSpace, compile_space, space_eval
 from hyperdist.integrations.tracking import Mirror, make_log, record_from_trial
 from hyperdist.local.trials import JOB_STATE_NEW, Trials
@@ -162,38 +163,33 @@ class _Loop:
                 return
 
     def evaluate(self, tid: int) -> None:
-        trials, fn = self.trials, self.fn
+        """One trial through the path every search uses (objective/evaluation.py); the results stay
+        Python objects, as in Hyperopt's in-memory Trials, and the objective's exceptions are
+        re-raised unless `catch_eval_exceptions`."""
+        trials = self.trials
         params = trials.by_tid(tid)["params"]
         trials.start(tid)
         self.bar.clear()
         ctx = TrialContext(tid, self.pruner, trials.peers(tid), functools.partial(trials.report_intermediate, tid)) \
             if self.with_context else None
-        raw = None
         try:
-            config = self.space.eval(params)
-            if ctx is None:
-                raw = fn(config)
+            try:
+                config = self.space.eval(params)
+            except Exception as exc:
+                outcome = Outcome({"status": STATUS_FAIL}, exception_error(exc), exc)
             else:
-                try:
-                    raw = fn(config, ctx)
-                except TrialPruned:
-                    ctx.pruned_at = max(ctx.intermediate, default=0)
-            if ctx is not None and ctx.pruned_at is not None:
-                result, error = ctx.pruned_result(), None
-            else:
-                result, error = normalize(raw)
+                outcome = run_in_process(self.fn, config, None, ctx, storable=False, contain_exits=False)
         except KeyboardInterrupt:
-            trials.finish(tid, {"status": "fail"}, {"type": "Interrupted", "message": "interrupted by the user"})
+            trials.finish(tid, {"status": STATUS_FAIL}, {"type": "Interrupted", "message": "interrupted by the user"})
             raise
-        except Exception as exc:  # the objective's own failure: recorded, re-raised unless asked to catch
-            trials.finish(tid, {"status": "fail"}, exception_error(exc))
-            if not self.catch:
-                raise
-            return
         finally:
             self.bar.draw()
-        trials.finish(tid, result, error)
-        refused = _refused(raw, error)
+        trials.finish(tid, outcome.result, outcome.error)
+        if outcome.exception is not None:  # the objective's own failure: recorded, re-raised unless asked to catch
+            if not self.catch:
+                raise outcome.exception
+            return
+        refused = _refused(outcome.returned, outcome.error)
         if refused is not None and not self.catch:
             raise refused
 

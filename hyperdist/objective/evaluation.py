@@ -1,6 +1,7 @@
 """Running one objective call: in this process under a time limit, or in a fresh child process.
 
-Both paths return the same `Outcome`: the normalised result and, for a failed trial, the error
+Every search runs its objective through here: `fmin` in one process, a worker in process or in a
+child. All paths return the same `Outcome`: the normalised result and, for a failed trial, the error
 record. A fresh process per trial isolates the worker from objectives that leak memory, hang in C
 code or kill their own interpreter; the child gets the trial as JSON on stdin and writes its
 outcome as JSON to a file, so whatever the objective prints cannot corrupt it.
@@ -26,6 +27,10 @@ from hyperdist.objective.result import STATUS_FAIL, UnstorableResult, exception_
 class Outcome:
     result: dict[str, Any]
     error: dict[str, str] | None
+    # in process only: the objective's own exception and what it returned, for `fmin`, which
+    # re-raises them as Hyperopt does unless told to catch
+    exception: Exception | None = None
+    returned: Any = None
 
     @property
     def ok(self) -> bool:
@@ -41,21 +46,26 @@ def failed(kind: str, message: str) -> Outcome:
     return Outcome({"status": STATUS_FAIL}, {"type": kind, "message": message})
 
 
-def settle(raw: Any) -> Outcome:
-    """Normalise what the objective returned and make it storable (plain JSON/BSON types), before
-    anything is written: a value no store can hold fails this trial, never the worker."""
+def settle(raw: Any, storable: bool = True) -> Outcome:
+    """Normalise what the objective returned and, for a database, make it storable (plain JSON/BSON
+    types) before anything is written: a value no store can hold fails this trial, never the worker.
+    An in-memory `Trials` (storable=False) keeps any Python object in a result, as Hyperopt's does."""
     try:
         result, error = normalize(raw)
-        return Outcome(plain(result), error)
+        return Outcome(plain(result) if storable else result, error, returned=raw)
     except UnstorableResult as exc:
         return failed("UnstorableResult", str(exc))
     except Exception as exc:  # a result object whose own methods raise while it is read
         return failed("UnstorableResult", f"reading the result raised {type(exc).__name__}: {exception_error(exc)['message']}")
 
 
-def run_in_process(fn: Callable[..., Any], config: Any, timeout: float | None,
-                   ctx: TrialContext | None = None) -> Outcome:
-    """Call fn(config) (or fn(config, ctx)); a time limit uses SIGALRM, so only on the main thread."""
+def run_in_process(fn: Callable[..., Any], config: Any, timeout: float | None, ctx: TrialContext | None = None, *,
+                   storable: bool = True, contain_exits: bool = True) -> Outcome:
+    """Call fn(config) (or fn(config, ctx)); a time limit uses SIGALRM, so only on the main thread.
+
+    A worker contains an objective's sys.exit() and KeyboardInterrupt as a failed trial (its own
+    stop signals are handled apart); `fmin` (contain_exits=False) lets them through, so Ctrl-C stops
+    the person's loop."""
     use_alarm = bool(timeout) and threading.current_thread() is threading.main_thread()
     if use_alarm:
         def on_alarm(signum: int, frame: Any) -> None:
@@ -70,10 +80,14 @@ def run_in_process(fn: Callable[..., Any], config: Any, timeout: float | None,
     except TrialPruned:
         raw, pruned = None, True
     except Exception as exc:
-        return Outcome({"status": STATUS_FAIL}, exception_error(exc))
+        return Outcome({"status": STATUS_FAIL}, exception_error(exc), exc)
     except SystemExit as exc:  # the objective's own exit: the worker stays up
+        if not contain_exits:
+            raise
         return failed("ObjectiveExited", f"objective called sys.exit({exc.code!r})")
     except KeyboardInterrupt as exc:
+        if not contain_exits:
+            raise
         error = exception_error(exc)
         error.update(type="ObjectiveExited", message="objective raised KeyboardInterrupt")
         return Outcome({"status": STATUS_FAIL}, error)
@@ -83,7 +97,7 @@ def run_in_process(fn: Callable[..., Any], config: Any, timeout: float | None,
             signal.signal(signal.SIGALRM, previous)
     if ctx is not None and (pruned or ctx.pruned_at is not None):
         return Outcome(ctx.pruned_result(), None)
-    return settle(raw)
+    return settle(raw, storable)
 
 
 class ChildProcess:
