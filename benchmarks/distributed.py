@@ -36,7 +36,7 @@ from pymongo import MongoClient
 from counted import CommandCounter
 from envinfo import describe
 from hyperdist import hp, tpe
-from hyperdist.distributed.coordinator import Coordinator, StopRules
+from hyperdist.distributed.coordinator import Coordinator, CoordinatorConfig, StopRules
 from hyperdist.server.embedded import start_server, stop_server
 from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
@@ -220,7 +220,7 @@ def measure_scale(url: str, db: str, ticks: int, mode: str) -> dict:
         store.delete_snapshot("scale")
     space = compile_space(SPACE)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    coord = Coordinator(store, "scale", space, tpe.suggest, StopRules(10**9), workers=1, queue=0)
+    coord = Coordinator(store, "scale", space, tpe.suggest, StopRules(10**9), CoordinatorConfig(workers=1, queue=0))
     t0 = time.perf_counter()
     coord.start(resume=True)
     resume_s = time.perf_counter() - t0

@@ -9,7 +9,7 @@ import sys
 
 import objectives
 from hyperdist import tpe
-from hyperdist.distributed.coordinator import Coordinator, StopRules
+from hyperdist.distributed.coordinator import Coordinator, CoordinatorConfig, StopRules
 from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
 
@@ -46,6 +46,7 @@ elif point in ("before_snapshot", "after_snapshot"):
     Store.append_snapshot = dying(Store.append_snapshot, point.split("_")[0], at=2)
 
 coord = Coordinator(Store(url, db=db), exp, compile_space(objectives.space), tpe.suggest, StopRules(int(max_evals)),
-                    seed=4, workers=2, snapshot_every=5 if "snapshot" in point else 1000, objective=f"{os.path.dirname(os.path.abspath(__file__))}/objectives.py:quadratic")
+                    CoordinatorConfig(seed=4, workers=2, snapshot_every=5 if "snapshot" in point else 1000),
+                    objective=f"{os.path.dirname(os.path.abspath(__file__))}/objectives.py:quadratic")
 coord.start(resume=True)
 coord.run()

@@ -6,7 +6,7 @@ import time
 
 import objectives
 from hyperdist import tpe
-from hyperdist.distributed.coordinator import Coordinator, StopRules
+from hyperdist.distributed.coordinator import Coordinator, CoordinatorConfig, StopRules
 from hyperdist.distributed.pacing import Pacing
 from hyperdist.space.compiled import compile_space
 
@@ -47,7 +47,7 @@ def test_the_queue_is_counted_only_while_workers_claim_batches():
 
 def test_the_coordinator_counts_new_trials_after_a_batch(mongomock_store):
     coord = Coordinator(mongomock_store, "pace", compile_space(objectives.space), tpe.suggest, StopRules(1000),
-                        workers=4)
+                        CoordinatorConfig(workers=4))
     coord.open = {i: i for i in range(12)}
     assert coord._wanted() == 0
     coord._record({"_id": 99, "tid": 99, "state": "DONE", "params": {}, "result": {"loss": 1.0, "status": "ok"},

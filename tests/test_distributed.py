@@ -13,7 +13,7 @@ import pytest
 
 import objectives
 from hyperdist import MongoTrials, fmin, tpe
-from hyperdist.distributed.coordinator import Coordinator, StopRules
+from hyperdist.distributed.coordinator import Coordinator, CoordinatorConfig, StopRules
 from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
 
@@ -59,7 +59,7 @@ def test_four_workers_finish_200_trials_each_evaluated_once(mongo_url, db_name, 
     log = tmp_path / "evaluations.jsonl"
     store = Store(mongo_url, db=db_name)
     coord = Coordinator(store, "four", compile_space(objectives.space), tpe.suggest, StopRules(200),
-                        seed=7, workers=4, objective=OBJECTIVE)
+                        CoordinatorConfig(seed=7, workers=4), objective=OBJECTIVE)
     coord.start()
     env = _env(HYPERDIST_TEST_LOG=str(log))
     workers = [_worker(mongo_url, db_name, "four", env) for _ in range(4)]

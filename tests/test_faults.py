@@ -10,7 +10,7 @@ import pytest
 
 import objectives
 from hyperdist import tpe
-from hyperdist.distributed.coordinator import Coordinator, StopRules
+from hyperdist.distributed.coordinator import Coordinator, CoordinatorConfig, StopRules
 from hyperdist.errors import StoreUnavailable
 from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
@@ -29,8 +29,9 @@ def _holding(store: Store, exp_key: str, workers: list[subprocess.Popen]) -> lis
 def test_workers_killed_at_random_lose_no_trial(mongo_url, db_name, tmp_path, delay, every):
     """With 5 ms trials each worker holds several claimed trials (a batch) when it is killed."""
     store = Store(mongo_url, db=db_name)
-    coord = Coordinator(store, "kills", compile_space(objectives.space), tpe.suggest, StopRules(300), seed=5,
-                        workers=4, objective=OBJECTIVE, trial_lease_seconds=2.0, poll_interval=0.02)
+    coord = Coordinator(store, "kills", compile_space(objectives.space), tpe.suggest, StopRules(300),
+                        CoordinatorConfig(seed=5, workers=4, trial_lease_seconds=2.0, poll_interval=0.02),
+                        objective=OBJECTIVE)
     coord.start()
     env = _env(HYPERDIST_TEST_DELAY=str(delay), HYPERDIST_TEST_LOG=str(tmp_path / "log"))
     workers = [_worker(mongo_url, db_name, "kills", env, "--lease", "1.5") for _ in range(4)]
@@ -65,8 +66,8 @@ def test_workers_killed_at_random_lose_no_trial(mongo_url, db_name, tmp_path, de
 def test_a_stopped_worker_hands_back_the_trials_it_claimed_ahead(mongo_url, db_name):
     """SIGTERM while a batch of short trials is held: the unstarted ones go back to the queue."""
     store = Store(mongo_url, db=db_name)
-    coord = Coordinator(store, "held", compile_space(objectives.space), tpe.suggest, StopRules(200), seed=2,
-                        workers=1, queue=150, objective=OBJECTIVE)
+    coord = Coordinator(store, "held", compile_space(objectives.space), tpe.suggest, StopRules(200),
+                        CoordinatorConfig(seed=2, workers=1, queue=150), objective=OBJECTIVE)
     coord.start()
     coord.tick()
     worker = _worker(mongo_url, db_name, "held", _env(HYPERDIST_TEST_DELAY="0.01"))
@@ -111,8 +112,8 @@ def test_coordinator_killed_then_resumed_keeps_ids_unique_and_count_exact(mongo_
 def test_an_insert_whose_reply_was_lost_is_not_repeated(store, monkeypatch):
     """The server applied the insert but the reply never came (an outage): the retried tick sends
     the same suggestions again and gets the same documents, not a second batch of trials."""
-    coord = Coordinator(store, "lost", compile_space(objectives.space), tpe.suggest, StopRules(10), seed=1,
-                        workers=1, objective=OBJECTIVE)
+    coord = Coordinator(store, "lost", compile_space(objectives.space), tpe.suggest, StopRules(10),
+                        CoordinatorConfig(seed=1, workers=1), objective=OBJECTIVE)
     coord.start()
     insert, sent = store.insert_trials, []
 
@@ -141,8 +142,8 @@ def test_database_killed_and_restarted_mid_search(tmp_path, db_name):
     server = start_server(data)
     port = int(server.url.rsplit(":", 1)[1])
     store = Store(server.url, db=db_name, timeout_ms=2000)
-    coord = Coordinator(store, "outage", compile_space(objectives.space), tpe.suggest, StopRules(60), seed=3,
-                        workers=2, objective=OBJECTIVE, poll_interval=0.02)
+    coord = Coordinator(store, "outage", compile_space(objectives.space), tpe.suggest, StopRules(60),
+                        CoordinatorConfig(seed=3, workers=2, poll_interval=0.02), objective=OBJECTIVE)
     coord.start()
     env = _env(HYPERDIST_TEST_DELAY="0.1")
     workers = [_worker(server.url, db_name, "outage", env, "--lease", "5") for _ in range(2)]
@@ -202,8 +203,8 @@ def test_coordinator_dying_at_each_point_then_resumed(mongo_url, db_name, point)
         store = Store(mongo_url, db=db_name)
         assert len(store.history("dies")) < n
         assert len(store.read_snapshot("dies")) == {"before_snapshot": 1, "after_snapshot": 2}.get(point, 0)
-        coord = Coordinator(store, "dies", compile_space(objectives.space), tpe.suggest, StopRules(n), seed=4,
-                            workers=2, objective=OBJECTIVE, snapshot_every=5)
+        coord = Coordinator(store, "dies", compile_space(objectives.space), tpe.suggest, StopRules(n),
+                            CoordinatorConfig(seed=4, workers=2, snapshot_every=5), objective=OBJECTIVE)
         assert coord.start(resume=True) is True
         assert coord.run().finished == n
     finally:

@@ -11,7 +11,7 @@ import pytest
 
 import objectives
 from hyperdist.algorithms import tpe
-from hyperdist.distributed.coordinator import Coordinator, StopRules
+from hyperdist.distributed.coordinator import Coordinator, CoordinatorConfig, StopRules
 from hyperdist.errors import HyperdistError
 from hyperdist.distributed.gpus import parse_gpus, visible_device
 from hyperdist.space.compiled import compile_space
@@ -81,8 +81,8 @@ def test_worker_gpus_all_runs_one_worker_per_device(mongo_url, db_name, tmp_path
     """`hyperdist worker --gpus all` with three fake GPUs: three workers, each trial ran on the
     device its worker was given, and --max-trials 1 each makes every device run one of the three."""
     store = Store(mongo_url, db=db_name)
-    coord = Coordinator(store, "gpus", compile_space(objectives.space), tpe.suggest, StopRules(3), workers=3,
-                        objective=OBJECTIVE)
+    coord = Coordinator(store, "gpus", compile_space(objectives.space), tpe.suggest, StopRules(3),
+                        CoordinatorConfig(workers=3), objective=OBJECTIVE)
     coord.start()
     env = _env(**{k: v for k, v in _fake_nvidia_smi(tmp_path).items() if k == "PATH"})
     env.pop("CUDA_VISIBLE_DEVICES", None)

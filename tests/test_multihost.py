@@ -12,7 +12,7 @@ import pytest
 
 import objectives
 from hyperdist import tpe
-from hyperdist.distributed.coordinator import Coordinator, StopRules
+from hyperdist.distributed.coordinator import Coordinator, CoordinatorConfig, StopRules
 from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
 from test_distributed import OBJECTIVE, TESTS, _env, _wait_until
@@ -71,8 +71,8 @@ def test_server_and_workers_on_separate_hosts(hosts, tmp_path, db_name):
                                             f"import socket; socket.create_connection(('{addrs['db']}', 27017), 1)"],
                                            capture_output=True).returncode == 0, 30, "the server in its namespace")
         store = Store(url, db=db_name)  # the coordinator, in the root namespace
-        coord = Coordinator(store, "hosts", compile_space(objectives.space), tpe.suggest, StopRules(40), seed=2,
-                            workers=2, objective=OBJECTIVE)
+        coord = Coordinator(store, "hosts", compile_space(objectives.space), tpe.suggest, StopRules(40),
+                            CoordinatorConfig(seed=2, workers=2), objective=OBJECTIVE)
         coord.start()
         env = _env(HYPERDIST_TEST_DELAY="0.05")
         workers = [subprocess.Popen(

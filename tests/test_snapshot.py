@@ -11,7 +11,7 @@ from pymongo import monitoring
 import objectives
 from hyperdist import hp, tpe
 from hyperdist.distributed import snapshot
-from hyperdist.distributed.coordinator import Coordinator, StopRules
+from hyperdist.distributed.coordinator import Coordinator, CoordinatorConfig, StopRules
 from hyperdist.errors import CoordinatorBusy
 from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
@@ -38,8 +38,8 @@ class TrialDocs(monitoring.CommandListener):
 
 
 def _coordinator(store: Store, space=SPACE, **kwargs) -> Coordinator:
-    return Coordinator(store, "snap", space, tpe.suggest, StopRules(500), seed=3, workers=2, snapshot_every=10,
-                       **kwargs)
+    return Coordinator(store, "snap", space, tpe.suggest, StopRules(500),
+                       CoordinatorConfig(seed=3, workers=2, snapshot_every=10), **kwargs)
 
 
 def _work(store: Store, coord: Coordinator, n: int, rng: np.random.Generator) -> None:

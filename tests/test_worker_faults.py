@@ -8,7 +8,7 @@ import pytest
 
 import objectives
 from hyperdist import rand, tpe
-from hyperdist.distributed.coordinator import Coordinator, StopRules
+from hyperdist.distributed.coordinator import Coordinator, CoordinatorConfig, StopRules
 from hyperdist.errors import SpaceMismatch
 from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
@@ -21,8 +21,8 @@ pytestmark = pytest.mark.slow
 def _run(mongo_url: str, db: str, fn: str, max_evals: int, *worker_args: str, timeout: float = 90):
     """A coordinator here and one worker process; returns (store, worker's exit code, worker output)."""
     store = Store(mongo_url, db=db)
-    coord = Coordinator(store, fn, compile_space(objectives.space), rand.suggest, StopRules(max_evals), seed=1,
-                        workers=1, queue=0, objective=f"{TESTS / 'objectives.py'}:{fn}")
+    coord = Coordinator(store, fn, compile_space(objectives.space), rand.suggest, StopRules(max_evals),
+                        CoordinatorConfig(seed=1, workers=1, queue=0), objective=f"{TESTS / 'objectives.py'}:{fn}")
     coord.start()
     worker = subprocess.Popen(
         [sys.executable, "-m", "hyperdist", "worker", "--mongo", mongo_url, "--db", db, "--exp", fn,
@@ -80,8 +80,8 @@ def test_worker_stops_after_consecutive_failures(mongo_url, db_name):
 
 def test_hand_edited_parameters_are_rejected_by_the_worker(mongo_url, db_name):
     store = Store(mongo_url, db=db_name)
-    coord = Coordinator(store, "edited", compile_space(objectives.space), tpe.suggest, StopRules(3), seed=1,
-                        workers=1, queue=0, objective=f"{TESTS / 'objectives.py'}:quadratic")
+    coord = Coordinator(store, "edited", compile_space(objectives.space), tpe.suggest, StopRules(3),
+                        CoordinatorConfig(seed=1, workers=1, queue=0), objective=f"{TESTS / 'objectives.py'}:quadratic")
     coord.start()
     store.insert_trials("edited", [(1000, {"x": 99.0, "branch": 0}), (1001, {"x": "a string", "branch": 0}),
                                    (1002, {"x": 1.0, "branch": 1})])  # out of range, wrong type, missing y

@@ -56,9 +56,9 @@ def search(objective: str, space_ref: str, max_evals: int, mongo: str | None, db
     Without --mongo a local server is started in --data-dir and stopped at the end.
     """
     from hyperdist.algorithms import rand, tpe
-    from hyperdist.distributed.coordinator import Coordinator, StopRules
+    from hyperdist.distributed.coordinator import Coordinator, CoordinatorConfig, StopRules
     from hyperdist.distributed.gpus import parse_gpus
-    from hyperdist.objective.pruning import make_pruner, pruner_config
+    from hyperdist.objective.pruning import pruner_options
     from hyperdist.objective.reference import canonical, load_callable, load_space
     from hyperdist.distributed.session import Interrupted, stop_signals
     from hyperdist.space.compiled import compile_space
@@ -82,9 +82,10 @@ def search(objective: str, space_ref: str, max_evals: int, mongo: str | None, db
             conn = _connection(mongo, data_dir, db)
             _check_key(conn.store, exp_key, resume)
             coord = Coordinator(conn.store, exp_key, space, rand.suggest if algo == "rand" else tpe.suggest,
-                                StopRules(max_evals, timeout, loss_threshold), seed=seed, workers=max(1, workers),
-                                queue=queue, objective=ref, algo_info={"name": algo},
-                                options={"pruner": pruner_config(make_pruner(pruner))} if pruner != "none" else {})
+                                StopRules(max_evals, timeout, loss_threshold),
+                                CoordinatorConfig(seed=seed, workers=max(1, workers), queue=queue), objective=ref,
+                                algo_info={"name": algo},
+                                options=pruner_options(pruner))
             _run(conn, coord, space, workers, isolate, trial_timeout, data_dir, not no_progress, devices, tlog,
                  resume=resume, allow_space_change=allow_space_change,
                  allow_objective_change=allow_objective_change)

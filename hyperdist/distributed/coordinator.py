@@ -85,46 +85,35 @@ def _dead_on_this_host(owner: str | None) -> bool:
     return False
 
 
-class Coordinator:
-    TID_BLOCK = 32
+@dataclass(frozen=True)
+class CoordinatorConfig:
+    """How a coordinator runs, in one place; none of it changes what is suggested."""
+    seed: int = 0                     # the experiment's seed; a resume keeps the stored one
+    workers: int = 1                  # workers expected: sizes the queue
+    queue: int | None = None          # trials waiting beside the busy ones (None: paced, docs/performance.md)
+    lease_seconds: float = 30.0       # the coordinator's lease on its experiment
+    trial_lease_seconds: float = 60.0  # a worker's lease on a trial: expired leases are reaped at half of it
+    max_attempts: int = 3             # claims of one trial before it ends ERROR
+    poll_interval: float = 0.05       # the shortest pause between ticks
+    snapshot_every: int = 1000        # finished trials per history snapshot chunk (snapshot.py)
+    outage_timeout: float = 300.0     # how long a database outage is waited out before giving up
+    tid_block: int = 32               # trial ids reserved per round trip to the counter
 
-    def __init__(
-        self,
-        store: Store,
-        exp_key: str,
-        space: SearchSpace,
-        algo: Callable[..., list[dict]],
-        rules: StopRules,
-        *,
-        seed: int = 0,
-        workers: int = 1,
-        queue: int | None = None,
-        objective: str | None = None,
-        algo_info: dict | None = None,
-        options: dict | None = None,
-        lease_seconds: float = 30.0,
-        trial_lease_seconds: float = 60.0,
-        max_attempts: int = 3,
-        poll_interval: float = 0.05,
-        snapshot_every: int = 1000,
-        on_finished: Callable[[dict], None] | None = None,
-    ) -> None:
+
+class Coordinator:
+    def __init__(self, store: Store, exp_key: str, space: SearchSpace, algo: Callable[..., list[dict]],
+                 rules: StopRules, config: CoordinatorConfig | None = None, *, objective: str | None = None,
+                 algo_info: dict | None = None, options: dict | None = None,
+                 on_finished: Callable[[dict], None] | None = None) -> None:
         if rules.max_evals < 1:
             raise HyperdistError(f"max_evals={rules.max_evals!r} must be a positive integer")
         self.store, self.exp_key, self.space, self.algo, self.rules = store, exp_key, space, algo, rules
-        # every worker busy, plus `queue` trials waiting to be claimed: by default 2 per worker (at
-        # least 4), so ticks can be spaced to find several finished trials each, and more when trials
-        # finish so fast that the queue would run dry between ticks (docs/performance.md)
-        self.seed, self.workers = seed, max(1, workers)
+        self.config = config = config or CoordinatorConfig()
+        self.seed, self.workers = config.seed, max(1, config.workers)
         self.objective, self.algo_info = objective, algo_info or {"name": getattr(algo, "__module__", "custom")}
         self.options = options or {}  # e.g. {"pruner": {...}}: read by workers from the experiment
-        self.lease_seconds, self.trial_lease_seconds, self.max_attempts = lease_seconds, trial_lease_seconds, max_attempts
-        self.pacing = Pacing(workers, queue, poll_interval)
-        # a chunk of the history snapshot per `snapshot_every` finished trials: a resume then reads
-        # at most that many trial documents beside the open ones (snapshot.py)
-        self.snapshot_every = max(1, snapshot_every)
+        self.pacing = Pacing(self.workers, config.queue, config.poll_interval)
         self.on_finished = on_finished  # told of each finished trial once, as read (hyperdist/integrations/tracking.py)
-        self.outage_timeout = 300.0  # how long a database outage is waited out before giving up
         self.owner = f"coordinator:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.table = HistoryTable(space)  # rows in tid order, keyed by tid
         self.open: dict[Any, int] = {}  # trial _id -> tid, for trials NEW or RUNNING
@@ -173,13 +162,13 @@ class Coordinator:
                 algo=self.algo_info, max_evals=self.rules.max_evals, seed=self.seed, options=self.options,
             )
         try:
-            self.store.acquire_coordinator(self.exp_key, self.owner, self.lease_seconds)
+            self.store.acquire_coordinator(self.exp_key, self.owner, self.config.lease_seconds)
         except CoordinatorBusy:
             holder = (self.store.get_experiment(self.exp_key).get("coordinator") or {}).get("owner")
             if not _dead_on_this_host(holder):
                 raise
             log.warning("taking over from coordinator %s: its process no longer exists", holder)
-            self.store.acquire_coordinator(self.exp_key, self.owner, self.lease_seconds, steal_from=holder)
+            self.store.acquire_coordinator(self.exp_key, self.owner, self.config.lease_seconds, steal_from=holder)
         self._renewed = time.monotonic()
         fields: dict[str, Any] = {"state": "running", "max_evals": self.rules.max_evals, "options": self.options}
         if exp is not None:
@@ -259,18 +248,18 @@ class Coordinator:
     def tick(self) -> bool:
         """One round: renew, reap, read changes, stop or refill. True when the search is over."""
         now = time.monotonic()
-        if now - self._renewed > self.lease_seconds / 3:
-            if not self.store.renew_coordinator(self.exp_key, self.owner, self.lease_seconds):
+        if now - self._renewed > self.config.lease_seconds / 3:
+            if not self.store.renew_coordinator(self.exp_key, self.owner, self.config.lease_seconds):
                 raise HyperdistError(f"lost the coordinator lease on {self.exp_key!r} to another coordinator")
             self._renewed = now
-        if now - self._reaped > min(5.0, self.trial_lease_seconds / 2):
-            self.store.reap_expired(self.exp_key, self.max_attempts)
+        if now - self._reaped > min(5.0, self.config.trial_lease_seconds / 2):
+            self.store.reap_expired(self.exp_key, self.config.max_attempts)
             self._forget_vanished()
             self._reaped = now
         if self.open:
             for doc in self.store.finished_among(self.exp_key, list(self.open)):
                 self._record(doc)
-        if len(self._unsaved) >= self.snapshot_every:
+        if len(self._unsaved) >= max(1, self.config.snapshot_every):
             self._save_snapshot()
         if self._should_stop():
             return True
@@ -307,7 +296,7 @@ class Coordinator:
 
     def _suggest(self, n: int) -> list[tuple[int, dict]]:
         if len(self._tids) < n:  # ids come from the database in blocks: unique even across crashes
-            self._tids += self.store.reserve_tids(self.exp_key, max(n, self.TID_BLOCK))
+            self._tids += self.store.reserve_tids(self.exp_key, max(n, self.config.tid_block))
         tids, self._tids = self._tids[:n], self._tids[n:]
         batch = self.algo(tids, self.space, self.table.observations(), trial_seed(self.seed, tids[0]))
         return list(zip(tids, batch))
@@ -341,7 +330,7 @@ class Coordinator:
                     on_progress(self.progress())
                 time.sleep(self.pacing.pause())
             self.store.cancel_new(self.exp_key)
-            self.store.retry(self._save_snapshot, timeout=self.outage_timeout)
+            self.store.retry(self._save_snapshot, timeout=self.config.outage_timeout)
             self.store.update_experiment(self.exp_key, state="done")
         finally:
             self.store.release_coordinator(self.exp_key, self.owner)
@@ -357,7 +346,7 @@ class Coordinator:
 
     def _timed_tick(self) -> bool:
         started = time.monotonic()
-        over = self.store.retry(self.tick, timeout=self.outage_timeout)
+        over = self.store.retry(self.tick, timeout=self.config.outage_timeout)
         self.pacing.ticked(time.monotonic() - started)
         return over
 

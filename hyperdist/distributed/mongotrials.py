@@ -11,10 +11,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from hyperdist.distributed.coordinator import Coordinator, StopRules
+from hyperdist.distributed.coordinator import Coordinator, CoordinatorConfig, StopRules
 from hyperdist.errors import AllTrialsFailed, HyperdistError
 from hyperdist.local.progress import ProgressBar
-from hyperdist.objective.pruning import make_pruner, pruner_config
+from hyperdist.objective.pruning import pruner_options
 from hyperdist.objective.reference import reference_of
 from hyperdist.distributed.session import Session, stop_signals
 from hyperdist.space.compiled import compile_space, space_eval
@@ -51,13 +51,11 @@ class MongoTrials(Trials):
         if points_to_evaluate:
             raise HyperdistError("points_to_evaluate is not supported with MongoTrials yet")
         compiled = compile_space(space)
-        coordinator = Coordinator(
-            self.store, self.exp_key, compiled, algo,
-            StopRules(max_evals, timeout, loss_threshold, early_stop_fn),
-            seed=int(rstate.integers(2**31 - 1)), workers=self.workers, objective=reference_of(fn),
-            algo_info={"name": getattr(algo, "__module__", "custom")},
-            options={"pruner": pruner_config(make_pruner(pruner))} if pruner else {},
-        )
+        coordinator = Coordinator(self.store, self.exp_key, compiled, algo,
+                                  StopRules(max_evals, timeout, loss_threshold, early_stop_fn),
+                                  CoordinatorConfig(seed=int(rstate.integers(2**31 - 1)), workers=self.workers),
+                                  objective=reference_of(fn), algo_info={"name": getattr(algo, "__module__", "custom")},
+                                  options=pruner_options(pruner))
         tlog = make_log(log)
         coordinator.start(resume=True)
         mirror = None

@@ -83,7 +83,7 @@ class Session:
         command = worker_command(self.store.url, self.store.db_name, coord.exp_key, coord.objective)
         hint = None if self.workers else hint_text(command, self.store.url, coord.exp_key, 10)
         self.watch = WorkerWatch(self.store, coord.exp_key, self.workers, lease=lease, hint=hint,
-                                 max_attempts=coord.max_attempts, say=self.say)
+                                 max_attempts=coord.config.max_attempts, say=self.say)
         self.base = Tally()
         self._asked = 0.0
 
@@ -151,7 +151,7 @@ class Session:
         try:
             dead = [f"{socket.gethostname()}:{w.proc.pid}" for w in self.workers]
             if dead and self.store.expire_leases(self.exp_key, dead):  # a worker that had to be killed
-                self.store.reap_expired(self.exp_key, self.coord.max_attempts)
+                self.store.reap_expired(self.exp_key, self.coord.config.max_attempts)
             last = last_error_text(self.store, self.exp_key) if isinstance(exc, WorkersGone) else None
         except HyperdistError:
             last = None

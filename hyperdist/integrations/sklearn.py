@@ -211,7 +211,7 @@ class HyperdistSearchCV(MetaEstimatorMixin, BaseEstimator):
         return trials
 
     def _distributed(self, job: _Job, algo: Any) -> Any:
-        from hyperdist.distributed.coordinator import Coordinator, StopRules
+        from hyperdist.distributed.coordinator import Coordinator, CoordinatorConfig, StopRules
         from hyperdist.server.launcher import spawn_workers, stop_workers
         from hyperdist.distributed.mongotrials import MongoTrials
         from hyperdist.space.compiled import compile_space
@@ -223,7 +223,8 @@ class HyperdistSearchCV(MetaEstimatorMixin, BaseEstimator):
         trials = MongoTrials(self.mongo, exp_key=exp_key, workers=workers, refresh=False)
         seed = self.random_state if self.random_state is not None else int(np.random.default_rng().integers(2**31 - 1))
         coordinator = Coordinator(trials.store, exp_key, compile_space(self.space), algo, StopRules(self.max_evals),
-                                  seed=seed, workers=workers, objective=f"{__name__}:evaluate_candidate")
+                                  CoordinatorConfig(seed=seed, workers=workers),
+                                  objective=f"{__name__}:evaluate_candidate")
         sio = require("skops.io", "sklearn")
         try:
             data = sio.dumps(vars(job))

@@ -113,6 +113,13 @@ def pruner_config(pruner: Pruner) -> dict:
     return asdict(pruner)
 
 
+def pruner_options(pruner: Any) -> dict:
+    """An experiment's `options` for a pruner given as a name, a config or an object: empty when
+    there is none, so an experiment without pruning stores nothing about it."""
+    chosen = make_pruner(pruner)
+    return {} if isinstance(chosen, NoPruner) else {"pruner": pruner_config(chosen)}
+
+
 class TrialContext:
     """Handed to objectives that take a second argument: report progress, ask whether to stop."""
 
