@@ -431,3 +431,17 @@ def test_annotated_space_with_mongotrials_is_refused_with_the_reason(mongo_url, 
                             exp_key="annot", db=db_name)
     with pytest.raises(hd.HyperdistError, match='space="annotated" works with Trials only'):
         run(hd, objective, "annotated", max_evals=2, trials=trials)
+
+
+def test_sample_takes_the_rng_kinds_tutorials_pass():
+    """A Generator (Hyperopt >= 0.2.7), a RandomState (older tutorials: each call draws anew from it)
+    and an int seed; anything else is refused naming what is expected."""
+    space = {"x": hd.hp.uniform("x", 0, 1), "c": hd.hp.choice("c", ["a", "b"])}
+    sample = hd.pyll.stochastic.sample
+    assert sample(space, rng=np.random.default_rng(3)) == sample(space, rng=np.random.default_rng(3))
+    state = np.random.RandomState(0)
+    first, second = sample(space, rng=state), sample(space, rng=state)
+    assert first != second and first == sample(space, rng=np.random.RandomState(0))
+    assert sample(space, rng=7) == sample(space, rng=7)
+    with pytest.raises(hd.HyperdistError, match="RandomState"):
+        sample(space, rng="seed")
