@@ -81,6 +81,21 @@ def test_plots_are_written_as_png_and_svg(experiment, tmp_path):
     assert "curves.png" not in files  # nothing reported intermediate values
 
 
+def test_plot_of_an_experiment_without_an_ok_trial_says_so_and_writes_nothing(store, tmp_path):
+    space = compile_space(SPACE)
+    store.create_experiment("failing", space=space.to_json(), space_hash=space.hash, objective="m:f",
+                            algo={"name": "rand"}, max_evals=3, seed=0)
+    store.insert_trials("failing", [(i, space.to_assignment(r)) for i, r in enumerate(space.sample(np.random.default_rng(0), 3))])
+    for _ in range(3):
+        doc = store.claim("w", 30, "failing")
+        store.report(doc["_id"], doc["lease_token"], ERROR, {"status": "fail"}, {"type": "KeyError", "message": "'x'"})
+    result = CliRunner().invoke(main, ["plot", "failing", "--out", str(tmp_path / "plots"), "--mongo", store._url,
+                                       "--db", store.db_name])
+    assert result.exit_code == 2  # the CLI's exit code for an error the user can act on
+    assert "no trial with an ok loss yet (3 error)" in result.output and "hyperdist trials failing --state error" in result.output
+    assert not (tmp_path / "plots").exists()
+
+
 NOTEBOOK_SPACE = {
     "lr": hp.loguniform("lr", -9, 0),
     "model": hp.choice("model", [{"kind": "linear"}, {"kind": "tree", "depth": hp.quniform("depth", 1, 9, 1)}]),

@@ -1,6 +1,7 @@
 """Commands that read experiments: status, best, list, export, plot, report."""
 from __future__ import annotations
 
+import collections
 import json
 import sys
 import time
@@ -9,6 +10,7 @@ from typing import Any
 
 import click
 
+from hyperdist.errors import HyperdistError
 from hyperdist.cli.app import _with_store, exp_key_option, main, required_key
 
 
@@ -107,7 +109,14 @@ def plot(store: Any, exp_key: str | None, out: Path) -> None:
     from hyperdist.views.data import ExperimentView
     from hyperdist.views.plots import plot_all
 
-    for path in plot_all(ExperimentView.from_store(store, required_key(exp_key)), out):
+    key = required_key(exp_key)
+    view = ExperimentView.from_store(store, key)
+    if not view.ok.any():
+        states = collections.Counter(str(t["state"]).lower() for t in view.trials)
+        raise HyperdistError(f"experiment {key!r} has no trial with an ok loss yet "
+                             f"({', '.join(f'{n} {k}' for k, n in sorted(states.items())) or 'no trials'}): "
+                             f"nothing to plot; `hyperdist trials {key} --state error` lists the failures")
+    for path in plot_all(view, out):
         click.echo(str(path))
 
 
