@@ -88,7 +88,14 @@ def test_show_prints_the_traceback_params_and_configuration(failing):
     assert f"model = {choice!r} (option {doc['params']['model']})" in out
     assert "config" in out and json.dumps(choice) in out     # the evaluated configuration
     assert f"worker: {doc['owner']}" in out and "attempts: 1" in out
-    _run(failing, "show", "mixed", "99", code=2)
+    missing = _run(failing, "show", "mixed", "99", code=2)
+    assert "has no trial 99" in missing and "up to 11, with gaps" in missing and "hyperdist trials mixed" in missing
+
+
+def test_show_of_a_trial_stored_with_an_unknown_state_names_it(failing):
+    failing._trials.update_one({"exp_key": "mixed", "tid": 3}, {"$set": {"state": "HACKED"}})
+    out = _run(failing, "show", "mixed", "3", code=2)
+    assert "trial 3 of 'mixed' is stored with the state 'HACKED'" in out and "'DONE'" in out
 
 
 def test_status_shows_error_counts_the_most_frequent_error_and_readable_best(failing):

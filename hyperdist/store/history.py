@@ -98,13 +98,18 @@ class History(Connection):
     def get_trial(self, exp_key: str, tid: int) -> dict:
         """One trial with every field but its lease token, for `hyperdist show`."""
         with self._errors("reading from"):
-            found = list(valid_trials(self._trials.find({"exp_key": exp_key, "tid": tid}, {"lease_token": 0}).limit(1),
-                                      exp_key))
-            if not found:
+            raw = self._trials.find_one({"exp_key": exp_key, "tid": tid}, {"lease_token": 0})
+            if raw is None:
                 last = self._trials.find_one({"exp_key": exp_key}, {"tid": 1}, sort=[("tid", DESCENDING)])
-        if not found:
-            known = f"its trials are {last['tid']} and below" if last else "it has no trials yet"
+        if raw is None:
+            # ids are reserved in blocks, so a stopped coordinator leaves ids that no trial ever had
+            known = (f"its trial ids go up to {last['tid']}, with gaps where reserved ids were never used; "
+                     f"`hyperdist trials {exp_key}` lists them") if last else "it has no trials yet"
             raise StoreError(f"experiment {exp_key!r} has no trial {tid} ({known})")
+        found = list(valid_trials([raw], exp_key))
+        if not found:
+            raise StoreError(f"trial {tid} of {exp_key!r} is stored with the state {_short(raw.get('state'))}, "
+                             f"not one of {sorted(STATES)}: someone wrote it outside hyperdist")
         return found[0]
 
     def outcome_counts(self, exp_key: str, exclude: list | None = None) -> dict[str, int]:
