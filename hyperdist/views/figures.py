@@ -76,7 +76,8 @@ def history(view: ExperimentView) -> dict:
         "Optimisation history", height=470, xaxis={"title": {"text": "trial id"}},
         yaxis=dict(_value_axis(log, h["loss"] + h["pruned_loss"]), title={"text": "loss"}),
         yaxis2={"overlaying": "y", "range": [0, 1.05], "visible": False, "fixedrange": True},
-        updatemenus=[{"type": "buttons", "direction": "right", "x": 1, "xanchor": "right", "y": 1.13,
+        # the switch sits in the legend's row: at the top it lay under plotly's toolbar on hover
+        updatemenus=[{"type": "buttons", "direction": "right", "x": 1, "xanchor": "right", "y": -0.3, "yanchor": "top",
                       "showactive": True, "active": int(log), "buttons": buttons, "font": {"size": 11}}])}
 
 
