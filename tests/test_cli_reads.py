@@ -92,6 +92,23 @@ def test_show_prints_the_traceback_params_and_configuration(failing):
     assert "has no trial 99" in missing and "up to 11, with gaps" in missing and "hyperdist trials mixed" in missing
 
 
+def test_show_says_which_worker_lost_an_earlier_attempt(store):
+    """A worker that dies mid-trial leaves only an expired lease; the trial goes back to the queue
+    and `show` says who lost it, so attempts: 2 is not a mystery."""
+    import datetime as dt
+
+    _fill(store, "lossy", 1, set())  # one trial, finished by host-0
+    store._trials.update_one({"exp_key": "lossy"}, {"$set": {"state": "NEW", "result": None, "finished": None}})
+    doc = store.claim("host-9:4242", 30, "lossy")
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=60)
+    assert store.reap_expired("lossy", 3, now=later) == 1
+    doc = store.claim("host-1:77", 30, "lossy")
+    store.report(doc["_id"], doc["lease_token"], DONE, {"loss": 1.0, "status": "ok"})
+    out = _run(store, "show", "lossy", "0")
+    assert "attempt 2 was lost: worker host-9:4242 stopped renewing its lease" in out
+    assert "worker: host-1:77" in out and "attempts: 3" in out
+
+
 def test_show_of_a_trial_stored_with_an_unknown_state_names_it(failing):
     failing._trials.update_one({"exp_key": "mixed", "tid": 3}, {"$set": {"state": "HACKED"}})
     out = _run(failing, "show", "mixed", "3", code=2)

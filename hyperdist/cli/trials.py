@@ -82,6 +82,10 @@ def show(store: Any, exp_key: str | None, rest: str | None) -> None:
         if error.get("traceback"):
             click.echo(_indent(str(error["traceback"]).rstrip()))
     click.echo(f"worker: {doc.get('owner') or '-'}  attempts: {doc.get('attempts', 0)}")
+    lost = doc.get("lost")
+    if isinstance(lost, dict):
+        click.echo(f"attempt {lost.get('attempt', '?')} was lost: worker {str(lost.get('owner') or '?')[:80]} stopped renewing "
+                   f"its lease (it died or hung) by {_when(lost.get('at'))}, so the trial was handed out again")
     click.echo("  ".join(f"{k}: {_when(doc.get(k))}" for k in ("created", "claimed", "finished"))
                + f"  duration: {_duration(doc)}")
 

@@ -275,7 +275,9 @@ class Trials(Connection):
                         "message": f"lease expired on attempt {attempts} of {max_attempts} "
                                    f"(last owner {doc.get('owner')}); the worker probably died"}, now)
                 else:
-                    update = {"$set": {"state": NEW, "owner": None, "lease_token": None, "lease_until": None}}
+                    # who lost it and when: `hyperdist show` says why a trial needed another attempt
+                    update = {"$set": {"state": NEW, "owner": None, "lease_token": None, "lease_until": None,
+                                       "lost": {"owner": doc.get("owner"), "at": now, "attempt": attempts}}}
                 reaped += self._trials.update_one(cond, update).modified_count
         return reaped
 
