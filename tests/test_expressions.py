@@ -109,3 +109,20 @@ def test_a_planted_expression_cannot_stall_a_worker(root):
     """Refused before the work (without the bounds this test would run for hours)."""
     with pytest.raises(SpaceError, match="exceeds"):
         space_from_json({"format": "hyperdist.space/1", "root": root}).eval({})
+
+
+def test_an_expression_that_fails_on_valid_params_fails_its_trial_as_fmin_records_it(tmp_path, local_servers):
+    """1 / q at q = 0: the worker records the space's own error (type and message), the same record
+    fmin keeps, and goes on; it is not an 'invalid trial document'."""
+    import subprocess
+    import sys
+
+    (tmp_path / "inv.py").write_text("from hyperdist import hp\nspace = {'inv': 1 / hp.quniform('q', 0, 2, 1)}\n"
+                                     "def f(c):\n    return c['inv']\n")
+    run = subprocess.run([sys.executable, "-m", "hyperdist", "search", "inv.py:f", "--space", "inv.py:space",
+                          "--max-evals", "12", "--workers", "1", "--data-dir", str(tmp_path / "hd"), "--exp", "inv",
+                          "--seed", "3"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stderr
+    assert "SpaceError: space expression (1 / hp.quniform('q'" in run.stderr and "float division by zero" in run.stderr
+    assert "invalid trial document" not in run.stderr

@@ -22,6 +22,7 @@ from hyperdist.objective.evaluation import ChildProcess, Outcome, failed, run_in
 from hyperdist.distributed.gpus import visible_device
 from hyperdist.objective.pruning import make_pruner, takes_context
 from hyperdist.objective.reference import AllowList, load_objective, parse
+from hyperdist.objective.result import STATUS_FAIL, exception_error
 from hyperdist.space.compiled import SearchSpace, space_from_json
 from hyperdist.distributed.heartbeat import Heartbeat
 from hyperdist.store import DONE, ERROR, Report, Store
@@ -337,8 +338,8 @@ class Worker:
                 self._child = None
         try:
             config = exp.space.eval(params)
-        except HyperdistError as exc:
-            return failed("InvalidParams", f"invalid trial document: {exc}")
+        except HyperdistError as exc:  # valid params, but an expression of the space failed on them (1 / q at q=0)
+            return Outcome({"status": STATUS_FAIL}, exception_error(exc))  # as fmin and the --subprocess child record it
         self._in_objective = True
         try:
             if self._stopping and not self.config.drain:
