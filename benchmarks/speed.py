@@ -26,7 +26,7 @@ cheap objective (a function of a, b, d); each repeat times one call adding no tr
 of a call: space compilation, set-up) and one adding K, and reports (second - first) / K, so only what
 each trial costs remains (suggestion, evaluation, recording, stop-rule and progress bookkeeping):
 
-* `hd fmin`: `hyperdist.local.fmin(fn, space, tpe.suggest, max_evals=len(trials) + K, trials=trials)` on a
+* `hd fmin`: `hyperdist.fmin(fn, space, tpe.suggest, max_evals=len(trials) + K, trials=trials)` on a
   `hyperdist.Trials` holding the n trials;
 * `Hyperopt fmin`: `hyperopt.fmin(...)` the same way on a `hyperopt.Trials` holding n trials;
 * `Optuna optimize`: `study.optimize(objective, n_trials=K)` on the study of `Optuna TPE` (n trials),
