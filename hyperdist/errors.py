@@ -123,3 +123,15 @@ def redact(text: str) -> str:
     """Replace a URL's user:password and secret query parameters with '***'."""
     text = _URL.sub(_hide_user_info, str(text))
     return _SECRET_PARAMS.sub(lambda m: f"{m.group('key')}***", text)
+
+
+# Terminal controls a stored string could carry to the operator's screen: C0 and C1 control
+# characters (ESC starts colour, title, hyperlink and clipboard sequences), DEL, and the bidi
+# overrides that make text read in another order than it runs.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """Text safe to print on a terminal: control characters shown escaped (`\\x1b`), newlines and
+    tabs kept. Everything a command prints from the database goes through it."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))

@@ -149,3 +149,14 @@ def test_a_relative_reference_resolves_against_the_workers_directory(tmp_path):
     assert fn({}) == 1.5
     with pytest.raises(ObjectiveError, match="--path"):
         load_objective("obj.py:f", AllowList([str(tmp_path)]), Path(tmp_path / "nowhere"))
+
+
+@pytest.mark.parametrize("text", ["\x1b]0;title\x07 cleared", "\x1b]52;c;cHduZWQ=\x07", "\x1b[2J\x9b31m",
+                                  "abc\u202edcba", "bell\x07\x00nul\x7f"])
+def test_stored_text_reaches_a_terminal_without_its_controls(text):
+    from hyperdist.errors import printable
+
+    shown = printable(text)
+    assert not any(ord(c) < 32 and c not in "\n\t" or 0x7f <= ord(c) <= 0x9f or 0x202a <= ord(c) <= 0x202e
+                   for c in shown), repr(shown)
+    assert printable("a line\n\tindented: ünïcode ok") == "a line\n\tindented: ünïcode ok"

@@ -109,6 +109,17 @@ def test_show_says_which_worker_lost_an_earlier_attempt(store):
     assert "worker: host-1:77" in out and "attempts: 3" in out
 
 
+def test_reads_print_stored_text_without_terminal_controls_and_name_a_missing_space(failing):
+    failing._trials.update_one({"exp_key": "mixed", "tid": 4},
+                               {"$set": {"error.message": "\x1b]0;owned\x07\x1b]52;c;cHduZWQ=\x07 cleared"}})
+    for args in (("trials", "mixed", "--state", "error"), ("show", "mixed", "4")):
+        out = _run(failing, *args)
+        assert "\x1b" not in out and "\x07" not in out and "\\x1b]0;owned" in out, args
+    failing._experiments.update_one({"_id": "mixed"}, {"$unset": {"space": 1}})
+    for args in (("status", "mixed"), ("trials", "mixed"), ("show", "mixed", "4"), ("export", "mixed"), ("best", "mixed")):
+        assert "not a hyperdist space document: no space at all" in _run(failing, *args, code=2), args
+
+
 def test_show_of_a_trial_stored_with_an_unknown_state_names_it(failing):
     failing._trials.update_one({"exp_key": "mixed", "tid": 3}, {"$set": {"state": "HACKED"}})
     out = _run(failing, "show", "mixed", "3", code=2)

@@ -96,6 +96,26 @@ def test_plot_of_an_experiment_without_an_ok_trial_says_so_and_writes_nothing(st
     assert not (tmp_path / "plots").exists()
 
 
+def test_plot_and_report_survive_planted_params(store, tmp_path):
+    """Trials whose params no search could have written (someone outside hyperdist wrote them:
+    1e308 in a normal family, infinities, strings) are drawn without them, not a traceback from a
+    tick locator (an axis whose span overflowed)."""
+    space = compile_space({"x": hp.normal("x", 0, 1), "lr": hp.lognormal("lr", 0, 1), "u": hp.uniform("u", 0, 1)})
+    store.create_experiment("planted", space=space.to_json(), space_hash=space.hash, objective="m:f",
+                            algo={"name": "rand"}, max_evals=20, seed=0)
+    store.insert_trials("planted", [(i, {"x": 0.1 * i, "lr": 0.01 * (i + 1), "u": 0.05 * i}) for i in range(10)])
+    for i in range(10):
+        doc = store.claim("w", 30, "planted")
+        store.report(doc["_id"], doc["lease_token"], DONE, {"loss": float(i), "status": "ok"})
+    bad = [{"x": 1e308, "lr": float("nan")}, {"x": -1e308, "lr": 1e300, "u": 7.0}, {"x": float("inf")},
+           {"x": "DROP TABLE", "u": {"$gt": 1}}, "notadict"]
+    store._trials.insert_many([{"exp_key": "planted", "tid": 900 + i, "state": DONE, "params": p,
+                                "result": {"loss": 1.0, "status": "ok"}} for i, p in enumerate(bad)])
+    out = _cli(store, "plot", "planted", "--out", str(tmp_path / "plots"))
+    assert "history.png" in out and "slices.png" in out
+    assert "report.html" in _cli(store, "report", "planted", "--out", str(tmp_path / "report.html"))
+
+
 NOTEBOOK_SPACE = {
     "lr": hp.loguniform("lr", -9, 0),
     "model": hp.choice("model", [{"kind": "linear"}, {"kind": "tree", "depth": hp.quniform("depth", 1, 9, 1)}]),

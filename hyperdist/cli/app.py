@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import click
 
-from hyperdist.errors import HyperdistError, redact
+from hyperdist.errors import HyperdistError, printable, redact
 
 MONGO = click.option("--mongo", envvar="HYPERDIST_MONGO_URL", metavar="URL",
                      help="MongoDB URL (mongodb://user:pass@host:port/db?tls=true...). Default: the embedded "
@@ -22,6 +22,11 @@ DATA_DIR = click.option("--data-dir", envvar="HYPERDIST_DATA_DIR", default=".hyp
                         help="Where the embedded server keeps its data. [env HYPERDIST_DATA_DIR]")
 
 
+def echo(message: Any = "", err: bool = False, nl: bool = True) -> None:
+    """click.echo for anything a command prints: stored text may carry terminal controls."""
+    click.echo(printable(str(message)), err=err, nl=nl)
+
+
 class _Group(click.Group):
     """Prints user errors as one redacted line instead of a traceback."""
 
@@ -29,7 +34,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except HyperdistError as exc:
-            click.echo(f"error: {redact(str(exc))}", err=True)
+            echo(f"error: {redact(str(exc))}", err=True)
             sys.exit(2)
 
 
@@ -47,7 +52,7 @@ def _connection(mongo: str | None, data_dir: Path, db: str | None, start: bool =
     from hyperdist.server.launcher import connect
 
     return connect(mongo, data_dir, start=start, db=db, read_only=read_only,
-                   announce=lambda line: click.echo(line, err=True))
+                   announce=lambda line: echo(line, err=True))
 
 
 def _exit_on_signal(signum: int, _frame: Any) -> None:

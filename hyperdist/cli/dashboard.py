@@ -9,7 +9,7 @@ from urllib.parse import quote
 import click
 
 from hyperdist.errors import HyperdistError
-from hyperdist.cli.app import DATA_DIR, DB, MONGO, _connection, exp_key_option, main
+from hyperdist.cli.app import DATA_DIR, DB, MONGO, _connection, echo, exp_key_option, main
 
 
 @main.command()
@@ -51,10 +51,10 @@ def dashboard(exp_key: str | None, host: str, port: int, interval: float, mongo:
                                  "(0 picks a free one)") from None
         shown = f"[{host}]" if ":" in host else host
         path = f"/experiments/{quote(exp_key, safe='')}" if exp_key else "/"
-        click.echo(f"dashboard of {store.url_redacted} (database {store.db_name}) at "
+        echo(f"dashboard of {store.url_redacted} (database {store.db_name}) at "
                    f"http://{shown}:{sock.getsockname()[1]}{path} - read-only; Ctrl-C stops it", err=True)
         if host not in LOOPBACK:
-            click.echo(f"warning: listening on {host}, not loopback: anyone who can reach this port can read every "
+            echo(f"warning: listening on {host}, not loopback: anyone who can reach this port can read every "
                        "experiment in the database (there is no login)", err=True)
         with sock:
             serve(app, sock)

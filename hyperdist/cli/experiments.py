@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from hyperdist.errors import HyperdistError
-from hyperdist.cli.app import _with_store, exp_key_option, main, required_key
+from hyperdist.cli.app import _with_store, echo, exp_key_option, main, required_key
 
 
 @main.command()
@@ -31,7 +31,7 @@ def status(store: Any, exp_key: str | None, watch: bool, interval: float, count:
         text, done = render_status(store, exp_key)
         if watch and shown:
             click.clear()
-        click.echo(text)
+        echo(text)
         shown += 1
         if not watch or done or (count and shown >= count):
             return
@@ -48,13 +48,13 @@ def best(store: Any, exp_key: str | None) -> None:
     from hyperdist.views.status import best_trial
 
     exp_key = required_key(exp_key)
-    space = space_from_json(store.get_experiment(exp_key)["space"])
+    space = space_from_json(store.get_experiment(exp_key).get("space"))
     found = best_trial(store, exp_key)
     if found is None:
-        click.echo(f"no trial of {exp_key!r} finished with status ok (hyperdist trials {exp_key} --state error "
+        echo(f"no trial of {exp_key!r} finished with status ok (hyperdist trials {exp_key} --state error "
                    "shows why)", err=True)
         sys.exit(1)
-    click.echo(json.dumps({"tid": found["tid"], "loss": found["result"]["loss"], "params": found["params"],
+    echo(json.dumps({"tid": found["tid"], "loss": found["result"]["loss"], "params": found["params"],
                            "config": space.eval(found["params"])}, indent=2, default=str))
 
 
@@ -66,12 +66,12 @@ def list_(store: Any) -> None:
 
     rows = store.list_experiments()
     if not rows:
-        click.echo("no experiments")
+        echo("no experiments")
     for exp in rows:
         counts = store.counts(exp["_id"])
         finished = counts.get("DONE", 0) + counts.get("ERROR", 0)
         state, note = effective_state(exp)
-        click.echo(f"{exp['_id']:<30} {state:<8} {finished:>6}/{exp.get('max_evals', '?'):<6} "
+        echo(f"{exp['_id']:<30} {state:<8} {finished:>6}/{exp.get('max_evals', '?'):<6} "
                    f"errors={counts.get('ERROR', 0):<5} objective={exp.get('objective')}"
                    + (f"  ({note})" if note else ""))
 
@@ -91,11 +91,11 @@ def export(store: Any, exp_key: str | None, fmt: str, out: Path | None) -> None:
 
     exp_key = required_key(exp_key)
     exp = store.get_experiment(exp_key)
-    text = export_trials(store.history(exp_key), space_from_json(exp["space"]), fmt)
+    text = export_trials(store.history(exp_key), space_from_json(exp.get("space")), fmt)
     if out:
         out.write_text(text)
     else:
-        click.echo(text, nl=False)
+        echo(text, nl=False)
 
 
 @main.command()
@@ -117,7 +117,7 @@ def plot(store: Any, exp_key: str | None, out: Path) -> None:
                              f"({', '.join(f'{n} {k}' for k, n in sorted(states.items())) or 'no trials'}): "
                              f"nothing to plot; `hyperdist trials {key} --state error` lists the failures")
     for path in plot_all(view, out):
-        click.echo(str(path))
+        echo(str(path))
 
 
 @main.command()
@@ -131,4 +131,4 @@ def report(store: Any, exp_key: str | None, out: Path) -> None:
     from hyperdist.views.data import ExperimentView
     from hyperdist.views.report import write_report
 
-    click.echo(str(write_report(ExperimentView.from_store(store, required_key(exp_key)), out)))
+    echo(str(write_report(ExperimentView.from_store(store, required_key(exp_key)), out)))

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from hyperdist.errors import ExperimentExists, HyperdistError, SearchStopped
-from hyperdist.cli.app import DATA_DIR, DB, MONGO, _connection, main
+from hyperdist.cli.app import DATA_DIR, DB, MONGO, _connection, echo, main
 
 @main.command()
 @click.argument("objective")
@@ -120,7 +120,7 @@ def _run(conn: Any, coord: Any, space: Any, workers: int, isolate: bool, trial_t
                                   {"objective": coord.objective, "algo": coord.algo_info.get("name"), "seed": coord.seed,
                                    "max_evals": coord.rules.max_evals, "pruner": (coord.options.get("pruner") or {}).get("name")})
             coord.on_finished = mirror.finished
-        click.echo(f"{'resumed' if resumed else 'started'} experiment {coord.exp_key!r}: {coord.finished} of "
+        echo(f"{'resumed' if resumed else 'started'} experiment {coord.exp_key!r}: {coord.finished} of "
                    f"{coord.rules.max_evals} trials done; server {conn.store.url_redacted}", err=True)
         try:
             procs = spawn_workers(workers, conn.url, coord.exp_key, coord.objective, db=conn.store.db_name,
@@ -134,7 +134,7 @@ def _run(conn: Any, coord: Any, space: Any, workers: int, isolate: bool, trial_t
         session.run()
         ended = "done"
         summary, any_ok = session.summary()
-        click.echo(summary, err=True)
+        echo(summary, err=True)
         wait_workers(procs, 30)
         _print_best(conn.store, coord.exp_key, space)
         if not any_ok:
@@ -194,7 +194,7 @@ def _print_best(store: Any, exp_key: str, space: Any) -> None:
 
     best = best_trial(store, exp_key)
     if best is None:
-        click.echo("no trial finished with status ok")
+        echo("no trial finished with status ok")
         return
-    click.echo(json.dumps({"tid": best["tid"], "loss": best["result"]["loss"], "params": best["params"],
+    echo(json.dumps({"tid": best["tid"], "loss": best["result"]["loss"], "params": best["params"],
                            "config": space.eval(best["params"])}, indent=2, default=str))

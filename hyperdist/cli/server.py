@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from hyperdist.errors import redact
-from hyperdist.cli.app import DATA_DIR, main
+from hyperdist.cli.app import DATA_DIR, echo, main
 
 
 @main.group()
@@ -39,11 +39,11 @@ def server_start(data_dir: Path, host: str, port: int, auth_user: str | None, in
     warning = check_exposure(host, bool(auth_user), insecure)
     running = server_status(data_dir)
     if running is not None:
-        click.echo(f"{running.kind} already running (pid {running.pid}) at {redact(running.url)}; data in "
-                   f"{running.data_dir}; `hyperdist server stop` first to start it with other options")
+        echo(f"{running.kind} already running (pid {running.pid}) at {redact(running.url)} (data in "
+             f"{running.data_dir}); `hyperdist server stop` first to start it with other options")
         return
     if warning:
-        click.echo(warning, err=True)
+        echo(warning, err=True)
     credentials = None
     if auth_user:
         password = os.environ.get("HYPERDIST_SERVER_PASSWORD") or click.prompt(
@@ -51,10 +51,10 @@ def server_start(data_dir: Path, host: str, port: int, auth_user: str | None, in
         credentials = (auth_user, password)
         _provision(data_dir, auth_user, password)
     s = start_server(data_dir, host=host, port=port, auth=bool(auth_user), credentials=credentials)
-    click.echo(f"{s.kind} running (pid {s.pid}) at {redact(s.url)}; data in {s.data_dir}")
+    echo(f"{s.kind} running (pid {s.pid}) at {redact(s.url)} (data in {s.data_dir})")
     if host not in LOOPBACK:
         port_used = s.url.split("@")[-1].split("//")[-1].split("/")[0].rsplit(":", 1)[-1]
-        click.echo(f"other machines connect to this machine's name or address, port {port_used}", err=True)
+        echo(f"other machines connect to this machine's name or address, port {port_used}", err=True)
 
 
 def _provision(data_dir: Path, user: str, password: str) -> None:
@@ -79,7 +79,7 @@ def server_stop(data_dir: Path) -> None:
     """Stop the local server of --data-dir (whoever started it); its data stays."""
     from hyperdist.server.embedded import stop_server
 
-    click.echo("stopped" if stop_server(data_dir) else f"no server running in {data_dir}")
+    echo("stopped" if stop_server(data_dir) else f"no server running in {data_dir}")
 
 
 @server.command("status")
@@ -90,7 +90,7 @@ def server_status_cmd(data_dir: Path) -> None:
 
     s = server_status(data_dir)
     if s is None:
-        click.echo(f"no server running in {data_dir}")
+        echo(f"no server running in {data_dir}")
         sys.exit(1)
     lifetime = f"stops after {s.idle:g} s without a command" if s.idle is not None else "until `hyperdist server stop`"
-    click.echo(f"{s.kind} running (pid {s.pid}) at {redact(s.url)}; {lifetime}")
+    echo(f"{s.kind} running (pid {s.pid}) at {redact(s.url)}; {lifetime}")

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from hyperdist.errors import SearchNotRunning
-from hyperdist.cli.app import DATA_DIR, DB, MONGO, _connection, main
+from hyperdist.cli.app import DATA_DIR, DB, MONGO, _connection, echo, main
 
 
 @main.command()
@@ -30,7 +30,7 @@ def stop(exp_key: str, mongo: str | None, db: str | None, data_dir: Path) -> Non
         conn.store.request_stop(exp_key, f"{_user()}@{socket.gethostname()} (pid {os.getpid()})")
     finally:
         conn.close()
-    click.echo(f"asked the search on {exp_key!r} to stop; it stops within a few seconds "
+    echo(f"asked the search on {exp_key!r} to stop; it stops within a few seconds "
                f"(`hyperdist status {exp_key}` shows its state)")
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from hyperdist.cli.app import _with_store, main
+from hyperdist.cli.app import _with_store, echo, main
 
 
 @main.command(name="mlflow")
@@ -25,9 +25,9 @@ def mlflow_(store: Any, exp_key: str) -> None:
     tlog = make_log("mlflow")
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # MLflow's retries: one line at the end
     info = {k: exp.get(k) for k in ("objective", "max_evals", "seed")}
-    mirror = store_mirror(tlog, store, exp_key, space_from_json(exp["space"]), info, flush_timeout=None)
+    mirror = store_mirror(tlog, store, exp_key, space_from_json(exp.get("space")), info, flush_timeout=None)
     left = mirror.close({"done": "done", "stopped": "stopped"}.get(exp.get("state"), "running"))
     uri = redact(str(getattr(tlog, "where", "?")))
-    click.echo(f"logged {mirror.logged} trials of {exp_key!r} to MLflow at {uri}"
+    echo(f"logged {mirror.logged} trials of {exp_key!r} to MLflow at {uri}"
                + (f"; {left} could not be logged" if left else ""))
     sys.exit(1 if left or mirror.failure else 0)

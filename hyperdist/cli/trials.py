@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from hyperdist.errors import HyperdistError
-from hyperdist.cli.app import _with_store, exp_key_option, main, required_key
+from hyperdist.cli.app import _with_store, echo, exp_key_option, main, required_key
 
 STATES = {"new": "NEW", "running": "RUNNING", "done": "DONE", "error": "ERROR"}
 
@@ -27,7 +27,7 @@ def trials(store: Any, exp_key: str | None, state: str | None, limit: int | None
     from hyperdist.views.status import error_line
 
     exp_key = required_key(exp_key)
-    space = space_from_json(store.get_experiment(exp_key)["space"])
+    space = space_from_json(store.get_experiment(exp_key).get("space"))
     rows = [["tid", "state", "loss", "params", "worker", "attempts", "duration", "error"]]
     for doc in store.find_trials(exp_key, STATES[state] if state else None, limit):
         result = doc.get("result") or {}
@@ -37,11 +37,11 @@ def trials(store: Any, exp_key: str | None, state: str | None, limit: int | None
                      str(doc.get("attempts", 0)), _duration(doc),
                      error_line(doc)[:100] if doc.get("state") == "ERROR" else ""])
     if len(rows) == 1:
-        click.echo(f"no {state + ' ' if state else ''}trials in {exp_key!r}")
+        echo(f"no {state + ' ' if state else ''}trials in {exp_key!r}")
         return
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+        echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
 
 
 @main.command()
@@ -58,35 +58,35 @@ def show(store: Any, exp_key: str | None, rest: str | None) -> None:
         got = "none given" if rest is None else f"got {rest!r}"
         raise click.UsageError(f"TID must be a trial id, a whole number ({got}): `hyperdist show {exp_key} 7`; "
                                f"`hyperdist trials {exp_key}` lists them")
-    space = space_from_json(store.get_experiment(exp_key)["space"])
+    space = space_from_json(store.get_experiment(exp_key).get("space"))
     doc = store.get_trial(exp_key, int(rest))
     params = doc.get("params") or {}
-    click.echo(f"trial {doc['tid']} of {exp_key!r}: {_state(doc)}")
-    click.echo("params:")
+    echo(f"trial {doc['tid']} of {exp_key!r}: {_state(doc)}")
+    echo("params:")
     for label, value in params.items():
         shown = space.display(label, value)
-        click.echo(f"  {label} = {shown!r} (option {value})" if space.is_choice(label) else f"  {label} = {value!r}")
+        echo(f"  {label} = {shown!r} (option {value})" if space.is_choice(label) else f"  {label} = {value!r}")
     try:
         config = json.dumps(space.eval(params), indent=2, default=str)
     except Exception as exc:  # a trial of a changed space may no longer evaluate; say so, show the rest
         config = f"(cannot be rebuilt from these params: {type(exc).__name__}: {exc})"
-    click.echo("config:\n" + _indent(config))
+    echo("config:\n" + _indent(config))
     if doc.get("result") is not None:
-        click.echo("result:\n" + _indent(json.dumps(doc["result"], indent=2, default=str)))
+        echo("result:\n" + _indent(json.dumps(doc["result"], indent=2, default=str)))
     if doc.get("intermediate"):
         steps = sorted(doc["intermediate"].items(), key=lambda kv: int(kv[0]))
-        click.echo("reported: " + ", ".join(f"step {k}: {_number(v)}" for k, v in steps))
+        echo("reported: " + ", ".join(f"step {k}: {_number(v)}" for k, v in steps))
     error = doc.get("error")
     if error:
-        click.echo(f"error: {error.get('type')}: {error.get('message')}")
+        echo(f"error: {error.get('type')}: {error.get('message')}")
         if error.get("traceback"):
-            click.echo(_indent(str(error["traceback"]).rstrip()))
-    click.echo(f"worker: {doc.get('owner') or '-'}  attempts: {doc.get('attempts', 0)}")
+            echo(_indent(str(error["traceback"]).rstrip()))
+    echo(f"worker: {doc.get('owner') or '-'}  attempts: {doc.get('attempts', 0)}")
     lost = doc.get("lost")
     if isinstance(lost, dict):
-        click.echo(f"attempt {lost.get('attempt', '?')} was lost: worker {str(lost.get('owner') or '?')[:80]} stopped renewing "
+        echo(f"attempt {lost.get('attempt', '?')} was lost: worker {str(lost.get('owner') or '?')[:80]} stopped renewing "
                    f"its lease (it died or hung) by {_when(lost.get('at'))}, so the trial was handed out again")
-    click.echo("  ".join(f"{k}: {_when(doc.get(k))}" for k in ("created", "claimed", "finished"))
+    echo("  ".join(f"{k}: {_when(doc.get(k))}" for k in ("created", "claimed", "finished"))
                + f"  duration: {_duration(doc)}")
 
 
@@ -111,7 +111,7 @@ def delete(store: Any, exp_key: str | None, yes: bool) -> None:
         click.confirm(f"delete experiment {exp_key!r} ({state}, {sum(counts.values())} trials) and its snapshots?",
                       abort=True)
     n = store.delete_experiment(exp_key)
-    click.echo(f"deleted experiment {exp_key!r} and {n} trials")
+    echo(f"deleted experiment {exp_key!r} and {n} trials")
 
 
 def _state(doc: dict) -> str:

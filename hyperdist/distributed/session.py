@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Sequence, TextIO
 
 from hyperdist.distributed.coordinator import Coordinator, Progress
-from hyperdist.errors import HyperdistError, SearchStopped, StoreUnavailable, redact
+from hyperdist.errors import HyperdistError, SearchStopped, StoreUnavailable, printable, redact
 from hyperdist.server.launcher import LocalWorker, stop_workers
 from hyperdist.distributed.outcomes import Tally, counts_text
 from hyperdist.local.progress import ProgressBar
@@ -90,7 +90,7 @@ class Session:
     def say(self, text: str) -> None:
         """A message on its own lines, the progress bar redrawn below it."""
         self.bar.clear()
-        self.out.write(redact(text).rstrip("\n") + "\n")
+        self.out.write(printable(redact(text)).rstrip("\n") + "\n")
         self.out.flush()
         self.bar.draw()
 

@@ -329,7 +329,8 @@ def _literal(value: Any) -> Any:
 def space_from_json(data: Any) -> SearchSpace:
     """Rebuild a compiled space from `SearchSpace.to_json()` output; anything else is a SpaceError."""
     if not isinstance(data, Mapping) or data.get("format") != "hyperdist.space/1" or "root" not in data:
-        raise SpaceError("not a hyperdist space document (expected {'format': 'hyperdist.space/1', 'root': ...})")
+        got = "no space at all" if data is None else f"a {type(data).__name__}"
+        raise SpaceError(f"not a hyperdist space document: {got} (expected {{'format': 'hyperdist.space/1', 'root': ...}})")
     memo: dict[str, Param] = {}
     try:
         return compile_space(_decode(data["root"], memo))

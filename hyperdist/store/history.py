@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Iterable, Iterator
 
 from pymongo import DESCENDING
@@ -188,7 +189,8 @@ def _clean_fields(doc: dict) -> dict:
     """params and intermediate values: numbers only (steps keyed by integers); result: a dict whose
     loss is a number or None; error: a dict."""
     params = doc.get("params")
-    doc["params"] = {k: v for k, v in params.items() if _number(v)} if isinstance(params, dict) else {}
+    doc["params"] = {k: v for k, v in params.items() if _number(v) and math.isfinite(v)} \
+        if isinstance(params, dict) else {}
     result = doc.get("result")
     if result is not None:
         if not isinstance(result, dict):

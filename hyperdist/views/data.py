@@ -105,20 +105,24 @@ class ExperimentView:
         self._importance: dict[str, float] | None = None
 
     def _drop_impossible(self) -> None:
-        """Values no search can have written (anyone who can write the database can write a trial):
-        infinities, and a choice index that is not one of its options, are read as missing."""
-        self.X[~np.isfinite(self.X)] = np.nan
+        """Values no search can have written (anyone who can write the database can write a trial)
+        are read as missing: infinities, a choice index that is not one of its options, a value
+        outside a bounded parameter's range, and one further than 50 prior deviations from a normal
+        family's centre (1e308 there made every axis's span infinite)."""
+        self.space.drop_invalid(self.X)
         for j, spec in enumerate(self.space.params):
-            if spec.dist.categorical:
+            if not spec.dist.categorical and not spec.dist.bounded:
+                mu, sigma = spec.dist.prior
                 x = self.X[:, j]
-                bad = (x < 0) | (x >= spec.dist.n_options) | (x != np.floor(x))
-                x[bad] = np.nan
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    t = np.log(x) if spec.dist.log else x
+                    x[np.abs(t - mu) > 50 * sigma] = np.nan
 
     # --- construction -------------------------------------------------------------------------
     @classmethod
     def from_store(cls, store: Any, exp_key: str) -> "ExperimentView":
         exp = store.get_experiment(exp_key)
-        return cls(exp_key, exp, space_from_json(exp["space"]), [trial_record(d) for d in store.iter_history(exp_key)])
+        return cls(exp_key, exp, space_from_json(exp.get("space")), [trial_record(d) for d in store.iter_history(exp_key)])
 
     @classmethod
     def from_trials(cls, trials: Any, space: Any, name: str = "trials") -> "ExperimentView":

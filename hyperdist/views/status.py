@@ -96,7 +96,7 @@ def render_status(store: Store, exp_key: str | None) -> tuple[str, bool]:
     if rate:
         eta = (max_evals - finished) / rate if max_evals > finished else 0.0
         lines.append(f"rate: {rate:.1f} trials/min" + (f"  ETA: {eta:.1f} min" if state == "running" else ""))
-    space = space_from_json(exp["space"])
+    space = space_from_json(exp.get("space"))
     best = best_trial(store, exp_key, docs)
     if best is not None:
         lines.append(f"best: loss={best['result']['loss']:.6g} (trial {best['tid']}) "
