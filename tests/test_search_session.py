@@ -170,11 +170,34 @@ def test_hyperdist_stop_stops_a_running_search(mongo_url, db_name):
     assert search.returncode == 3, err
     assert "stop requested by" in err and "--resume" in err
     assert store.get_experiment("asked")["state"] == "stopped"
-    assert store.counts("asked")["RUNNING"] == 0
+    counts = store.counts("asked")
+    assert counts["RUNNING"] == 0
+    assert f"stopped at {counts['DONE'] + counts['ERROR']} trials" in err
     again = _hd("stop", "asked", "--mongo", mongo_url, "--db", db_name)
     assert again.returncode == 2 and "no search is running on 'asked' (stopped)" in again.stderr
     missing = _hd("stop", "nope", "--mongo", mongo_url, "--db", db_name)
     assert missing.returncode == 2 and "no experiment 'nope'" in missing.stderr
+    store.close()
+
+
+def test_ctrl_c_reports_every_trial_that_finished_while_the_workers_stopped(mongo_url, db_name):
+    """The last line counts what the store holds, including trials that finished after the
+    coordinator's last read (3 workers on 0.3 s trials: some always finish during the stop)."""
+    key = f"ctrl-c-{os.getpid()}"
+    search = subprocess.Popen(_search("quadratic", "--max-evals", "500", "--workers", "3", "--mongo", mongo_url,
+                                      "--db", db_name, "--exp", key),
+                              env=_env(HYPERDIST_TEST_DELAY="0.3"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    store = Store(mongo_url, db=db_name)
+    try:
+        _wait_until(lambda: any(e["_id"] == key for e in store.list_experiments())
+                    and store.counts(key)["DONE"] >= 6, 90, "trials finished")
+        search.send_signal(signal.SIGINT)
+        _, err = search.communicate(timeout=90)
+    finally:
+        search.kill()
+    counts = store.counts(key)
+    assert f"stopped at {counts['DONE'] + counts['ERROR']} trials ({counts['DONE']} ok" in err, (counts, err)
     store.close()
 
 

@@ -157,7 +157,12 @@ class Session:
             last = None
         if last:
             self.say(last)
-        done = f"stopped at {self.coord.finished} trials ({counts_text(self.tally().counts())})"
+        tally = self.tally()
+        try:  # trials the workers finished while they stopped were never read by the coordinator
+            tally = Tally(**self.store.outcome_counts(self.exp_key))
+        except HyperdistError:
+            pass
+        done = f"stopped at {tally.total} trials ({counts_text(tally.counts())})"
         self.say(f"{done}; {self.resume_hint}" if self.resume_hint else done)
         if isinstance(exc, _StopAsked):
             return SearchStopped(f"{exc}", EXIT_STOP_REQUESTED)
