@@ -52,6 +52,17 @@ def test_missing_or_wrong_credentials_fail_without_showing_the_password(auth_ser
     with pytest.raises(StoreError) as wrong:
         Store(_url(auth_server, password="not-" + PASSWORD), db="secure", timeout_ms=2000)
     assert PASSWORD not in str(wrong.value) and "***" in str(wrong.value)
+    # one readable line: the server's message and what to check, not its whole reply
+    assert "authentication failed (code 18): check the user, the password" in str(wrong.value)
+    assert "clusterTime" not in str(wrong.value) and "signature" not in str(wrong.value)
+
+
+def test_an_unreachable_server_is_one_line_without_the_topology_dump():
+    with pytest.raises(StoreError) as gone:
+        Store(f"mongodb://alice:{PASSWORD}@127.0.0.1:1/", db="x", timeout_ms=500)
+    text = str(gone.value)
+    assert "cannot reach the server (127.0.0.1:1: " in text and "is the server running" in text
+    assert "Topology" not in text and PASSWORD not in text and len(text) < 300
 
 
 def test_search_and_workers_on_an_authenticated_server_never_log_the_password(auth_server, tmp_path):

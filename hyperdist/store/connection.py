@@ -7,6 +7,7 @@ import logging
 import random
 import re
 import time
+import warnings
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
@@ -46,11 +47,14 @@ class Connection:
         write, so the indexes are left as they are."""
         self._url = url
         self.db_name = db
-        with self._errors("connecting to"):
+        with self._errors("connecting to"), warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
             self._client = client or MongoClient(  # pymongo reconnects by itself after an outage
                 url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True,
                 appname="hyperdist", event_listeners=list(event_listeners), **_write_options(url),
             )
+        for warning in warned:  # pymongo ignores a URL option it cannot use, and warns with a source line
+            log.warning("MongoDB URL %s: %s (the option is ignored)", self.url_redacted, redact(str(warning.message)))
         self._db = self._client[db]
         self._shuffle = random.Random()  # seeded from os.urandom here, so forked clients differ
         self._experiments = self._db["experiments"]
@@ -91,11 +95,10 @@ class Connection:
         except (InvalidURI, ConfigurationError, ValueError) as exc:
             raise StoreError(f"invalid MongoDB URL {self.url_redacted!r}: {redact(str(exc))}") from None
         except ConnectionFailure as exc:
-            raise StoreUnavailable(f"{doing} {self.url_redacted} failed: {type(exc).__name__}: "
-                                   f"{redact(str(exc)).splitlines()[0][:300]}") from None
+            raise StoreUnavailable(f"{doing} {self.url_redacted} failed: {_unreachable(exc)}") from None
         except OperationFailure as exc:
             kind = StoreUnavailable if exc.code in _TRANSIENT_CODES else StoreError
-            raise kind(f"{doing} {self.url_redacted} failed: {redact(str(exc.details or exc))[:500]}") from None
+            raise kind(f"{doing} {self.url_redacted} failed: {_refused(exc)}") from None
         except PyMongoError as exc:
             raise StoreError(f"{doing} {self.url_redacted} failed: {type(exc).__name__}: "
                              f"{redact(str(exc)).splitlines()[0][:300]}") from None
@@ -144,4 +147,22 @@ def _write_options(url: str) -> dict:
     dearer with every write served (an update by `_id`: 1.1 ms growing to 2.2 ms over 5 000, against a
     flat 1.0 ms without them; docs/store-notes.md)."""
     return {} if re.search(r"[?&]retrywrites=", url, re.IGNORECASE) else {"retryWrites": False}
+
+
+def _unreachable(exc: Exception) -> str:
+    """pymongo's server-selection error without its topology dump: the reason per server, and the wait."""
+    text = redact(str(exc)).splitlines()[0]
+    reason = text.split(", Timeout:")[0].split(" (configured timeouts")[0]
+    waited = text.split(", Timeout: ")[1].split(",")[0] if ", Timeout: " in text else None
+    hint = "; is the server running, and are the host and port right?"
+    return f"cannot reach the server ({reason[:200]}){' after ' + waited if waited else ''}{hint}"
+
+
+def _refused(exc: OperationFailure) -> str:
+    """The server's own message and code, not its whole reply (cluster time, signatures)."""
+    details = exc.details if isinstance(exc.details, dict) else {}
+    message = redact(str(details.get("errmsg") or exc))[:300]
+    if exc.code == 18:  # AuthenticationFailed
+        return f"{message} (code 18): check the user, the password and authSource / authMechanism in the URL"
+    return f"{message} (code {exc.code})" if exc.code is not None else message
 

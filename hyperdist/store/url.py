@@ -13,7 +13,8 @@ def parse_url(url: str, db: str | None = None) -> tuple[str, str]:
     if scheme not in ("mongo", "mongodb", "mongodb+srv"):
         shown = scheme if scheme.isalnum() else "none"
         raise HyperdistError(f"a MongoDB URL must start with mongodb:// or mongodb+srv:// (its scheme is {shown!r}); "
-                             "expected mongodb://[user:password@]host:port/db")
+                             "expected mongodb://host:port/db (credentials, when the server needs them, go before "
+                             "the host as USER:PASSWORD@)")
     try:
         parts = urlsplit(url)
     except ValueError as exc:
