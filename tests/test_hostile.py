@@ -18,7 +18,7 @@ from hyperdist.distributed.coordinator import Coordinator, StopRules
 from hyperdist.errors import ObjectiveMismatch
 from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
-from test_distributed import TESTS, _env, _wait_until
+from helpers import TESTS, wait_until, worker_env
 
 pytestmark = pytest.mark.slow
 HOSTILE = TESTS / "hostile_objectives.py"
@@ -27,7 +27,7 @@ HYPERDIST = str(Path(sys.executable).parent / "hyperdist")  # the installed comm
 
 def _worker(url: str, db: str, *args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "hyperdist", "worker", "--mongo", url, "--db", db,
-                           "--idle-timeout", "3", *args], env=_env(), cwd=cwd, capture_output=True, text=True,
+                           "--idle-timeout", "3", *args], env=worker_env(), cwd=cwd, capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -198,7 +198,7 @@ def test_a_search_in_a_path_with_spaces_and_a_shadowing_file_completes(mongo_url
     project = _project(tmp_path / "my project")
     run = subprocess.run([HYPERDIST, "search", "proj.py:objective", "--space", "proj.py:space",
                           "--max-evals", "8", "--workers", "2", "--mongo", mongo_url, "--db", db_name,
-                          "--exp", "spaces", "--no-progress"], cwd=project, env=_env(), capture_output=True,
+                          "--exp", "spaces", "--no-progress"], cwd=project, env=worker_env(), capture_output=True,
                          text=True, timeout=180)
     assert run.returncode == 0, run.stderr + run.stdout
     store = Store(mongo_url, db=db_name)
@@ -213,11 +213,11 @@ def test_a_worker_elsewhere_with_its_own_copy_runs_a_relative_file_reference(mon
     shutil.copytree(here, there)
     search = subprocess.Popen([HYPERDIST, "search", "proj.py:objective", "--space",
                                "proj.py:space", "--max-evals", "6", "--workers", "0", "--mongo", mongo_url,
-                               "--db", db_name, "--exp", "far", "--no-progress"], cwd=here, env=_env(),
+                               "--db", db_name, "--exp", "far", "--no-progress"], cwd=here, env=worker_env(),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     store = Store(mongo_url, db=db_name)
     try:
-        _wait_until(lambda: store.counts("far")["NEW"] > 0, 60, "the search's first trials")
+        wait_until(lambda: store.counts("far")["NEW"] > 0, 60, "the search's first trials")
         worker = _worker(mongo_url, db_name, "--exp", "far", "--allow", "proj.py", cwd=tmp_path / "worker machine",
                          timeout=120)
         assert "does not exist" in worker.stderr and "--path" in worker.stderr  # wrong directory: says where
@@ -261,10 +261,10 @@ def test_an_objective_that_replaces_the_signal_handlers_still_hands_its_trial_ba
     _plant(store, "sig", f"{HOSTILE}:grabs_signals", space.to_json(), [{"kind": 0}, {"kind": 0}])
     worker = subprocess.Popen([sys.executable, "-m", "hyperdist", "worker", "--mongo", mongo_url, "--db",
                                store.db_name, "--exp", "sig", "--allow", str(HOSTILE), "--idle-timeout", "30"],
-                              env=_env(HYPERDIST_TEST_MARKER=str(tmp_path / "marker")), stdout=subprocess.PIPE,
+                              env=worker_env(HYPERDIST_TEST_MARKER=str(tmp_path / "marker")), stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     try:
-        _wait_until(lambda: store.counts("sig")["DONE"] == 1 and store.counts("sig")["RUNNING"] == 1, 60,
+        wait_until(lambda: store.counts("sig")["DONE"] == 1 and store.counts("sig")["RUNNING"] == 1, 60,
                     "one trial done and the next running")
         worker.send_signal(signal.SIGTERM)
         out, _ = worker.communicate(timeout=30)

@@ -18,7 +18,7 @@ from hyperdist.objective.pruning import pruner_options
 from hyperdist.objective.reference import reference_of
 from hyperdist.distributed.session import Session, stop_signals
 from hyperdist.space.compiled import compile_space, space_eval
-from hyperdist.store import FINISHED, RUNNING, Store, parse_url
+from hyperdist.store import FINISHED, ExperimentState, Store, TrialState, parse_url
 from hyperdist.integrations.tracking import make_log, store_mirror
 from hyperdist.local.trials import Trials
 
@@ -40,7 +40,7 @@ class MongoTrials(Trials):
             trial = self.insert(doc["tid"], doc.get("params") or {})
             if doc["state"] in FINISHED:  # a trial that raised has an error; a "fail" result is done
                 self.finish(doc["tid"], doc.get("result") or {"status": "fail"}, doc.get("error"))
-            elif doc["state"] == RUNNING:
+            elif doc["state"] == TrialState.RUNNING:
                 self.start(doc["tid"])
             trial["owner"], trial["book_time"] = doc.get("owner"), doc.get("claimed")
 
@@ -65,11 +65,11 @@ class MongoTrials(Trials):
             coordinator.on_finished = mirror.finished
         session = Session(coordinator, ProgressBar(max_evals, show_progressbar, initial=coordinator.finished),
                           resume_hint="run fmin again with the same exp_key to continue")
-        ended = "stopped"
+        ended = ExperimentState.STOPPED
         try:
             with stop_signals():
                 session.run()
-            ended = "done"
+            ended = ExperimentState.DONE
         finally:
             if mirror is not None:
                 mirror.close(ended)

@@ -30,6 +30,7 @@ from hyperdist.objective.result import STATUS_FAIL, exception_error
 from hyperdist.space.compiled import SearchSpace, compile_space, space_eval
 from hyperdist.integrations.tracking import Mirror, make_log, record_from_trial
 from hyperdist.local.trials import JOB_STATE_NEW, Trials
+from hyperdist.store.document import ExperimentState
 
 
 def fmin(
@@ -98,11 +99,11 @@ def fmin(
                                                      "pruner": getattr(chosen_pruner, "name", None)}) if tlog else None
     loop = _Loop(fn, compiled, trials, catch_eval_exceptions, chosen_pruner, show_progressbar,
                  None if max_evals == sys.maxsize else len(trials) + to_run, mirror)
-    ended = "stopped"  # what the tracker is told if an exception (Ctrl-C, the objective's error) ends the loop
+    ended = ExperimentState.STOPPED  # what the tracker is told if an exception (Ctrl-C, the objective's error) ends the loop
     try:
         loop.run(algo, rng, pending, to_run, max_queue_len, timeout, loss_threshold, early_stop_fn,
                  trials_save_file)
-        ended = "done"
+        ended = ExperimentState.DONE
     finally:
         loop.bar.close()
         if mirror is not None:

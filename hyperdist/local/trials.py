@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import os
 from typing import Any, Iterator, Mapping, Sequence
 
 from hyperdist.errors import AllTrialsFailed, HyperdistError
 from hyperdist.algorithms.history import PENDING, HistoryTable, Observations, classify
-from hyperdist.objective.result import STATUS_NEW, STATUS_OK, STATUS_PRUNED, plain
+from hyperdist.objective.result import STATUS_NEW, STATUS_OK, STATUS_PRUNED, ok_loss, plain
 from hyperdist.space.compiled import SearchSpace
 
 JOB_STATE_NEW, JOB_STATE_RUNNING, JOB_STATE_DONE, JOB_STATE_ERROR = 0, 1, 2, 3
@@ -252,8 +251,8 @@ class Trials:
             self._trials.pop()
         elif error:
             self._trials.remove(trial)
-        elif result.get("status") == STATUS_OK and _better(result.get("loss"), self._best):
-            self._best = trial
+        elif (loss := ok_loss(result)) is not None and (self._best is None or loss < self._best["result"]["loss"]):
+            self._best = trial  # the first of equal losses stays best
         self._dirty.add(tid)
 
     # --- what algorithms read -------------------------------------------------------------------
@@ -296,13 +295,6 @@ class Trials:
             trial = trials.insert(int(t["tid"]), t["params"], t.get("labels", ()))
             trials.finish(trial["tid"], t["result"], t.get("error"))
         return trials
-
-
-def _better(loss: Any, best: Mapping[str, Any] | None) -> bool:
-    """A usable loss (a finite number) lower than the best trial's: the first of equal losses stays best."""
-    if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not math.isfinite(loss):
-        return False
-    return best is None or loss < best["result"]["loss"]
 
 
 def _attachment_key(tid: int, name: str) -> str:

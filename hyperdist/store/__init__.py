@@ -11,12 +11,13 @@ from hyperdist.store.experiments import Experiments
 from hyperdist.store.history import History, error_text, outcome
 from hyperdist.store.peers import Peers, TrialPeers
 from hyperdist.store.snapshots import Snapshots
-from hyperdist.store.trials import DONE, ERROR, FINISHED, NEW, RUNNING, Report, Trials
+from hyperdist.store.document import FINISHED, OPEN, ExperimentState, TrialRecord, TrialState
+from hyperdist.store.trials import DONE, ERROR, NEW, RUNNING, Report, Trials
 from hyperdist.store.url import parse_url
 from hyperdist.store.users import Users
 
-__all__ = ["DONE", "ERROR", "FINISHED", "NEW", "RUNNING", "Report", "Store", "TrialPeers", "error_text", "outcome",
-           "parse_url"]
+__all__ = ["DONE", "ERROR", "FINISHED", "NEW", "OPEN", "RUNNING", "ExperimentState", "Report", "Store", "TrialPeers",
+           "TrialRecord", "TrialState", "error_text", "outcome", "parse_url"]
 
 
 class Store(Trials, History, Experiments, Snapshots, Peers, Users):

@@ -28,11 +28,6 @@ def _now() -> dt.datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    """Stored datetimes are UTC; a client made without tz_aware=True returns them naive."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
-
-
 def _later(seconds: float) -> dt.datetime:
     return _now() + dt.timedelta(seconds=seconds)
 
@@ -144,4 +139,3 @@ def _write_options(url: str) -> dict:
     dearer with every write served (an update by `_id`: 1.1 ms growing to 2.2 ms over 5 000, against a
     flat 1.0 ms without them; docs/store-notes.md)."""
     return {} if re.search(r"[?&]retrywrites=", url, re.IGNORECASE) else {"retryWrites": False}
-

@@ -8,6 +8,7 @@ from pymongo.errors import DuplicateKeyError
 
 from hyperdist.errors import CoordinatorBusy, ExperimentExists, ExperimentNotFound, SearchNotRunning
 from hyperdist.store.connection import Connection, _later, _now
+from hyperdist.store.document import ExperimentState
 
 
 class Experiments(Connection):
@@ -17,7 +18,7 @@ class Experiments(Connection):
                           max_evals: int, seed: int, options: dict | None = None) -> dict:
         now = _now()
         doc = {"_id": exp_key, "space": space, "space_hash": space_hash, "objective": objective, "algo": algo,
-               "max_evals": max_evals, "seed": seed, "options": options or {}, "state": "running",
+               "max_evals": max_evals, "seed": seed, "options": options or {}, "state": ExperimentState.RUNNING.value,
                "coordinator": None, "next_tid": 0, "created": now, "updated": now}
         with self._errors("creating an experiment on"):
             try:

@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from hyperdist.store.connection import Connection
-from hyperdist.store.trials import DONE, _oid
+from hyperdist.store.document import TrialState
+from hyperdist.store.trials import _oid
 
 
 class Peers(Connection):
@@ -24,7 +25,7 @@ class TrialPeers:
         key = f"intermediate.{int(step)}"
         query: dict[str, Any] = {"exp_key": self.exp_key, key: {"$exists": True}, "_id": {"$ne": self.trial_id}}
         if finished_only:
-            query["state"] = DONE
+            query["state"] = TrialState.DONE
         with self.store._errors("reading from"):
             docs = self.store._trials.find(query, {key: 1})
             values = [(d.get("intermediate") or {}).get(str(int(step))) for d in docs]
@@ -32,5 +33,5 @@ class TrialPeers:
 
     def finished_count(self) -> int:
         with self.store._errors("reading from"):
-            return self.store._trials.count_documents({"exp_key": self.exp_key, "state": DONE})
+            return self.store._trials.count_documents({"exp_key": self.exp_key, "state": TrialState.DONE})
 

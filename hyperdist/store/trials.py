@@ -19,11 +19,10 @@ from bson import ObjectId
 from pymongo import ASCENDING, UpdateMany, UpdateOne
 from pymongo.errors import BulkWriteError, DocumentTooLarge, WriteError
 
-from hyperdist.store.connection import Connection, _later, _now, _utc
+from hyperdist.store.connection import Connection, _later, _now
+from hyperdist.store.document import CANDIDATE_FIELDS, FINISHED, TrialState, utc
 
-NEW, RUNNING, DONE, ERROR = "NEW", "RUNNING", "DONE", "ERROR"
-FINISHED = (DONE, ERROR)
-_TRIAL_FIELDS = {"_id": 1, "tid": 1, "state": 1, "params": 1, "result": 1, "error": 1}
+NEW, RUNNING, DONE, ERROR = TrialState.NEW, TrialState.RUNNING, TrialState.DONE, TrialState.ERROR
 # A BSON document holds at most 16 MiB; a result must leave room for the rest of its trial.
 _MAX_RESULT_BYTES = 16 * 1024 * 1024 - 64 * 1024
 _TOO_LARGE_CODES = frozenset({10334, 17419, 17420})  # the server's "document too large" errors
@@ -189,8 +188,7 @@ class Trials(Connection):
         tids) lost 16-62%. 32 rather than 16: with batches of short trials, 8 workers on a null
         objective ran 130 trials/s instead of 122 (1.83 commands per trial instead of 2.07); the
         read costs 1.8 ms instead of 1.7 on SecantusDB."""
-        docs = list(self._trials.find(query, {"_id": 1, "exp_key": 1, "tid": 1, "params": 1, "attempts": 1,
-                                              "space_hash": 1}).sort("tid", ASCENDING).limit(32))
+        docs = list(self._trials.find(query, CANDIDATE_FIELDS).sort("tid", ASCENDING).limit(32))
         self._shuffle.shuffle(docs)
         return docs
 
@@ -265,7 +263,7 @@ class Trials(Connection):
                                                      "owner": 1}))
             for doc in running:
                 lease = doc.get("lease_until")
-                if isinstance(lease, dt.datetime) and _utc(lease) >= now:
+                if isinstance(lease, dt.datetime) and utc(lease) >= now:
                     continue
                 cond = {"_id": doc["_id"], "state": RUNNING, "lease_token": doc.get("lease_token"), "lease_until": lease}
                 attempts = _count(doc.get("attempts"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterable
 
+from hyperdist.store.document import FINISHED, TrialState
 from hyperdist.views.data import FAILED, NEW, OK, PRUNED, RUNNING, ExperimentView, trial_record, utc
 
 _SUMMARY_FIELDS = {"tid": 1, "state": 1, "result.loss": 1, "result.status": 1, "finished": 1, "owner": 1}
@@ -36,11 +37,11 @@ def workers(trials: Iterable[dict], now: dt.datetime) -> list[dict]:
             continue
         w = seen.setdefault(str(t["owner"]), {"owner": str(t["owner"]), "finished": 0, "last_finished": None,
                                               "running": [], "heartbeat_age": None, "lease_expired": False})
-        if t["state"] in ("DONE", "ERROR"):
+        if t["state"] in FINISHED:
             w["finished"] += 1
             if t["finished"] and (w["last_finished"] is None or t["finished"] > w["last_finished"]):
                 w["last_finished"] = t["finished"]
-        elif t["state"] == "RUNNING":
+        elif t["state"] == TrialState.RUNNING:
             w["running"].append(t["tid"])
             beat = t.get("heartbeat") or t.get("claimed")
             if beat is not None:
