@@ -17,6 +17,7 @@ from hyperdist.cli import main
 from hyperdist.objective.result import exception_error
 from hyperdist.space.compiled import compile_space
 from hyperdist.store import DONE, ERROR, Store
+from hyperdist.store import testing as raw
 
 SPACE = {
     "model": hp.choice("model", ["svm", "forest", "knn"]),
@@ -138,7 +139,7 @@ def test_exports_show_choice_values_and_keep_the_index(failing):
 
 def test_json_export_is_valid_json_with_nan_as_null(store):
     _fill(store, "nan", 3, set())
-    store._trials.update_one({"exp_key": "nan", "tid": 1}, {"$set": {"result.score": float("nan")}})
+    raw.trials(store).update_one({"exp_key": "nan", "tid": 1}, {"$set": {"result.score": float("nan")}})
     text = _run(store, "export", "nan", "--format", "json")
     rows = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c} in export"))
     assert rows[1]["result.score"] is None

@@ -19,6 +19,7 @@ import pytest
 
 from dashboard_support import dashboard, search
 from hyperdist.store import Store
+from hyperdist.store import testing as raw
 from helpers import worker_env
 
 pytestmark = pytest.mark.slow
@@ -112,7 +113,7 @@ def test_live_dashboard_in_chromium(browser, mongo_url, tmp_path):
     finally:
         running.terminate()
         running.communicate(timeout=60)
-        store._client.drop_database(db)
+        raw.client(store).drop_database(db)
         store.close()
 
 
@@ -156,5 +157,5 @@ def test_report_works_offline_in_chromium(browser, mongo_url, tmp_path):
     _shoot(page, tmp_path, "report")
     assert errors == [] and fetched == []
     store = Store(mongo_url, db=db)
-    store._client.drop_database(db)
+    raw.client(store).drop_database(db)
     store.close()

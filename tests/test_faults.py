@@ -14,6 +14,7 @@ from hyperdist.distributed.coordinator import Coordinator, CoordinatorConfig, St
 from hyperdist.errors import StoreUnavailable
 from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
+from hyperdist.store import testing as raw
 from helpers import OBJECTIVE, all_exit_cleanly, experiment_exists, search_cmd, start_worker, wait_until, worker_env
 
 pytestmark = pytest.mark.slow
@@ -80,7 +81,7 @@ def test_a_stopped_worker_hands_back_the_trials_it_claimed_ahead(mongo_url, db_n
     assert worker.returncode == 0, out
     counts = store.counts("held")
     assert counts["RUNNING"] == 0 and counts["NEW"] + counts["DONE"] == 151, counts
-    done = [d for d in store._trials.find({"exp_key": "held", "state": "DONE"}, {"lease_token": 1})]
+    done = [d for d in raw.trials(store).find({"exp_key": "held", "state": "DONE"}, {"lease_token": 1})]
     assert len({d["lease_token"] for d in done}) < len(done) / 2  # claimed in batches, one lease each
     store.close()
 

@@ -18,6 +18,7 @@ from hyperdist.distributed.coordinator import Coordinator, StopRules
 from hyperdist.errors import ObjectiveMismatch
 from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
+from hyperdist.store import testing as raw
 from helpers import TESTS, wait_until, worker_env
 
 pytestmark = pytest.mark.slow
@@ -36,7 +37,7 @@ def _plant(store: Store, key: str, objective: str, space: dict, params: list[dic
     store.create_experiment(key, space=space, space_hash="h-" + key, objective=objective, algo={}, max_evals=10,
                             seed=0)
     if fields:
-        store._db["experiments"].update_one({"_id": key}, {"$set": fields})
+        raw.database(store)["experiments"].update_one({"_id": key}, {"$set": fields})
     store.insert_trials(key, list(enumerate(params)), "h-" + key)
 
 
@@ -76,7 +77,7 @@ def test_an_experiment_changed_under_a_running_worker_fails_the_trial_it_meets(m
     worker = Worker(store, WorkerConfig(allow=[str(HOSTILE)], exp_key="swap"))
     assert worker._cannot_serve() == ""
     evil = _shell_space(f"touch {tmp_path / 'pwned'}")
-    store._db["experiments"].update_one({"_id": "swap"}, {"$set": {"objective": f"{HOSTILE}:system", "space": evil,
+    raw.database(store)["experiments"].update_one({"_id": "swap"}, {"$set": {"objective": f"{HOSTILE}:system", "space": evil,
                                                                     "space_hash": "h-evil"}})
     store.insert_trials("swap", [(0, {"cmd": 0})], "h-evil")
     doc = store.claim(worker.owner, 30, "swap")
@@ -118,7 +119,7 @@ def test_results_no_store_can_hold_and_objectives_that_exit_fail_only_their_tria
     space = compile_space(hostile_objectives.space)
     n = len(hostile_objectives.space["kind"].options)
     _plant(store, "bad", f"{HOSTILE}:misbehave", space.to_json(), [{"kind": i} for i in range(n)])
-    store._db["experiments"].update_one({"_id": "bad"}, {"$set": {"space_hash": space.hash}})
+    raw.database(store)["experiments"].update_one({"_id": "bad"}, {"$set": {"space_hash": space.hash}})
     run = _worker(mongo_url, store.db_name, "--exp", "bad", "--allow", str(HOSTILE),
                   "--max-consecutive-failures", "100")
     assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
@@ -144,8 +145,8 @@ def test_results_no_store_can_hold_and_objectives_that_exit_fail_only_their_tria
 def test_crafted_trial_documents_fail_their_trial_not_the_worker(mongo_url, store):
     space = compile_space(hostile_objectives.space)
     _plant(store, "junk", f"{HOSTILE}:quad", space.to_json(), [{"kind": 0}] * 5)
-    store._db["experiments"].update_one({"_id": "junk"}, {"$set": {"space_hash": space.hash}})
-    trials = store._db["trials"]
+    raw.database(store)["experiments"].update_one({"_id": "junk"}, {"$set": {"space_hash": space.hash}})
+    trials = raw.database(store)["trials"]
     trials.update_one({"exp_key": "junk", "tid": 1}, {"$set": {"params": "kind=0"}})
     trials.update_one({"exp_key": "junk", "tid": 2}, {"$set": {"params": {"kind": 99}}})
     trials.update_one({"exp_key": "junk", "tid": 3}, {"$unset": {"tid": ""}})
@@ -245,7 +246,7 @@ def test_reading_a_url_with_a_missing_ca_file_is_one_line(tmp_path):
 def test_exported_json_of_hostile_results_is_valid(mongo_url, store):
     space = compile_space(hostile_objectives.space)
     _plant(store, "nan", f"{HOSTILE}:quad", space.to_json(), [{"kind": 0}])
-    store._db["trials"].update_one({"exp_key": "nan"}, {"$set": {"state": "DONE", "result": {
+    raw.database(store)["trials"].update_one({"exp_key": "nan"}, {"$set": {"state": "DONE", "result": {
         "loss": float("nan"), "status": "ok", "extra": [float("inf")]}}})
     from click.testing import CliRunner
 

@@ -10,6 +10,7 @@ import pytest
 from hyperdist.errors import StoreError
 from hyperdist.server.embedded import start_server, stop_server
 from hyperdist.store import Store
+from hyperdist.store import testing as raw
 from helpers import TESTS, worker_env
 
 pytestmark = pytest.mark.slow
@@ -25,7 +26,7 @@ def auth_server(tmp_path_factory):
     data = tmp_path_factory.mktemp("auth")
     open_server = start_server(data)
     admin = Store(open_server.url, db="admin")
-    admin._db.command("createUser", "alice", pwd=PASSWORD, roles=["root"])
+    raw.database(admin).command("createUser", "alice", pwd=PASSWORD, roles=["root"])
     admin.close()
     stop_server(data)
     server = start_server(data, auth=True)
@@ -108,7 +109,7 @@ def test_dashboard_with_a_read_only_user_never_shows_the_password(auth_server):
     from dashboard_support import dashboard, get
 
     admin = Store(_url(auth_server), db="admin")
-    admin._db.command("createUser", "viewer", pwd=PASSWORD, roles=[{"role": "read", "db": "secure_view"}])
+    raw.database(admin).command("createUser", "viewer", pwd=PASSWORD, roles=[{"role": "read", "db": "secure_view"}])
     admin.close()
     store = Store(_url(auth_server), db="secure_view")
     store.create_experiment("e", space={"format": "hyperdist.space/1", "root": {}}, space_hash="h",

@@ -56,6 +56,16 @@ RESUME_FIELDS = {"_id": 1, "tid": 1, "state": 1, "params": 1, "result.loss": 1, 
 CANDIDATE_FIELDS = {"_id": 1, "exp_key": 1, "tid": 1, "params": 1, "attempts": 1, "space_hash": 1}
 
 
+def utc_now() -> dt.datetime:
+    """UTC, truncated to milliseconds as BSON stores it, so a document built here equals the stored one."""
+    now = dt.datetime.now(dt.timezone.utc)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def utc_later(seconds: float) -> dt.datetime:
+    return utc_now() + dt.timedelta(seconds=seconds)
+
+
 @overload
 def utc(value: dt.datetime) -> dt.datetime: ...
 @overload

@@ -7,7 +7,7 @@ from typing import Any, Iterable, Iterator
 from pymongo import DESCENDING
 
 from hyperdist.errors import StoreError
-from hyperdist.store.connection import Connection
+from hyperdist.store.connection import Database
 from hyperdist.store.document import FINISHED, HISTORY_FIELDS, STATES, TRIAL_FIELDS, TrialRecord, TrialState
 
 log = logging.getLogger("hyperdist.store")
@@ -15,7 +15,7 @@ NEW, RUNNING, DONE, ERROR = TrialState.NEW, TrialState.RUNNING, TrialState.DONE,
 _PRUNED = "pruned"
 
 
-class History(Connection):
+class History(Database):
     """Reads only: none of these changes a trial."""
 
     def count_new(self, exp_key: str) -> int:

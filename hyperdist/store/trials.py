@@ -19,8 +19,8 @@ from bson import ObjectId
 from pymongo import ASCENDING, UpdateMany, UpdateOne
 from pymongo.errors import BulkWriteError, DocumentTooLarge, WriteError
 
-from hyperdist.store.connection import Connection, _later, _now
-from hyperdist.store.document import CANDIDATE_FIELDS, FINISHED, TrialState, utc
+from hyperdist.store.connection import Database
+from hyperdist.store.document import CANDIDATE_FIELDS, FINISHED, TrialState, utc, utc_later, utc_now
 
 NEW, RUNNING, DONE, ERROR = TrialState.NEW, TrialState.RUNNING, TrialState.DONE, TrialState.ERROR
 # A BSON document holds at most 16 MiB; a result must leave room for the rest of its trial.
@@ -51,12 +51,12 @@ class Report:
         return len(bson.encode({"result": self.result, "error": self.error}))
 
 
-class Trials(Connection):
+class TrialQueue(Database):
     """The protocol steps of a trial's life, in the order a trial lives them."""
 
     def insert_trials(self, exp_key: str, trials: list[tuple[int, dict]], space_hash: str | None = None) -> list:
         """Enqueue NEW trials; `space_hash` lets a worker reuse the experiment it has already loaded."""
-        now = _now()
+        now = utc_now()
         docs = [{"_id": ObjectId(), "exp_key": exp_key, "tid": tid, "state": NEW, "params": params, "result": None,
                  "attempts": 0, "owner": None, "lease_token": None, "lease_until": None, "created": now,
                  "claimed": None, "finished": None, "error": None, "space_hash": space_hash}
@@ -110,7 +110,7 @@ class Trials(Connection):
             while candidates and not claimed:
                 take = min(n, max(1, len(candidates) // 2))
                 picks, candidates = candidates[:take], candidates[take:]
-                now = _now()
+                now = utc_now()
                 fields = {"state": RUNNING, "owner": owner, "lease_token": uuid.uuid4().hex, "batch": take,
                           "lease_until": now + dt.timedelta(seconds=lease_seconds), "claimed": now, "heartbeat": now}
                 if device is not None:
@@ -121,7 +121,7 @@ class Trials(Connection):
                 cas = ({"_id": ids[0] if take == 1 else {"$in": ids}, "state": NEW, "attempts": _SANE_COUNT},
                        {"$set": fields, "$inc": {"attempts": 1}})
                 sent = reports if accepted is None else []
-                ok, won, candidates = self._resolve(sent, picks, fields["lease_token"], candidates,
+                ok, won, candidates = self._resolve(sent, picks, str(fields["lease_token"]), candidates,
                                                     *self._write_reports(sent, cas))
                 accepted = ok if sent else accepted
                 claimed = [dict(d, **fields, attempts=_count(d.get("attempts")) + 1) for d in won]
@@ -198,7 +198,7 @@ class Trials(Connection):
         with self._errors("writing to"):
             res = self._trials.update_many({"_id": ids[0] if len(ids) == 1 else {"$in": ids}, "state": RUNNING,
                                             "lease_token": token},
-                                           {"$set": {"lease_until": _later(lease_seconds), "heartbeat": _now()}})
+                                           {"$set": {"lease_until": utc_later(lease_seconds), "heartbeat": utc_now()}})
         return res.matched_count == len(ids)
 
     def report(self, trial_id: Any, token: str, state: str, result: dict | None, error: dict | None = None) -> bool:
@@ -232,7 +232,7 @@ class Trials(Connection):
     def report_intermediate(self, trial_id: Any, token: str, step: int, value: float) -> bool:
         """Record a running trial's progress (`intermediate.<step>`), only under its current lease."""
         with self._errors("writing to"):
-            res = self._trials.update_one({"_id": _oid(trial_id), "state": RUNNING, "lease_token": token},
+            res = self._trials.update_one({"_id": trial_oid(trial_id), "state": RUNNING, "lease_token": token},
                                           {"$set": {f"intermediate.{int(step)}": float(value)}})
         return res.matched_count == 1
 
@@ -251,7 +251,7 @@ class Trials(Connection):
         conditioned on the token and lease just read, so a heartbeat landing in between, or
         another reaper, wins over this one.
         """
-        now = now or _now()
+        now = now or utc_now()
         query: dict[str, Any] = {"state": RUNNING}
         if exp_key is not None:
             query["exp_key"] = exp_key
@@ -284,7 +284,7 @@ class Trials(Connection):
         their trials out again (or fails them after max_attempts) now rather than a lease later."""
         with self._errors("writing to"):
             res = self._trials.update_many({"exp_key": exp_key, "state": RUNNING, "owner": {"$in": owners}},
-                                           {"$set": {"lease_until": _now() - dt.timedelta(seconds=1)}})
+                                           {"$set": {"lease_until": utc_now() - dt.timedelta(seconds=1)}})
         return res.modified_count
 
     def cancel_new(self, exp_key: str) -> int:
@@ -297,7 +297,7 @@ def _finish(state: str, result: dict | None, error: dict | None, now: dt.datetim
             token: str | None = None) -> dict:
     """The update that ends a trial: final state, result and error together, the lease gone. A
     worker's report keeps its lease `token`, so a read can tell whose report finished the trial."""
-    update: dict = {"$set": {"state": state, "result": result, "error": error, "finished": now or _now(),
+    update: dict = {"$set": {"state": state, "result": result, "error": error, "finished": now or utc_now(),
                              "lease_until": None}}
     if token is None:
         update["$unset"] = {"lease_token": ""}
@@ -335,7 +335,7 @@ def _finish_together(reports: list[Report]) -> tuple[dict, list[dict]]:
                                          for i, v in zip(ids, values)], "default": None}}
 
     fields = {"state": each([r.state for r in reports]), "result": each([r.result for r in reports]),
-              "error": each([r.error for r in reports]), "finished": {"$literal": _now()}, "lease_until": None}
+              "error": each([r.error for r in reports]), "finished": {"$literal": utc_now()}, "lease_until": None}
     return {"_id": {"$in": ids}, "state": RUNNING, "lease_token": reports[0].token}, [{"$set": fields}]
 
 
@@ -362,7 +362,7 @@ def _too_large(size: int) -> dict:
                        f"(16 MiB in all); store large artifacts elsewhere and return their path"}
 
 
-def _oid(value: Any) -> Any:
-    """Trial ids cross process boundaries as strings (a subprocess objective); turn them back."""
+def trial_oid(value: Any) -> Any:
+    """A trial's `_id` from what crossed a process boundary as a string (a subprocess objective)."""
     return ObjectId(value) if isinstance(value, str) and ObjectId.is_valid(value) else value
 
