@@ -111,7 +111,7 @@ def test_show_says_which_worker_lost_an_earlier_attempt(store):
 
 
 def test_show_of_a_trial_stored_with_an_unknown_state_names_it(failing):
-    failing._trials.update_one({"exp_key": "mixed", "tid": 3}, {"$set": {"state": "HACKED"}})
+    raw.trials(failing).update_one({"exp_key": "mixed", "tid": 3}, {"$set": {"state": "HACKED"}})
     out = _run(failing, "show", "mixed", "3", code=2)
     assert "trial 3 of 'mixed' is stored with the state 'HACKED'" in out and "'DONE'" in out
 

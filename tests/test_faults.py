@@ -186,7 +186,7 @@ def test_coordinator_dying_at_each_point_then_resumed(mongo_url, db_name, point)
     import subprocess
     import sys
 
-    from test_distributed import TESTS
+    from helpers import TESTS
 
     # 60: more than three inserts can hold (the first 6, later ones at most the grown queue of 16 + 2
     # running), so the coordinator dying at its 3rd insert always leaves trials unsuggested

@@ -205,7 +205,7 @@ def test_mongotrials_without_workers_prints_the_worker_command(mongo_url, db_nam
 
 def test_local_workers_gone_but_another_worker_working_the_search_goes_on(mongo_url, db_name):
     """Only when nobody else works on the experiment does the end of the local workers end the search."""
-    from test_distributed import _worker
+    from helpers import start_worker
 
     key = f"shared-{os.getpid()}"
     search = subprocess.Popen(_search("quadratic", "--max-evals", "40", "--workers", "1", "--mongo", mongo_url,
@@ -217,7 +217,7 @@ def test_local_workers_gone_but_another_worker_working_the_search_goes_on(mongo_
     try:
         wait_until(lambda: any(e["_id"] == key for e in store.list_experiments())
                     and store.counts(key)["DONE"] >= 2, 90, "trials finished")
-        other = _worker(mongo_url, db_name, key, worker_env(HYPERDIST_TEST_DELAY="0.1"))
+        other = start_worker(mongo_url, db_name, key, worker_env(HYPERDIST_TEST_DELAY="0.1"))
         wait_until(lambda: len({d.get("owner") for d in store.history(key)} - {None}) >= 2, 60,
                     "the other worker's first trial")
         local = _pids_mentioning(key) - {search.pid, other.pid}

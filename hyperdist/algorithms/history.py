@@ -20,8 +20,8 @@ def classify(done: bool, result: Mapping[str, Any] | None) -> tuple[int, float |
     value it reported (see pruning.py); anything else -> failed."""
     result = result or {}
     loss = result.get("loss")
-    usable = isinstance(loss, (int, float)) and not isinstance(loss, bool) and np.isfinite(loss)
-    if done and usable and result.get("status") in ("ok", "pruned"):
+    if done and isinstance(loss, (int, float)) and not isinstance(loss, bool) and np.isfinite(loss) \
+            and result.get("status") in ("ok", "pruned"):
         return OK, float(loss)
     return FAILED, None
 

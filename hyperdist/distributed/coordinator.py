@@ -13,7 +13,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -189,7 +189,7 @@ class Coordinator:
         if snap is None:
             if stored:  # taken with another space, or damaged: replaced by a new one from every trial
                 self.store.delete_snapshot(self.exp_key)
-            docs = self.store.iter_history(self.exp_key, RESUME_FIELDS)
+            docs: Iterable[dict] = self.store.iter_history(self.exp_key, RESUME_FIELDS)
             snap = snapshot.Snapshot.empty(len(self.space))
         else:
             docs = self.store.trials_since(self.exp_key, snap.watermark, snap.open_ids, RESUME_FIELDS)
@@ -217,7 +217,8 @@ class Coordinator:
 
     def _record(self, doc: dict) -> None:
         key = doc["_id"]
-        tid = doc["tid"] = self.open.get(key, doc.get("tid"))  # ours: a tid damaged since is not read
+        tid = self.open.get(key)  # ours: a tid damaged since is not read
+        tid = doc["tid"] = int(doc["tid"]) if tid is None else tid
         params = doc.get("params") or {}
         self._last_tid = max(self._last_tid, tid)
         if doc["state"] in FINISHED:

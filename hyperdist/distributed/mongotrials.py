@@ -24,6 +24,8 @@ from hyperdist.local.trials import Trials
 
 
 class MongoTrials(Trials):
+    exp_key: str  # always set: "default" when none is given
+
     def __init__(self, url: str, exp_key: str | None = None, *, workers: int = 1, db: str | None = None,
                  refresh: bool = True, store: Store | None = None) -> None:
         super().__init__(exp_key or "default")

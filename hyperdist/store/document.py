@@ -24,7 +24,7 @@ class TrialState(str, enum.Enum):
 
     __str__ = str.__str__  # "DONE" in messages, f-strings and reprs, as the stored value reads
     __repr__ = str.__repr__
-    __format__ = str.__format__
+    __format__ = str.__format__  # type: ignore[assignment]  # Enum's signature names its argument differently
     __hash__ = str.__hash__  # a dict keyed by members finds the stored strings too
 
 
@@ -38,7 +38,7 @@ class ExperimentState(str, enum.Enum):
 
     __str__ = str.__str__
     __repr__ = str.__repr__
-    __format__ = str.__format__
+    __format__ = str.__format__  # type: ignore[assignment]
     __hash__ = str.__hash__
 
 

@@ -72,7 +72,7 @@ class History(Database):
                 docs += self._trials.find({"_id": {"$in": ids}, "tid": {"$lte": tid}}, fields)
         return list(valid_trials(docs, exp_key))
 
-    def counts(self, exp_key: str) -> dict[str, int]:
+    def counts(self, exp_key: str) -> dict[TrialState, int]:
         out = dict.fromkeys((NEW, RUNNING, DONE, ERROR), 0)
         with self._errors("reading from"):
             for row in self._trials.aggregate([{"$match": {"exp_key": exp_key}},

@@ -190,7 +190,8 @@ class ExperimentView:
         spec, x = self.space.params[j], self.X[rows, j]
         active = ~np.isnan(x)
         if spec.dist.categorical:
-            ticks, text = list(range(spec.dist.n_options)), [short(o, 20) for o in self.options(j)]
+            ticks: list[float] = [float(i) for i in range(spec.dist.n_options)]
+            text = [short(o, 20) for o in self.options(j)]
             lo, hi, t = 0.0, float(max(1, spec.dist.n_options - 1)), x.copy()
         else:
             log = spec.dist.log and bool((x[active] > 0).all())
@@ -236,7 +237,7 @@ class ExperimentView:
         for j in (ja, jb):
             ax = self.axis(j, rows)
             cat = self.space.params[j].dist.categorical
-            g = np.array(ax["tickvals"], dtype=float) if cat else np.linspace(*ax["range"], grid)
+            g = np.array(ax["tickvals"], dtype=float) if cat else np.linspace(ax["range"][0], ax["range"][1], grid)
             axes.append(dict(ax, grid=g.tolist(), categorical=cat))
             coords.append((np.array(ax["values"]), g, cat, ax["range"]))
         y = np.log10(self.loss[rows]) if self.log_loss() else self.loss[rows]
@@ -326,7 +327,7 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, dt.datetime):
-        return utc(value).isoformat()  # type: ignore[union-attr]
+        return utc(value).isoformat()
     return jsonable(str(value))
 
 
