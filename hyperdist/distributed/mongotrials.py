@@ -18,7 +18,7 @@ from hyperdist.objective.pruning import pruner_options
 from hyperdist.objective.reference import reference_of
 from hyperdist.distributed.session import Session, stop_signals
 from hyperdist.space.compiled import compile_space, space_eval
-from hyperdist.store import FINISHED, ExperimentState, Store, TrialState, parse_url
+from hyperdist.store import ExperimentState, Store, TrialState, parse_url
 from hyperdist.integrations.tracking import make_log, store_mirror
 from hyperdist.local.trials import Trials
 
@@ -38,13 +38,13 @@ class MongoTrials(Trials):
     def refresh(self) -> None:
         """Reload the experiment's history from the database."""
         self._reset()
-        for doc in self.store.history(self.exp_key):
-            trial = self.insert(doc["tid"], doc.get("params") or {})
-            if doc["state"] in FINISHED:  # a trial that raised has an error; a "fail" result is done
-                self.finish(doc["tid"], doc.get("result") or {"status": "fail"}, doc.get("error"))
-            elif doc["state"] == TrialState.RUNNING:
-                self.start(doc["tid"])
-            trial["owner"], trial["book_time"] = doc.get("owner"), doc.get("claimed")
+        for rec in self.store.records(self.exp_key):
+            trial = self.insert(rec.tid, rec.params)
+            if rec.finished_state:  # a trial that raised has an error; a "fail" result is done
+                self.finish(rec.tid, rec.result or {"status": "fail"}, rec.error)
+            elif rec.state == TrialState.RUNNING:
+                self.start(rec.tid)
+            trial["owner"], trial["book_time"] = rec.owner, rec.claimed
 
     def fmin(self, fn: Callable[[Any], Any], space: Any, *, algo: Callable, max_evals: int,
              timeout: float | None, loss_threshold: float | None, rstate: np.random.Generator,

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Protocol
 from hyperdist.errors import HyperdistError, redact
 from hyperdist.objective.result import STATUS_FAIL, finite, ok_loss
 from hyperdist.space.compiled import SearchSpace
-from hyperdist.store.document import FINISHED, ExperimentState, utc
+from hyperdist.store.document import FINISHED, STATE_FIELDS, ExperimentState, TrialRecord, utc
 
 log = logging.getLogger("hyperdist.tracking")
 
@@ -59,11 +59,10 @@ class LoggedTrial:
         return (utc(self.finished) - utc(self.started)).total_seconds()
 
 
-def record_from_doc(doc: dict, space: SearchSpace) -> LoggedTrial:
-    """From a trial document in MongoDB (hyperdist/store)."""
-    return _record(doc["tid"], doc.get("params") or {}, doc.get("result") or {}, doc.get("error"),
-                   doc.get("claimed"), doc.get("finished"), doc.get("owner"), doc.get("device"),
-                   doc.get("intermediate") or {}, space)
+def record_from_store(rec: TrialRecord, space: SearchSpace) -> LoggedTrial:
+    """From a trial of a distributed experiment (hyperdist/store)."""
+    return _record(rec.tid, rec.params, rec.result, rec.error, rec.claimed, rec.finished, rec.owner, rec.device,
+                   rec.intermediate, space)
 
 
 def record_from_trial(trial: dict, space: SearchSpace) -> LoggedTrial:
@@ -114,7 +113,7 @@ class Mirror:
     RETRY_FIRST, RETRY_MAX = 2.0, 60.0
 
     def __init__(self, tlog: TrialLog, space: SearchSpace, exp_key: str | None = None,
-                 info: dict[str, Any] | None = None, *, read: Callable[[list], Iterable[dict]] | None = None,
+                 info: dict[str, Any] | None = None, *, read: Callable[[list], Iterable[TrialRecord]] | None = None,
                  history: Callable[[], Iterable[dict]] | None = None, flush_timeout: float | None = 30.0) -> None:
         """`read(ids)` returns whole trial documents by `_id`; `history()` every trial (backfill)."""
         self.tlog, self.space, self.exp_key, self.info = tlog, space, exp_key, info or {}
@@ -171,7 +170,7 @@ class Mirror:
                 if self._ids:
                     assert self._read is not None
                     batch = self._ids[:500]
-                    self._pending += sorted((record_from_doc(d, self.space) for d in self._read(batch)),
+                    self._pending += sorted((record_from_store(r, self.space) for r in self._read(batch)),
                                             key=lambda r: r.tid)
                     del self._ids[:len(batch)]
                 while self._pending:
@@ -221,5 +220,5 @@ def store_mirror(tlog: TrialLog, store: Any, exp_key: str, space: SearchSpace, i
                  flush_timeout: float | None = 30.0) -> Mirror:
     """A mirror of a distributed experiment: the coordinator's hook is `.finished`; trials already
     finished and not yet logged (a resumed search) are logged first."""
-    return Mirror(tlog, space, exp_key, info, read=store.trials_by_id, flush_timeout=flush_timeout,
-                  history=lambda: store.iter_history(exp_key, {"_id": 1, "tid": 1, "state": 1}))
+    return Mirror(tlog, space, exp_key, info, read=lambda ids: store.records_by_id(exp_key, ids),
+                  flush_timeout=flush_timeout, history=lambda: store.iter_history(exp_key, STATE_FIELDS))

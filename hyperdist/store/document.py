@@ -52,6 +52,10 @@ HISTORY_FIELDS = dict(TRIAL_FIELDS, attempts=1, owner=1, created=1, claimed=1, f
                       heartbeat=1, exp_key=1, intermediate=1, device=1)
 # What a coordinator's resume reads: what TPE and the stop rules see, not the results' extras.
 RESUME_FIELDS = {"_id": 1, "tid": 1, "state": 1, "params": 1, "result.loss": 1, "result.status": 1}
+# What the experiments list reads of every trial: state, outcome, when and by whom it finished.
+SUMMARY_FIELDS = {"tid": 1, "state": 1, "result.loss": 1, "result.status": 1, "finished": 1, "owner": 1}
+# What a tracker reads to know which trials have finished.
+STATE_FIELDS = {"_id": 1, "tid": 1, "state": 1}
 # What a worker's claim reads of each NEW candidate.
 CANDIDATE_FIELDS = {"_id": 1, "exp_key": 1, "tid": 1, "params": 1, "attempts": 1, "space_hash": 1}
 

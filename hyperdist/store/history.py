@@ -36,10 +36,11 @@ class History(Database):
                                           dict(TRIAL_FIELDS, batch=1)))  # batch: claimed with how many
         return [_clean_fields(d) for d in docs]
 
-    def trials_by_id(self, ids: list) -> list[dict]:
+    def records_by_id(self, exp_key: str, ids: list) -> list[TrialRecord]:
         """Whole trials by `_id`: what a tracker logs of the trials the coordinator saw finish."""
         with self._errors("reading from"):
-            return list(self._trials.find({"_id": {"$in": ids}}, HISTORY_FIELDS))
+            docs = list(self._trials.find({"_id": {"$in": ids}}, HISTORY_FIELDS))
+        return [TrialRecord.from_doc(d) for d in valid_trials(docs, exp_key)]
 
     def existing(self, ids: list) -> set:
         """Which of these trial _ids still exist (a server that lost recent writes may not have them)."""

@@ -5,10 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterable
 
-from hyperdist.store.document import FINISHED, TrialState
-from hyperdist.views.data import FAILED, NEW, OK, PRUNED, RUNNING, ExperimentView, trial_record, utc
-
-_SUMMARY_FIELDS = {"tid": 1, "state": 1, "result.loss": 1, "result.status": 1, "finished": 1, "owner": 1}
+from hyperdist.store.document import FINISHED, SUMMARY_FIELDS, TrialState, utc
+from hyperdist.views.data import FAILED, NEW, OK, PRUNED, RUNNING, ExperimentView, trial_record
 
 
 def setup(view: ExperimentView) -> dict:
@@ -72,5 +70,5 @@ def summarize(exp: dict, trials: list[dict], now: dt.datetime) -> dict:
 def experiment_summaries(store: Any) -> list[dict]:
     """One summary per experiment, each from a narrow read of its trials."""
     now = dt.datetime.now(dt.timezone.utc)
-    return [summarize(exp, [trial_record(d) for d in store.iter_history(exp["_id"], _SUMMARY_FIELDS)], now)
+    return [summarize(exp, [trial_record(d) for d in store.iter_history(exp["_id"], SUMMARY_FIELDS)], now)
             for exp in store.list_experiments()]
