@@ -60,6 +60,11 @@ STATE_FIELDS = {"_id": 1, "tid": 1, "state": 1}
 CANDIDATE_FIELDS = {"_id": 1, "exp_key": 1, "tid": 1, "params": 1, "attempts": 1, "space_hash": 1}
 
 
+def count(value: Any) -> int:
+    """A counter read from a document anyone may have written: a non-negative int, else 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
 def utc_now() -> dt.datetime:
     """UTC, truncated to milliseconds as BSON stores it, so a document built here equals the stored one."""
     now = dt.datetime.now(dt.timezone.utc)
@@ -112,14 +117,13 @@ class TrialRecord:
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> "TrialRecord":
-        attempts = doc.get("attempts")
         owner, device, exp_key = doc.get("owner"), doc.get("device"), doc.get("exp_key")
         return cls(tid=int(doc["tid"]), state=TrialState(doc["state"]), params=dict(doc.get("params") or {}),
                    result=dict(doc.get("result") or {}), error=doc.get("error"), id=doc.get("_id"),
                    exp_key=exp_key if isinstance(exp_key, str) else None,
                    owner=str(owner) if owner is not None else None,
                    device=device if isinstance(device, str) and device else None,
-                   attempts=attempts if isinstance(attempts, int) and not isinstance(attempts, bool) else 0,
+                   attempts=count(doc.get("attempts")),
                    intermediate=dict(doc.get("intermediate") or {}),
                    created=utc(doc.get("created")), claimed=utc(doc.get("claimed")),
                    finished=utc(doc.get("finished")), heartbeat=utc(doc.get("heartbeat")),

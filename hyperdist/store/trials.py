@@ -20,7 +20,7 @@ from pymongo import ASCENDING, UpdateMany, UpdateOne
 from pymongo.errors import BulkWriteError, DocumentTooLarge, WriteError
 
 from hyperdist.store.connection import Database
-from hyperdist.store.document import CANDIDATE_FIELDS, FINISHED, TrialState, utc, utc_later, utc_now
+from hyperdist.store.document import CANDIDATE_FIELDS, FINISHED, TrialState, count, utc, utc_later, utc_now
 
 NEW, RUNNING, DONE, ERROR = TrialState.NEW, TrialState.RUNNING, TrialState.DONE, TrialState.ERROR
 # A BSON document holds at most 16 MiB; a result must leave room for the rest of its trial.
@@ -124,7 +124,7 @@ class TrialQueue(Database):
                 ok, won, candidates = self._resolve(sent, picks, str(fields["lease_token"]), candidates,
                                                     *self._write_reports(sent, cas))
                 accepted = ok if sent else accepted
-                claimed = [dict(d, **fields, attempts=_count(d.get("attempts")) + 1) for d in won]
+                claimed = [dict(d, **fields, attempts=count(d.get("attempts")) + 1) for d in won]
                 if not won and not candidates and rereads:  # every pick lost, no other candidate: look once more
                     candidates, rereads = self._read_candidates(query), 0
             if accepted is None:  # nothing to claim: the reports alone
@@ -266,7 +266,7 @@ class TrialQueue(Database):
                 if isinstance(lease, dt.datetime) and utc(lease) >= now:
                     continue
                 cond = {"_id": doc["_id"], "state": RUNNING, "lease_token": doc.get("lease_token"), "lease_until": lease}
-                attempts = _count(doc.get("attempts"))
+                attempts = count(doc.get("attempts"))
                 if attempts >= max_attempts:
                     update = _finish(ERROR, {"status": "fail"}, {
                         "type": "LeaseExpired", "traceback": None,
@@ -349,11 +349,6 @@ def _storable(report: Report) -> Report:
         return Report(report.trial_id, report.token, ERROR, {"status": "fail"},
                       {"type": "UnstorableResult", "traceback": None,
                        "message": f"the result cannot be stored: {type(exc).__name__}: {str(exc)[:300]}"})
-
-
-def _count(value: Any) -> int:
-    """A counter read from a document anyone may have written: a non-negative int, else 0."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _too_large(size: int) -> dict:
