@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from helpers import TESTS, worker_env
+from harness import TESTS, worker_env
 
 OBJECTIVE, SPACE = f"{TESTS / 'objectives.py'}:views", f"{TESTS / 'objectives.py'}:views_space"
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from hyperdist.cli import main
 from hyperdist.store import Store
-from helpers import TESTS, worker_env
+from harness import TESTS, worker_env
 
 COMMANDS = [[], ["search"], ["worker"], ["status"], ["best"], ["list"], ["export"], ["demo"], ["server"],
             ["server", "start"], ["server", "stop"], ["server", "status"], ["stop"]]

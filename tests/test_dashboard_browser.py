@@ -20,7 +20,7 @@ import pytest
 from dashboard_support import dashboard, search
 from hyperdist.store import Store
 from hyperdist.store import testing as raw
-from helpers import worker_env
+from harness import worker_env
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

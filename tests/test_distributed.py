@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import objectives
-from helpers import (OBJECTIVE, all_exit_cleanly, experiment_exists, search_cmd, start_worker,
+from harness import (OBJECTIVE, all_exit_cleanly, experiment_exists, search_cmd, start_worker,
                      wait_until, worker_env)
 from hyperdist import MongoTrials, fmin, tpe
 from hyperdist.distributed.coordinator import Coordinator, CoordinatorConfig, StopRules

@@ -11,7 +11,7 @@ import pytest
 import objectives
 from hyperdist import MongoTrials, SpaceError, Trials, compile_space, fmin, hp, space_eval, space_from_json, tpe
 from hyperdist.pyll import scope
-from helpers import start_worker, worker_env
+from harness import start_worker, worker_env
 
 
 def test_mod_abs_and_unary_plus_compute_as_python():

@@ -15,7 +15,7 @@ from hyperdist.errors import StoreUnavailable
 from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
 from hyperdist.store import testing as raw
-from helpers import OBJECTIVE, all_exit_cleanly, experiment_exists, search_cmd, start_worker, wait_until, worker_env
+from harness import OBJECTIVE, all_exit_cleanly, experiment_exists, search_cmd, start_worker, wait_until, worker_env
 
 pytestmark = pytest.mark.slow
 
@@ -186,7 +186,7 @@ def test_coordinator_dying_at_each_point_then_resumed(mongo_url, db_name, point)
     import subprocess
     import sys
 
-    from helpers import TESTS
+    from harness import TESTS
 
     # 60: more than three inserts can hold (the first 6, later ones at most the grown queue of 16 + 2
     # running), so the coordinator dying at its 3rd insert always leaves trials unsuggested

@@ -17,7 +17,7 @@ from hyperdist.distributed.gpus import parse_gpus, visible_device
 from hyperdist.space.compiled import compile_space
 from hyperdist.views.status import render_status
 from hyperdist.store import Store
-from helpers import TESTS, worker_env
+from harness import TESTS, worker_env
 
 OBJECTIVE = f"{TESTS / 'objectives.py'}:sees_device"
 NVIDIA_SMI_L = """GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-5a1b2c3d-0000-1111-2222-333344445555)

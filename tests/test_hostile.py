@@ -19,7 +19,7 @@ from hyperdist.errors import ObjectiveMismatch
 from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
 from hyperdist.store import testing as raw
-from helpers import TESTS, wait_until, worker_env
+from harness import TESTS, wait_until, worker_env
 
 pytestmark = pytest.mark.slow
 HOSTILE = TESTS / "hostile_objectives.py"

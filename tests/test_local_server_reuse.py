@@ -16,7 +16,7 @@ from hyperdist import hp
 from hyperdist.space.compiled import compile_space
 from hyperdist.server.embedded import server_status, stop_server, use_server
 from hyperdist.store import Store
-from helpers import TESTS, worker_env
+from harness import TESTS, worker_env
 
 
 def _hd(data: Path, *args: str, idle: float = 120, **kw) -> subprocess.CompletedProcess:

@@ -13,7 +13,7 @@ mlflow = pytest.importorskip("mlflow", reason="the mlflow extra is not installed
 from hyperdist import Trials, fmin, hp  # noqa: E402
 from hyperdist.objective.pruning import TrialPruned  # noqa: E402
 from hyperdist.store import Store  # noqa: E402
-from helpers import TESTS, worker_env  # noqa: E402
+from harness import TESTS, worker_env  # noqa: E402
 
 SPACE = {"x": hp.uniform("x", -5, 5), "kind": hp.choice("kind", ["linear", "rbf"])}
 

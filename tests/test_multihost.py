@@ -15,7 +15,7 @@ from hyperdist import tpe
 from hyperdist.distributed.coordinator import Coordinator, CoordinatorConfig, StopRules
 from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
-from helpers import OBJECTIVE, TESTS, wait_until, worker_env
+from harness import OBJECTIVE, TESTS, wait_until, worker_env
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import pytest
 from hyperdist import Trials, fmin, hp, tpe
 from hyperdist.objective.pruning import ASHAPruner, MedianPruner, make_pruner, takes_context
 from hyperdist.store import Store
-from helpers import TESTS, worker_env
+from harness import TESTS, worker_env
 
 
 class FakePeers:

@@ -14,7 +14,7 @@ import pytest
 
 from hyperdist.server.embedded import server_status
 from hyperdist.store import Store
-from helpers import TESTS, wait_until, worker_env
+from harness import TESTS, wait_until, worker_env
 
 pytestmark = pytest.mark.slow
 OBJECTIVES = TESTS / "objectives.py"
@@ -205,7 +205,7 @@ def test_mongotrials_without_workers_prints_the_worker_command(mongo_url, db_nam
 
 def test_local_workers_gone_but_another_worker_working_the_search_goes_on(mongo_url, db_name):
     """Only when nobody else works on the experiment does the end of the local workers end the search."""
-    from helpers import start_worker
+    from harness import start_worker
 
     key = f"shared-{os.getpid()}"
     search = subprocess.Popen(_search("quadratic", "--max-evals", "40", "--workers", "1", "--mongo", mongo_url,

@@ -11,7 +11,7 @@ from hyperdist.errors import StoreError
 from hyperdist.server.embedded import start_server, stop_server
 from hyperdist.store import Store
 from hyperdist.store import testing as raw
-from helpers import TESTS, worker_env
+from harness import TESTS, worker_env
 
 pytestmark = pytest.mark.slow
 PASSWORD = "pa55-w0rd-xyz"

@@ -13,7 +13,7 @@ from hyperdist.errors import SpaceMismatch
 from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
 from hyperdist import hp
-from helpers import TESTS, worker_env
+from harness import TESTS, worker_env
 
 pytestmark = pytest.mark.slow
 

@@ -123,6 +123,6 @@ class HistoryTable:
         i = self._rows[key]
         self._state[i], self._loss[i] = _entered(state, np.nan if loss is None else loss)
 
-    def observations(self, space: SearchSpace | None = None) -> Observations:
+    def observations(self) -> Observations:
         n = self._n
         return Observations(self._X[:n], self._loss[:n], self._state[:n])
