@@ -99,7 +99,7 @@ def test_show_says_which_worker_lost_an_earlier_attempt(store):
     import datetime as dt
 
     _fill(store, "lossy", 1, set())  # one trial, finished by host-0
-    store._trials.update_one({"exp_key": "lossy"}, {"$set": {"state": "NEW", "result": None, "finished": None}})
+    raw.trials(store).update_one({"exp_key": "lossy"}, {"$set": {"state": "NEW", "result": None, "finished": None}})
     doc = store.claim("host-9:4242", 30, "lossy")
     later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=60)
     assert store.reap_expired("lossy", 3, now=later) == 1
