@@ -46,6 +46,24 @@ FINISHED = (TrialState.DONE, TrialState.ERROR)
 OPEN = (TrialState.NEW, TrialState.RUNNING)
 STATES = tuple(TrialState)
 
+def new_trial(key: Any, exp_key: str, tid: int, params: dict, space_hash: str | None,
+              now: dt.datetime) -> dict[str, Any]:
+    """A trial document as the coordinator inserts it: NEW, every field it will have present. Later
+    writes add `heartbeat`, `batch`, `device`, `intermediate` and `lost` (store/trials.py)."""
+    return {"_id": key, "exp_key": exp_key, "tid": tid, "state": TrialState.NEW.value, "params": params,
+            "result": None, "attempts": 0, "owner": None, "lease_token": None, "lease_until": None, "created": now,
+            "claimed": None, "finished": None, "error": None, "space_hash": space_hash}
+
+
+def new_experiment(exp_key: str, *, space: dict, space_hash: str, objective: str | None, algo: dict,
+                   max_evals: int, seed: int, options: dict | None, now: dt.datetime) -> dict[str, Any]:
+    """An experiment document as it is created: running, no coordinator yet, tids from 0. Later
+    writes set `coordinator`, `stop_request` and the state (store/experiments.py)."""
+    return {"_id": exp_key, "space": space, "space_hash": space_hash, "objective": objective, "algo": algo,
+            "max_evals": max_evals, "seed": seed, "options": options or {}, "state": ExperimentState.RUNNING.value,
+            "coordinator": None, "next_tid": 0, "created": now, "updated": now}
+
+
 # What each read of trial documents asks the server for (projections).
 TRIAL_FIELDS = {"_id": 1, "tid": 1, "state": 1, "params": 1, "result": 1, "error": 1}
 HISTORY_FIELDS = dict(TRIAL_FIELDS, attempts=1, owner=1, created=1, claimed=1, finished=1, lease_until=1,

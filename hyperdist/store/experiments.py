@@ -8,7 +8,7 @@ from pymongo.errors import DuplicateKeyError
 
 from hyperdist.errors import CoordinatorBusy, ExperimentExists, ExperimentNotFound, SearchNotRunning
 from hyperdist.store.connection import Database
-from hyperdist.store.document import ExperimentState, utc_later, utc_now
+from hyperdist.store.document import new_experiment, utc_later, utc_now
 
 
 class Experiments(Database):
@@ -16,10 +16,8 @@ class Experiments(Database):
 
     def create_experiment(self, exp_key: str, *, space: dict, space_hash: str, objective: str | None, algo: dict,
                           max_evals: int, seed: int, options: dict | None = None) -> dict:
-        now = utc_now()
-        doc = {"_id": exp_key, "space": space, "space_hash": space_hash, "objective": objective, "algo": algo,
-               "max_evals": max_evals, "seed": seed, "options": options or {}, "state": ExperimentState.RUNNING.value,
-               "coordinator": None, "next_tid": 0, "created": now, "updated": now}
+        doc = new_experiment(exp_key, space=space, space_hash=space_hash, objective=objective, algo=algo,
+                             max_evals=max_evals, seed=seed, options=options, now=utc_now())
         with self._errors("creating an experiment on"):
             try:
                 self._experiments.insert_one(doc)

@@ -20,7 +20,7 @@ from pymongo import ASCENDING, UpdateMany, UpdateOne
 from pymongo.errors import BulkWriteError, DocumentTooLarge, WriteError
 
 from hyperdist.store.connection import Database
-from hyperdist.store.document import CANDIDATE_FIELDS, FINISHED, TrialState, count, utc, utc_later, utc_now
+from hyperdist.store.document import CANDIDATE_FIELDS, FINISHED, TrialState, count, new_trial, utc, utc_later, utc_now
 
 NEW, RUNNING, DONE, ERROR = TrialState.NEW, TrialState.RUNNING, TrialState.DONE, TrialState.ERROR
 # A BSON document holds at most 16 MiB; a result must leave room for the rest of its trial.
@@ -57,10 +57,7 @@ class TrialQueue(Database):
     def insert_trials(self, exp_key: str, trials: list[tuple[int, dict]], space_hash: str | None = None) -> list:
         """Enqueue NEW trials; `space_hash` lets a worker reuse the experiment it has already loaded."""
         now = utc_now()
-        docs = [{"_id": ObjectId(), "exp_key": exp_key, "tid": tid, "state": NEW, "params": params, "result": None,
-                 "attempts": 0, "owner": None, "lease_token": None, "lease_until": None, "created": now,
-                 "claimed": None, "finished": None, "error": None, "space_hash": space_hash}
-                for tid, params in trials]
+        docs = [new_trial(ObjectId(), exp_key, tid, params, space_hash, now) for tid, params in trials]
         with self._errors("writing to"):
             try:
                 self._trials.insert_many(docs, ordered=False)
