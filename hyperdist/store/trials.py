@@ -42,7 +42,7 @@ class Report:
 
     def __post_init__(self) -> None:
         if self.state not in FINISHED:
-            raise ValueError(f"report: state {self.state!r} must be DONE or ERROR")
+            raise ValueError(f"report: state {self.state!r} must be {DONE} or {ERROR}")
 
     @functools.cached_property
     def size(self) -> int:
