@@ -40,6 +40,7 @@ from hyperdist.distributed.coordinator import Coordinator, CoordinatorConfig, St
 from hyperdist.server.embedded import start_server, stop_server
 from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
+from hyperdist.store import testing as raw
 from search_run import run_search
 from spaces import SPACES, build
 
@@ -201,10 +202,10 @@ def fill(url: str, db: str, history: int) -> None:
                       "result": {"loss": float(rng.normal()), "status": "ok", "extra": "x" * 100},
                       "owner": "filler", "created": None, "claimed": None, "finished": None, "error": None})
         if len(batch) == 5000:
-            store._trials.insert_many(batch)
+            raw.trials(store).insert_many(batch)
             batch = []
     if batch:
-        store._trials.insert_many(batch)
+        raw.trials(store).insert_many(batch)
     store.close()
 
 

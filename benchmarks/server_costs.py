@@ -15,7 +15,7 @@ server's CPU seconds from /proc around `--reps` calls of one command (CPU ticks 
    3deabf4) against one statement over `_id` in the 8 (the store now): SecantusDB commits each
    statement on its own.
 4. The reports of 8 trials of one lease as 8 statements (up to 3325d1e) against the one pipeline
-   statement the store sends now (`trials._finish_together`).
+   statement the store sends now (`testing.finish_together`).
 """
 from __future__ import annotations
 
@@ -36,9 +36,10 @@ from envinfo import describe
 from hyperdist.server.embedded import LocalServer, start_server, stop_server
 from hyperdist.space.compiled import compile_space
 from hyperdist.store import Report, Store
-from hyperdist.store.trials import _finish, _finish_together
+from hyperdist.store import testing as raw
+from hyperdist.store.document import CANDIDATE_FIELDS
 
-PROJECTION = {"_id": 1, "exp_key": 1, "tid": 1, "params": 1, "attempts": 1, "space_hash": 1}
+PROJECTION = CANDIDATE_FIELDS  # what a worker's claim reads of each candidate
 
 
 def cpu_seconds(pid: int) -> float:
@@ -74,7 +75,7 @@ def candidate_reads(reps: int) -> list[str]:
         space = compile_space(SPACE)
         params = [space.to_assignment(r) for r in space.sample(np.random.default_rng(0), 600)]
         store.insert_trials("e", list(enumerate(params[:500])), space.hash)
-        trials = store._trials
+        trials = raw.trials(store)
         trials.update_many({}, {"$set": {"state": "DONE", "result": {"loss": 1.0, "status": "ok"}}})
         next_tid = 500
         query = {"exp_key": "e", "state": "NEW"}
@@ -128,12 +129,12 @@ def one_against_eight(reps: int, header: str, state: str, ways: dict) -> list[st
         space = compile_space(SPACE)
         params = [space.to_assignment(r) for r in space.sample(np.random.default_rng(0), 600)]
         ids = store.insert_trials("e", [(i, params[i % 600]) for i in range(8 * reps * 2 * len(ways))], space.hash)
-        store._trials.update_many({}, {"$set": {"state": state, "lease_token": "t"}})
+        raw.trials(store).update_many({}, {"$set": {"state": state, "lease_token": "t"}})
         batches = iter(range(0, len(ids), 8))
 
         def once(write: Callable) -> None:
             i = next(batches)
-            write(store._trials, ids[i:i + 8])
+            write(raw.trials(store), ids[i:i + 8])
 
         for name, write in list(ways.items()) * 2:
             cpu, lat = measure(server.pid, lambda: once(write), reps)
@@ -158,8 +159,8 @@ CLAIM_WAYS = {
 REPORT_WAYS = {
     "8 statements": lambda trials, ids: trials.bulk_write(
         [UpdateOne({"_id": r.trial_id, "state": "RUNNING", "lease_token": "t"},
-                   _finish(r.state, r.result, r.error, token="t")) for r in _reports(ids)], ordered=False),
-    "1 pipeline statement": lambda trials, ids: trials.update_many(*_finish_together(_reports(ids))),
+                   raw.finish_update(r, token="t")) for r in _reports(ids)], ordered=False),
+    "1 pipeline statement": lambda trials, ids: trials.update_many(*raw.finish_together(_reports(ids))),
 }
 
 

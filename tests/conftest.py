@@ -17,6 +17,7 @@ os.environ.setdefault("HYPERDIST_SERVER_IDLE", "10")
 
 from hyperdist.server.embedded import LocalServer, start_server, stop_server  # noqa: E402
 from hyperdist.store import Store  # noqa: E402
+from hyperdist.store import testing as raw  # noqa: E402
 
 
 # Fixtures that put a real server behind a test; a test with none of them (and not marked slow) is
@@ -46,9 +47,9 @@ def mongo_url(tmp_path_factory: pytest.TempPathFactory):
 def store(mongo_url: str):
     s = Store(mongo_url, db=f"t_{uuid.uuid4().hex[:10]}")
     yield s
-    for name in s._db.list_collection_names():  # SecantusDB drops a full collection 5x slower than it
-        s._db[name].delete_many({})             # deletes the documents (docs/store-notes.md)
-    s._client.drop_database(s.db_name)
+    for name in raw.database(s).list_collection_names():  # SecantusDB drops a full collection 5x slower than it
+        raw.database(s)[name].delete_many({})             # deletes the documents (docs/store-notes.md)
+    raw.client(s).drop_database(s.db_name)
     s.close()
 
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from test_distributed import TESTS, _env
+from harness import TESTS, worker_env
 
 OBJECTIVE, SPACE = f"{TESTS / 'objectives.py'}:views", f"{TESTS / 'objectives.py'}:views_space"
 
@@ -26,7 +26,7 @@ def search(mongo_url: str | None, db: str, exp: str, max_evals: int, logs: Path,
         [sys.executable, "-m", "hyperdist", "search", OBJECTIVE, "--space", SPACE, "--max-evals", str(max_evals),
          "--workers", str(workers), *where, "--exp", exp, "--pruner", "median",
          "--no-progress", "--data-dir", str(logs)],
-        env=_env(HYPERDIST_TEST_DELAY=str(delay)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=worker_env(HYPERDIST_TEST_DELAY=str(delay)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if wait:
         out, err = proc.communicate(timeout=240)
         assert proc.returncode == 0, err
@@ -39,7 +39,7 @@ def dashboard(mongo_url: str | None, db: str, *args: str) -> Iterator[str]:
     where = ["--mongo", mongo_url, "--db", db] if mongo_url else []
     proc = subprocess.Popen([sys.executable, "-m", "hyperdist", "dashboard", "--port", "0", *where,
                              "--interval", "1", *args],
-                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            env=worker_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stderr.readline()  # type: ignore[union-attr]
         found = re.search(r" at (http://[^/\s]+)", line)

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from hyperdist.cli import main
 from hyperdist.store import Store
-from test_distributed import TESTS, _env
+from harness import TESTS, worker_env
 
 COMMANDS = [[], ["search"], ["worker"], ["status"], ["best"], ["list"], ["export"], ["demo"], ["server"],
             ["server", "start"], ["server", "stop"], ["server", "status"], ["stop"]]
@@ -23,7 +23,7 @@ def test_every_command_has_help(cmd):
 
 
 def _hd(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hyperdist", *args], env=_env(), capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "hyperdist", *args], env=worker_env(), capture_output=True, text=True,
                           timeout=timeout)
 
 

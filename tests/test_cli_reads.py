@@ -17,6 +17,7 @@ from hyperdist.cli import main
 from hyperdist.objective.result import exception_error
 from hyperdist.space.compiled import compile_space
 from hyperdist.store import DONE, ERROR, Store
+from hyperdist.store import testing as raw
 
 SPACE = {
     "model": hp.choice("model", ["svm", "forest", "knn"]),
@@ -98,7 +99,7 @@ def test_show_says_which_worker_lost_an_earlier_attempt(store):
     import datetime as dt
 
     _fill(store, "lossy", 1, set())  # one trial, finished by host-0
-    store._trials.update_one({"exp_key": "lossy"}, {"$set": {"state": "NEW", "result": None, "finished": None}})
+    raw.trials(store).update_one({"exp_key": "lossy"}, {"$set": {"state": "NEW", "result": None, "finished": None}})
     doc = store.claim("host-9:4242", 30, "lossy")
     later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=60)
     assert store.reap_expired("lossy", 3, now=later) == 1
@@ -110,18 +111,18 @@ def test_show_says_which_worker_lost_an_earlier_attempt(store):
 
 
 def test_reads_print_stored_text_without_terminal_controls_and_name_a_missing_space(failing):
-    failing._trials.update_one({"exp_key": "mixed", "tid": 4},
+    raw.trials(failing).update_one({"exp_key": "mixed", "tid": 4},
                                {"$set": {"error.message": "\x1b]0;owned\x07\x1b]52;c;cHduZWQ=\x07 cleared"}})
     for args in (("trials", "mixed", "--state", "error"), ("show", "mixed", "4")):
         out = _run(failing, *args)
         assert "\x1b" not in out and "\x07" not in out and "\\x1b]0;owned" in out, args
-    failing._experiments.update_one({"_id": "mixed"}, {"$unset": {"space": 1}})
+    raw.experiments(failing).update_one({"_id": "mixed"}, {"$unset": {"space": 1}})
     for args in (("status", "mixed"), ("trials", "mixed"), ("show", "mixed", "4"), ("export", "mixed"), ("best", "mixed")):
         assert "not a hyperdist space document: no space at all" in _run(failing, *args, code=2), args
 
 
 def test_show_of_a_trial_stored_with_an_unknown_state_names_it(failing):
-    failing._trials.update_one({"exp_key": "mixed", "tid": 3}, {"$set": {"state": "HACKED"}})
+    raw.trials(failing).update_one({"exp_key": "mixed", "tid": 3}, {"$set": {"state": "HACKED"}})
     out = _run(failing, "show", "mixed", "3", code=2)
     assert "trial 3 of 'mixed' is stored with the state 'HACKED'" in out and "'DONE'" in out
 
@@ -149,7 +150,7 @@ def test_exports_show_choice_values_and_keep_the_index(failing):
 
 def test_json_export_is_valid_json_with_nan_as_null(store):
     _fill(store, "nan", 3, set())
-    store._trials.update_one({"exp_key": "nan", "tid": 1}, {"$set": {"result.score": float("nan")}})
+    raw.trials(store).update_one({"exp_key": "nan", "tid": 1}, {"$set": {"result.score": float("nan")}})
     text = _run(store, "export", "nan", "--format", "json")
     rows = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c} in export"))
     assert rows[1]["result.score"] is None

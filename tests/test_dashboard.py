@@ -14,6 +14,7 @@ import pytest
 from dashboard_support import dashboard, get, search
 from hyperdist.space.compiled import space_from_json
 from hyperdist.store import DONE, ERROR, Store
+from hyperdist.store import testing as raw
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,7 @@ def searched(mongo_url, tmp_path_factory):
     store = Store(mongo_url, db=db)
     with dashboard(mongo_url, db) as base:
         yield mongo_url, db, store, base
-    store._client.drop_database(db)
+    raw.client(store).drop_database(db)
     store.close()
 
 
@@ -217,7 +218,7 @@ def test_crafted_trial_documents_are_drawn_around(searched, store: Store, tmp_pa
     for d in good:
         doc = store.claim("w", 30, "crafted")
         store.report(doc["_id"], doc["lease_token"], DONE, {"status": "ok", "loss": d["result"]["loss"]})
-    store._trials.insert_many([
+    raw.trials(store).insert_many([
         {"exp_key": "crafted", "tid": 3, "state": DONE, "params": {"lr": float("inf"), "model": 9, "batch": -1},
          "result": {"status": "ok", "loss": 0.5}, "intermediate": {"1": 0.5, "x": "y"}},
         {"exp_key": "crafted", "tid": 4, "state": DONE, "params": {"lr": 0.1, "model": 0.5, "l2": 0.1},

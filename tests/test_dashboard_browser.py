@@ -19,7 +19,8 @@ import pytest
 
 from dashboard_support import dashboard, search
 from hyperdist.store import Store
-from test_distributed import _env
+from hyperdist.store import testing as raw
+from harness import worker_env
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -112,7 +113,7 @@ def test_live_dashboard_in_chromium(browser, mongo_url, tmp_path):
     finally:
         running.terminate()
         running.communicate(timeout=60)
-        store._client.drop_database(db)
+        raw.client(store).drop_database(db)
         store.close()
 
 
@@ -129,7 +130,7 @@ def test_report_works_offline_in_chromium(browser, mongo_url, tmp_path):
     search(mongo_url, db, "views", 40, tmp_path)
     report = tmp_path / "report.html"
     run = subprocess.run([sys.executable, "-m", "hyperdist", "report", "views", "--out", str(report), "--mongo",
-                          mongo_url, "--db", db], env=_env(), capture_output=True, text=True, timeout=120)
+                          mongo_url, "--db", db], env=worker_env(), capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     text = report.read_text()
     assert "src=" not in text.split("window.HD_EMBED")[0].split("<script>")[0] and "HD_EMBED" in text
@@ -156,5 +157,5 @@ def test_report_works_offline_in_chromium(browser, mongo_url, tmp_path):
     _shoot(page, tmp_path, "report")
     assert errors == [] and fetched == []
     store = Store(mongo_url, db=db)
-    store._client.drop_database(db)
+    raw.client(store).drop_database(db)
     store.close()

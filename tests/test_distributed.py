@@ -2,57 +2,21 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
 import objectives
+from harness import (OBJECTIVE, all_exit_cleanly, experiment_exists, search_cmd, start_worker,
+                     wait_until, worker_env)
 from hyperdist import MongoTrials, fmin, tpe
 from hyperdist.distributed.coordinator import Coordinator, CoordinatorConfig, StopRules
 from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
 
 pytestmark = pytest.mark.slow
-
-TESTS = Path(__file__).resolve().parent
-OBJECTIVE = f"{TESTS / 'objectives.py'}:quadratic"
-
-
-def _env(**extra: str) -> dict[str, str]:
-    # no empty entry: it would mean the working directory, ahead of the standard library
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in [str(TESTS), os.environ.get("PYTHONPATH", "")] if p))
-    env.pop("HYPERDIST_MONGO_URL", None)
-    env.update(extra)
-    return env
-
-
-def _worker(url: str, db: str, exp: str, env: dict, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "hyperdist", "worker", "--mongo", url, "--db", db, "--exp", exp,
-         "--allow", str(TESTS / "objectives.py"), "--allow", "objectives", "--idle-timeout", "60", *args],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-
-
-def _wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _all_exit_cleanly(workers: list, timeout: float) -> None:
-    """Every worker process ends by itself with status 0; its output is the failure message."""
-    for w in workers:
-        out, _ = w.communicate(timeout=timeout)
-        assert w.returncode == 0, out
 
 
 def test_four_workers_finish_200_trials_each_evaluated_once(mongo_url, db_name, tmp_path):
@@ -61,11 +25,11 @@ def test_four_workers_finish_200_trials_each_evaluated_once(mongo_url, db_name, 
     coord = Coordinator(store, "four", compile_space(objectives.space), tpe.suggest, StopRules(200),
                         CoordinatorConfig(seed=7, workers=4), objective=OBJECTIVE)
     coord.start()
-    env = _env(HYPERDIST_TEST_LOG=str(log))
-    workers = [_worker(mongo_url, db_name, "four", env) for _ in range(4)]
+    env = worker_env(HYPERDIST_TEST_LOG=str(log))
+    workers = [start_worker(mongo_url, db_name, "four", env) for _ in range(4)]
     try:
         progress = coord.run()
-        _all_exit_cleanly(workers, timeout=60)
+        all_exit_cleanly(workers, timeout=60)
     finally:
         for w in workers:
             w.kill()
@@ -81,19 +45,14 @@ def test_four_workers_finish_200_trials_each_evaluated_once(mongo_url, db_name, 
     store.close()
 
 
-def _search_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "hyperdist", "search", OBJECTIVE, "--space", f"{TESTS / 'objectives.py'}:space",
-            "--no-progress", *args]
-
-
 def test_interrupted_search_resumes_to_exactly_max_evals(mongo_url, db_name, tmp_path):
-    env = _env(HYPERDIST_TEST_DELAY="0.05", HYPERDIST_TEST_LOG=str(tmp_path / "log"))
+    env = worker_env(HYPERDIST_TEST_DELAY="0.05", HYPERDIST_TEST_LOG=str(tmp_path / "log"))
     common = ["--max-evals", "60", "--mongo", mongo_url, "--db", db_name, "--exp", "resumable", "--workers", "2",
               "--data-dir", str(tmp_path / "hd")]
-    first = subprocess.Popen(_search_cmd(*common), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(search_cmd(*common), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     store = Store(mongo_url, db=db_name)
     try:
-        _wait_until(lambda: store.counts("resumable")["DONE"] >= 15 if _exists(store, "resumable") else False,
+        wait_until(lambda: store.counts("resumable")["DONE"] >= 15 if experiment_exists(store, "resumable") else False,
                     60, "15 finished trials")
         first.send_signal(signal.SIGINT)
         _, err = first.communicate(timeout=60)
@@ -107,7 +66,7 @@ def test_interrupted_search_resumes_to_exactly_max_evals(mongo_url, db_name, tmp
     assert 15 <= len(before) < 60
     assert store.get_experiment("resumable")["state"] == "stopped"
 
-    second = subprocess.run(_search_cmd(*common, "--resume"), env=env, capture_output=True, text=True, timeout=120)
+    second = subprocess.run(search_cmd(*common, "--resume"), env=env, capture_output=True, text=True, timeout=120)
     assert second.returncode == 0, second.stderr
     assert "resumed experiment 'resumable'" in second.stderr
     history = store.history("resumable")
@@ -119,14 +78,10 @@ def test_interrupted_search_resumes_to_exactly_max_evals(mongo_url, db_name, tmp
     store.close()
 
 
-def _exists(store: Store, key: str) -> bool:
-    return any(e["_id"] == key for e in store.list_experiments())
-
-
 def test_embedded_search_end_to_end(tmp_path):
-    env = _env()
+    env = worker_env()
     data = tmp_path / "hd"
-    run = subprocess.run(_search_cmd("--max-evals", "30", "--workers", "2", "--data-dir", str(data)),
+    run = subprocess.run(search_cmd("--max-evals", "30", "--workers", "2", "--data-dir", str(data)),
                          env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     best = json.loads(run.stdout)
@@ -142,7 +97,7 @@ def test_embedded_search_end_to_end(tmp_path):
 
 
 def test_mongotrials_fmin_with_worker_processes(mongo_url, db_name):
-    workers = [_worker(mongo_url, db_name, "mt", _env()) for _ in range(2)]
+    workers = [start_worker(mongo_url, db_name, "mt", worker_env()) for _ in range(2)]
     try:
         trials = MongoTrials(f"{mongo_url.rstrip('/')}/{db_name}" if "?" not in mongo_url else mongo_url,
                              exp_key="mt", db=db_name, workers=2)
@@ -153,7 +108,7 @@ def test_mongotrials_fmin_with_worker_processes(mongo_url, db_name):
         for w in workers:  # workers of an experiment exit once it is done
             assert w.wait(30) == 0
         # the same exp_key continues the history (max_evals counts all of it), with new workers
-        workers = [_worker(mongo_url, db_name, "mt", _env()) for _ in range(2)]
+        workers = [start_worker(mongo_url, db_name, "mt", worker_env()) for _ in range(2)]
         fmin(objectives.quadratic, objectives.space, algo=tpe.suggest, max_evals=50, trials=trials,
              show_progressbar=False, rstate=4)
         assert len(trials) == 50

@@ -11,7 +11,7 @@ import pytest
 import objectives
 from hyperdist import MongoTrials, SpaceError, Trials, compile_space, fmin, hp, space_eval, space_from_json, tpe
 from hyperdist.pyll import scope
-from test_distributed import _env, _worker
+from harness import start_worker, worker_env
 
 
 def test_mod_abs_and_unary_plus_compute_as_python():
@@ -81,7 +81,7 @@ def test_numpy_scalars_on_the_left_build_expressions():
 @pytest.mark.slow
 def test_workers_evaluate_expressions_sent_as_json(mongo_url, db_name, tmp_path):
     log = tmp_path / "cfgs.jsonl"
-    worker = _worker(mongo_url, db_name, "expr", _env(HYPERDIST_TEST_LOG=str(log)))
+    worker = start_worker(mongo_url, db_name, "expr", worker_env(HYPERDIST_TEST_LOG=str(log)))
     try:
         trials = MongoTrials(f"{mongo_url.rstrip('/')}/{db_name}" if "?" not in mongo_url else mongo_url,
                              exp_key="expr", db=db_name, workers=1)

@@ -14,7 +14,8 @@ from hyperdist.distributed.coordinator import Coordinator, CoordinatorConfig, St
 from hyperdist.errors import StoreUnavailable
 from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
-from test_distributed import OBJECTIVE, _all_exit_cleanly, _env, _exists, _search_cmd, _wait_until, _worker
+from hyperdist.store import testing as raw
+from harness import OBJECTIVE, all_exit_cleanly, experiment_exists, search_cmd, start_worker, wait_until, worker_env
 
 pytestmark = pytest.mark.slow
 
@@ -33,8 +34,8 @@ def test_workers_killed_at_random_lose_no_trial(mongo_url, db_name, tmp_path, de
                         CoordinatorConfig(seed=5, workers=4, trial_lease_seconds=2.0, poll_interval=0.02),
                         objective=OBJECTIVE)
     coord.start()
-    env = _env(HYPERDIST_TEST_DELAY=str(delay), HYPERDIST_TEST_LOG=str(tmp_path / "log"))
-    workers = [_worker(mongo_url, db_name, "kills", env, "--lease", "1.5") for _ in range(4)]
+    env = worker_env(HYPERDIST_TEST_DELAY=str(delay), HYPERDIST_TEST_LOG=str(tmp_path / "log"))
+    workers = [start_worker(mongo_url, db_name, "kills", env, "--lease", "1.5") for _ in range(4)]
     rng = random.Random(0)
     killed = 0
     next_kill = time.monotonic() + every
@@ -45,7 +46,7 @@ def test_workers_killed_at_random_lose_no_trial(mongo_url, db_name, tmp_path, de
                 victim = rng.choice(holding)
                 workers[victim].kill()  # SIGKILL: no chance to hand the trial back
                 workers[victim].wait()
-                workers[victim] = _worker(mongo_url, db_name, "kills", env, "--lease", "1.5")
+                workers[victim] = start_worker(mongo_url, db_name, "kills", env, "--lease", "1.5")
                 killed += 1
                 next_kill = time.monotonic() + every
             time.sleep(0.02)
@@ -70,9 +71,9 @@ def test_a_stopped_worker_hands_back_the_trials_it_claimed_ahead(mongo_url, db_n
                         CoordinatorConfig(seed=2, workers=1, queue=150), objective=OBJECTIVE)
     coord.start()
     coord.tick()
-    worker = _worker(mongo_url, db_name, "held", _env(HYPERDIST_TEST_DELAY="0.01"))
+    worker = start_worker(mongo_url, db_name, "held", worker_env(HYPERDIST_TEST_DELAY="0.01"))
     try:
-        _wait_until(lambda: store.counts("held")["DONE"] >= 40, 60, "40 trials done")
+        wait_until(lambda: store.counts("held")["DONE"] >= 40, 60, "40 trials done")
         worker.send_signal(signal.SIGTERM)
         out, _ = worker.communicate(timeout=30)
     finally:
@@ -80,19 +81,19 @@ def test_a_stopped_worker_hands_back_the_trials_it_claimed_ahead(mongo_url, db_n
     assert worker.returncode == 0, out
     counts = store.counts("held")
     assert counts["RUNNING"] == 0 and counts["NEW"] + counts["DONE"] == 151, counts
-    done = [d for d in store._trials.find({"exp_key": "held", "state": "DONE"}, {"lease_token": 1})]
+    done = [d for d in raw.trials(store).find({"exp_key": "held", "state": "DONE"}, {"lease_token": 1})]
     assert len({d["lease_token"] for d in done}) < len(done) / 2  # claimed in batches, one lease each
     store.close()
 
 
 def test_coordinator_killed_then_resumed_keeps_ids_unique_and_count_exact(mongo_url, db_name, tmp_path):
-    env = _env(HYPERDIST_TEST_DELAY="0.05")
+    env = worker_env(HYPERDIST_TEST_DELAY="0.05")
     common = ["--max-evals", "50", "--mongo", mongo_url, "--db", db_name, "--exp", "crash", "--workers", "2",
               "--data-dir", str(tmp_path / "hd")]
-    first = subprocess.Popen(_search_cmd(*common), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = subprocess.Popen(search_cmd(*common), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     store = Store(mongo_url, db=db_name)
     try:
-        _wait_until(lambda: _exists(store, "crash") and store.counts("crash")["DONE"] >= 10, 60, "10 trials")
+        wait_until(lambda: experiment_exists(store, "crash") and store.counts("crash")["DONE"] >= 10, 60, "10 trials")
         first.kill()  # SIGKILL of the coordinator: no cleanup at all
         first.wait()
     finally:
@@ -100,7 +101,7 @@ def test_coordinator_killed_then_resumed_keeps_ids_unique_and_count_exact(mongo_
     assert store.get_experiment("crash")["state"] == "running"
     # its workers (separate processes) finish what they hold and idle; the same host sees the
     # coordinator's pid is dead, so a new coordinator may take over at once
-    second = subprocess.run(_search_cmd(*common, "--resume"), env=env, capture_output=True, text=True, timeout=120)
+    second = subprocess.run(search_cmd(*common, "--resume"), env=env, capture_output=True, text=True, timeout=120)
     assert second.returncode == 0, second.stderr
     history = store.history("crash")
     assert len({d["tid"] for d in history}) == len(history)
@@ -145,13 +146,13 @@ def test_database_killed_and_restarted_mid_search(tmp_path, db_name):
     coord = Coordinator(store, "outage", compile_space(objectives.space), tpe.suggest, StopRules(60),
                         CoordinatorConfig(seed=3, workers=2, poll_interval=0.02), objective=OBJECTIVE)
     coord.start()
-    env = _env(HYPERDIST_TEST_DELAY="0.1")
-    workers = [_worker(server.url, db_name, "outage", env, "--lease", "5") for _ in range(2)]
+    env = worker_env(HYPERDIST_TEST_DELAY="0.1")
+    workers = [start_worker(server.url, db_name, "outage", env, "--lease", "5") for _ in range(2)]
     result: dict = {}
     runner = threading.Thread(target=lambda: result.setdefault("progress", coord.run()), daemon=True)
     runner.start()
     try:
-        _wait_until(lambda: coord.finished >= 15, 60, "15 trials before the outage")
+        wait_until(lambda: coord.finished >= 15, 60, "15 trials before the outage")
         os.kill(server.pid, signal.SIGKILL)
         time.sleep(5)
         start_server(data, port=port)
@@ -162,7 +163,7 @@ def test_database_killed_and_restarted_mid_search(tmp_path, db_name):
             logs = "\n".join(w.communicate()[0][-3000:] for w in workers)
             raise AssertionError(f"the coordinator did not finish after the server came back: "
                                  f"{store.counts('outage')}\n{logs}")
-        _all_exit_cleanly(workers, timeout=120)
+        all_exit_cleanly(workers, timeout=120)
     finally:
         for w in workers:
             w.kill()
@@ -185,14 +186,14 @@ def test_coordinator_dying_at_each_point_then_resumed(mongo_url, db_name, point)
     import subprocess
     import sys
 
-    from test_distributed import TESTS
+    from harness import TESTS
 
     # 60: more than three inserts can hold (the first 6, later ones at most the grown queue of 16 + 2
     # running), so the coordinator dying at its 3rd insert always leaves trials unsuggested
     n = 60
-    env = _env(HYPERDIST_TEST_DELAY="0.02")
+    env = worker_env(HYPERDIST_TEST_DELAY="0.02")
     crash = [sys.executable, str(TESTS / "crashing_coordinator.py"), mongo_url, db_name, "dies"]
-    workers = [_worker(mongo_url, db_name, "dies", env) for _ in range(2)]
+    workers = [start_worker(mongo_url, db_name, "dies", env) for _ in range(2)]
     try:
         first = subprocess.run([*crash, "after_insert" if point == "during_history" else point, str(n)], env=env,
                                capture_output=True, text=True, timeout=60)

@@ -17,7 +17,7 @@ from hyperdist.distributed.gpus import parse_gpus, visible_device
 from hyperdist.space.compiled import compile_space
 from hyperdist.views.status import render_status
 from hyperdist.store import Store
-from test_distributed import TESTS, _env
+from harness import TESTS, worker_env
 
 OBJECTIVE = f"{TESTS / 'objectives.py'}:sees_device"
 NVIDIA_SMI_L = """GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-5a1b2c3d-0000-1111-2222-333344445555)
@@ -84,7 +84,7 @@ def test_worker_gpus_all_runs_one_worker_per_device(mongo_url, db_name, tmp_path
     coord = Coordinator(store, "gpus", compile_space(objectives.space), tpe.suggest, StopRules(3),
                         CoordinatorConfig(workers=3), objective=OBJECTIVE)
     coord.start()
-    env = _env(**{k: v for k, v in _fake_nvidia_smi(tmp_path).items() if k == "PATH"})
+    env = worker_env(**{k: v for k, v in _fake_nvidia_smi(tmp_path).items() if k == "PATH"})
     env.pop("CUDA_VISIBLE_DEVICES", None)
     env["HYPERDIST_MONGO_URL"] = mongo_url
     sup = subprocess.Popen([sys.executable, "-m", "hyperdist", "worker", "--db", db_name, "--exp", "gpus",
@@ -110,7 +110,7 @@ def test_worker_gpus_all_runs_one_worker_per_device(mongo_url, db_name, tmp_path
 @pytest.mark.slow
 def test_search_spreads_local_workers_over_the_gpus(mongo_url, db_name, tmp_path):
     """`hyperdist search --gpus 0,1 --workers 4`: two workers per device; status shows devices."""
-    env = _env(HYPERDIST_TEST_DELAY="0.05")
+    env = worker_env(HYPERDIST_TEST_DELAY="0.05")
     env.pop("CUDA_VISIBLE_DEVICES", None)
     run = subprocess.run([sys.executable, "-m", "hyperdist", "search", OBJECTIVE, "--space",
                           f"{TESTS / 'objectives.py'}:space", "--max-evals", "16", "--mongo", mongo_url, "--db",

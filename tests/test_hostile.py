@@ -18,7 +18,8 @@ from hyperdist.distributed.coordinator import Coordinator, StopRules
 from hyperdist.errors import ObjectiveMismatch
 from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
-from test_distributed import TESTS, _env, _wait_until
+from hyperdist.store import testing as raw
+from harness import TESTS, wait_until, worker_env
 
 pytestmark = pytest.mark.slow
 HOSTILE = TESTS / "hostile_objectives.py"
@@ -27,7 +28,7 @@ HYPERDIST = str(Path(sys.executable).parent / "hyperdist")  # the installed comm
 
 def _worker(url: str, db: str, *args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "hyperdist", "worker", "--mongo", url, "--db", db,
-                           "--idle-timeout", "3", *args], env=_env(), cwd=cwd, capture_output=True, text=True,
+                           "--idle-timeout", "3", *args], env=worker_env(), cwd=cwd, capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -36,7 +37,7 @@ def _plant(store: Store, key: str, objective: str, space: dict, params: list[dic
     store.create_experiment(key, space=space, space_hash="h-" + key, objective=objective, algo={}, max_evals=10,
                             seed=0)
     if fields:
-        store._db["experiments"].update_one({"_id": key}, {"$set": fields})
+        raw.database(store)["experiments"].update_one({"_id": key}, {"$set": fields})
     store.insert_trials(key, list(enumerate(params)), "h-" + key)
 
 
@@ -76,7 +77,7 @@ def test_an_experiment_changed_under_a_running_worker_fails_the_trial_it_meets(m
     worker = Worker(store, WorkerConfig(allow=[str(HOSTILE)], exp_key="swap"))
     assert worker._cannot_serve() == ""
     evil = _shell_space(f"touch {tmp_path / 'pwned'}")
-    store._db["experiments"].update_one({"_id": "swap"}, {"$set": {"objective": f"{HOSTILE}:system", "space": evil,
+    raw.database(store)["experiments"].update_one({"_id": "swap"}, {"$set": {"objective": f"{HOSTILE}:system", "space": evil,
                                                                     "space_hash": "h-evil"}})
     store.insert_trials("swap", [(0, {"cmd": 0})], "h-evil")
     doc = store.claim(worker.owner, 30, "swap")
@@ -118,7 +119,7 @@ def test_results_no_store_can_hold_and_objectives_that_exit_fail_only_their_tria
     space = compile_space(hostile_objectives.space)
     n = len(hostile_objectives.space["kind"].options)
     _plant(store, "bad", f"{HOSTILE}:misbehave", space.to_json(), [{"kind": i} for i in range(n)])
-    store._db["experiments"].update_one({"_id": "bad"}, {"$set": {"space_hash": space.hash}})
+    raw.database(store)["experiments"].update_one({"_id": "bad"}, {"$set": {"space_hash": space.hash}})
     run = _worker(mongo_url, store.db_name, "--exp", "bad", "--allow", str(HOSTILE),
                   "--max-consecutive-failures", "100")
     assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
@@ -144,8 +145,8 @@ def test_results_no_store_can_hold_and_objectives_that_exit_fail_only_their_tria
 def test_crafted_trial_documents_fail_their_trial_not_the_worker(mongo_url, store):
     space = compile_space(hostile_objectives.space)
     _plant(store, "junk", f"{HOSTILE}:quad", space.to_json(), [{"kind": 0}] * 5)
-    store._db["experiments"].update_one({"_id": "junk"}, {"$set": {"space_hash": space.hash}})
-    trials = store._db["trials"]
+    raw.database(store)["experiments"].update_one({"_id": "junk"}, {"$set": {"space_hash": space.hash}})
+    trials = raw.database(store)["trials"]
     trials.update_one({"exp_key": "junk", "tid": 1}, {"$set": {"params": "kind=0"}})
     trials.update_one({"exp_key": "junk", "tid": 2}, {"$set": {"params": {"kind": 99}}})
     trials.update_one({"exp_key": "junk", "tid": 3}, {"$unset": {"tid": ""}})
@@ -198,7 +199,7 @@ def test_a_search_in_a_path_with_spaces_and_a_shadowing_file_completes(mongo_url
     project = _project(tmp_path / "my project")
     run = subprocess.run([HYPERDIST, "search", "proj.py:objective", "--space", "proj.py:space",
                           "--max-evals", "8", "--workers", "2", "--mongo", mongo_url, "--db", db_name,
-                          "--exp", "spaces", "--no-progress"], cwd=project, env=_env(), capture_output=True,
+                          "--exp", "spaces", "--no-progress"], cwd=project, env=worker_env(), capture_output=True,
                          text=True, timeout=180)
     assert run.returncode == 0, run.stderr + run.stdout
     store = Store(mongo_url, db=db_name)
@@ -213,11 +214,11 @@ def test_a_worker_elsewhere_with_its_own_copy_runs_a_relative_file_reference(mon
     shutil.copytree(here, there)
     search = subprocess.Popen([HYPERDIST, "search", "proj.py:objective", "--space",
                                "proj.py:space", "--max-evals", "6", "--workers", "0", "--mongo", mongo_url,
-                               "--db", db_name, "--exp", "far", "--no-progress"], cwd=here, env=_env(),
+                               "--db", db_name, "--exp", "far", "--no-progress"], cwd=here, env=worker_env(),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     store = Store(mongo_url, db=db_name)
     try:
-        _wait_until(lambda: store.counts("far")["NEW"] > 0, 60, "the search's first trials")
+        wait_until(lambda: store.counts("far")["NEW"] > 0, 60, "the search's first trials")
         worker = _worker(mongo_url, db_name, "--exp", "far", "--allow", "proj.py", cwd=tmp_path / "worker machine",
                          timeout=120)
         assert "does not exist" in worker.stderr and "--path" in worker.stderr  # wrong directory: says where
@@ -245,7 +246,7 @@ def test_reading_a_url_with_a_missing_ca_file_is_one_line(tmp_path):
 def test_exported_json_of_hostile_results_is_valid(mongo_url, store):
     space = compile_space(hostile_objectives.space)
     _plant(store, "nan", f"{HOSTILE}:quad", space.to_json(), [{"kind": 0}])
-    store._db["trials"].update_one({"exp_key": "nan"}, {"$set": {"state": "DONE", "result": {
+    raw.database(store)["trials"].update_one({"exp_key": "nan"}, {"$set": {"state": "DONE", "result": {
         "loss": float("nan"), "status": "ok", "extra": [float("inf")]}}})
     from click.testing import CliRunner
 
@@ -261,10 +262,10 @@ def test_an_objective_that_replaces_the_signal_handlers_still_hands_its_trial_ba
     _plant(store, "sig", f"{HOSTILE}:grabs_signals", space.to_json(), [{"kind": 0}, {"kind": 0}])
     worker = subprocess.Popen([sys.executable, "-m", "hyperdist", "worker", "--mongo", mongo_url, "--db",
                                store.db_name, "--exp", "sig", "--allow", str(HOSTILE), "--idle-timeout", "30"],
-                              env=_env(HYPERDIST_TEST_MARKER=str(tmp_path / "marker")), stdout=subprocess.PIPE,
+                              env=worker_env(HYPERDIST_TEST_MARKER=str(tmp_path / "marker")), stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     try:
-        _wait_until(lambda: store.counts("sig")["DONE"] == 1 and store.counts("sig")["RUNNING"] == 1, 60,
+        wait_until(lambda: store.counts("sig")["DONE"] == 1 and store.counts("sig")["RUNNING"] == 1, 60,
                     "one trial done and the next running")
         worker.send_signal(signal.SIGTERM)
         out, _ = worker.communicate(timeout=30)

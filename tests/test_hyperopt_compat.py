@@ -372,9 +372,9 @@ def test_plots_draw_what_hyperopt_draws(name, capsys):
 def test_mongotrials_leaves_error_trials_out_as_trials_does(mongo_url, db_name):
     """Hyperopt's MongoTrials view has the same rule as its Trials: trials that raised are not listed."""
     import objectives
-    from test_distributed import _env, _worker
+    from harness import start_worker, worker_env
 
-    worker = _worker(mongo_url, db_name, "errs", _env())
+    worker = start_worker(mongo_url, db_name, "errs", worker_env())
     try:
         trials = hd.MongoTrials(f"{mongo_url.rstrip('/')}/{db_name}" if "?" not in mongo_url else mongo_url,
                                 exp_key="errs", db=db_name, workers=1)
@@ -393,9 +393,9 @@ def test_mongotrials_leaves_error_trials_out_as_trials_does(mongo_url, db_name):
 def test_no_progress_loss_stops_a_distributed_search(mongo_url, db_name):
     """With MongoTrials the rule is called by the coordinator, which offers `best_trial` only."""
     import objectives
-    from test_distributed import _env, _worker
+    from harness import start_worker, worker_env
 
-    worker = _worker(mongo_url, db_name, "stops", _env())
+    worker = start_worker(mongo_url, db_name, "stops", worker_env())
     try:
         trials = hd.MongoTrials(f"{mongo_url.rstrip('/')}/{db_name}" if "?" not in mongo_url else mongo_url,
                                 exp_key="stops", db=db_name, workers=1)

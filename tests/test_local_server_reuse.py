@@ -16,12 +16,12 @@ from hyperdist import hp
 from hyperdist.space.compiled import compile_space
 from hyperdist.server.embedded import server_status, stop_server, use_server
 from hyperdist.store import Store
-from test_distributed import TESTS, _env
+from harness import TESTS, worker_env
 
 
 def _hd(data: Path, *args: str, idle: float = 120, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "hyperdist", *args, "--data-dir", str(data)],
-                          env=_env(HYPERDIST_SERVER_IDLE=str(idle)), capture_output=True, text=True,
+                          env=worker_env(HYPERDIST_SERVER_IDLE=str(idle)), capture_output=True, text=True,
                           timeout=kw.pop("timeout", 180), **kw)
 
 
@@ -79,7 +79,7 @@ def test_a_read_command_killed_by_a_signal_leaves_no_server(tmp_path):
         store.acquire_coordinator("live", "elsewhere:1", lease_seconds=600)   # running: watched until killed
         store.close()
         watch = subprocess.Popen([sys.executable, "-m", "hyperdist", "status", "live", "--watch", "--interval", "0.2",
-                                  "--data-dir", str(data)], env=_env(), stdout=subprocess.PIPE, text=True)
+                                  "--data-dir", str(data)], env=worker_env(), stdout=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 60
             while "experiment live" not in watch.stdout.readline():
@@ -120,7 +120,7 @@ def test_a_server_open_to_other_machines_needs_auth_or_insecure(tmp_path):
 
 def test_an_auth_server_refuses_strangers_and_serves_local_commands(tmp_path):
     data = tmp_path / "hd"
-    env = _env(HYPERDIST_SERVER_PASSWORD="pa55:w@rd")
+    env = worker_env(HYPERDIST_SERVER_PASSWORD="pa55:w@rd")
     try:
         run = subprocess.run([sys.executable, "-m", "hyperdist", "server", "start", "--host", "0.0.0.0",
                               "--auth", "alice", "--data-dir", str(data)], env=env, capture_output=True, text=True,

@@ -13,7 +13,7 @@ mlflow = pytest.importorskip("mlflow", reason="the mlflow extra is not installed
 from hyperdist import Trials, fmin, hp  # noqa: E402
 from hyperdist.objective.pruning import TrialPruned  # noqa: E402
 from hyperdist.store import Store  # noqa: E402
-from test_distributed import TESTS, _env  # noqa: E402
+from harness import TESTS, worker_env  # noqa: E402
 
 SPACE = {"x": hp.uniform("x", -5, 5), "kind": hp.choice("kind", ["linear", "rbf"])}
 
@@ -86,7 +86,7 @@ def _search(mongo_url: str, db: str, exp: str, max_evals: int, tmp_path, **env: 
          f"{TESTS / 'objectives.py'}:space", "--max-evals", str(max_evals), "--mongo", mongo_url, "--db", db,
          "--exp", exp, "--workers", "2", "--no-progress", "--log", "mlflow", "--data-dir", str(tmp_path / "data"),
          "--seed", "5", *(["--resume"] if max_evals > 10 else [])],
-        env=_env(**env), capture_output=True, text=True, timeout=300)
+        env=worker_env(**env), capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.slow
@@ -136,10 +136,10 @@ def test_a_tracking_server_that_is_down_costs_no_trial(mongo_url, db_name, tmp_p
     assert store.counts("down")["DONE"] + store.counts("down")["ERROR"] == 8
     # once a tracker answers, `hyperdist mlflow` logs what is missing, and only that
     sync = [sys.executable, "-m", "hyperdist", "mlflow", "down", "--mongo", mongo_url, "--db", db_name]
-    first = subprocess.run(sync, env=_env(), capture_output=True, text=True, timeout=120)
+    first = subprocess.run(sync, env=worker_env(), capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
     assert "logged 8 trials of 'down'" in first.stdout
-    again = subprocess.run(sync, env=_env(), capture_output=True, text=True, timeout=120)
+    again = subprocess.run(sync, env=worker_env(), capture_output=True, text=True, timeout=120)
     assert "logged 0 trials" in again.stdout
     client = mlflow.MlflowClient()
     _, children = _children(client, client.get_experiment_by_name("down").experiment_id)

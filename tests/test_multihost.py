@@ -15,7 +15,7 @@ from hyperdist import tpe
 from hyperdist.distributed.coordinator import Coordinator, CoordinatorConfig, StopRules
 from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
-from test_distributed import OBJECTIVE, TESTS, _env, _wait_until
+from harness import OBJECTIVE, TESTS, wait_until, worker_env
 
 pytestmark = pytest.mark.slow
 
@@ -67,14 +67,14 @@ def test_server_and_workers_on_separate_hosts(hosts, tmp_path, db_name):
     url = f"mongodb://{addrs['db']}:27017"
     workers = []
     try:
-        _wait_until(lambda: subprocess.run(["ip", "netns", "exec", names["w1"], sys.executable, "-c",
+        wait_until(lambda: subprocess.run(["ip", "netns", "exec", names["w1"], sys.executable, "-c",
                                             f"import socket; socket.create_connection(('{addrs['db']}', 27017), 1)"],
                                            capture_output=True).returncode == 0, 30, "the server in its namespace")
         store = Store(url, db=db_name)  # the coordinator, in the root namespace
         coord = Coordinator(store, "hosts", compile_space(objectives.space), tpe.suggest, StopRules(40),
                             CoordinatorConfig(seed=2, workers=2), objective=OBJECTIVE)
         coord.start()
-        env = _env(HYPERDIST_TEST_DELAY="0.05")
+        env = worker_env(HYPERDIST_TEST_DELAY="0.05")
         workers = [subprocess.Popen(
             ["ip", "netns", "exec", names[role], sys.executable, "-m", "hyperdist", "worker", "--mongo", url,
              "--db", db_name, "--exp", "hosts", "--allow", str(TESTS / "objectives.py"), "--idle-timeout", "30"],

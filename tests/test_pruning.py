@@ -10,7 +10,7 @@ import pytest
 from hyperdist import Trials, fmin, hp, tpe
 from hyperdist.objective.pruning import ASHAPruner, MedianPruner, make_pruner, takes_context
 from hyperdist.store import Store
-from test_distributed import TESTS, _env
+from harness import TESTS, worker_env
 
 
 class FakePeers:
@@ -89,7 +89,7 @@ def test_workers_prune_from_the_shared_history(mongo_url, db_name, tmp_path, mod
          f"{TESTS / 'objectives.py'}:space", "--max-evals", "30", "--workers", "2", "--mongo", mongo_url,
          "--db", db_name, "--exp", "pruned", "--pruner", "asha", "--no-progress", "--data-dir", str(tmp_path),
          *(["--subprocess"] if mode else [])],
-        env=_env(), capture_output=True, text=True, timeout=180)
+        env=worker_env(), capture_output=True, text=True, timeout=180)
     assert run.returncode == 0, run.stderr
     store = Store(mongo_url, db=db_name)
     history = store.history("pruned")

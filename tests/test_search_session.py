@@ -14,7 +14,7 @@ import pytest
 
 from hyperdist.server.embedded import server_status
 from hyperdist.store import Store
-from test_distributed import TESTS, _env, _wait_until
+from harness import TESTS, wait_until, worker_env
 
 pytestmark = pytest.mark.slow
 OBJECTIVES = TESTS / "objectives.py"
@@ -26,7 +26,7 @@ def _search(fn: str, *args: str) -> list[str]:
 
 
 def _hd(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hyperdist", *args], env=_env(), capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "hyperdist", *args], env=worker_env(), capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -59,7 +59,7 @@ def _pids_mentioning(text: str) -> set[int]:
 def test_objective_that_always_raises_ends_the_search_with_its_traceback(mongo_url, db_name):
     run = subprocess.run(_search("raises", "--max-evals", "200", "--workers", "2", "--mongo", mongo_url,
                                  "--db", db_name, "--exp", "broken"),
-                         env=_env(), capture_output=True, text=True, timeout=60)
+                         env=worker_env(), capture_output=True, text=True, timeout=60)
     assert run.returncode == 1, run.stderr
     assert "RuntimeError: always broken" in run.stderr
     assert "Traceback (most recent call last)" in run.stderr and 'raise RuntimeError("always broken")' in run.stderr
@@ -73,7 +73,7 @@ def test_objective_that_always_raises_ends_the_search_with_its_traceback(mongo_u
 def test_objective_killing_its_worker_ends_the_search_naming_the_exit(mongo_url, db_name):
     run = subprocess.run(_search("exits", "--max-evals", "50", "--workers", "2", "--mongo", mongo_url,
                                  "--db", db_name, "--exp", "exiting"),
-                         env=_env(), capture_output=True, text=True, timeout=90)
+                         env=worker_env(), capture_output=True, text=True, timeout=90)
     assert run.returncode == 1, run.stderr
     assert "every local worker has exited" in run.stderr
     assert "exit code 3" in run.stderr or "killed by SIGKILL" in run.stderr, run.stderr
@@ -86,7 +86,7 @@ def test_objective_killing_its_worker_ends_the_search_naming_the_exit(mongo_url,
 def test_a_search_where_every_trial_failed_exits_non_zero_with_a_summary(mongo_url, db_name):
     run = subprocess.run(_search("raises", "--max-evals", "4", "--workers", "1", "--mongo", mongo_url,
                                  "--db", db_name, "--exp", "all-failed"),
-                         env=_env(), capture_output=True, text=True, timeout=90)
+                         env=worker_env(), capture_output=True, text=True, timeout=90)
     assert run.returncode == 1, run.stderr
     assert "0 ok, 4 failed, 0 pruned" in run.stderr
     assert "4 x RuntimeError: always broken" in run.stderr
@@ -96,7 +96,7 @@ def test_a_search_where_every_trial_failed_exits_non_zero_with_a_summary(mongo_u
 def test_summary_counts_ok_trials(mongo_url, db_name):
     run = subprocess.run(_search("quadratic", "--max-evals", "12", "--workers", "2", "--mongo", mongo_url,
                                  "--db", db_name, "--exp", "fine"),
-                         env=_env(), capture_output=True, text=True, timeout=90)
+                         env=worker_env(), capture_output=True, text=True, timeout=90)
     assert run.returncode == 0, run.stderr
     assert "12 trials: 12 ok, 0 failed, 0 pruned" in run.stderr
     assert json.loads(run.stdout)["tid"] >= 0
@@ -108,13 +108,13 @@ def test_a_signal_stops_everything_the_search_started(tmp_path, local_servers, s
     key = f"signalled-{signum}-{os.getpid()}"
     search = subprocess.Popen(_search("quadratic", "--max-evals", "500", "--workers", "2", "--data-dir", str(data),
                                       "--exp", key),
-                              env=_env(HYPERDIST_TEST_DELAY="0.2"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=worker_env(HYPERDIST_TEST_DELAY="0.2"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
     try:
-        _wait_until(lambda: server_status(data) is not None, 60, "the embedded server")
+        wait_until(lambda: server_status(data) is not None, 60, "the embedded server")
         server = server_status(data)
         store = Store(server.url, db="hyperdist")
-        _wait_until(lambda: store.counts(key)["DONE"] >= 4 and store.counts(key)["RUNNING"] >= 1, 90,
+        wait_until(lambda: store.counts(key)["DONE"] >= 4 and store.counts(key)["RUNNING"] >= 1, 90,
                     "trials running")
         store.close()
         workers = _pids_mentioning(key) - {search.pid}
@@ -126,7 +126,7 @@ def test_a_signal_stops_everything_the_search_started(tmp_path, local_servers, s
     assert search.returncode == 128 + signum, err
     assert f"interrupted by {signal.Signals(signum).name}" in err and "--resume" in err
     for pid in workers | {server.pid}:
-        _wait_until(lambda: not _alive(pid), 10, f"process {pid} to end")
+        wait_until(lambda: not _alive(pid), 10, f"process {pid} to end")
     assert not _pids_mentioning(key)
     store = Store(local_servers.start(data).url, db="hyperdist")
     assert store.get_experiment(key)["state"] == "stopped"
@@ -136,14 +136,14 @@ def test_a_signal_stops_everything_the_search_started(tmp_path, local_servers, s
 
 def test_default_key_names_file_and_function_and_a_clash_says_what_to_do(mongo_url, db_name):
     args = ("--max-evals", "3", "--workers", "1", "--mongo", mongo_url, "--db", db_name)
-    first = subprocess.run(_search("quadratic", *args), env=_env(), capture_output=True, text=True, timeout=90)
+    first = subprocess.run(_search("quadratic", *args), env=worker_env(), capture_output=True, text=True, timeout=90)
     assert first.returncode == 0, first.stderr
     assert "experiment 'objectives.quadratic'" in first.stderr
-    again = subprocess.run(_search("quadratic", *args), env=_env(), capture_output=True, text=True, timeout=90)
+    again = subprocess.run(_search("quadratic", *args), env=worker_env(), capture_output=True, text=True, timeout=90)
     assert again.returncode == 2
     assert "'objectives.quadratic' already exists (done" in again.stderr
     assert "--resume" in again.stderr and "--exp" in again.stderr and "Traceback" not in again.stderr
-    unknown = subprocess.run(_search("quadratic", *args, "--exp", "nope", "--resume"), env=_env(),
+    unknown = subprocess.run(_search("quadratic", *args, "--exp", "nope", "--resume"), env=worker_env(),
                              capture_output=True, text=True, timeout=90)
     assert unknown.returncode == 2
     assert "no experiment 'nope' to resume" in unknown.stderr and "objectives.quadratic" in unknown.stderr
@@ -155,11 +155,11 @@ def test_default_key_names_file_and_function_and_a_clash_says_what_to_do(mongo_u
 def test_hyperdist_stop_stops_a_running_search(mongo_url, db_name):
     search = subprocess.Popen(_search("quadratic", "--max-evals", "500", "--workers", "2", "--mongo", mongo_url,
                                       "--db", db_name, "--exp", "asked"),
-                              env=_env(HYPERDIST_TEST_DELAY="0.1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=worker_env(HYPERDIST_TEST_DELAY="0.1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
     store = Store(mongo_url, db=db_name)
     try:
-        _wait_until(lambda: any(e["_id"] == "asked" for e in store.list_experiments())
+        wait_until(lambda: any(e["_id"] == "asked" for e in store.list_experiments())
                     and store.counts("asked")["DONE"] >= 3, 90, "trials finished")
         stop = _hd("stop", "asked", "--mongo", mongo_url, "--db", db_name)
         assert stop.returncode == 0, stop.stderr
@@ -186,11 +186,11 @@ def test_ctrl_c_reports_every_trial_that_finished_while_the_workers_stopped(mong
     key = f"ctrl-c-{os.getpid()}"
     search = subprocess.Popen(_search("quadratic", "--max-evals", "500", "--workers", "3", "--mongo", mongo_url,
                                       "--db", db_name, "--exp", key),
-                              env=_env(HYPERDIST_TEST_DELAY="0.3"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=worker_env(HYPERDIST_TEST_DELAY="0.3"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
     store = Store(mongo_url, db=db_name)
     try:
-        _wait_until(lambda: any(e["_id"] == key for e in store.list_experiments())
+        wait_until(lambda: any(e["_id"] == key for e in store.list_experiments())
                     and store.counts(key)["DONE"] >= 6, 90, "trials finished")
         search.send_signal(signal.SIGINT)
         _, err = search.communicate(timeout=90)
@@ -209,7 +209,7 @@ def test_mongotrials_without_workers_prints_the_worker_command(mongo_url, db_nam
     late = subprocess.Popen(
         ["sh", "-c", f'sleep 12; exec "{sys.executable}" -m hyperdist worker --mongo "{mongo_url}" --db {db_name} '
                      f'--exp mt-hint --allow objectives --idle-timeout 30'],
-        env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env=worker_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         trials = MongoTrials(mongo_url, exp_key="mt-hint", db=db_name)
         fmin(objectives.quadratic, objectives.space, algo=tpe.suggest, max_evals=4, trials=trials, rstate=1,
@@ -228,20 +228,20 @@ def test_mongotrials_without_workers_prints_the_worker_command(mongo_url, db_nam
 
 def test_local_workers_gone_but_another_worker_working_the_search_goes_on(mongo_url, db_name):
     """Only when nobody else works on the experiment does the end of the local workers end the search."""
-    from test_distributed import _worker
+    from harness import start_worker
 
     key = f"shared-{os.getpid()}"
     search = subprocess.Popen(_search("quadratic", "--max-evals", "40", "--workers", "1", "--mongo", mongo_url,
                                       "--db", db_name, "--exp", key),
-                              env=_env(HYPERDIST_TEST_DELAY="0.1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=worker_env(HYPERDIST_TEST_DELAY="0.1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
     store = Store(mongo_url, db=db_name)
     other = None
     try:
-        _wait_until(lambda: any(e["_id"] == key for e in store.list_experiments())
+        wait_until(lambda: any(e["_id"] == key for e in store.list_experiments())
                     and store.counts(key)["DONE"] >= 2, 90, "trials finished")
-        other = _worker(mongo_url, db_name, key, _env(HYPERDIST_TEST_DELAY="0.1"))
-        _wait_until(lambda: len({d.get("owner") for d in store.history(key)} - {None}) >= 2, 60,
+        other = start_worker(mongo_url, db_name, key, worker_env(HYPERDIST_TEST_DELAY="0.1"))
+        wait_until(lambda: len({d.get("owner") for d in store.history(key)} - {None}) >= 2, 60,
                     "the other worker's first trial")
         local = _pids_mentioning(key) - {search.pid, other.pid}
         assert len(local) == 1, local
@@ -286,18 +286,18 @@ def test_local_workers_end_when_the_search_is_killed(mongo_url, db_name):
     key = f"killed-{os.getpid()}"
     search = subprocess.Popen(_search("quadratic", "--max-evals", "500", "--workers", "2", "--mongo", mongo_url,
                                       "--db", db_name, "--exp", key),
-                              env=_env(HYPERDIST_TEST_DELAY="0.2"), stdout=subprocess.DEVNULL,
+                              env=worker_env(HYPERDIST_TEST_DELAY="0.2"), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     store = Store(mongo_url, db=db_name)
     try:
-        _wait_until(lambda: store.counts(key)["DONE"] >= 2 and store.counts(key)["RUNNING"] >= 1, 90,
+        wait_until(lambda: store.counts(key)["DONE"] >= 2 and store.counts(key)["RUNNING"] >= 1, 90,
                     "trials running")
         workers = _pids_mentioning(key) - {search.pid}
         assert len(workers) == 2, workers
         search.kill()
         search.wait()
         for pid in workers:
-            _wait_until(lambda: not _alive(pid), 30, f"worker {pid} to end")
+            wait_until(lambda: not _alive(pid), 30, f"worker {pid} to end")
         assert store.counts(key)["RUNNING"] == 0  # handed back, not left to expire
     finally:
         search.kill()

@@ -10,7 +10,8 @@ import pytest
 from hyperdist.errors import StoreError
 from hyperdist.server.embedded import start_server, stop_server
 from hyperdist.store import Store
-from test_distributed import TESTS, _env
+from hyperdist.store import testing as raw
+from harness import TESTS, worker_env
 
 pytestmark = pytest.mark.slow
 PASSWORD = "pa55-w0rd-xyz"
@@ -25,7 +26,7 @@ def auth_server(tmp_path_factory):
     data = tmp_path_factory.mktemp("auth")
     open_server = start_server(data)
     admin = Store(open_server.url, db="admin")
-    admin._db.command("createUser", "alice", pwd=PASSWORD, roles=["root"])
+    raw.database(admin).command("createUser", "alice", pwd=PASSWORD, roles=["root"])
     admin.close()
     stop_server(data)
     server = start_server(data, auth=True)
@@ -71,7 +72,7 @@ def test_search_and_workers_on_an_authenticated_server_never_log_the_password(au
         [sys.executable, "-m", "hyperdist", "search", f"{TESTS / 'objectives.py'}:quadratic", "--space",
          f"{TESTS / 'objectives.py'}:space", "--max-evals", "6", "--workers", "2", "--mongo", _url(auth_server),
          "--db", "secure_search", "--data-dir", str(data), "--no-progress"],
-        env=_env(), capture_output=True, text=True, timeout=120)
+        env=worker_env(), capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["loss"] >= 0
     logs = run.stderr + run.stdout + "".join(p.read_text() for p in data.glob("worker-*.log"))
@@ -88,7 +89,7 @@ def test_search_without_local_workers_prints_the_worker_command_without_the_pass
         [sys.executable, "-m", "hyperdist", "search", f"{TESTS / 'objectives.py'}:quadratic", "--space",
          f"{TESTS / 'objectives.py'}:space", "--max-evals", "5", "--workers", "0", "--mongo", _url(auth_server),
          "--db", "hinted", "--exp", "hinted", "--data-dir", str(tmp_path / "hd"), "--no-progress"],
-        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     worker = None
     try:
         seen = []
@@ -102,7 +103,7 @@ def test_search_without_local_workers_prints_the_worker_command_without_the_pass
         args = shlex.split(command.replace("***", f"alice:{PASSWORD}"))[1:]
         time.sleep(1)
         assert search.poll() is None  # still waiting for a worker
-        worker = subprocess.Popen([sys.executable, "-m", "hyperdist", *args, "--idle-timeout", "30"], env=_env(),
+        worker = subprocess.Popen([sys.executable, "-m", "hyperdist", *args, "--idle-timeout", "30"], env=worker_env(),
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         out, err = search.communicate(timeout=120)
         assert search.returncode == 0, err
@@ -119,7 +120,7 @@ def test_dashboard_with_a_read_only_user_never_shows_the_password(auth_server):
     from dashboard_support import dashboard, get
 
     admin = Store(_url(auth_server), db="admin")
-    admin._db.command("createUser", "viewer", pwd=PASSWORD, roles=[{"role": "read", "db": "secure_view"}])
+    raw.database(admin).command("createUser", "viewer", pwd=PASSWORD, roles=[{"role": "read", "db": "secure_view"}])
     admin.close()
     store = Store(_url(auth_server), db="secure_view")
     store.create_experiment("e", space={"format": "hyperdist.space/1", "root": {}}, space_hash="h",

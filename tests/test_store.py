@@ -9,6 +9,7 @@ import pytest
 
 from hyperdist.errors import CoordinatorBusy, ExperimentExists, ExperimentNotFound, StoreError
 from hyperdist.store import DONE, ERROR, NEW, RUNNING, Store
+from hyperdist.store import testing as raw
 
 
 def _experiment(store: Store, key: str = "e") -> None:
@@ -86,8 +87,8 @@ def test_coordinator_lease(any_store):
 def test_unknown_fields_are_ignored(any_store):
     _experiment(any_store)
     any_store.insert_trials("e", [(0, {"x": 1.0})])
-    any_store._trials.update_one({"tid": 0}, {"$set": {"surprise": {"a": 1}}})
-    any_store._experiments.update_one({"_id": "e"}, {"$set": {"also": 5}})
+    raw.trials(any_store).update_one({"tid": 0}, {"$set": {"surprise": {"a": 1}}})
+    raw.experiments(any_store).update_one({"_id": "e"}, {"$set": {"also": 5}})
     doc = any_store.claim("w", 30, "e")
     assert any_store.report(doc["_id"], doc["lease_token"], DONE, {"loss": 1.0, "status": "ok"})
     assert any_store.counts("e")[DONE] == 1

@@ -8,6 +8,7 @@ import pytest
 
 from hyperdist.errors import CoordinatorBusy, ExperimentExists, ExperimentNotFound, StoreError, StoreUnavailable
 from hyperdist.store import DONE, ERROR, FINISHED, NEW, RUNNING, Report, Store
+from hyperdist.store import testing as raw
 
 UTC = dt.timezone.utc
 OK = {"loss": 0.5, "status": "ok"}
@@ -115,9 +116,9 @@ def test_the_index_for_claims_across_experiments_comes_with_the_first_such_worke
     _queued(s, 2, "a")
     s.claim("w", 30, "a")
     s.reap_expired("a", 3)
-    assert "claim_any" not in s._trials.index_information()  # each index costs every trial's writes
+    assert "claim_any" not in raw.trials(s).index_information()  # each index costs every trial's writes
     assert s.claim("w", 30)["exp_key"] == "a"
-    assert "claim_any" in s._trials.index_information()
+    assert "claim_any" in raw.trials(s).index_information()
 
 
 def test_a_report_state_must_be_final():
@@ -215,8 +216,8 @@ def test_finished_among_returns_only_what_changed(mongomock_store):
 def test_unknown_extra_fields_are_ignored(mongomock_store):
     s = mongomock_store
     _queued(s, 2)
-    s._experiments.update_one({"_id": "e"}, {"$set": {"from_the_future": {"a": 1}}})
-    s._trials.update_many({}, {"$set": {"surprise": [1, 2], "version": 9}})
+    raw.experiments(s).update_one({"_id": "e"}, {"$set": {"from_the_future": {"a": 1}}})
+    raw.trials(s).update_many({}, {"$set": {"surprise": [1, 2], "version": 9}})
     assert s.get_experiment("e")["max_evals"] == 10
     s.acquire_coordinator("e", "c", 30)
     doc = s.claim("w", 30, "e")

@@ -10,6 +10,7 @@ import pytest
 
 from hyperdist.errors import StoreError, StoreUnavailable
 from hyperdist.store import DONE, ERROR, NEW, RUNNING, Report, Store
+from hyperdist.store import testing as raw
 
 OK = {"loss": 0.25, "status": "ok", "extra": {"curve": [1.0, 0.5]}}
 
@@ -112,7 +113,7 @@ def _candidates_in_order(store: Store, monkeypatch, order: list) -> None:
     """Make the claim read return these trials (by _id), as if read just before a race; the claim
     tries them from the end."""
     def read(query: dict) -> list[dict]:
-        return [store._trials.find_one({"_id": key}, {"_id": 1, "exp_key": 1, "tid": 1, "params": 1, "attempts": 1})
+        return [raw.trials(store).find_one({"_id": key}, {"_id": 1, "exp_key": 1, "tid": 1, "params": 1, "attempts": 1})
                 for key in order]
     monkeypatch.setattr(store, "_read_candidates", read)
 
@@ -142,7 +143,7 @@ def test_report_and_claim_when_another_worker_took_the_candidate(store, monkeypa
     _candidates_in_order(s, monkeypatch, [free, taken["_id"]])  # tried from the end: the taken one first
     accepted, (doc,) = s.report_and_claim([Report(mine["_id"], mine["lease_token"], DONE, OK)], "w1", 30, "e")
     assert accepted == [True] and doc["_id"] == free  # one of two updates applied: the report, not the claim
-    assert s._trials.find_one({"_id": taken["_id"]})["owner"] == "w2"
+    assert raw.trials(s).find_one({"_id": taken["_id"]})["owner"] == "w2"
     # both lost: a stale report and only taken candidates
     _candidates_in_order(s, monkeypatch, [taken["_id"]])
     assert s.report_and_claim([Report(mine["_id"], "stale", DONE, OK)], "w1", 30, "e") == ([False], [])
@@ -177,7 +178,7 @@ def test_a_batch_with_a_stale_report_and_a_lost_pick_is_sorted_out_by_one_read(s
     accepted, won = s.report_and_claim(reports, "w1", 30, "e", n=2)
     assert accepted == [True, False]
     assert [d["_id"] for d in won] == free[:1]  # picked [taken, free[0]]: one of the two was left
-    assert s._trials.find_one({"_id": taken["_id"]})["owner"] == "w2"
+    assert raw.trials(s).find_one({"_id": taken["_id"]})["owner"] == "w2"
     assert s.counts("e") == {NEW: 3, RUNNING: 2, DONE: 1, ERROR: 0}
 
 
@@ -204,10 +205,10 @@ def test_the_reports_of_one_lease_are_one_statement_and_each_trial_keeps_its_own
     update = [shape for name, shape in listener.sent if name == "update"][0]
     assert len(update) == 3  # the five small reports of one lease, the big one, the other lease's
     for r in reports[:4] + reports[5:]:
-        doc = s._trials.find_one({"_id": r.trial_id})
+        doc = raw.trials(s).find_one({"_id": r.trial_id})
         assert (doc["state"], doc["result"], doc["error"]) == (r.state, r.result, r.error)
         assert doc["lease_token"] == r.token and doc["lease_until"] is None and doc["finished"] is not None
-    assert s._trials.find_one({"_id": reports[4].trial_id})["state"] == NEW
+    assert raw.trials(s).find_one({"_id": reports[4].trial_id})["state"] == NEW
     client.close()
 
 
@@ -298,10 +299,10 @@ def test_auth_with_and_without_credentials(local_servers, tmp_path):
 def test_retryable_writes_are_off_unless_the_url_turns_them_on(store, mongo_url):
     """The store repeats every protocol step itself; SecantusDB charges each retryable write more
     the more it has served (docs/store-notes.md), so they are off by default."""
-    assert store._client.options.retry_writes is False
+    assert raw.client(store).options.retry_writes is False
     url = mongo_url + ("&" if "?" in mongo_url else ("/" if not mongo_url.endswith("/") else "") + "?") + "retryWrites=true"
     asked = Store(url, db=store.db_name)
     try:
-        assert asked._client.options.retry_writes is True
+        assert raw.client(asked).options.retry_writes is True
     finally:
         asked.close()

@@ -14,6 +14,7 @@ from hyperdist.cli import main
 from hyperdist.views.importance import importances
 from hyperdist.space.compiled import compile_space
 from hyperdist.store import DONE, ERROR, Store
+from hyperdist.store import testing as raw
 
 SPACE = {
     "lr": hp.loguniform("lr", -8, 0),
@@ -109,7 +110,7 @@ def test_plot_and_report_survive_planted_params(store, tmp_path):
         store.report(doc["_id"], doc["lease_token"], DONE, {"loss": float(i), "status": "ok"})
     bad = [{"x": 1e308, "lr": float("nan")}, {"x": -1e308, "lr": 1e300, "u": 7.0}, {"x": float("inf")},
            {"x": "DROP TABLE", "u": {"$gt": 1}}, "notadict"]
-    store._trials.insert_many([{"exp_key": "planted", "tid": 900 + i, "state": DONE, "params": p,
+    raw.trials(store).insert_many([{"exp_key": "planted", "tid": 900 + i, "state": DONE, "params": p,
                                 "result": {"loss": 1.0, "status": "ok"}} for i, p in enumerate(bad)])
     out = _cli(store, "plot", "planted", "--out", str(tmp_path / "plots"))
     assert "history.png" in out and "slices.png" in out

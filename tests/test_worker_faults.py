@@ -13,7 +13,7 @@ from hyperdist.errors import SpaceMismatch
 from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
 from hyperdist import hp
-from test_distributed import TESTS, _env
+from harness import TESTS, worker_env
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ def _run(mongo_url: str, db: str, fn: str, max_evals: int, *worker_args: str, ti
     worker = subprocess.Popen(
         [sys.executable, "-m", "hyperdist", "worker", "--mongo", mongo_url, "--db", db, "--exp", fn,
          "--allow", str(TESTS / "objectives.py"), "--idle-timeout", "5", *worker_args],
-        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         while not coord.tick():
             if worker.poll() is not None:
@@ -88,7 +88,7 @@ def test_hand_edited_parameters_are_rejected_by_the_worker(mongo_url, db_name):
     worker = subprocess.run(
         [sys.executable, "-m", "hyperdist", "worker", "--mongo", mongo_url, "--db", db_name, "--exp", "edited",
          "--allow", str(TESTS / "objectives.py"), "--max-trials", "3", "--idle-timeout", "5"],
-        env=_env(), capture_output=True, text=True, timeout=60)
+        env=worker_env(), capture_output=True, text=True, timeout=60)
     assert worker.returncode == 0, worker.stderr
     edited = {d["tid"]: d for d in store.history("edited") if d["tid"] >= 1000}
     assert all(d["state"] == "ERROR" and d["error"]["type"] == "InvalidParams" for d in edited.values())

@@ -123,5 +123,5 @@ class _SeedState(ISeedSequence):
 def generator(seed: Any) -> np.random.Generator:
     """`np.random.default_rng(seed)`: the same stream, built faster for the int seeds fmin passes."""
     if type(seed) is int and 0 <= seed <= _M32:
-        return np.random.Generator(np.random.PCG64(_SeedState(seed)))
+        return np.random.Generator(np.random.PCG64(_SeedState(seed)))  # type: ignore[arg-type]  # a SeedSequence's duck
     return np.random.default_rng(seed)

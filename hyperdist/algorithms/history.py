@@ -20,8 +20,8 @@ def classify(done: bool, result: Mapping[str, Any] | None) -> tuple[int, float |
     value it reported (see pruning.py); anything else -> failed."""
     result = result or {}
     loss = result.get("loss")
-    usable = isinstance(loss, (int, float)) and not isinstance(loss, bool) and np.isfinite(loss)
-    if done and usable and result.get("status") in ("ok", "pruned"):
+    if done and isinstance(loss, (int, float)) and not isinstance(loss, bool) and np.isfinite(loss) \
+            and result.get("status") in ("ok", "pruned"):
         return OK, float(loss)
     return FAILED, None
 
@@ -123,6 +123,6 @@ class HistoryTable:
         i = self._rows[key]
         self._state[i], self._loss[i] = _entered(state, np.nan if loss is None else loss)
 
-    def observations(self, space: SearchSpace | None = None) -> Observations:
+    def observations(self) -> Observations:
         n = self._n
         return Observations(self._X[:n], self._loss[:n], self._state[:n])

@@ -101,7 +101,7 @@ def suggest(
     obs = as_observations(trials, space)
     rng = generator(seed)
     plan = _plan(space, bool(multivariate))
-    rows = []
+    rows: list[np.ndarray] = []
     for i in range(len(new_ids)):
         if i:
             obs = obs.with_pending(rows[-1])

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import collections
-import json
 import sys
 import time
 from pathlib import Path
@@ -45,7 +44,7 @@ def best(store: Any, exp_key: str | None) -> None:
     """The best trial of an experiment as JSON: loss, stored params (a choice as its option index)
     and the evaluated configuration. Exits with 1 when no trial finished with status ok."""
     from hyperdist.space.compiled import space_from_json
-    from hyperdist.views.status import best_trial
+    from hyperdist.views.status import best_json, best_trial
 
     exp_key = required_key(exp_key)
     space = space_from_json(store.get_experiment(exp_key).get("space"))
@@ -54,14 +53,14 @@ def best(store: Any, exp_key: str | None) -> None:
         echo(f"no trial of {exp_key!r} finished with status ok (hyperdist trials {exp_key} --state error "
                    "shows why)", err=True)
         sys.exit(1)
-    echo(json.dumps({"tid": found["tid"], "loss": found["result"]["loss"], "params": found["params"],
-                           "config": space.eval(found["params"])}, indent=2, default=str))
+    echo(best_json(found, space))
 
 
 @main.command(name="list")
 @_with_store
 def list_(store: Any) -> None:
     """All experiments with their state and progress."""
+    from hyperdist.store import TrialState
     from hyperdist.views.status import effective_state
 
     rows = store.list_experiments()
@@ -69,10 +68,10 @@ def list_(store: Any) -> None:
         echo("no experiments")
     for exp in rows:
         counts = store.counts(exp["_id"])
-        finished = counts.get("DONE", 0) + counts.get("ERROR", 0)
+        finished = counts[TrialState.DONE] + counts[TrialState.ERROR]
         state, note = effective_state(exp)
         echo(f"{exp['_id']:<30} {state:<8} {finished:>6}/{exp.get('max_evals', '?'):<6} "
-                   f"errors={counts.get('ERROR', 0):<5} objective={exp.get('objective')}"
+                   f"errors={counts[TrialState.ERROR]:<5} objective={exp.get('objective')}"
                    + (f"  ({note})" if note else ""))
 
 
@@ -91,7 +90,7 @@ def export(store: Any, exp_key: str | None, fmt: str, out: Path | None) -> None:
 
     exp_key = required_key(exp_key)
     exp = store.get_experiment(exp_key)
-    text = export_trials(store.history(exp_key), space_from_json(exp.get("space")), fmt)
+    text = export_trials(store.records(exp_key), space_from_json(exp.get("space")), fmt)
     if out:
         out.write_text(text)
     else:

@@ -1,7 +1,6 @@
 """`hyperdist search` and `hyperdist demo`: a coordinator here, workers on this machine."""
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -110,9 +109,10 @@ def _run(conn: Any, coord: Any, space: Any, workers: int, isolate: bool, trial_t
     from hyperdist.local.progress import ProgressBar
     from hyperdist.distributed.session import Session
     from hyperdist.integrations.tracking import store_mirror
+    from hyperdist.store import ExperimentState
 
     procs: list = []
-    mirror, ended = None, "stopped"
+    mirror, ended = None, ExperimentState.STOPPED
     try:
         resumed = coord.start(**start)
         if tlog is not None:
@@ -132,7 +132,7 @@ def _run(conn: Any, coord: Any, space: Any, workers: int, isolate: bool, trial_t
             coord.stop()
             raise
         session.run()
-        ended = "done"
+        ended = ExperimentState.DONE
         summary, any_ok = session.summary()
         echo(summary, err=True)
         wait_workers(procs, 30)
@@ -156,6 +156,8 @@ def default_key(ref: str) -> str:
 
 def _check_key(store: Any, exp_key: str, resume: bool) -> None:
     """--resume needs an experiment to continue; without it, a key in use is refused saying what to do."""
+    from hyperdist.store import TrialState
+
     known = store.experiment_keys()
     if resume and exp_key not in known:
         raise HyperdistError(f"no experiment {exp_key!r} to resume (known: {', '.join(known) or 'none'}); "
@@ -163,7 +165,7 @@ def _check_key(store: Any, exp_key: str, resume: bool) -> None:
     if not resume and exp_key in known:
         exp, counts = store.get_experiment(exp_key), store.counts(exp_key)
         raise ExperimentExists(
-            f"experiment {exp_key!r} already exists ({exp.get('state')}, {counts['DONE'] + counts['ERROR']} of "
+            f"experiment {exp_key!r} already exists ({exp.get('state')}, {counts[TrialState.DONE] + counts[TrialState.ERROR]} of "
             f"{exp.get('max_evals')} trials finished): continue it with --resume (a larger --max-evals runs more), "
             "or start a new one with --exp NEW_KEY")
 
@@ -190,11 +192,10 @@ def demo(ctx: click.Context, max_evals: int, workers: int, resume: bool, mongo: 
 
 
 def _print_best(store: Any, exp_key: str, space: Any) -> None:
-    from hyperdist.views.status import best_trial
+    from hyperdist.views.status import best_json, best_trial
 
     best = best_trial(store, exp_key)
     if best is None:
         echo("no trial finished with status ok")
         return
-    echo(json.dumps({"tid": best["tid"], "loss": best["result"]["loss"], "params": best["params"],
-                           "config": space.eval(best["params"])}, indent=2, default=str))
+    echo(best_json(best, space))

@@ -19,14 +19,17 @@ def mlflow_(store: Any, exp_key: str) -> None:
     server was down during `search --log mlflow`."""
     from hyperdist.errors import redact
     from hyperdist.space.compiled import space_from_json
-    from hyperdist.integrations.tracking import make_log, store_mirror
+    from hyperdist.integrations.mlflow import MlflowLog
+    from hyperdist.integrations.tracking import store_mirror
+    from hyperdist.store import ExperimentState
 
     exp = store.get_experiment(exp_key)
-    tlog = make_log("mlflow")
+    tlog = MlflowLog()
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # MLflow's retries: one line at the end
     info = {k: exp.get(k) for k in ("objective", "max_evals", "seed")}
     mirror = store_mirror(tlog, store, exp_key, space_from_json(exp.get("space")), info, flush_timeout=None)
-    left = mirror.close({"done": "done", "stopped": "stopped"}.get(exp.get("state"), "running"))
+    state = exp.get("state")
+    left = mirror.close(state if state in (ExperimentState.DONE, ExperimentState.STOPPED) else ExperimentState.RUNNING)
     uri = redact(str(getattr(tlog, "where", "?")))
     echo(f"logged {mirror.logged} trials of {exp_key!r} to MLflow at {uri}"
                + (f"; {left} could not be logged" if left else ""))

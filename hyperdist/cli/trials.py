@@ -11,12 +11,12 @@ import click
 from hyperdist.errors import HyperdistError
 from hyperdist.cli.app import _with_store, echo, exp_key_option, main, required_key
 
-STATES = {"new": "NEW", "running": "RUNNING", "done": "DONE", "error": "ERROR"}
+STATES = ("done", "error", "new", "running")  # TrialState's values, as a person types them
 
 
 @main.command()
 @exp_key_option
-@click.option("--state", type=click.Choice(sorted(STATES)), help="Only trials in this state.")
+@click.option("--state", type=click.Choice(STATES), help="Only trials in this state.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the last N trials (highest trial ids).")
 @_with_store
 def trials(store: Any, exp_key: str | None, state: str | None, limit: int | None) -> None:
@@ -24,18 +24,18 @@ def trials(store: Any, exp_key: str | None, state: str | None, limit: int | None
     worker, attempts, duration and the first line of the error. `hyperdist show EXP TID` shows one
     trial in full, its traceback included."""
     from hyperdist.space.compiled import space_from_json
+    from hyperdist.store import TrialState
     from hyperdist.views.status import error_line
 
     exp_key = required_key(exp_key)
     space = space_from_json(store.get_experiment(exp_key).get("space"))
     rows = [["tid", "state", "loss", "params", "worker", "attempts", "duration", "error"]]
-    for doc in store.find_trials(exp_key, STATES[state] if state else None, limit):
-        result = doc.get("result") or {}
-        readable = space.readable(doc.get("params") or {})
-        rows.append([str(doc["tid"]), _state(doc), _number(result.get("loss")),
-                     " ".join(f"{k}={_number(v)}" for k, v in readable.items()), str(doc.get("owner") or "-"),
-                     str(doc.get("attempts", 0)), _duration(doc),
-                     error_line(doc)[:100] if doc.get("state") == "ERROR" else ""])
+    for rec in store.find_trials(exp_key, TrialState(state.upper()) if state else None, limit):
+        readable = space.readable(rec.params)
+        rows.append([str(rec.tid), _state(rec), _number(rec.result.get("loss")),
+                     " ".join(f"{k}={_number(v)}" for k, v in readable.items()), rec.owner or "-",
+                     str(rec.attempts), _duration(rec),
+                     error_line(rec)[:100] if rec.state == TrialState.ERROR else ""])
     if len(rows) == 1:
         echo(f"no {state + ' ' if state else ''}trials in {exp_key!r}")
         return
@@ -59,9 +59,9 @@ def show(store: Any, exp_key: str | None, rest: str | None) -> None:
         raise click.UsageError(f"TID must be a trial id, a whole number ({got}): `hyperdist show {exp_key} 7`; "
                                f"`hyperdist trials {exp_key}` lists them")
     space = space_from_json(store.get_experiment(exp_key).get("space"))
-    doc = store.get_trial(exp_key, int(rest))
-    params = doc.get("params") or {}
-    echo(f"trial {doc['tid']} of {exp_key!r}: {_state(doc)}")
+    rec = store.get_trial(exp_key, int(rest))
+    params = rec.params
+    echo(f"trial {rec.tid} of {exp_key!r}: {_state(rec)}")
     echo("params:")
     for label, value in params.items():
         shown = space.display(label, value)
@@ -71,23 +71,23 @@ def show(store: Any, exp_key: str | None, rest: str | None) -> None:
     except Exception as exc:  # a trial of a changed space may no longer evaluate; say so, show the rest
         config = f"(cannot be rebuilt from these params: {type(exc).__name__}: {exc})"
     echo("config:\n" + _indent(config))
-    if doc.get("result") is not None:
-        echo("result:\n" + _indent(json.dumps(doc["result"], indent=2, default=str)))
-    if doc.get("intermediate"):
-        steps = sorted(doc["intermediate"].items(), key=lambda kv: int(kv[0]))
+    if rec.result:
+        echo("result:\n" + _indent(json.dumps(rec.result, indent=2, default=str)))
+    if rec.intermediate:
+        steps = sorted(rec.intermediate.items(), key=lambda kv: int(kv[0]))
         echo("reported: " + ", ".join(f"step {k}: {_number(v)}" for k, v in steps))
-    error = doc.get("error")
+    error = rec.error
     if error:
         echo(f"error: {error.get('type')}: {error.get('message')}")
         if error.get("traceback"):
             echo(_indent(str(error["traceback"]).rstrip()))
-    echo(f"worker: {doc.get('owner') or '-'}  attempts: {doc.get('attempts', 0)}")
-    lost = doc.get("lost")
-    if isinstance(lost, dict):
+    echo(f"worker: {rec.owner or '-'}  attempts: {rec.attempts}")
+    if rec.lost is not None:
+        lost = rec.lost
         echo(f"attempt {lost.get('attempt', '?')} was lost: worker {str(lost.get('owner') or '?')[:80]} stopped renewing "
                    f"its lease (it died or hung) by {_when(lost.get('at'))}, so the trial was handed out again")
-    echo("  ".join(f"{k}: {_when(doc.get(k))}" for k in ("created", "claimed", "finished"))
-               + f"  duration: {_duration(doc)}")
+    echo("  ".join(f"{k}: {_when(getattr(rec, k))}" for k in ("created", "claimed", "finished"))
+               + f"  duration: {_duration(rec)}")
 
 
 @main.command()
@@ -97,12 +97,13 @@ def show(store: Any, exp_key: str | None, rest: str | None) -> None:
 def delete(store: Any, exp_key: str | None, yes: bool) -> None:
     """Delete an experiment, its trials and its history snapshots (asks first). Refused while a
     coordinator holds the experiment."""
+    from hyperdist.store import ExperimentState
     from hyperdist.views.status import effective_state
 
     exp_key = required_key(exp_key)
     exp = store.get_experiment(exp_key)
     state, _ = effective_state(exp)
-    if state == "running" and exp.get("coordinator"):  # a lapsed lease makes the state "stopped"
+    if state == ExperimentState.RUNNING and exp.get("coordinator"):  # a lapsed lease makes the state "stopped"
         owner = exp["coordinator"].get("owner")
         raise HyperdistError(f"experiment {exp_key!r} has a running coordinator ({owner}): stop the search first, "
                              "or wait until its lease lapses")
@@ -114,8 +115,9 @@ def delete(store: Any, exp_key: str | None, yes: bool) -> None:
     echo(f"deleted experiment {exp_key!r} and {n} trials")
 
 
-def _state(doc: dict) -> str:
-    return "PRUNED" if (doc.get("result") or {}).get("status") == "pruned" else str(doc.get("state"))
+def _state(rec: Any) -> str:
+    """The trial's state, or PRUNED for a done trial a pruner stopped (the table's one extra word)."""
+    return "PRUNED" if rec.status == "pruned" else str(rec.state)
 
 
 def _number(value: Any) -> str:
@@ -128,17 +130,16 @@ def _indent(text: str) -> str:
     return "\n".join("  " + line for line in text.splitlines())
 
 
-def _aware(t: dt.datetime) -> dt.datetime:
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
-
-
 def _when(t: Any) -> str:
-    return f"{_aware(t):%Y-%m-%d %H:%M:%S} UTC" if isinstance(t, dt.datetime) else "-"
+    """A stored time as a person reads it; '-' for none (or for what is not a time)."""
+    from hyperdist.store.document import utc
+
+    when = utc(t)
+    return f"{when:%Y-%m-%d %H:%M:%S} UTC" if when is not None else "-"
 
 
-def _duration(doc: dict) -> str:
-    start, end = doc.get("claimed"), doc.get("finished")
-    if not isinstance(start, dt.datetime):
+def _duration(rec: Any) -> str:
+    """Claimed to finished (or to now, while it runs); records hold aware UTC times."""
+    if rec.claimed is None:
         return "-"
-    end = end if isinstance(end, dt.datetime) else dt.datetime.now(dt.timezone.utc)
-    return f"{(_aware(end) - _aware(start)).total_seconds():.2f}s"
+    return f"{((rec.finished or dt.datetime.now(dt.timezone.utc)) - rec.claimed).total_seconds():.2f}s"

@@ -13,7 +13,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -21,16 +21,15 @@ from hyperdist.distributed import snapshot
 from hyperdist.errors import (AllTrialsFailed, CoordinatorBusy, ExperimentExists, ExperimentNotFound, HyperdistError,
                      ObjectiveMismatch, SpaceError, SpaceMismatch)
 from hyperdist.distributed.pacing import Pacing
-from hyperdist.algorithms.history import OK, PENDING, HistoryTable, classify
+from hyperdist.algorithms.history import PENDING, HistoryTable, classify
 from hyperdist.distributed.outcomes import Tally
 from hyperdist.objective.reference import same
-from hyperdist.objective.result import STATUS_OK
+from hyperdist.objective.result import STATUS_OK, ok_loss
 from hyperdist.space.compiled import SearchSpace, space_from_json
-from hyperdist.store import DONE, FINISHED, Store
+from hyperdist.store import FINISHED, ExperimentState, Store, TrialState
+from hyperdist.store.document import RESUME_FIELDS
 
 log = logging.getLogger("hyperdist.coordinator")
-# What resuming reads of each trial: what TPE and the stop rules see, not the results' extras.
-RESUME_FIELDS = {"_id": 1, "tid": 1, "state": 1, "params": 1, "result.loss": 1, "result.status": 1}
 
 
 @dataclass
@@ -61,12 +60,11 @@ def describe_space_change(old: SearchSpace, new: SearchSpace) -> str:
     return "; ".join(parts) or "the structure around the parameters changed"
 
 
-def _better(best: tuple[float, int] | None, state: int, result: dict, loss: float | None,
-            tid: int) -> tuple[float, int] | None:
-    """The best (loss, tid) so far with this trial counted: only status 'ok' competes (a pruned
-    trial has a loss for TPE but is not a result); ties go to the lower tid, whatever the order
-    trials are seen in, so a resume agrees with the run it resumes."""
-    if state == OK and result.get("status") == STATUS_OK and (best is None or (loss, tid) < best):
+def _better(best: tuple[float, int] | None, loss: float | None, tid: int) -> tuple[float, int] | None:
+    """The best (loss, tid) so far with this trial's `ok_loss` counted (a pruned trial has a loss for
+    TPE but is not a result); ties go to the lower tid, whatever the order trials are seen in, so a
+    resume agrees with the run it resumes."""
+    if loss is not None and (best is None or (loss, tid) < best):
         return loss, tid
     return best
 
@@ -170,7 +168,7 @@ class Coordinator:
             log.warning("taking over from coordinator %s: its process no longer exists", holder)
             self.store.acquire_coordinator(self.exp_key, self.owner, self.config.lease_seconds, steal_from=holder)
         self._renewed = time.monotonic()
-        fields: dict[str, Any] = {"state": "running", "max_evals": self.rules.max_evals, "options": self.options}
+        fields: dict[str, Any] = {"state": ExperimentState.RUNNING, "max_evals": self.rules.max_evals, "options": self.options}
         if exp is not None:
             stored_seed = exp.get("seed")
             self.seed = stored_seed if isinstance(stored_seed, int) and not isinstance(stored_seed, bool) else self.seed
@@ -191,7 +189,7 @@ class Coordinator:
         if snap is None:
             if stored:  # taken with another space, or damaged: replaced by a new one from every trial
                 self.store.delete_snapshot(self.exp_key)
-            docs = self.store.iter_history(self.exp_key, RESUME_FIELDS)
+            docs: Iterable[dict] = self.store.iter_history(self.exp_key, RESUME_FIELDS)
             snap = snapshot.Snapshot.empty(len(self.space))
         else:
             docs = self.store.trials_since(self.exp_key, snap.watermark, snap.open_ids, RESUME_FIELDS)
@@ -219,7 +217,8 @@ class Coordinator:
 
     def _record(self, doc: dict) -> None:
         key = doc["_id"]
-        tid = doc["tid"] = self.open.get(key, doc.get("tid"))  # ours: a tid damaged since is not read
+        tid = self.open.get(key)  # ours: a tid damaged since is not read
+        tid = doc["tid"] = int(doc["tid"]) if tid is None else tid
         params = doc.get("params") or {}
         self._last_tid = max(self._last_tid, tid)
         if doc["state"] in FINISHED:
@@ -239,9 +238,10 @@ class Coordinator:
         """A finished trial's (state, loss) for TPE; it goes into the next snapshot chunk and may
         be the new best."""
         result = doc.get("result") or {}
-        state, loss = classify(doc["state"] == DONE, result)
+        done = doc["state"] == TrialState.DONE
+        state, loss = classify(done, result)
         self._unsaved.append(int(doc["tid"]))
-        self.best = _better(self.best, state, result, loss, int(doc["tid"]))
+        self.best = _better(self.best, ok_loss(result, done), int(doc["tid"]))
         return state, loss
 
     # --- the loop -------------------------------------------------------------------------------
@@ -307,7 +307,7 @@ class Coordinator:
         (exp_key, tid) index turns into the documents already there, never into extra trials."""
         ids = self.store.insert_trials(self.exp_key, self._unsent, self.space.hash)
         for key, (tid, params) in zip(ids, self._unsent):
-            self._record({"_id": key, "tid": tid, "state": "NEW", "params": params})
+            self._record({"_id": key, "tid": tid, "state": TrialState.NEW, "params": params})
         self._unsent = []
 
     def _save_snapshot(self) -> None:
@@ -331,7 +331,7 @@ class Coordinator:
                 time.sleep(self.pacing.pause())
             self.store.cancel_new(self.exp_key)
             self.store.retry(self._save_snapshot, timeout=self.config.outage_timeout)
-            self.store.update_experiment(self.exp_key, state="done")
+            self.store.update_experiment(self.exp_key, state=ExperimentState.DONE)
         finally:
             self.store.release_coordinator(self.exp_key, self.owner)
         if on_progress:
@@ -353,7 +353,7 @@ class Coordinator:
     def stop(self) -> None:
         """Interrupted: the experiment stays resumable; unfinished trials are kept for the next run."""
         self._save_snapshot()
-        self.store.update_experiment(self.exp_key, state="stopped")
+        self.store.update_experiment(self.exp_key, state=ExperimentState.STOPPED)
         self.store.release_coordinator(self.exp_key, self.owner)
 
     def progress(self) -> Progress:

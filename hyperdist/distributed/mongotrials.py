@@ -18,12 +18,14 @@ from hyperdist.objective.pruning import pruner_options
 from hyperdist.objective.reference import reference_of
 from hyperdist.distributed.session import Session, stop_signals
 from hyperdist.space.compiled import compile_space, space_eval
-from hyperdist.store import FINISHED, RUNNING, Store, parse_url
+from hyperdist.store import ExperimentState, Store, TrialState, parse_url
 from hyperdist.integrations.tracking import make_log, store_mirror
 from hyperdist.local.trials import Trials
 
 
 class MongoTrials(Trials):
+    exp_key: str  # always set: "default" when none is given
+
     def __init__(self, url: str, exp_key: str | None = None, *, workers: int = 1, db: str | None = None,
                  refresh: bool = True, store: Store | None = None) -> None:
         super().__init__(exp_key or "default")
@@ -36,13 +38,13 @@ class MongoTrials(Trials):
     def refresh(self) -> None:
         """Reload the experiment's history from the database."""
         self._reset()
-        for doc in self.store.history(self.exp_key):
-            trial = self.insert(doc["tid"], doc.get("params") or {})
-            if doc["state"] in FINISHED:  # a trial that raised has an error; a "fail" result is done
-                self.finish(doc["tid"], doc.get("result") or {"status": "fail"}, doc.get("error"))
-            elif doc["state"] == RUNNING:
-                self.start(doc["tid"])
-            trial["owner"], trial["book_time"] = doc.get("owner"), doc.get("claimed")
+        for rec in self.store.records(self.exp_key):
+            trial = self.insert(rec.tid, rec.params)
+            if rec.finished_state:  # a trial that raised has an error; a "fail" result is done
+                self.finish(rec.tid, rec.result or {"status": "fail"}, rec.error)
+            elif rec.state == TrialState.RUNNING:
+                self.start(rec.tid)
+            trial["owner"], trial["book_time"] = rec.owner, rec.claimed
 
     def fmin(self, fn: Callable[[Any], Any], space: Any, *, algo: Callable, max_evals: int,
              timeout: float | None, loss_threshold: float | None, rstate: np.random.Generator,
@@ -65,11 +67,11 @@ class MongoTrials(Trials):
             coordinator.on_finished = mirror.finished
         session = Session(coordinator, ProgressBar(max_evals, show_progressbar, initial=coordinator.finished),
                           resume_hint="run fmin again with the same exp_key to continue")
-        ended = "stopped"
+        ended = ExperimentState.STOPPED
         try:
             with stop_signals():
                 session.run()
-            ended = "done"
+            ended = ExperimentState.DONE
         finally:
             if mirror is not None:
                 mirror.close(ended)

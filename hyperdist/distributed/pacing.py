@@ -64,11 +64,11 @@ class Pacing:
         """Trials to keep waiting: `queue`, or (by default) more when trials finish so fast that more
         than `drain` of it would go before the next tick could refill it: with a null objective 4
         workers finish ~150 trials/s and a tick comes every 50-80 ms."""
-        rate = self.rate()
+        rate, queue = self.rate(), self.queue or 0  # an int from __post_init__ on
         if not self.grows or rate is None:
-            return self.queue
+            return queue
         need = math.ceil(rate * (self.poll_interval + self._tick_seconds) / (1 - self.drain))
-        return min(max(self.queue, need), 4 * self.queue)
+        return min(max(queue, need), 4 * queue)
 
     def counts_new(self, finished_so_far: int) -> bool:
         """Whether to count the NEW trials (one more command per tick) instead of inferring them

@@ -187,13 +187,13 @@ class Session:
 
 def last_error_text(store: Any, exp_key: str) -> str | None:
     """The most recent failed trial's error with its traceback, indented."""
-    doc = store.last_error(exp_key)
-    if doc is None:
+    rec = store.last_error(exp_key)
+    if rec is None:
         return None
-    error = doc.get("error") or {}
+    error = rec.error or {}
     body = error.get("traceback") or (f"{error.get('type')}: {error.get('message')}" if error
-                                      else (doc.get("result") or {}).get("failure", "returned status 'fail'"))
-    return f"last error (trial {doc['tid']}, worker {doc.get('owner')}):\n" + textwrap.indent(str(body).rstrip(), "  ")
+                                      else rec.result.get("failure", "returned status 'fail'"))
+    return f"last error (trial {rec.tid}, worker {rec.owner}):\n" + textwrap.indent(str(body).rstrip(), "  ")
 
 
 def _first_line(text: str) -> str:

@@ -49,13 +49,13 @@ def chunks(seq: int, space_hash: str, tids: Sequence[int], X: np.ndarray, loss: 
     """The documents for rows that finished since the last chunk, numbered from `seq`; each one
     carries the same `watermark` and open ids, so any of them can be the last one read."""
     per_doc = max(1, CHUNK_BYTES // (8 * X.shape[1] + 17))
-    tids = np.asarray(tids, dtype="<i8")
+    rows = np.asarray(tids, dtype="<i8")
     docs = []
-    for k, start in enumerate(range(0, len(tids), per_doc)):
+    for k, start in enumerate(range(0, len(rows), per_doc)):
         part = slice(start, start + per_doc)
         docs.append({
-            "seq": seq + k, "space_hash": space_hash, "n": len(tids[part]), "d": X.shape[1],
-            "tid": tids[part].tobytes(), "X": np.ascontiguousarray(X[part], dtype="<f8").tobytes(),
+            "seq": seq + k, "space_hash": space_hash, "n": len(rows[part]), "d": X.shape[1],
+            "tid": rows[part].tobytes(), "X": np.ascontiguousarray(X[part], dtype="<f8").tobytes(),
             "loss": np.asarray(loss[part], dtype="<f8").tobytes(), "state": np.asarray(state[part], dtype="i1").tobytes(),
             "best": list(best) if best else None, "watermark": int(watermark), "open": list(open_ids),
         })

@@ -16,12 +16,13 @@ import shlex
 import signal
 import socket
 import time
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 from urllib.parse import urlsplit
 
 from hyperdist.errors import redact
 from hyperdist.server.launcher import LocalWorker
-from hyperdist.store import Store
+from hyperdist.store import Store, TrialState
+from hyperdist.store.document import utc
 
 _EXITS = re.compile(r" exits: (.*)$", re.MULTILINE)
 RECENT = 256  # trials read to see who is working: far more than are ever open at once
@@ -87,10 +88,10 @@ class WorkerWatch:
         for doc in self.store.recent_trials(self.exp_key, last_tid - RECENT):
             if not isinstance(doc.get("owner"), str) or doc["owner"] in dead:
                 continue
-            lease = _aware(doc.get("lease_until")) if doc.get("state") == "RUNNING" else None
+            lease = utc(doc.get("lease_until")) if doc.get("state") == TrialState.RUNNING else None
             if lease is not None and lease >= now:  # a long trial's heartbeats may be far apart
                 return True
-            times = (_aware(doc.get(k)) for k in ("claimed", "heartbeat", "finished"))
+            times = (utc(doc.get(k)) for k in ("claimed", "heartbeat", "finished"))
             if any(t is not None and t >= horizon for t in times):
                 return True
         return False
@@ -141,9 +142,3 @@ def hint_text(command: str, url: str, exp_key: str, seconds: float) -> str:
     if "***" in command:
         text += "\n(put the credentials back in place of ***, or set HYPERDIST_MONGO_URL and leave out --mongo)"
     return text + "\nwaiting for workers ..."
-
-
-def _aware(value: Any) -> dt.datetime | None:
-    if not isinstance(value, dt.datetime):
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)

@@ -25,7 +25,7 @@ from hyperdist.objective.reference import AllowList, load_objective, parse
 from hyperdist.objective.result import STATUS_FAIL, exception_error
 from hyperdist.space.compiled import SearchSpace, space_from_json
 from hyperdist.distributed.heartbeat import Heartbeat
-from hyperdist.store import DONE, ERROR, Report, Store
+from hyperdist.store import ExperimentState, Report, Store, TrialState
 from hyperdist.store.history import trial_problem
 
 log = logging.getLogger("hyperdist.worker")
@@ -234,7 +234,7 @@ class Worker:
     def _experiment_over(self, exp_key: str) -> bool:
         """Done experiments end the worker; one that does not exist yet is waited for (idle timeout)."""
         try:
-            return self.store.get_experiment(exp_key).get("state") == "done"
+            return self.store.get_experiment(exp_key).get("state") == ExperimentState.DONE
         except ExperimentNotFound:
             if not self._warned_missing:
                 log.info("experiment %r does not exist yet; waiting for its coordinator", exp_key)
@@ -369,7 +369,7 @@ class Worker:
             self.stats.done += 1
             self.stats.consecutive_failures = 0
             pruned = f" (pruned at step {outcome.result.get('pruned_at')})" if outcome.result.get("status") == "pruned" else ""
-            log.info("trial %s of %s DONE loss=%.6g in %.2fs%s", doc.get("tid"), doc.get("exp_key"),
+            log.info("trial %s of %s %s loss=%.6g in %.2fs%s", doc.get("tid"), doc.get("exp_key"), TrialState.DONE,
                      outcome.result.get("loss") if outcome.result.get("loss") is not None else float("nan"), seconds,
                      pruned)
         else:
@@ -377,7 +377,7 @@ class Worker:
             self.stats.consecutive_failures += 1
             reason = outcome.error["message"] if outcome.error else outcome.result.get("failure", "status fail")
             self.stats.last_error = reason
-            log.info("trial %s of %s %s: %s in %.2fs", doc.get("tid"), doc.get("exp_key"), ERROR,
+            log.info("trial %s of %s %s: %s in %.2fs", doc.get("tid"), doc.get("exp_key"), TrialState.ERROR,
                      redact(reason.splitlines()[0] if reason else ""), seconds)
 
 
@@ -395,5 +395,5 @@ class _Finished:
 
     @property
     def report(self) -> Report:
-        state = DONE if self.outcome.ok else ERROR
+        state = TrialState.DONE if self.outcome.ok else TrialState.ERROR
         return Report(self.doc["_id"], self.doc["lease_token"], state, self.outcome.result, self.outcome.error)

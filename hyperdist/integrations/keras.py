@@ -16,7 +16,7 @@ from hyperdist.objective.pruning import TrialContext
 keras = require("keras", "keras")
 
 
-class KerasPruningCallback(keras.callbacks.Callback):
+class KerasPruningCallback(keras.callbacks.Callback):  # type: ignore[name-defined]
     """`monitor` is a key of the epoch's logs (`val_loss`, `val_accuracy`...); lower is better unless
     `higher_is_better`. A pruned trial raises TrialPruned out of `fit`, which ends it as pruned."""
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from hyperdist.integrations import require
 from hyperdist.errors import HyperdistError, redact
-from hyperdist.integrations.tracking import TrialRecord
+from hyperdist.integrations.tracking import LoggedTrial
+from hyperdist.store.document import ExperimentState
 
 _STATUS = {"ok": "FINISHED", "pruned": "KILLED"}  # anything else: FAILED
 _TAG_MAX = 5000  # below MLflow's limit on a tag value (8000 characters in MLflow 3)
@@ -111,7 +112,7 @@ class MlflowLog:
             if not token:
                 return tids
 
-    def log(self, record: TrialRecord) -> None:
+    def log(self, record: LoggedTrial) -> None:
         entities = self.mlflow.entities
         run_id = self._partial.get(record.tid)
         if run_id is None:
@@ -138,10 +139,11 @@ class MlflowLog:
         self.client.set_terminated(run_id, _STATUS.get(record.status, "FAILED"), end_time=end)
         del self._partial[record.tid]
         self._count += 1
-        if record.status == "ok" and record.loss is not None and (self._best is None or record.loss < self._best):
-            self._best = record.loss
-            self.client.log_metric(self.parent_id, "best_loss", record.loss, step=self._count)
+        loss = record.ok_loss
+        if loss is not None and (self._best is None or loss < self._best):
+            self._best = loss
+            self.client.log_metric(self.parent_id, "best_loss", loss, step=self._count)
 
     def close(self, state: str) -> None:
-        if state in ("done", "stopped"):
-            self.client.set_terminated(self.parent_id, "FINISHED" if state == "done" else "KILLED")
+        if state in (ExperimentState.DONE, ExperimentState.STOPPED):
+            self.client.set_terminated(self.parent_id, "FINISHED" if state == ExperimentState.DONE else "KILLED")

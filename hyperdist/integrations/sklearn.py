@@ -166,7 +166,7 @@ class HyperdistSearchCV(MetaEstimatorMixin, BaseEstimator):
         if metrics is not None and not (isinstance(self.refit, str) and self.refit in metrics):
             raise ValueError(f"HyperdistSearchCV: with several metrics {metrics}, refit must name the one to optimise "
                              f"(refit={self.refit!r})")
-        target = self.refit if metrics is not None else "score"
+        target = self.refit if metrics is not None and isinstance(self.refit, str) else "score"
         X, y, groups = indexable(X, y, groups)
         splitter = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         folds = list(splitter.split(X, y, groups))
@@ -220,7 +220,7 @@ class HyperdistSearchCV(MetaEstimatorMixin, BaseEstimator):
         if workers < 1:
             raise HyperdistError(f"HyperdistSearchCV: workers={self.workers!r}; a distributed search needs at least 1")
         exp_key = self.exp_key or f"sklearn-{type(self.estimator).__name__}-{uuid.uuid4().hex[:8]}"
-        trials = MongoTrials(self.mongo, exp_key=exp_key, workers=workers, refresh=False)
+        trials = MongoTrials(str(self.mongo), exp_key=exp_key, workers=workers, refresh=False)
         seed = self.random_state if self.random_state is not None else int(np.random.default_rng().integers(2**31 - 1))
         coordinator = Coordinator(trials.store, exp_key, compile_space(self.space), algo, StopRules(self.max_evals),
                                   CoordinatorConfig(seed=seed, workers=workers),
@@ -307,7 +307,7 @@ class HyperdistSearchCV(MetaEstimatorMixin, BaseEstimator):
 
     def score(self, X: Any, y: Any = None, **params: Any) -> float:
         check_is_fitted(self, "best_estimator_")
-        scorer = self.scorer_[self.refit] if self.multimetric_ else self.scorer_
+        scorer: Any = self.scorer_[self.refit] if self.multimetric_ else self.scorer_
         return scorer(self.best_estimator_, X, y, **params)
 
     @available_if(_delegate("predict"))

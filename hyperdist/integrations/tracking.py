@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import os
 import queue
 import socket
@@ -25,14 +24,15 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 
 from hyperdist.errors import HyperdistError, redact
-from hyperdist.objective.result import STATUS_FAIL
+from hyperdist.objective.result import STATUS_FAIL, finite, ok_loss
 from hyperdist.space.compiled import SearchSpace
+from hyperdist.store.document import FINISHED, STATE_FIELDS, ExperimentState, TrialRecord, utc
 
 log = logging.getLogger("hyperdist.tracking")
 
 
 @dataclass
-class TrialRecord:
+class LoggedTrial:
     """A finished trial as a tracker sees it: parameters as a person reads them (choices as their
     options, hyperdist/space/compiled.py `readable`), outcome, timing, and where it ran."""
 
@@ -48,20 +48,24 @@ class TrialRecord:
     error: dict | None = None
 
     @property
+    def ok_loss(self) -> float | None:
+        """Its loss when it counts as a result (objective/result.py `ok_loss`)."""
+        return ok_loss({"status": self.status, "loss": self.loss})
+
+    @property
     def seconds(self) -> float | None:
         if self.started is None or self.finished is None:
             return None
-        return (_aware(self.finished) - _aware(self.started)).total_seconds()
+        return (utc(self.finished) - utc(self.started)).total_seconds()
 
 
-def record_from_doc(doc: dict, space: SearchSpace) -> TrialRecord:
-    """From a trial document in MongoDB (hyperdist/store)."""
-    return _record(doc["tid"], doc.get("params") or {}, doc.get("result") or {}, doc.get("error"),
-                   doc.get("claimed"), doc.get("finished"), doc.get("owner"), doc.get("device"),
-                   doc.get("intermediate") or {}, space)
+def record_from_store(rec: TrialRecord, space: SearchSpace) -> LoggedTrial:
+    """From a trial of a distributed experiment (hyperdist/store)."""
+    return _record(rec.tid, rec.params, rec.result, rec.error, rec.claimed, rec.finished, rec.owner, rec.device,
+                   rec.intermediate, space)
 
 
-def record_from_trial(trial: dict, space: SearchSpace) -> TrialRecord:
+def record_from_trial(trial: dict, space: SearchSpace) -> LoggedTrial:
     """From an in-memory `Trials` entry of a one-process `fmin`."""
     return _record(trial["tid"], trial["params"], trial["result"], trial.get("error"), trial.get("book_time"),
                    trial.get("refresh_time"), f"{socket.gethostname()}:{os.getpid()}", None,
@@ -69,16 +73,11 @@ def record_from_trial(trial: dict, space: SearchSpace) -> TrialRecord:
 
 
 def _record(tid: int, params: dict, result: dict, error: dict | None, started: Any, finished: Any,
-            worker: str | None, device: str | None, intermediate: dict, space: SearchSpace) -> TrialRecord:
-    loss = result.get("loss")
-    loss = float(loss) if isinstance(loss, (int, float)) and not isinstance(loss, bool) and math.isfinite(loss) else None
+            worker: str | None, device: str | None, intermediate: dict, space: SearchSpace) -> LoggedTrial:
+    loss = finite(result.get("loss"))
     status = str(result.get("status") or STATUS_FAIL) if error is None else STATUS_FAIL
-    return TrialRecord(int(tid), space.readable(params), status, loss, started, finished, worker, device,
+    return LoggedTrial(int(tid), space.readable(params), status, loss, started, finished, worker, device,
                        {int(k): float(v) for k, v in intermediate.items()}, error)
-
-
-def _aware(t: dt.datetime) -> dt.datetime:
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
 
 
 class TrialLog(Protocol):
@@ -87,7 +86,7 @@ class TrialLog(Protocol):
     def open(self, exp_key: str | None, info: dict[str, Any]) -> set[int]:
         """Start (or find again) the experiment's run; return the tids already logged."""
 
-    def log(self, record: TrialRecord) -> None:
+    def log(self, record: LoggedTrial) -> None:
         """Log one finished trial; called again with the same trial if it raised."""
 
     def close(self, state: str) -> None:
@@ -114,13 +113,13 @@ class Mirror:
     RETRY_FIRST, RETRY_MAX = 2.0, 60.0
 
     def __init__(self, tlog: TrialLog, space: SearchSpace, exp_key: str | None = None,
-                 info: dict[str, Any] | None = None, *, read: Callable[[list], Iterable[dict]] | None = None,
+                 info: dict[str, Any] | None = None, *, read: Callable[[list], Iterable[TrialRecord]] | None = None,
                  history: Callable[[], Iterable[dict]] | None = None, flush_timeout: float | None = 30.0) -> None:
         """`read(ids)` returns whole trial documents by `_id`; `history()` every trial (backfill)."""
         self.tlog, self.space, self.exp_key, self.info = tlog, space, exp_key, info or {}
         self._read, self._history, self.flush_timeout = read, history, flush_timeout
         self._inbox: queue.Queue = queue.Queue()
-        self._pending: list[TrialRecord] = []
+        self._pending: list[LoggedTrial] = []
         self._ids: list = []
         self._seen: set = set()  # trial _ids queued once: a trial the backfill and the hook both see is logged once
         self._closing: str | None = None
@@ -135,10 +134,10 @@ class Mirror:
         """The coordinator's hook: a trial document it read as finished (only its `_id` is used)."""
         self._inbox.put(("id", doc["_id"]))
 
-    def add(self, record: TrialRecord) -> None:
+    def add(self, record: LoggedTrial) -> None:
         self._inbox.put(("record", record))
 
-    def close(self, state: str = "done") -> int:
+    def close(self, state: str = ExperimentState.DONE) -> int:
         """Log what is pending (waiting at most flush_timeout, None: until done or refused) and end
         the run ("done", "stopped", or "running": left as it is); returns how many finished trials
         could not be logged, after a warning that says so."""
@@ -166,12 +165,12 @@ class Mirror:
                     done = self.tlog.open(self.exp_key, self.info)
                     opened = True
                     if self._history is not None:
-                        self._queue([d["_id"] for d in self._history() if d.get("state") in ("DONE", "ERROR")
+                        self._queue([d["_id"] for d in self._history() if d.get("state") in FINISHED
                                      and int(d["tid"]) not in done])
                 if self._ids:
                     assert self._read is not None
                     batch = self._ids[:500]
-                    self._pending += sorted((record_from_doc(d, self.space) for d in self._read(batch)),
+                    self._pending += sorted((record_from_store(r, self.space) for r in self._read(batch)),
                                             key=lambda r: r.tid)
                     del self._ids[:len(batch)]
                 while self._pending:
@@ -221,5 +220,5 @@ def store_mirror(tlog: TrialLog, store: Any, exp_key: str, space: SearchSpace, i
                  flush_timeout: float | None = 30.0) -> Mirror:
     """A mirror of a distributed experiment: the coordinator's hook is `.finished`; trials already
     finished and not yet logged (a resumed search) are logged first."""
-    return Mirror(tlog, space, exp_key, info, read=store.trials_by_id, flush_timeout=flush_timeout,
-                  history=lambda: store.iter_history(exp_key, {"_id": 1, "tid": 1, "state": 1}))
+    return Mirror(tlog, space, exp_key, info, read=lambda ids: store.records_by_id(exp_key, ids),
+                  flush_timeout=flush_timeout, history=lambda: store.iter_history(exp_key, STATE_FIELDS))

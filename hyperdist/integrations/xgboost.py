@@ -18,7 +18,7 @@ from hyperdist.objective.pruning import TrialContext
 xgb = require("xgboost", "xgboost")
 
 
-class XGBoostPruningCallback(xgb.callback.TrainingCallback):
+class XGBoostPruningCallback(xgb.callback.TrainingCallback):  # type: ignore[name-defined]
     """`observation_key` is '<eval set name>-<metric>'; lower is better unless `higher_is_better`.
     A pruned trial raises TrialPruned out of training, which ends the trial as pruned."""
 

@@ -30,6 +30,7 @@ from hyperdist.objective.result import STATUS_FAIL, exception_error
 from hyperdist.space.compiled import SearchSpace, compile_space, space_eval
 from hyperdist.integrations.tracking import Mirror, make_log, record_from_trial
 from hyperdist.local.trials import JOB_STATE_NEW, Trials
+from hyperdist.store.document import ExperimentState
 
 
 def fmin(
@@ -74,7 +75,7 @@ def fmin(
     algo = algo or tpe.suggest
     compiled = compile_space(space)
     rng = _as_generator(rstate)
-    if allow_trials_fmin and hasattr(trials, "fmin"):
+    if allow_trials_fmin and trials is not None and hasattr(trials, "fmin"):
         return trials.fmin(fn, space, algo=algo, max_evals=max_evals, timeout=timeout,
                            loss_threshold=loss_threshold, rstate=rng, return_argmin=return_argmin,
                            show_progressbar=show_progressbar, early_stop_fn=early_stop_fn,
@@ -98,11 +99,11 @@ def fmin(
                                                      "pruner": getattr(chosen_pruner, "name", None)}) if tlog else None
     loop = _Loop(fn, compiled, trials, catch_eval_exceptions, chosen_pruner, show_progressbar,
                  None if max_evals == sys.maxsize else len(trials) + to_run, mirror)
-    ended = "stopped"  # what the tracker is told if an exception (Ctrl-C, the objective's error) ends the loop
+    ended = ExperimentState.STOPPED  # what the tracker is told if an exception (Ctrl-C, the objective's error) ends the loop
     try:
         loop.run(algo, rng, pending, to_run, max_queue_len, timeout, loss_threshold, early_stop_fn,
                  trials_save_file)
-        ended = "done"
+        ended = ExperimentState.DONE
     finally:
         loop.bar.close()
         if mirror is not None:
@@ -128,7 +129,8 @@ class _Loop:
     def run(self, algo: Callable, rng: np.random.Generator, pending: list[int], to_run: int, queue: int,
             timeout: float | None, loss_threshold: float | None, early_stop_fn: Callable | None,
             save_file: str) -> None:
-        trials, started, queued, stop_state = self.trials, time.monotonic(), 0, []
+        trials, started, queued = self.trials, time.monotonic(), 0
+        stop_state: list = []
         while pending or queued < to_run:
             if timeout is not None and time.monotonic() - started >= timeout:
                 return
@@ -258,7 +260,7 @@ def _check_arguments(fn: Any, max_evals: Any, timeout: Any, loss_threshold: Any,
     if pass_expr_memo_ctrl:
         raise HyperdistError("fmin: pass_expr_memo_ctrl is not supported: spaces are data, so the objective "
                              "receives the configuration (and, if it takes a second argument, a trial context)")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not timeout > 0):
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not float(timeout) > 0):
         raise HyperdistError(f"The timeout argument should be None or a positive value. Given value: {timeout}")
     if loss_threshold is not None and (isinstance(loss_threshold, bool) or not isinstance(loss_threshold, numbers.Real)
                                        or math.isnan(loss_threshold)):

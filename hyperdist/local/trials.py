@@ -6,24 +6,19 @@ working and the whole history serialises to JSON.
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
-import math
 import os
 from typing import Any, Iterator, Mapping, Sequence
 
 from hyperdist.errors import AllTrialsFailed, HyperdistError
 from hyperdist.algorithms.history import PENDING, HistoryTable, Observations, classify
-from hyperdist.objective.result import STATUS_NEW, STATUS_OK, STATUS_PRUNED, plain
+from hyperdist.objective.result import STATUS_NEW, STATUS_OK, STATUS_PRUNED, ok_loss, plain
 from hyperdist.space.compiled import SearchSpace
+from hyperdist.store.document import utc_now
 
 JOB_STATE_NEW, JOB_STATE_RUNNING, JOB_STATE_DONE, JOB_STATE_ERROR = 0, 1, 2, 3
 JOB_STATES = (JOB_STATE_NEW, JOB_STATE_RUNNING, JOB_STATE_DONE, JOB_STATE_ERROR)
 FILE_FORMAT = "hyperdist.trials/1"
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 class Trials:
@@ -205,7 +200,7 @@ class Trials:
             "exp_key": self.exp_key,
             "owner": None,
             "book_time": None,
-            "refresh_time": _now(),
+            "refresh_time": utc_now(),
         }
         self._all.append(trial)
         self._trials.append(trial)
@@ -223,7 +218,7 @@ class Trials:
     def start(self, tid: int) -> None:
         trial = self._by_tid[tid]
         self._set_state(trial, JOB_STATE_RUNNING)
-        trial["book_time"] = trial["refresh_time"] = _now()
+        trial["book_time"] = trial["refresh_time"] = utc_now()
 
     def report_intermediate(self, tid: int, step: int, value: float) -> None:
         self._by_tid[tid].setdefault("intermediate", {})[str(step)] = value
@@ -247,13 +242,13 @@ class Trials:
         self._set_state(trial, JOB_STATE_ERROR if error else JOB_STATE_DONE)
         status = None if error else result.get("status")
         self._outcomes["pruned" if status == STATUS_PRUNED else "ok" if status == STATUS_OK else "failed"] += 1
-        trial["refresh_time"] = _now()
+        trial["refresh_time"] = utc_now()
         if error and self._trials and self._trials[-1] is trial:
             self._trials.pop()
         elif error:
             self._trials.remove(trial)
-        elif result.get("status") == STATUS_OK and _better(result.get("loss"), self._best):
-            self._best = trial
+        elif (loss := ok_loss(result)) is not None and (self._best is None or loss < self._best["result"]["loss"]):
+            self._best = trial  # the first of equal losses stays best
         self._dirty.add(tid)
 
     # --- what algorithms read -------------------------------------------------------------------
@@ -296,13 +291,6 @@ class Trials:
             trial = trials.insert(int(t["tid"]), t["params"], t.get("labels", ()))
             trials.finish(trial["tid"], t["result"], t.get("error"))
         return trials
-
-
-def _better(loss: Any, best: Mapping[str, Any] | None) -> bool:
-    """A usable loss (a finite number) lower than the best trial's: the first of equal losses stays best."""
-    if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not math.isfinite(loss):
-        return False
-    return best is None or loss < best["result"]["loss"]
 
 
 def _attachment_key(tid: int, name: str) -> str:

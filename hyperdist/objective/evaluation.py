@@ -71,7 +71,7 @@ def run_in_process(fn: Callable[..., Any], config: Any, timeout: float | None, c
         def on_alarm(signum: int, frame: Any) -> None:
             raise TrialTimeout(f"objective exceeded the per-trial timeout of {timeout:g} s")
         previous = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, timeout)
+        signal.setitimer(signal.ITIMER_REAL, float(timeout or 0))
     pruned = False
     try:
         raw = fn(config) if ctx is None else fn(config, ctx)

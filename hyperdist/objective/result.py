@@ -20,6 +20,22 @@ STATUS_PRUNED = "pruned"  # stopped early by a pruner; its loss is the last valu
 STATUS_STRINGS = (STATUS_NEW, STATUS_RUNNING, STATUS_SUSPENDED, STATUS_OK, STATUS_FAIL, STATUS_PRUNED)
 
 
+def finite(value: Any) -> float | None:
+    """`value` as a float when it is a finite real number (not a bool), else None."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None
+
+
+def ok_loss(result: Mapping[str, Any] | None, done: bool = True) -> float | None:
+    """The loss of a finished trial that counts as a result, else None: the one rule every reader
+    uses (best trial, status, views, stop rules). It must be done (a trial that raised is not), its
+    status 'ok' (a pruned trial's loss is only its last report), and its loss a finite number (a
+    stored result may have been written by anyone)."""
+    if not done or not isinstance(result, Mapping) or result.get("status") != STATUS_OK:
+        return None
+    return finite(result.get("loss"))
+
+
 def normalize(raw: Any) -> tuple[dict[str, Any], dict[str, str] | None]:
     """(result dict, error) from what the objective returned; error is None for a usable result."""
     if isinstance(raw, numbers.Real) and not isinstance(raw, bool):

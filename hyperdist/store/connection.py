@@ -2,7 +2,6 @@
 turned into hyperdist's (`_errors`). Every part of the store builds on this class."""
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import random
 import re
@@ -23,23 +22,13 @@ T = TypeVar("T")
 _TRANSIENT_CODES = frozenset({6, 7, 89, 91, 189, 9001, 10107, 11600, 11602, 13435, 13436})
 
 
-def _now() -> dt.datetime:
-    """UTC, truncated to milliseconds as BSON stores it, so a document built here equals the stored one."""
-    now = dt.datetime.now(dt.timezone.utc)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+class Database:
+    """One database's client and collections, which every part of the store shares.
 
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    """Stored datetimes are UTC; a client made without tz_aware=True returns them naive."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
-
-
-def _later(seconds: float) -> dt.datetime:
-    return _now() + dt.timedelta(seconds=seconds)
-
-
-class Connection:
-    """One database's client and collections, which every part of the store shares."""
+    The surface its parts build on: `_trials`, `_experiments`, `_snapshots` (the collections),
+    `_errors(doing)` (pymongo's exceptions as one StoreError line), `_across_experiments()`. These
+    are for the classes `Store` is made of only; tests and benchmarks reach them through
+    hyperdist/store/testing.py."""
 
     def __init__(self, url: str, db: str = "hyperdist", *, timeout_ms: int = 5000, client: Any = None,
                  event_listeners: Sequence[Any] = (), read_only: bool = False) -> None:

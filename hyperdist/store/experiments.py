@@ -7,18 +7,17 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from hyperdist.errors import CoordinatorBusy, ExperimentExists, ExperimentNotFound, SearchNotRunning
-from hyperdist.store.connection import Connection, _later, _now
+from hyperdist.store.connection import Database
+from hyperdist.store.document import new_experiment, utc_later, utc_now
 
 
-class Experiments(Connection):
+class Experiments(Database):
     """Experiment documents: created once, read by every worker, leased by one coordinator."""
 
     def create_experiment(self, exp_key: str, *, space: dict, space_hash: str, objective: str | None, algo: dict,
                           max_evals: int, seed: int, options: dict | None = None) -> dict:
-        now = _now()
-        doc = {"_id": exp_key, "space": space, "space_hash": space_hash, "objective": objective, "algo": algo,
-               "max_evals": max_evals, "seed": seed, "options": options or {}, "state": "running",
-               "coordinator": None, "next_tid": 0, "created": now, "updated": now}
+        doc = new_experiment(exp_key, space=space, space_hash=space_hash, objective=objective, algo=algo,
+                             max_evals=max_evals, seed=seed, options=options, now=utc_now())
         with self._errors("creating an experiment on"):
             try:
                 self._experiments.insert_one(doc)
@@ -45,8 +44,8 @@ class Experiments(Connection):
     def request_stop(self, exp_key: str, by: str) -> None:
         """Ask the coordinator running `exp_key` to stop (it reads `stop_request` every second)."""
         with self._errors("writing to"):
-            res = self._experiments.update_one({"_id": exp_key, "coordinator.lease_until": {"$gte": _now()}},
-                                               {"$set": {"stop_request": {"by": by, "at": _now()}}})
+            res = self._experiments.update_one({"_id": exp_key, "coordinator.lease_until": {"$gte": utc_now()}},
+                                               {"$set": {"stop_request": {"by": by, "at": utc_now()}}})
         if res.matched_count == 0:
             state = self.get_experiment(exp_key).get("state")  # raises for an unknown key
             raise SearchNotRunning(f"no search is running on {exp_key!r} ({state}); there is nothing to stop")
@@ -63,7 +62,7 @@ class Experiments(Connection):
 
     def update_experiment(self, exp_key: str, **fields: Any) -> None:
         with self._errors("writing to"):
-            self._experiments.update_one({"_id": exp_key}, {"$set": dict(fields, updated=_now())})
+            self._experiments.update_one({"_id": exp_key}, {"$set": dict(fields, updated=utc_now())})
 
     def delete_experiment(self, exp_key: str) -> int:
         """The experiment, its trials and its snapshot chunks; returns how many trials went. The
@@ -77,13 +76,13 @@ class Experiments(Connection):
     def acquire_coordinator(self, exp_key: str, owner: str, lease_seconds: float,
                             steal_from: str | None = None) -> None:
         """Take the experiment's coordinator lease if it is free, expired, ours, or `steal_from`'s."""
-        now = _now()
+        now = utc_now()
         free = {"$or": [{"coordinator": None}, {"coordinator.lease_until": {"$lt": now}},
                         {"coordinator.owner": owner}] + ([{"coordinator.owner": steal_from}] if steal_from else [])}
         with self._errors("writing to"):
             res = self._experiments.update_one(
                 {"_id": exp_key, **free},
-                {"$set": {"coordinator": {"owner": owner, "lease_until": _later(lease_seconds)}, "updated": now}})
+                {"$set": {"coordinator": {"owner": owner, "lease_until": utc_later(lease_seconds)}, "updated": now}})
             if res.matched_count == 1:  # matched, not modified: a renewal within one ms changes nothing
                 return
             holder = (self.get_experiment(exp_key).get("coordinator") or {})
@@ -96,13 +95,13 @@ class Experiments(Connection):
         with self._errors("writing to"):
             res = self._experiments.update_one(
                 {"_id": exp_key, "coordinator.owner": owner},
-                {"$set": {"coordinator.lease_until": _later(lease_seconds)}})
+                {"$set": {"coordinator.lease_until": utc_later(lease_seconds)}})
         return res.matched_count == 1
 
     def release_coordinator(self, exp_key: str, owner: str) -> None:
         with self._errors("writing to"):
             self._experiments.update_one({"_id": exp_key, "coordinator.owner": owner},
-                                         {"$set": {"coordinator": None, "updated": _now()}})
+                                         {"$set": {"coordinator": None, "updated": utc_now()}})
 
     def reserve_tids(self, exp_key: str, n: int) -> list[int]:
         with self._errors("writing to"):

@@ -8,18 +8,15 @@ from typing import Any, Iterable, Iterator
 from pymongo import DESCENDING
 
 from hyperdist.errors import StoreError
-from hyperdist.store.connection import Connection
-from hyperdist.store.trials import DONE, ERROR, FINISHED, NEW, RUNNING, _TRIAL_FIELDS
+from hyperdist.store.connection import Database
+from hyperdist.store.document import FINISHED, HISTORY_FIELDS, STATES, TRIAL_FIELDS, TrialRecord, TrialState
 
 log = logging.getLogger("hyperdist.store")
-STATES = (NEW, RUNNING, DONE, ERROR)
+NEW, RUNNING, DONE, ERROR = TrialState.NEW, TrialState.RUNNING, TrialState.DONE, TrialState.ERROR
 _PRUNED = "pruned"
 
-_HISTORY_FIELDS = dict(_TRIAL_FIELDS, attempts=1, owner=1, created=1, claimed=1, finished=1, lease_until=1,
-                       heartbeat=1, exp_key=1, intermediate=1, device=1)
 
-
-class History(Connection):
+class History(Database):
     """Reads only: none of these changes a trial."""
 
     def count_new(self, exp_key: str) -> int:
@@ -30,20 +27,21 @@ class History(Connection):
 
     def open_trials(self, exp_key: str) -> list[dict]:
         with self._errors("reading from"):
-            return list(self._trials.find({"exp_key": exp_key, "state": {"$in": [NEW, RUNNING]}}, _HISTORY_FIELDS))
+            return list(self._trials.find({"exp_key": exp_key, "state": {"$in": [NEW, RUNNING]}}, HISTORY_FIELDS))
 
     def finished_among(self, exp_key: str, ids: list) -> list[dict]:
         """The trials among `ids` that have finished; a tid or field damaged since is the caller's
         to replace (it knows the tids of the trials it inserted)."""
         with self._errors("reading from"):
             docs = list(self._trials.find({"_id": {"$in": ids}, "state": {"$in": list(FINISHED)}},
-                                          dict(_TRIAL_FIELDS, batch=1)))  # batch: claimed with how many
+                                          dict(TRIAL_FIELDS, batch=1)))  # batch: claimed with how many
         return [_clean_fields(d) for d in docs]
 
-    def trials_by_id(self, ids: list) -> list[dict]:
+    def records_by_id(self, exp_key: str, ids: list) -> list[TrialRecord]:
         """Whole trials by `_id`: what a tracker logs of the trials the coordinator saw finish."""
         with self._errors("reading from"):
-            return list(self._trials.find({"_id": {"$in": ids}}, _HISTORY_FIELDS))
+            docs = list(self._trials.find({"_id": {"$in": ids}}, HISTORY_FIELDS))
+        return [TrialRecord.from_doc(d) for d in valid_trials(docs, exp_key)]
 
     def existing(self, ids: list) -> set:
         """Which of these trial _ids still exist (a server that lost recent writes may not have them)."""
@@ -55,12 +53,16 @@ class History(Connection):
         docs.sort(key=lambda d: d["tid"])
         return docs
 
+    def records(self, exp_key: str) -> list[TrialRecord]:
+        """Every trial of an experiment as typed records, in tid order: what views and commands read."""
+        return [TrialRecord.from_doc(d) for d in self.history(exp_key)]
+
     def iter_history(self, exp_key: str, fields: dict | None = None) -> Iterator[dict]:
         """Every trial of an experiment, streamed in no particular order; `fields` narrows what is
         read, so a resume of 100 000 trials never holds their results' extras (measured in
         docs/performance.md)."""
         with self._errors("reading from"):
-            yield from valid_trials(self._trials.find({"exp_key": exp_key}, fields or _HISTORY_FIELDS).batch_size(5000),
+            yield from valid_trials(self._trials.find({"exp_key": exp_key}, fields or HISTORY_FIELDS).batch_size(5000),
                                     exp_key)
 
     def trials_since(self, exp_key: str, tid: int, ids: list, fields: dict) -> list[dict]:
@@ -72,7 +74,7 @@ class History(Connection):
                 docs += self._trials.find({"_id": {"$in": ids}, "tid": {"$lte": tid}}, fields)
         return list(valid_trials(docs, exp_key))
 
-    def counts(self, exp_key: str) -> dict[str, int]:
+    def counts(self, exp_key: str) -> dict[TrialState, int]:
         out = dict.fromkeys((NEW, RUNNING, DONE, ERROR), 0)
         with self._errors("reading from"):
             for row in self._trials.aggregate([{"$match": {"exp_key": exp_key}},
@@ -87,17 +89,17 @@ class History(Connection):
                                           {"tid": 1, "owner": 1, "claimed": 1, "lease_until": 1, "heartbeat": 1,
                                                                      "device": 1}))
 
-    def find_trials(self, exp_key: str, state: str | None = None, limit: int | None = None) -> list[dict]:
+    def find_trials(self, exp_key: str, state: TrialState | None = None, limit: int | None = None) -> list[TrialRecord]:
         """Trials in tid order, optionally of one state; with `limit`, the last (most recent) ones,
         read newest first through the (exp_key, tid) or claim index."""
-        query = {"exp_key": exp_key, **({"state": state} if state else {})}
+        query = {"exp_key": exp_key, **({"state": TrialState(state).value} if state else {})}
         with self._errors("reading from"):
-            cursor = self._trials.find(query, _HISTORY_FIELDS).sort("tid", DESCENDING)
+            cursor = self._trials.find(query, HISTORY_FIELDS).sort("tid", DESCENDING)
             docs = list(valid_trials(cursor.limit(limit) if limit else cursor, exp_key))
-        return docs[::-1]
+        return [TrialRecord.from_doc(d) for d in docs[::-1]]
 
-    def get_trial(self, exp_key: str, tid: int) -> dict:
-        """One trial with every field but its lease token, for `hyperdist show`."""
+    def get_trial(self, exp_key: str, tid: int) -> TrialRecord:
+        """One trial, for `hyperdist show`."""
         with self._errors("reading from"):
             raw = self._trials.find_one({"exp_key": exp_key, "tid": tid}, {"lease_token": 0})
             if raw is None:
@@ -111,7 +113,7 @@ class History(Connection):
         if not found:
             raise StoreError(f"trial {tid} of {exp_key!r} is stored with the state {_short(raw.get('state'))}, "
                              f"not one of {sorted(STATES)}: someone wrote it outside hyperdist")
-        return found[0]
+        return TrialRecord.from_doc(found[0])
 
     def outcome_counts(self, exp_key: str, exclude: list | None = None) -> dict[str, int]:
         """Finished trials as ok / failed / pruned (a trial of `exclude` is left out: the coordinator
@@ -136,13 +138,14 @@ class History(Connection):
         rows.sort(key=lambda r: -r["n"])
         return [(r["n"], error_text(r["_id"])) for r in rows[:n]]
 
-    def last_error(self, exp_key: str) -> dict | None:
+    def last_error(self, exp_key: str) -> TrialRecord | None:
         """The failed trial with the highest tid (through the claim index): tid, owner, error."""
         with self._errors("reading from"):
             doc = self._trials.find_one({"exp_key": exp_key, "state": ERROR},
                                         {"tid": 1, "state": 1, "owner": 1, "error": 1, "result.failure": 1},
                                         sort=[("tid", -1)])
-        return next(valid_trials([doc], exp_key), None) if doc else None
+        found = next(valid_trials([doc], exp_key), None) if doc else None
+        return TrialRecord.from_doc(found) if found else None
 
     def recent_trials(self, exp_key: str, above_tid: int) -> list[dict]:
         """Who claimed, ran and finished the trials above `above_tid`: a range through the (exp_key,

@@ -5,10 +5,10 @@ from pymongo import ASCENDING
 from pymongo.errors import BulkWriteError
 
 from hyperdist.errors import CoordinatorBusy
-from hyperdist.store.connection import Connection
+from hyperdist.store.connection import Database
 
 
-class Snapshots(Connection):
+class Snapshots(Database):
     """Append-only chunks, one sequence per experiment; see Coordinator._save_snapshot."""
 
     _snapshot_index = False  # made on first use (_snapshots_indexed), only by coordinators

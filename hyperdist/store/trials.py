@@ -19,11 +19,10 @@ from bson import ObjectId
 from pymongo import ASCENDING, UpdateMany, UpdateOne
 from pymongo.errors import BulkWriteError, DocumentTooLarge, WriteError
 
-from hyperdist.store.connection import Connection, _later, _now, _utc
+from hyperdist.store.connection import Database
+from hyperdist.store.document import CANDIDATE_FIELDS, FINISHED, TrialState, count, new_trial, utc, utc_later, utc_now
 
-NEW, RUNNING, DONE, ERROR = "NEW", "RUNNING", "DONE", "ERROR"
-FINISHED = (DONE, ERROR)
-_TRIAL_FIELDS = {"_id": 1, "tid": 1, "state": 1, "params": 1, "result": 1, "error": 1}
+NEW, RUNNING, DONE, ERROR = TrialState.NEW, TrialState.RUNNING, TrialState.DONE, TrialState.ERROR
 # A BSON document holds at most 16 MiB; a result must leave room for the rest of its trial.
 _MAX_RESULT_BYTES = 16 * 1024 * 1024 - 64 * 1024
 _TOO_LARGE_CODES = frozenset({10334, 17419, 17420})  # the server's "document too large" errors
@@ -43,7 +42,7 @@ class Report:
 
     def __post_init__(self) -> None:
         if self.state not in FINISHED:
-            raise ValueError(f"report: state {self.state!r} must be DONE or ERROR")
+            raise ValueError(f"report: state {self.state!r} must be {DONE} or {ERROR}")
 
     @functools.cached_property
     def size(self) -> int:
@@ -52,16 +51,13 @@ class Report:
         return len(bson.encode({"result": self.result, "error": self.error}))
 
 
-class Trials(Connection):
+class TrialQueue(Database):
     """The protocol steps of a trial's life, in the order a trial lives them."""
 
     def insert_trials(self, exp_key: str, trials: list[tuple[int, dict]], space_hash: str | None = None) -> list:
         """Enqueue NEW trials; `space_hash` lets a worker reuse the experiment it has already loaded."""
-        now = _now()
-        docs = [{"_id": ObjectId(), "exp_key": exp_key, "tid": tid, "state": NEW, "params": params, "result": None,
-                 "attempts": 0, "owner": None, "lease_token": None, "lease_until": None, "created": now,
-                 "claimed": None, "finished": None, "error": None, "space_hash": space_hash}
-                for tid, params in trials]
+        now = utc_now()
+        docs = [new_trial(ObjectId(), exp_key, tid, params, space_hash, now) for tid, params in trials]
         with self._errors("writing to"):
             try:
                 self._trials.insert_many(docs, ordered=False)
@@ -111,7 +107,7 @@ class Trials(Connection):
             while candidates and not claimed:
                 take = min(n, max(1, len(candidates) // 2))
                 picks, candidates = candidates[:take], candidates[take:]
-                now = _now()
+                now = utc_now()
                 fields = {"state": RUNNING, "owner": owner, "lease_token": uuid.uuid4().hex, "batch": take,
                           "lease_until": now + dt.timedelta(seconds=lease_seconds), "claimed": now, "heartbeat": now}
                 if device is not None:
@@ -122,10 +118,10 @@ class Trials(Connection):
                 cas = ({"_id": ids[0] if take == 1 else {"$in": ids}, "state": NEW, "attempts": _SANE_COUNT},
                        {"$set": fields, "$inc": {"attempts": 1}})
                 sent = reports if accepted is None else []
-                ok, won, candidates = self._resolve(sent, picks, fields["lease_token"], candidates,
+                ok, won, candidates = self._resolve(sent, picks, str(fields["lease_token"]), candidates,
                                                     *self._write_reports(sent, cas))
                 accepted = ok if sent else accepted
-                claimed = [dict(d, **fields, attempts=_count(d.get("attempts")) + 1) for d in won]
+                claimed = [dict(d, **fields, attempts=count(d.get("attempts")) + 1) for d in won]
                 if not won and not candidates and rereads:  # every pick lost, no other candidate: look once more
                     candidates, rereads = self._read_candidates(query), 0
             if accepted is None:  # nothing to claim: the reports alone
@@ -189,8 +185,7 @@ class Trials(Connection):
         tids) lost 16-62%. 32 rather than 16: with batches of short trials, 8 workers on a null
         objective ran 130 trials/s instead of 122 (1.83 commands per trial instead of 2.07); the
         read costs 1.8 ms instead of 1.7 on SecantusDB."""
-        docs = list(self._trials.find(query, {"_id": 1, "exp_key": 1, "tid": 1, "params": 1, "attempts": 1,
-                                              "space_hash": 1}).sort("tid", ASCENDING).limit(32))
+        docs = list(self._trials.find(query, CANDIDATE_FIELDS).sort("tid", ASCENDING).limit(32))
         self._shuffle.shuffle(docs)
         return docs
 
@@ -200,7 +195,7 @@ class Trials(Connection):
         with self._errors("writing to"):
             res = self._trials.update_many({"_id": ids[0] if len(ids) == 1 else {"$in": ids}, "state": RUNNING,
                                             "lease_token": token},
-                                           {"$set": {"lease_until": _later(lease_seconds), "heartbeat": _now()}})
+                                           {"$set": {"lease_until": utc_later(lease_seconds), "heartbeat": utc_now()}})
         return res.matched_count == len(ids)
 
     def report(self, trial_id: Any, token: str, state: str, result: dict | None, error: dict | None = None) -> bool:
@@ -234,7 +229,7 @@ class Trials(Connection):
     def report_intermediate(self, trial_id: Any, token: str, step: int, value: float) -> bool:
         """Record a running trial's progress (`intermediate.<step>`), only under its current lease."""
         with self._errors("writing to"):
-            res = self._trials.update_one({"_id": _oid(trial_id), "state": RUNNING, "lease_token": token},
+            res = self._trials.update_one({"_id": trial_oid(trial_id), "state": RUNNING, "lease_token": token},
                                           {"$set": {f"intermediate.{int(step)}": float(value)}})
         return res.matched_count == 1
 
@@ -253,7 +248,7 @@ class Trials(Connection):
         conditioned on the token and lease just read, so a heartbeat landing in between, or
         another reaper, wins over this one.
         """
-        now = now or _now()
+        now = now or utc_now()
         query: dict[str, Any] = {"state": RUNNING}
         if exp_key is not None:
             query["exp_key"] = exp_key
@@ -265,10 +260,10 @@ class Trials(Connection):
                                                      "owner": 1}))
             for doc in running:
                 lease = doc.get("lease_until")
-                if isinstance(lease, dt.datetime) and _utc(lease) >= now:
+                if isinstance(lease, dt.datetime) and utc(lease) >= now:
                     continue
                 cond = {"_id": doc["_id"], "state": RUNNING, "lease_token": doc.get("lease_token"), "lease_until": lease}
-                attempts = _count(doc.get("attempts"))
+                attempts = count(doc.get("attempts"))
                 if attempts >= max_attempts:
                     update = _finish(ERROR, {"status": "fail"}, {
                         "type": "LeaseExpired", "traceback": None,
@@ -286,7 +281,7 @@ class Trials(Connection):
         their trials out again (or fails them after max_attempts) now rather than a lease later."""
         with self._errors("writing to"):
             res = self._trials.update_many({"exp_key": exp_key, "state": RUNNING, "owner": {"$in": owners}},
-                                           {"$set": {"lease_until": _now() - dt.timedelta(seconds=1)}})
+                                           {"$set": {"lease_until": utc_now() - dt.timedelta(seconds=1)}})
         return res.modified_count
 
     def cancel_new(self, exp_key: str) -> int:
@@ -299,7 +294,7 @@ def _finish(state: str, result: dict | None, error: dict | None, now: dt.datetim
             token: str | None = None) -> dict:
     """The update that ends a trial: final state, result and error together, the lease gone. A
     worker's report keeps its lease `token`, so a read can tell whose report finished the trial."""
-    update: dict = {"$set": {"state": state, "result": result, "error": error, "finished": now or _now(),
+    update: dict = {"$set": {"state": state, "result": result, "error": error, "finished": now or utc_now(),
                              "lease_until": None}}
     if token is None:
         update["$unset"] = {"lease_token": ""}
@@ -337,7 +332,7 @@ def _finish_together(reports: list[Report]) -> tuple[dict, list[dict]]:
                                          for i, v in zip(ids, values)], "default": None}}
 
     fields = {"state": each([r.state for r in reports]), "result": each([r.result for r in reports]),
-              "error": each([r.error for r in reports]), "finished": {"$literal": _now()}, "lease_until": None}
+              "error": each([r.error for r in reports]), "finished": {"$literal": utc_now()}, "lease_until": None}
     return {"_id": {"$in": ids}, "state": RUNNING, "lease_token": reports[0].token}, [{"$set": fields}]
 
 
@@ -353,18 +348,13 @@ def _storable(report: Report) -> Report:
                        "message": f"the result cannot be stored: {type(exc).__name__}: {str(exc)[:300]}"})
 
 
-def _count(value: Any) -> int:
-    """A counter read from a document anyone may have written: a non-negative int, else 0."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
 def _too_large(size: int) -> dict:
     return {"type": "ResultTooLarge", "traceback": None,
             "message": f"the result takes {size / 2**20:.1f} MiB as BSON, more than a trial document can hold "
                        f"(16 MiB in all); store large artifacts elsewhere and return their path"}
 
 
-def _oid(value: Any) -> Any:
-    """Trial ids cross process boundaries as strings (a subprocess objective); turn them back."""
+def trial_oid(value: Any) -> Any:
+    """A trial's `_id` from what crossed a process boundary as a string (a subprocess objective)."""
     return ObjectId(value) if isinstance(value, str) and ObjectId.is_valid(value) else value
 

@@ -1,10 +1,10 @@
 """Database users: the one account `hyperdist server start --auth USER` makes for its server."""
 from __future__ import annotations
 
-from hyperdist.store.connection import Connection
+from hyperdist.store.connection import Database
 
 
-class Users(Connection):
+class Users(Database):
     """Provisioned on a server still running without --auth (SecantusDB and mongod both take users
     that way), before it is restarted with authentication on."""
 

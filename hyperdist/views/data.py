@@ -18,11 +18,14 @@ from typing import Any
 import numpy as np
 
 from hyperdist.errors import redact
+from hyperdist.objective.result import STATUS_PRUNED, finite, ok_loss
 from hyperdist.space.compiled import SearchSpace, space_from_json
+from hyperdist.store.document import FINISHED, OPEN, ExperimentState, TrialRecord, TrialState, utc
 from hyperdist.views.importance import importances
 
-OK, PRUNED, FAILED, RUNNING, NEW = "ok", "pruned", "failed", "running", "new"
-_JOB_STATES = {0: "NEW", 1: "RUNNING", 2: "DONE", 3: "ERROR"}  # a local Trials' integer states
+OK, PRUNED, FAILED, RUNNING, NEW = "ok", "pruned", "failed", "running", "new"  # a trial's kind, as views draw it
+# a local Trials' integer states (Hyperopt's JOB_STATE_NEW ... JOB_STATE_ERROR)
+_JOB_STATES = {0: TrialState.NEW, 1: TrialState.RUNNING, 2: TrialState.DONE, 3: TrialState.ERROR}
 
 
 LABEL_CHARS = 40  # a parameter's label or option as drawn; longer ones are cut (the table and detail keep them)
@@ -35,52 +38,38 @@ def short(text: Any, limit: int = LABEL_CHARS) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def utc(t: Any) -> dt.datetime | None:
-    """A stored time as an aware UTC datetime (pymongo may hand back naive ones), else None."""
-    if not isinstance(t, dt.datetime):
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
-
-
-def _finite(value: Any) -> float | None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    return float(value) if ok else None
-
-
-def kind_of(doc: dict) -> str:
-    """ok: finished with a loss; pruned: stopped early (loss = last reported value); failed: the rest."""
-    state, result = doc.get("state"), doc.get("result") or {}
-    if state in ("NEW", "RUNNING"):
-        return NEW if state == "NEW" else RUNNING
-    status, loss = result.get("status"), _finite(result.get("loss"))
-    if state == "DONE" and status == "ok" and loss is not None:
+def kind_of(rec: TrialRecord) -> str:
+    """ok: finished with an ok loss; pruned: stopped early (loss = last reported value); failed: the rest."""
+    if rec.state in OPEN:
+        return NEW if rec.state == TrialState.NEW else RUNNING
+    if ok_loss(rec.result, rec.state == TrialState.DONE) is not None:
         return OK
-    if state == "DONE" and status == "pruned":
-        return PRUNED
-    return FAILED
+    return PRUNED if rec.state == TrialState.DONE and rec.status == STATUS_PRUNED else FAILED
 
 
 def trial_record(doc: dict) -> dict:
     """A store document or a `Trials` entry as one record with the fields the views read."""
-    state = _JOB_STATES.get(doc.get("state"), doc.get("state"))  # type: ignore[arg-type]
-    result = doc.get("result") or {}
-    local = isinstance(doc.get("state"), int)
-    claimed = utc(doc.get("book_time") if local else doc.get("claimed"))
-    finished = utc(doc.get("refresh_time") if local and state in ("DONE", "ERROR") else doc.get("finished"))
-    out = {"tid": int(doc["tid"]), "state": state, "result": result, "params": dict(doc.get("params") or {}),
-           "error": doc.get("error"), "owner": _worker(doc), "claimed": claimed, "finished": finished,
-           "heartbeat": utc(doc.get("heartbeat")), "lease_until": utc(doc.get("lease_until")),
-           "attempts": doc.get("attempts"), "loss": _finite(result.get("loss")),
-           "intermediate": sorted((int(k), float(v)) for k, v in (doc.get("intermediate") or {}).items()
-                                  if _finite(v) is not None)}
-    out["kind"] = kind_of(dict(out, state=state))
-    return out
+    rec = TrialRecord.from_doc(_stored(doc))
+    return {"tid": rec.tid, "state": rec.state, "result": rec.result, "params": rec.params, "error": rec.error,
+            "owner": _worker(rec), "claimed": rec.claimed, "finished": rec.finished, "heartbeat": rec.heartbeat,
+            "lease_until": rec.lease_until, "attempts": rec.attempts, "loss": finite(rec.result.get("loss")),
+            "intermediate": sorted((int(k), float(v)) for k, v in rec.intermediate.items() if finite(v) is not None),
+            "kind": kind_of(rec)}
 
 
-def _worker(doc: dict) -> str | None:
+def _stored(doc: dict) -> dict:
+    """A local `Trials` entry (Hyperopt's integer states, book_time, refresh_time) in the stored
+    document's field names; a store document as it is."""
+    if not isinstance(doc.get("state"), int):
+        return doc
+    state = _JOB_STATES[doc["state"]]
+    return dict(doc, state=state, claimed=doc.get("book_time"),
+                finished=doc.get("refresh_time") if state in FINISHED else None)
+
+
+def _worker(rec: TrialRecord) -> str | None:
     """The worker that ran a trial, with the device it was pinned to (`host:pid (gpu:1)`)."""
-    owner, device = doc.get("owner"), doc.get("device")
-    return f"{owner} ({device})" if owner and isinstance(device, str) and device else owner
+    return f"{rec.owner} ({rec.device})" if rec.owner and rec.device else rec.owner
 
 
 @dataclass
@@ -130,7 +119,8 @@ class ExperimentView:
         from hyperdist.space.compiled import compile_space
 
         docs = [trial_record(t) for t in trials.trials]
-        exp = {"_id": name, "state": "done" if all(t["state"] in ("DONE", "ERROR") for t in docs) else "running",
+        over = all(t["state"] in FINISHED for t in docs)
+        exp = {"_id": name, "state": (ExperimentState.DONE if over else ExperimentState.RUNNING).value,
                "max_evals": len(docs)}
         return cls(name, exp, compile_space(space), docs)
 
@@ -204,7 +194,8 @@ class ExperimentView:
         spec, x = self.space.params[j], self.X[rows, j]
         active = ~np.isnan(x)
         if spec.dist.categorical:
-            ticks, text = list(range(spec.dist.n_options)), [short(o, 20) for o in self.options(j)]
+            ticks: list[float] = [float(i) for i in range(spec.dist.n_options)]
+            text = [short(o, 20) for o in self.options(j)]
             lo, hi, t = 0.0, float(max(1, spec.dist.n_options - 1)), x.copy()
         else:
             log = spec.dist.log and bool((x[active] > 0).all())
@@ -250,7 +241,7 @@ class ExperimentView:
         for j in (ja, jb):
             ax = self.axis(j, rows)
             cat = self.space.params[j].dist.categorical
-            g = np.array(ax["tickvals"], dtype=float) if cat else np.linspace(*ax["range"], grid)
+            g = np.array(ax["tickvals"], dtype=float) if cat else np.linspace(ax["range"][0], ax["range"][1], grid)
             axes.append(dict(ax, grid=g.tolist(), categorical=cat))
             coords.append((np.array(ax["values"]), g, cat, ax["range"]))
         y = np.log10(self.loss[rows]) if self.log_loss() else self.loss[rows]
@@ -340,7 +331,7 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, dt.datetime):
-        return utc(value).isoformat()  # type: ignore[union-attr]
+        return utc(value).isoformat()
     return jsonable(str(value))
 
 

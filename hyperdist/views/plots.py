@@ -41,7 +41,7 @@ def readable_log(ax: Any, which: str) -> None:
     axis = ax.xaxis if which == "x" else ax.yaxis
     if lo > 0 and hi / lo < 100:
         values = np.unique([float(f"{v:.2g}") for v in np.geomspace(lo, hi, 5)])
-        axis.set_major_locator(FixedLocator(values))
+        axis.set_major_locator(FixedLocator(values.tolist()))
     else:
         axis.set_major_locator(LogLocator(base=10, numticks=8))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))

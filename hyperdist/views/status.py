@@ -17,34 +17,38 @@ import numpy as np
 
 from hyperdist.algorithms.history import FAILED, OK, HistoryTable
 from hyperdist.views.importance import importances
-from hyperdist.objective.result import STATUS_OK
+from hyperdist.objective.result import STATUS_PRUNED, ok_loss
 from hyperdist.space.compiled import SearchSpace, space_from_json
-from hyperdist.store import DONE, Store, error_text
+from hyperdist.store import ExperimentState, Store, TrialRecord, TrialState, error_text
+from hyperdist.store.document import utc
 
 
-def _loss(doc: dict) -> float | None:
-    result = doc.get("result") or {}
-    loss = result.get("loss")
-    if doc.get("state") == DONE and result.get("status") == STATUS_OK and isinstance(loss, (int, float)) \
-            and math.isfinite(loss):
-        return float(loss)
-    return None
+def _loss(rec: TrialRecord) -> float | None:
+    return ok_loss(rec.result, rec.state == TrialState.DONE)
 
 
-def loss_table(space: SearchSpace, docs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+def loss_table(space: SearchSpace, records: list[TrialRecord]) -> tuple[np.ndarray, np.ndarray]:
     """Parameters as a numeric table (NaN = inactive) and losses (NaN unless finished ok)."""
     table = HistoryTable(space)
-    for d in docs:
-        loss = _loss(d)
-        table.add(d["_id"], d.get("params") or {}, OK if loss is not None else FAILED, loss)
+    for r in records:
+        loss = _loss(r)
+        table.add(r.id if r.id is not None else r.tid, r.params, OK if loss is not None else FAILED, loss)
     obs = table.observations()
     return obs.X, obs.loss
 
 
-def best_trial(store: Store | None, exp_key: str, history: list[dict] | None = None) -> dict | None:
-    docs = history if history is not None else store.history(exp_key)  # type: ignore[union-attr]
-    scored = [(loss, d) for d in docs if (loss := _loss(d)) is not None]
+def best_trial(store: Store, exp_key: str, history: list[TrialRecord] | None = None) -> TrialRecord | None:
+    """The finished trial with the lowest ok loss (the first of equal ones), or None."""
+    records = history if history is not None else store.records(exp_key)
+    scored = [(loss, r) for r in records if (loss := _loss(r)) is not None]
     return min(scored, key=lambda pair: pair[0])[1] if scored else None
+
+
+def best_json(best: TrialRecord, space: SearchSpace) -> str:
+    """The best trial as `hyperdist best` and the end of a search print it: tid, loss, the stored
+    params (a choice as its option index) and the configuration they evaluate to."""
+    return json.dumps({"tid": best.tid, "loss": best.result["loss"], "params": best.params,
+                       "config": space.eval(best.params)}, indent=2, default=str)
 
 
 def effective_state(exp: dict, now: dt.datetime | None = None) -> tuple[str, str]:
@@ -52,20 +56,20 @@ def effective_state(exp: dict, now: dt.datetime | None = None) -> tuple[str, str
     lease has lapsed has no coordinator any more (it crashed, or its machine went away), so it is
     shown as stopped ("coordinator gone since ...") rather than as a search that is progressing."""
     state = str(exp.get("state", "?"))
-    if state != "running":
+    if state != ExperimentState.RUNNING:
         return state, ""
     coordinator = exp.get("coordinator") or {}
     until = coordinator.get("lease_until")
     now = now or dt.datetime.now(dt.timezone.utc)
-    if isinstance(until, dt.datetime) and _aware(until) < now:
-        return "stopped", f"coordinator gone since {_aware(until):%Y-%m-%d %H:%M:%S} UTC ({_age(until)})"
+    if isinstance(until, dt.datetime) and utc(until) < now:
+        return ExperimentState.STOPPED.value, f"coordinator gone since {utc(until):%Y-%m-%d %H:%M:%S} UTC ({_age(until)})"
     return state, ""
 
 
-def error_line(doc: dict) -> str:
+def error_line(rec: TrialRecord) -> str:
     """A failed trial's error on one line (store.error_text's words, first line only)."""
-    error, result = doc.get("error") or {}, doc.get("result") or {}
-    text = error_text({"type": error.get("type"), "message": error.get("message"), "failure": result.get("failure")})
+    error = rec.error or {}
+    text = error_text({"type": error.get("type"), "message": error.get("message"), "failure": rec.result.get("failure")})
     return (str(text).strip().splitlines() or [""])[0]
 
 
@@ -77,35 +81,35 @@ def render_status(store: Store, exp_key: str | None) -> tuple[str, bool]:
         return "\n".join(lines), True
     exp = store.get_experiment(exp_key)
     state, note = effective_state(exp)
-    docs = store.history(exp_key)
-    counts = {s: 0 for s in ("NEW", "RUNNING", "DONE", "ERROR")}
+    docs = store.records(exp_key)
+    counts = dict.fromkeys(TrialState, 0)
     for d in docs:
-        counts[d["state"]] = counts.get(d["state"], 0) + 1
-    finished = counts["DONE"] + counts["ERROR"]
-    pruned = sum(1 for d in docs if (d.get("result") or {}).get("status") == "pruned")
+        counts[d.state] += 1
+    finished = counts[TrialState.DONE] + counts[TrialState.ERROR]
+    pruned = sum(1 for d in docs if d.status == STATUS_PRUNED)
     max_evals = exp.get("max_evals") or 0
     lines = [
         f"experiment {exp_key}  state={state}{f' ({note})' if note else ''}  objective={exp.get('objective')}",
         f"trials: {finished}/{max_evals} finished  " + "  ".join(f"{k}={v}" for k, v in counts.items())
         + (f"  (pruned={pruned})" if pruned else ""),
     ]
-    for n, top in store.top_errors(exp_key, 1) if counts["ERROR"] else []:
-        lines.append(f"errors: {counts['ERROR']}; most frequent: {n}x {(top.strip().splitlines() or [''])[0]}  "
+    for n, top in store.top_errors(exp_key, 1) if counts[TrialState.ERROR] else []:
+        lines.append(f"errors: {counts[TrialState.ERROR]}; most frequent: {n}x {(top.strip().splitlines() or [''])[0]}  "
                      f"[hyperdist trials {exp_key} --state error; hyperdist show {exp_key} TID]")
-    rate = _rate_per_minute(d.get("finished") for d in docs)
+    rate = _rate_per_minute(d.finished for d in docs)
     if rate:
         eta = (max_evals - finished) / rate if max_evals > finished else 0.0
-        lines.append(f"rate: {rate:.1f} trials/min" + (f"  ETA: {eta:.1f} min" if state == "running" else ""))
+        lines.append(f"rate: {rate:.1f} trials/min" + (f"  ETA: {eta:.1f} min" if state == ExperimentState.RUNNING else ""))
     space = space_from_json(exp.get("space"))
     best = best_trial(store, exp_key, docs)
     if best is not None:
-        lines.append(f"best: loss={best['result']['loss']:.6g} (trial {best['tid']}) "
-                     f"params={json.dumps(space.readable(best['params']), default=str)}")
+        lines.append(f"best: loss={best.result['loss']:.6g} (trial {best.tid}) "
+                     f"params={json.dumps(space.readable(best.params), default=str)}")
     X, loss = loss_table(space, docs)
     if np.isfinite(loss).sum() >= 10:
         ranked = sorted(importances(space, X, loss).items(), key=lambda kv: -kv[1])[:5]
         lines.append("importance: " + "  ".join(f"{k}={v:.2f}" for k, v in ranked))
-    devices = collections.Counter(d["device"] for d in docs if d.get("device") and d["state"] in ("DONE", "ERROR"))
+    devices = collections.Counter(d.device for d in docs if d.device and d.finished_state)
     if devices:
         lines.append("trials per device: " + "  ".join(f"{k}={v}" for k, v in sorted(devices.items())))
     coordinator = exp.get("coordinator") or {}
@@ -113,36 +117,31 @@ def render_status(store: Store, exp_key: str | None) -> tuple[str, bool]:
         lines.append(f"coordinator: {coordinator.get('owner')} lease until {_age(coordinator.get('lease_until'))}")
     now = dt.datetime.now(dt.timezone.utc)
     for d in docs:
-        if d["state"] == "RUNNING":
-            until = d.get("lease_until")
-            expired = until is not None and _aware(until) < now
-            on = f" on {d['device']}" if d.get("device") else ""
-            lines.append(f"  worker {d.get('owner')}{on}: trial {d['tid']} claimed {_age(d.get('claimed'))}, "
-                         f"last heartbeat {_age(d.get('heartbeat') or d.get('claimed'))}"
+        if d.state == TrialState.RUNNING:
+            expired = d.lease_until is not None and d.lease_until < now
+            on = f" on {d.device}" if d.device else ""
+            lines.append(f"  worker {d.owner}{on}: trial {d.tid} claimed {_age(d.claimed)}, "
+                         f"last heartbeat {_age(d.heartbeat or d.claimed)}"
                          f"{'  LEASE EXPIRED' if expired else ''}")
-    return "\n".join(lines), state != "running"
-
-
-def _aware(t: dt.datetime) -> dt.datetime:
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    return "\n".join(lines), state != ExperimentState.RUNNING
 
 
 def _age(t: Any) -> str:
     if not isinstance(t, dt.datetime):
         return "?"
-    seconds = (dt.datetime.now(dt.timezone.utc) - _aware(t)).total_seconds()
+    seconds = (dt.datetime.now(dt.timezone.utc) - utc(t)).total_seconds()
     return f"{seconds:.0f}s ago" if seconds >= 0 else f"in {-seconds:.0f}s"
 
 
 def _rate_per_minute(times: Iterable[Any], window: int = 50) -> float | None:
-    stamps = sorted(_aware(t) for t in times if isinstance(t, dt.datetime))[-window:]
+    stamps = sorted(utc(t) for t in times if isinstance(t, dt.datetime))[-window:]
     if len(stamps) < 2:
         return None
     span = (stamps[-1] - stamps[0]).total_seconds()
     return (len(stamps) - 1) / span * 60 if span > 0 else None
 
 
-def export_trials(docs: list[dict], space: SearchSpace, fmt: str) -> str:
+def export_trials(docs: list[TrialRecord], space: SearchSpace, fmt: str) -> str:
     """CSV (one column per parameter and per scalar result key), JSON, or JSON lines. JSON has no
     NaN or Infinity, so a non-finite number is written as null there (CSV keeps `nan`/`inf`)."""
     rows = [_flat(d, space) for d in docs]
@@ -170,21 +169,21 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _flat(doc: dict, space: SearchSpace) -> dict[str, Any]:
-    row: dict[str, Any] = {"tid": doc["tid"], "state": doc["state"]}
-    result = doc.get("result") or {}
+def _flat(rec: TrialRecord, space: SearchSpace) -> dict[str, Any]:
+    row: dict[str, Any] = {"tid": rec.tid, "state": rec.state.value}
+    result = rec.result
     row["loss"] = result.get("loss")
     row["status"] = result.get("status")
-    for step, value in sorted((doc.get("intermediate") or {}).items(), key=lambda kv: int(kv[0])):
+    for step, value in sorted(rec.intermediate.items(), key=lambda kv: int(kv[0])):
         row[f"step.{step}"] = value
-    for k, v in (doc.get("params") or {}).items():
+    for k, v in rec.params.items():
         row[f"param.{k}"] = space.display(k, v)
         if space.is_choice(k):
             row[f"param.{k}_index"] = v
     for k, v in result.items():
         if k not in ("loss", "status"):
             row[f"result.{k}"] = v
-    row["error"] = error_line(doc) if doc.get("state") == "ERROR" else None
+    row["error"] = error_line(rec) if rec.state == TrialState.ERROR else None
     for k in ("attempts", "owner", "device", "claimed", "finished"):
-        row[k] = doc.get(k)
+        row[k] = getattr(rec, k)
     return row

@@ -5,9 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterable
 
-from hyperdist.views.data import FAILED, NEW, OK, PRUNED, RUNNING, ExperimentView, trial_record, utc
-
-_SUMMARY_FIELDS = {"tid": 1, "state": 1, "result.loss": 1, "result.status": 1, "finished": 1, "owner": 1}
+from hyperdist.store.document import FINISHED, SUMMARY_FIELDS, TrialState, utc
+from hyperdist.views.data import FAILED, NEW, OK, PRUNED, RUNNING, ExperimentView, trial_record
 
 
 def setup(view: ExperimentView) -> dict:
@@ -36,11 +35,11 @@ def workers(trials: Iterable[dict], now: dt.datetime) -> list[dict]:
             continue
         w = seen.setdefault(str(t["owner"]), {"owner": str(t["owner"]), "finished": 0, "last_finished": None,
                                               "running": [], "heartbeat_age": None, "lease_expired": False})
-        if t["state"] in ("DONE", "ERROR"):
+        if t["state"] in FINISHED:
             w["finished"] += 1
             if t["finished"] and (w["last_finished"] is None or t["finished"] > w["last_finished"]):
                 w["last_finished"] = t["finished"]
-        elif t["state"] == "RUNNING":
+        elif t["state"] == TrialState.RUNNING:
             w["running"].append(t["tid"])
             beat = t.get("heartbeat") or t.get("claimed")
             if beat is not None:
@@ -71,5 +70,5 @@ def summarize(exp: dict, trials: list[dict], now: dt.datetime) -> dict:
 def experiment_summaries(store: Any) -> list[dict]:
     """One summary per experiment, each from a narrow read of its trials."""
     now = dt.datetime.now(dt.timezone.utc)
-    return [summarize(exp, [trial_record(d) for d in store.iter_history(exp["_id"], _SUMMARY_FIELDS)], now)
+    return [summarize(exp, [trial_record(d) for d in store.iter_history(exp["_id"], SUMMARY_FIELDS)], now)
             for exp in store.list_experiments()]
