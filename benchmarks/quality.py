@@ -62,11 +62,10 @@ METHODS: dict[str, tuple[str, object]] = {
     # issue 17 (benchmarks/real/): the defaults before it, and the options it added
     "hd TPE before": ("hyperdist", {"near_duplicates": None, "above_smoothing": None, "improvement_floor": None}),
     "hd nd0 as0": ("hyperdist", {"near_duplicates": 0.0, "above_smoothing": 0.0, "improvement_floor": None}),
-    # issue 17b: the options weighed against quadratic1 and diabetes_models (benchmarks/README.md)
+    # issue 17, second round: options weighed against quadratic1 and diabetes_models (benchmarks/README.md)
     "hd if.3": ("hyperdist", {"improvement_floor": 0.3}),
     "hd if.5": ("hyperdist", {"improvement_floor": 0.5}),
-    "hd rf.1": ("hyperdist", {"random_fraction": 0.1}),
-    "hd rf.2": ("hyperdist", {"random_fraction": 0.2}),
+    "hd jc": ("hyperdist", {"joint_choice": 1.0}),
 }
 MAIN = ["hd TPE", "hd TPE mv", "hd TPE uni", "hd random", "Hyperopt TPE", "Hyperopt random", "Optuna TPE",
         "Optuna TPE mv"]
