@@ -90,7 +90,7 @@ def _run_hyperdist(domain, seed, evals, variant, rec):
     import hyperdist
 
     algo = hyperdist.rand.suggest if variant == "rand" else functools.partial(hyperdist.tpe.suggest, **variant)
-    hyperdist.local.fmin(rec, domain.space(hyperdist.space.hp), algo=algo, max_evals=evals, trials=hyperdist.Trials(),
+    hyperdist.fmin(rec, domain.space(hyperdist.hp), algo=algo, max_evals=evals, trials=hyperdist.Trials(),
                    rstate=np.random.default_rng(seed), show_progressbar=False)
 
 
