@@ -257,28 +257,6 @@ def test_single_row_mask_matches_the_space_mask():
     assert np.isnan(filled).sum() == 0 and 0 < np.isnan(ours(filled[0])).sum()
 
 
-def test_joint_choice_weighs_a_branch_by_the_best_configuration_it_offers():
-    # issue 17: a family whose choice looks a little worse (few tries, all lost) but whose own
-    # parameters offer a clearly promising candidate; l(x)/g(x) of a whole row is the product of its
-    # active groups' ratios, so the joint pick takes that branch where per-group argmaxes do not
-    space = compile_space({"m": hp.choice("m", [{"a": hp.uniform("a", 0, 1)}, {"b": hp.uniform("b", 0, 1)}])})
-    plan = tpe_module._plan(space, True)
-    assert plan.branching.tolist() == [space.labels[j] == "m" for j in plan.lead]
-    by_label = {space.labels[j]: d for d, j in enumerate(plan.cols)}
-    values = np.zeros((len(plan.cols), 2))
-    values[by_label["m"]] = [0, 1]                      # candidate 0 of the choice: branch a, 1: branch b
-    values[by_label["a"]] = [0.2, 0.4]
-    values[by_label["b"]] = [0.9, 0.1]
-    scores = np.zeros((plan.n_groups, 2))
-    for label, s in (("m", [0.5, 0.3]), ("a", [0.1, 0.2]), ("b", [1.5, 0.0])):
-        scores[plan.group[by_label[label]]] = s
-    greedy = tpe_module._picked_row(space, plan, values, scores.argmax(axis=1))
-    joint = tpe_module._picked_row(space, plan, values, tpe_module._joint_picks(space, plan, values, scores,
-                                                                                scores.argmax(axis=1), 1.0))
-    assert space.to_assignment(np.array(greedy)) == {"m": 0, "a": 0.4}
-    assert space.to_assignment(np.array(joint)) == {"m": 1, "b": 0.9}
-
-
 def _median_best(algo, seeds=range(9), evals=100) -> float:
     bests = []
     for seed in seeds:
@@ -309,7 +287,6 @@ def test_long_history_uses_bounded_kernels_and_still_converges(multivariate):
     ({"prior_weight": 0}, "prior_weight"), ({"gamma": 1.5}, "gamma"), ({"n_EI_candidates": 0}, "n_EI_candidates"),
     ({"n_startup_jobs": -1}, "n_startup_jobs"), ({"near_duplicates": -0.1}, "near_duplicates"),
     ({"above_smoothing": float("nan")}, "above_smoothing"), ({"improvement_floor": 0}, "improvement_floor"),
-    ({"joint_choice": 1.5}, "joint_choice"),
 ])
 def test_bad_keywords_are_refused(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):

@@ -49,7 +49,6 @@ class Plan:
     cum_prior: np.ndarray       # Q x K
     last_option: np.ndarray     # Q x 1 last option of positive probability (guards against round-off)
     dims: np.ndarray            # D x 1: 0, 1, ..., D - 1 (an index into rows)
-    branching: np.ndarray       # G: the group holds a choice on which other parameters' activity depends
 
     @property
     def n_groups(self) -> int:
@@ -95,7 +94,6 @@ def plan(params: tuple[ParamSpec, ...], multivariate: bool) -> Plan:
     first = {k: i for i, k in enumerate(dict.fromkeys(keys))}  # groups numbered in dimension order
     group = np.array([first[k] for k in keys], dtype=np.intp)
     G, D = len(first), len(cols)
-    parents = {label for spec in params for path in spec.conditions for label, _ in path}
     lead = np.array([cols[np.argmax(group == g)] for g in range(G)], dtype=np.intp)
     member = None if G == D else (group[None, :] == np.arange(G)[:, None]).astype(float)
     num = [params[j].dist for j in cols if not params[j].dist.categorical]
@@ -112,6 +110,5 @@ def plan(params: tuple[ParamSpec, ...], multivariate: bool) -> Plan:
     return Plan(cols, n_cont, len(num), log_rows, group, lead, member, _col([d.q or 0.0 for d in num]),
                 _col([b[0] for b in bounds]), _col([b[1] for b in bounds]), _col([b[0] for b in vbounds]),
                 _col([b[1] for b in vbounds]), _col([d.prior[0] for d in num]), _col([d.prior[1] for d in num]),
-                prior, np.cumsum(prior, axis=1), last_option, np.arange(len(cols))[:, None],
-                np.isin(np.arange(G), group[[params[j].label in parents for j in cols]]))
+                prior, np.cumsum(prior, axis=1), last_option, np.arange(len(cols))[:, None])
 

@@ -61,7 +61,6 @@ def suggest(
     near_duplicates: float | None = 0.0,
     above_smoothing: float | None = 0.0,
     improvement_floor: float | None = 0.1,
-    joint_choice: float = 0.0,
     verbose: bool = True,
 ) -> list[dict]:
     """Hyperopt's `tpe.suggest` signature; tune it with `functools.partial(tpe.suggest, ...)`.
@@ -79,11 +78,6 @@ def suggest(
     to the prior (None: as l(x)'s, i.e. prior_weight in the multivariate mode, 0 in the univariate one).
     `improvement_floor`: l(x)'s kernel of a "below" trial weighs (threshold - loss) / (threshold - best
     loss), the threshold being the best loss left "above", but at least this (None: equal weights).
-    `joint_choice` (0 = off, the default; at most 1): a choice on which other parameters depend is
-    picked for the whole configuration, its own score plus joint_choice x the best scores of the groups
-    it activates, instead of by its own score alone (benchmarks/README.md, issue 17: it finds a family
-    whose few start-up trials were bad but whose good region is narrow, SVR in diabetes_models, and
-    over-explores families with many parameters in cancer_models; an option, not the default).
     `verbose` is accepted because Hyperopt's `tpe.suggest` has it (0.3.0: verbose=True) and ignored:
     a suggestion logs nothing.
     """
@@ -91,8 +85,6 @@ def suggest(
     for name, value in (("near_duplicates", near_duplicates), ("above_smoothing", above_smoothing)):
         if value is not None and not value >= 0:
             raise ValueError(f"tpe.suggest: {name}={value!r} must be >= 0 (or None)")
-    if not 0 <= joint_choice <= 1:
-        raise ValueError(f"tpe.suggest: joint_choice={joint_choice!r} must be in [0, 1]")
     if improvement_floor is not None and not 0 < improvement_floor <= 1:
         raise ValueError(f"tpe.suggest: improvement_floor={improvement_floor!r} must be in (0, 1] (or None)")
     space = as_space(domain)
@@ -109,8 +101,7 @@ def suggest(
             continue
         n_below = _n_below(gamma, len(ok), linear_forgetting)
         rows.append(_propose(space, obs, ok, rng, plan, n_below, prior_weight, n_EI_candidates, linear_forgetting,
-                             multivariate, max_components, near_duplicates, above_smoothing, improvement_floor,
-                             joint_choice))
+                             multivariate, max_components, near_duplicates, above_smoothing, improvement_floor))
     return [space.to_assignment(r.tolist()) for r in rows]  # Python floats: faster to convert
 
 
@@ -235,7 +226,7 @@ def _kernels(w: np.ndarray, counts: np.ndarray | None, max_components: int, mult
 def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.random.Generator, plan: Plan,
              n_below: int, prior_weight: float, n_candidates: int, flat: int, multivariate: bool,
              max_components: int, near: float | None, above_smoothing: float | None,
-             floor: float | None, joint: float) -> np.ndarray:
+             floor: float | None) -> np.ndarray:
     if not n_below:
         best = ok[:0]
     elif len(ok) == len(obs):  # all finished ok: no gathers needed
@@ -246,14 +237,14 @@ def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.rand
     l_w = np.zeros(active.shape, dtype=bool)
     l_w[:, best] = active[:, best]
     active[:, best] = False                                             # the rest: "above"
+    g_w, counts = _forgetting(active, flat)
+    smoothing = prior_weight if multivariate else 0.0
+    smoothing_g = smoothing if above_smoothing is None else above_smoothing
     l_kernels = _kernels(l_w, None, max_components, multivariate, rng)
     if floor is not None and floor < 1 and len(best) and l_kernels is not None and len(l_kernels[0]) == 1:
         factor = _improvement(obs.loss, best, l_kernels[0][0], obs.loss[ok], floor)
         if factor is not None:
             l_kernels = l_kernels[0], l_kernels[1] * factor
-    g_w, counts = _forgetting(active, flat)
-    smoothing = prior_weight if multivariate else 0.0
-    smoothing_g = smoothing if above_smoothing is None else above_smoothing
     g_kernels = _kernels(g_w, counts, max_components, multivariate, rng)
     if l_kernels is not None and g_kernels is not None:
         both, M_l = parzen.fit_pair(plan, obs.X, l_kernels, g_kernels, prior_weight)
@@ -263,10 +254,7 @@ def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.rand
                                   for k, w in ((l_kernels, l_w), (g_kernels, g_w))))
     values, t_cont = parzen.sample(plan, parzen.split(both, M_l), rng, n_candidates, smoothing)
     scores = scoring.score(plan, both, M_l, values, t_cont, smoothing, smoothing_g)
-    picks = scores.argmax(axis=1)
-    if joint and plan.branching.any():
-        picks = _joint_picks(space, plan, values, scores, picks, joint)
-    row = np.array(_picked_row(space, plan, values, picks))
+    row = np.array(_picked_row(space, plan, values, scores.argmax(axis=1)))
     repeats = _repeat_test(space, obs.X, near)
     if repeats is None or not repeats(row[None, :])[0]:
         return row
@@ -282,23 +270,6 @@ def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.rand
     # there a repeat does teach something, TPE's own pick beats a random repeat (n_arms in benchmarks/).
     other = draw_unique(space, rng, 1, obs.X)[0]
     return row if repeats(other[None, :])[0] else other
-
-
-def _joint_picks(space: SearchSpace, plan: Plan, values: np.ndarray, scores: np.ndarray, picks: np.ndarray,
-                 weight: float) -> np.ndarray:
-    """Each group's candidate, with the branching groups' candidate chosen for the whole row (the
-    `joint_choice` option): candidate c of every branching group, every other group its best, and the
-    c whose row scores highest, the branching groups' scores plus `weight` x those of the other groups
-    the row activates. In a tree-structured space l(x) / g(x) is the product of the active groups'
-    ratios, so at weight 1 a branch is chosen for the best configuration it offers, not for its
-    choice's ratio alone."""
-    C, G = values.shape[1], len(picks)
-    P = np.repeat(picks[None, :], C, axis=0)                           # C x G
-    P[:, plan.branching] = np.arange(C)[:, None]
-    active = ~np.isnan(_assemble(space, plan, values, P.T)[:, plan.lead])
-    S = np.where(active, scores[np.arange(G)[None, :], P], 0.0)
-    S[:, ~plan.branching] *= weight
-    return P[S.sum(axis=1).argmax()]
 
 
 def _repeat_test(space: SearchSpace, X: np.ndarray, near: float | None) -> Callable[[np.ndarray], np.ndarray] | None:
