@@ -110,7 +110,7 @@ def run_hyperdist(task, pruner: str | None, seed: int, trials: int):
         return value
 
     history = hyperdist.Trials()
-    hyperdist.local.fmin(objective, space(hyperdist.space.hp), algo=hyperdist.tpe.suggest, max_evals=trials, trials=history,
+    hyperdist.fmin(objective, space(hyperdist.hp), algo=hyperdist.tpe.suggest, max_evals=trials, trials=history,
                    rstate=seed, show_progressbar=False, pruner=pruner)
     return budget, history.best_trial["result"]["loss"]
 

@@ -62,6 +62,9 @@ METHODS: dict[str, tuple[str, object]] = {
     # issue 17 (benchmarks/real/): the defaults before it, and the options it added
     "hd TPE before": ("hyperdist", {"near_duplicates": None, "above_smoothing": None, "improvement_floor": None}),
     "hd nd0 as0": ("hyperdist", {"near_duplicates": 0.0, "above_smoothing": 0.0, "improvement_floor": None}),
+    # issue 17, second round: options weighed against quadratic1 and diabetes_models (benchmarks/README.md)
+    "hd if.3": ("hyperdist", {"improvement_floor": 0.3}),
+    "hd if.5": ("hyperdist", {"improvement_floor": 0.5}),
 }
 MAIN = ["hd TPE", "hd TPE mv", "hd TPE uni", "hd random", "Hyperopt TPE", "Hyperopt random", "Optuna TPE",
         "Optuna TPE mv"]
@@ -86,7 +89,7 @@ def _run_hyperdist(domain, seed, evals, variant, rec):
     import hyperdist
 
     algo = hyperdist.rand.suggest if variant == "rand" else functools.partial(hyperdist.tpe.suggest, **variant)
-    hyperdist.local.fmin(rec, domain.space(hyperdist.space.hp), algo=algo, max_evals=evals, trials=hyperdist.Trials(),
+    hyperdist.fmin(rec, domain.space(hyperdist.hp), algo=algo, max_evals=evals, trials=hyperdist.Trials(),
                    rstate=np.random.default_rng(seed), show_progressbar=False)
 
 

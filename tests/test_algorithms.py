@@ -13,7 +13,8 @@ from scipy.special import log_ndtr, logsumexp
 from scipy.stats import kstest, norm
 
 from hyperdist import Trials, fmin, hp, rand, tpe
-from hyperdist.algorithms import parzen
+from hyperdist.algorithms import parzen, scoring
+from hyperdist.algorithms.plan import Plan, plan as make_plan
 from hyperdist.algorithms.common import generator, near_repeats
 from hyperdist.algorithms import tpe as tpe_module
 from hyperdist.algorithms.history import FAILED, OK, PENDING, Observations
@@ -296,19 +297,22 @@ def test_bad_keywords_are_refused(kwargs, fragment):
 def _mixtures(space, n: int, multivariate: bool, max_components: int = 128):
     """l and g fitted the way tpe.suggest fits them, plus candidates drawn from l."""
     obs = _history(space, n, seed=n)
-    plan = parzen.plan(space.params, multivariate)
+    plan = make_plan(space.params, multivariate)
     below = np.zeros(n, dtype=bool)
     below[np.argsort(obs.loss)[:6]] = True
     active = ~np.isnan(obs.X.T[plan.lead])
     rng = np.random.default_rng(0)
-    mix = [tpe_module._mixture(plan, obs.X, w, 1.0, max_components, multivariate, rng)
-           for w in (active & below, tpe_module._forgetting(active & ~below, 25)[0])]
+    mix = []
+    for w in (active & below, tpe_module._forgetting(active & ~below, 25)[0]):
+        kernels = tpe_module._kernels(w, (w > 0).sum(axis=1), max_components, multivariate, rng)
+        mix.append(parzen.fit_binned(plan, obs.X, w, 1.0, max_components) if kernels is None
+                   else parzen.fit(plan, obs.X, *kernels, 1.0))
     smoothing = 1.0 if multivariate else 0.0
     values, t_cont = parzen.sample(plan, mix[0], rng, 24, smoothing)
     return plan, mix, values, t_cont, smoothing
 
 
-def _log_density(p: parzen.Plan, mix: parzen.Mixture, x: np.ndarray, t_cont: np.ndarray, smoothing: float,
+def _log_density(p: Plan, mix: parzen.Mixture, x: np.ndarray, t_cont: np.ndarray, smoothing: float,
                  g: int) -> float:
     """log of one group's mixture density at candidate x (D values), one kernel at a time with scipy."""
     terms = []
@@ -341,7 +345,7 @@ def _log_density(p: parzen.Plan, mix: parzen.Mixture, x: np.ndarray, t_cont: np.
 @pytest.mark.parametrize("smoothing_g", [None, 0.0, 0.3])  # g's categorical kernels: as l's, or their own
 def test_scores_match_a_kernel_by_kernel_evaluation(multivariate, n, smoothing_g):
     plan, (l_mix, g_mix), values, t_cont, smoothing = _mixtures(MIXED, n, multivariate)
-    scores = parzen.score(plan, *parzen.join(l_mix, g_mix), values, t_cont, smoothing, smoothing_g)
+    scores = scoring.score(plan, *parzen.join(l_mix, g_mix), values, t_cont, smoothing, smoothing_g)
     assert g_mix.mu.shape[1] <= 129 and scores.shape == (plan.n_groups, 24)
     s_g = smoothing if smoothing_g is None else smoothing_g
     for g in range(plan.n_groups):
@@ -355,7 +359,7 @@ def test_scores_match_a_kernel_by_kernel_evaluation(multivariate, n, smoothing_g
 def test_draws_follow_the_mixture(multivariate):
     space = compile_space({"x": hp.uniform("x", 0, 10), "c": hp.pchoice("c", [(0.2, 0), (0.8, 1)])})
     X = np.array([[1.0, 0], [2.0, 0], [9.0, 1]])
-    p = parzen.plan(space.params, multivariate)
+    p = make_plan(space.params, multivariate)
     mix = parzen.fit(p, X, np.arange(3)[None, :], (~np.isnan(X.T[p.lead])).astype(float), 1.0)
     s = 1.0 if multivariate else 0.0
     values, _ = parzen.sample(p, mix, np.random.default_rng(0), 100_000, s)
@@ -415,7 +419,7 @@ def test_bucket_mass_is_exact_in_both_tails():
     lo = np.array([[-30.0, -0.5, 20.0, 29.0, -1.0, 5.0]])
     hi = lo + np.array([[1.0, 1.0, 1.0, 0.5, 3.0, 1e-3]])
     out = np.empty((1, 6, 1))
-    parzen._bucket_log_mass(out, np.arange(6.0)[None, :], np.hstack([lo, hi]), np.zeros((1, 1)), np.ones((1, 1)))
+    scoring._bucket_log_mass(out, np.arange(6.0)[None, :], np.hstack([lo, hi]), np.zeros((1, 1)), np.ones((1, 1)))
 
     def exact(a: float, b: float) -> float:  # log(ndtr(b) - ndtr(a)) without cancellation
         if b <= 0:

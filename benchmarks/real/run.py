@@ -160,12 +160,14 @@ def main() -> None:
             if i % 20 == 0 or i == len(jobs):
                 print(f"[{i}/{len(jobs)} searches, {time.perf_counter() - started:.0f} s]", file=sys.stderr, flush=True)
         methods = list(args.methods)
+        described = {m: METHODS[m][1] for m in methods if isinstance(METHODS[m][1], dict)}
         if args.reuse:
             raw = json.loads(args.reuse.read_text())
             wanted = set(seeds)
             old = [r for r in raw["results"] if r["method"] not in methods and r["task"] in args.tasks
                    and r["seed"] in wanted and len(r["losses"]) >= args.evals]
             reused = sorted({r["method"] for r in old})
+            described.update({m: v for m, v in raw.get("variants", {}).items() if m in reused})
             methods = reused + methods
             results += old
             where += f" Results of {', '.join(reused)} reused from {args.reuse.name} (deterministic given the seed)."
@@ -176,7 +178,7 @@ def main() -> None:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.with_suffix(".json").write_text(json.dumps(
                 {"evals": args.evals, "seeds": list(seeds), "tasks": args.tasks, "methods": methods,
-                 "variants": {m: METHODS[m][1] for m in methods if isinstance(METHODS[m][1], dict)},
+                 "variants": described,
                  "footer": footer, "results": results}, default=str))
     print(text)
     if args.out:

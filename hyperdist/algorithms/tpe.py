@@ -28,7 +28,7 @@ plateau of barely-good trials does not outweigh the one clearly better trial.
 
 Beyond `max_components` trials, g(x) keeps a bounded number of kernels per group (binned, or
 subsampled in the multivariate mode), so a suggestion's cost stops growing with the history.
-The mixtures themselves are in parzen.py.
+The mixtures are in parzen.py (fitting, drawing), scoring.py and plan.py (a space's constants).
 """
 from __future__ import annotations
 
@@ -38,24 +38,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from hyperdist.algorithms.history import FAILED, OK, Observations
-from hyperdist.space.compiled import SearchSpace
-from hyperdist.algorithms import parzen
+from hyperdist.algorithms import parzen, scoring
 from hyperdist.algorithms.common import as_observations, as_space, discrete_keys, generator, is_seen, near_repeats
+from hyperdist.algorithms.history import FAILED, OK, Observations
+from hyperdist.algorithms.plan import Plan, plan as make_plan
 from hyperdist.algorithms.rand import draw_unique
-
-DEFAULTS: dict[str, Any] = {
-    "prior_weight": 1.0,
-    "n_startup_jobs": 20,
-    "n_EI_candidates": 24,
-    "gamma": 1.0,
-    "linear_forgetting": 25,
-    "multivariate": True,
-    "max_components": 128,
-    "near_duplicates": 0.0,
-    "above_smoothing": 0.0,
-    "improvement_floor": 0.1,
-}
+from hyperdist.space.compiled import SearchSpace
 
 
 def suggest(
@@ -63,17 +51,17 @@ def suggest(
     domain: Any,
     trials: Any,
     seed: Any,
-    prior_weight: float = DEFAULTS["prior_weight"],
-    n_startup_jobs: int = DEFAULTS["n_startup_jobs"],
-    n_EI_candidates: int = DEFAULTS["n_EI_candidates"],
-    gamma: float | Callable[[int], int] = DEFAULTS["gamma"],
-    linear_forgetting: int = DEFAULTS["linear_forgetting"],
-    multivariate: bool = DEFAULTS["multivariate"],
-    max_components: int = DEFAULTS["max_components"],
-    near_duplicates: float | None = DEFAULTS["near_duplicates"],
-    above_smoothing: float | None = DEFAULTS["above_smoothing"],
-    improvement_floor: float | None = DEFAULTS["improvement_floor"],
-    verbose: bool = False,
+    prior_weight: float = 1.0,
+    n_startup_jobs: int = 20,
+    n_EI_candidates: int = 24,
+    gamma: float | Callable[[int], int] = 1.0,
+    linear_forgetting: int = 25,
+    multivariate: bool = True,
+    max_components: int = 128,
+    near_duplicates: float | None = 0.0,
+    above_smoothing: float | None = 0.0,
+    improvement_floor: float | None = 0.1,
+    verbose: bool = True,
 ) -> list[dict]:
     """Hyperopt's `tpe.suggest` signature; tune it with `functools.partial(tpe.suggest, ...)`.
 
@@ -90,6 +78,8 @@ def suggest(
     to the prior (None: as l(x)'s, i.e. prior_weight in the multivariate mode, 0 in the univariate one).
     `improvement_floor`: l(x)'s kernel of a "below" trial weighs (threshold - loss) / (threshold - best
     loss), the threshold being the best loss left "above", but at least this (None: equal weights).
+    `verbose` is accepted because Hyperopt's `tpe.suggest` has it (0.3.0: verbose=True) and ignored:
+    a suggestion logs nothing.
     """
     _check(prior_weight, n_startup_jobs, n_EI_candidates, gamma)
     for name, value in (("near_duplicates", near_duplicates), ("above_smoothing", above_smoothing)):
@@ -115,17 +105,17 @@ def suggest(
     return [space.to_assignment(r.tolist()) for r in rows]  # Python floats: faster to convert
 
 
-_PLANS: "weakref.WeakKeyDictionary[SearchSpace, dict[Any, Any]]" = weakref.WeakKeyDictionary()
+_PLANS: "weakref.WeakKeyDictionary[SearchSpace, dict[bool, Plan]]" = weakref.WeakKeyDictionary()
 
 
-def _plan(space: SearchSpace, multivariate: bool) -> parzen.Plan:
-    """parzen.plan, remembered per space object: hashing the parameters for parzen.plan's cache costs
+def _plan(space: SearchSpace, multivariate: bool) -> Plan:
+    """plan.plan, remembered per space object: hashing the parameters for plan.plan's cache costs
     more than a dictionary lookup by identity."""
     plans = _PLANS.get(space)
     if plans is None:
         plans = _PLANS[space] = {}
     if multivariate not in plans:
-        plans[multivariate] = parzen.plan(space.params, multivariate)
+        plans[multivariate] = make_plan(space.params, multivariate)
     return plans[multivariate]
 
 
@@ -218,21 +208,12 @@ def _subsample(w: np.ndarray, counts: np.ndarray, k: int,
     return rows, kept
 
 
-def _mixture(plan: parzen.Plan, X: np.ndarray, w: np.ndarray, prior_weight: float, max_components: int,
-             multivariate: bool, rng: np.random.Generator) -> parzen.Mixture:
-    """The Parzen mixtures of the rows of X with weights w (G x n, 0 = left out), with at most
-    `max_components` kernels per group: beyond, binned in the univariate mode and subsampled in the
-    multivariate one."""
-    kernels = _kernels(w, (w > 0).sum(axis=1), max_components, multivariate, rng)
-    if kernels is None:
-        return parzen.fit_binned(plan, X, w, prior_weight, max_components)
-    return parzen.fit(plan, X, *kernels, prior_weight)
-
-
 def _kernels(w: np.ndarray, counts: np.ndarray | None, max_components: int, multivariate: bool,
              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
-    """The (rows, weights) of `_mixture`'s kernels, or None when they are to be binned; `counts`
-    (weighted rows per group) is needed only where subsampling is possible."""
+    """The (rows, weights) of the kernels of the mixture of the rows with weights w (G x n, 0 = left out),
+    at most `max_components` per group (beyond, subsampled in the multivariate mode), or None when they
+    are to be binned (univariate mode); `counts` (weighted rows per group) is needed only where
+    subsampling is possible."""
     if counts is None or np.maximum.reduce(counts) <= max_components:  # else more rows than that, surely
         used = np.logical_or.reduce(w, axis=0).nonzero()[0]
         if len(used) <= max_components:
@@ -242,7 +223,7 @@ def _kernels(w: np.ndarray, counts: np.ndarray | None, max_components: int, mult
     return _subsample(w, (w > 0).sum(axis=1) if counts is None else counts, max_components, rng)
 
 
-def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.random.Generator, plan: parzen.Plan,
+def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.random.Generator, plan: Plan,
              n_below: int, prior_weight: float, n_candidates: int, flat: int, multivariate: bool,
              max_components: int, near: float | None, above_smoothing: float | None,
              floor: float | None) -> np.ndarray:
@@ -272,7 +253,7 @@ def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.rand
                                   else parzen.fit_binned(plan, obs.X, w, prior_weight, max_components)
                                   for k, w in ((l_kernels, l_w), (g_kernels, g_w))))
     values, t_cont = parzen.sample(plan, parzen.split(both, M_l), rng, n_candidates, smoothing)
-    scores = parzen.score(plan, both, M_l, values, t_cont, smoothing, smoothing_g)
+    scores = scoring.score(plan, both, M_l, values, t_cont, smoothing, smoothing_g)
     row = np.array(_picked_row(space, plan, values, scores.argmax(axis=1)))
     repeats = _repeat_test(space, obs.X, near)
     if repeats is None or not repeats(row[None, :])[0]:
@@ -300,25 +281,17 @@ def _repeat_test(space: SearchSpace, X: np.ndarray, near: float | None) -> Calla
     return lambda rows: near_repeats(space, X, rows, near)
 
 
-def _assemble(space: SearchSpace, plan: parzen.Plan, values: np.ndarray, picks: np.ndarray) -> np.ndarray:
+def _assemble(space: SearchSpace, plan: Plan, values: np.ndarray, picks: np.ndarray) -> np.ndarray:
     """Rows (one per column of picks, G x k) taking each group's picked candidate."""
     rows = np.empty((picks.shape[1], len(space)))
     rows[:, plan.cols] = np.take_along_axis(values, picks[plan.group], axis=1).T
     return space.mask_inactive(rows)
 
 
-def _picked_row(space: SearchSpace, plan: parzen.Plan, values: np.ndarray, picks: np.ndarray) -> list[float]:
+def _picked_row(space: SearchSpace, plan: Plan, values: np.ndarray, picks: np.ndarray) -> list[float]:
     """The row taking each group's picked candidate (picks: G), inactive parameters NaN; in plain
     Python, a dozen numpy calls fewer than `_assemble` and `space.mask_inactive`."""
     row = [math.nan] * len(space)
     for j, x in zip(plan.cols.tolist(), values[np.arange(len(plan.cols)), picks[plan.group]].tolist()):
         row[j] = x
-    conditions = _PLANS.get(space, {}).get("conditions")
-    if conditions is None:
-        conditions = [(j, [[(space.index[label], option) for label, option in path] for path in spec.conditions])
-                      for j, spec in enumerate(space.params) if not spec.unconditional]
-        _PLANS.setdefault(space, {})["conditions"] = conditions
-    for j, paths in conditions:  # table order, parents first: a parent set to NaN deactivates its children
-        if not any(all(row[c] == option for c, option in path) for path in paths):
-            row[j] = math.nan
-    return row
+    return space.mask_inactive_row(row)

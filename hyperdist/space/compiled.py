@@ -54,25 +54,38 @@ class SearchSpace:
         return len(self.params)
 
     # --- activity -------------------------------------------------------------------------------
+    @functools.cached_property
+    def paths(self) -> dict[int, tuple[tuple[tuple[int, int], ...], ...]]:
+        """Column -> branch paths ((parent column, option), ...) of each conditional parameter, in table
+        order (parents first); a parameter is active when every pair of one of its paths holds. The one
+        statement of activity that every check below (and tpe's) reads."""
+        return {j: tuple(tuple((self.index[label], option) for label, option in path) for path in spec.conditions)
+                for j, spec in enumerate(self.params) if not spec.unconditional}
+
     def active_mask(self, X: np.ndarray, j: int) -> np.ndarray:
         """Rows of X (n x d, option indices for choices) where parameter j is active."""
-        spec = self.params[j]
-        if spec.unconditional:
+        if j not in self.paths:
             return np.ones(len(X), dtype=bool)
         mask = np.zeros(len(X), dtype=bool)
-        for path in spec.conditions:
+        for path in self.paths[j]:
             ok = np.ones(len(X), dtype=bool)
-            for label, option in path:
-                ok &= X[:, self.index[label]] == option
+            for c, option in path:
+                ok &= X[:, c] == option
             mask |= ok
         return mask
 
     def mask_inactive(self, X: np.ndarray) -> np.ndarray:
         """Set the entries of inactive parameters to NaN, in place, in table order (parents first)."""
-        for j, spec in enumerate(self.params):
-            if not spec.unconditional:
-                X[~self.active_mask(X, j), j] = np.nan
+        for j in self.paths:
+            X[~self.active_mask(X, j), j] = np.nan
         return X
+
+    def mask_inactive_row(self, row: list[float]) -> list[float]:
+        """`mask_inactive` of one row as a Python list, in place: a dozen numpy calls cheaper (tpe)."""
+        for j, paths in self.paths.items():
+            if not any(all(row[c] == option for c, option in path) for path in paths):
+                row[j] = math.nan
+        return row
 
     # --- what a person reads -------------------------------------------------------------------
     def display(self, label: str, value: Any) -> Any:
@@ -157,10 +170,7 @@ class SearchSpace:
         `points_to_evaluate`); a missing value or an option index that does not exist never does."""
         row = np.full(len(self.params), np.nan)
         for j, spec in enumerate(self.params):
-            active = spec.unconditional or any(
-                all(row[self.index[lab]] == opt for lab, opt in path) for path in spec.conditions
-            )
-            if not active:
+            if j in self.paths and not any(all(row[c] == opt for c, opt in path) for path in self.paths[j]):
                 continue
             if spec.label not in assignment:
                 raise SpaceError(f"parameter {spec.label!r} is active but missing from {dict(assignment)!r}")
