@@ -105,11 +105,12 @@ def _run(conn: Any, coord: Any, space: Any, workers: int, isolate: bool, trial_t
          data_dir: Path, progress: bool, devices: list[str] | None, tlog: Any, **start: bool) -> None:
     """Start the coordinator and the local workers and watch the search to its end; whatever ends
     it, the local workers are stopped (and the tracker told) before this returns."""
-    from hyperdist.server.launcher import spawn_workers, stop_workers, wait_workers
+    from hyperdist.algorithms import special
+    from hyperdist.server.launcher import signal_workers, spawn_workers, stop_workers, wait_workers
     from hyperdist.local.progress import ProgressBar
     from hyperdist.distributed.session import Session
     from hyperdist.integrations.tracking import store_mirror
-    from hyperdist.store import ExperimentState
+    from hyperdist.store import ExperimentState, TrialState
 
     procs: list = []
     mirror, ended = None, ExperimentState.STOPPED
@@ -126,6 +127,8 @@ def _run(conn: Any, coord: Any, space: Any, workers: int, isolate: bool, trial_t
             procs = spawn_workers(workers, conn.url, coord.exp_key, coord.objective, db=conn.store.db_name,
                                   isolate=isolate, trial_timeout=trial_timeout,
                                   log_dir=data_dir if workers else None, devices=devices)
+            if coord.algo_info.get("name") == "tpe":  # loaded while the workers start, not at the 20th trial
+                special.preload()
             session = Session(coord, ProgressBar(coord.rules.max_evals, progress, initial=coord.finished),
                               workers=procs, resume_hint="continue with the same command plus --resume")
         except BaseException:  # before the session watches: the experiment is ours to mark stopped
@@ -133,9 +136,11 @@ def _run(conn: Any, coord: Any, space: Any, workers: int, isolate: bool, trial_t
             raise
         session.run()
         ended = ExperimentState.DONE
+        if not coord.open or not conn.store.counts(coord.exp_key)[TrialState.RUNNING]:
+            signal_workers(procs)  # all idle: stop them now, not when they next look (~1-2 s)
         summary, any_ok = session.summary()
         echo(summary, err=True)
-        wait_workers(procs, 30)
+        wait_workers(procs, 30)  # a stop rule that fired mid-trial: they report it, then see the end
         _print_best(conn.store, coord.exp_key, space)
         if not any_ok:
             sys.exit(1)

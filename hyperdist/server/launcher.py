@@ -106,14 +106,20 @@ def stop_workers(workers: Sequence[subprocess.Popen | LocalWorker], timeout: flo
                  graceful: bool = True) -> None:
     """SIGTERM (workers hand their trial back), then SIGKILL whatever is left after `timeout`."""
     procs = _procs(workers)
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM if graceful else signal.SIGKILL)
+    signal_workers(procs, signal.SIGTERM if graceful else signal.SIGKILL)
     wait_workers(procs, timeout)
     for p in procs:
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def signal_workers(workers: Sequence[subprocess.Popen | LocalWorker], signum: int = signal.SIGTERM) -> None:
+    """Send `signum` to the workers still running, without waiting: SIGTERM makes a worker hand
+    back what it has not started and exit (one waiting for work exits at once)."""
+    for p in _procs(workers):
+        if p.poll() is None:
+            p.send_signal(signum)
 
 
 def wait_workers(workers: Sequence[subprocess.Popen | LocalWorker], timeout: float) -> bool:
