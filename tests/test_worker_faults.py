@@ -111,7 +111,7 @@ def test_resume_with_a_changed_space_is_refused_unless_allowed(mongo_url, db_nam
 _IDLE_WORKER = """
 import logging, sys
 from hyperdist.store import Store
-from hyperdist.worker import Worker, WorkerConfig
+from hyperdist.distributed.worker import Worker, WorkerConfig
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
 url, db, allow = sys.argv[1:4]
 worker = Worker(Store(url, db=db), WorkerConfig(allow=[allow], exp_key="idle", poll_interval=3600, idle_timeout=None))
@@ -130,8 +130,8 @@ def test_a_worker_waiting_for_trials_stops_at_once_on_sigterm(mongo_url, db_name
     """Its pause between empty claims (an hour here) ends on the signal: `hyperdist search` stops
     its idle workers this way when the experiment is done, instead of waiting for them to look."""
     store = Store(mongo_url, db=db_name)
-    Coordinator(store, "idle", compile_space(objectives.space), rand.suggest, StopRules(5), workers=1,
-                objective=f"{TESTS / 'objectives.py'}:quadratic").start()  # an experiment with nothing queued
+    Coordinator(store, "idle", compile_space(objectives.space), rand.suggest, StopRules(5),
+                CoordinatorConfig(workers=1), objective=f"{TESTS / 'objectives.py'}:quadratic").start()  # an experiment with nothing queued
     worker = subprocess.Popen([sys.executable, "-c", _IDLE_WORKER, mongo_url, db_name, str(TESTS / "objectives.py")],
                               env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
