@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 IMPORTS = {
     "worker": "from hyperdist.cli import main; import hyperdist.distributed.worker, hyperdist.store",
     "search": "from hyperdist.cli import main; from hyperdist.algorithms import rand, tpe; "
-              "import hyperdist.distributed.coordinator, hyperdist.server.launcher, hyperdist.local.progress, hyperdist.pruning",
+              "import hyperdist.distributed.coordinator, hyperdist.server.launcher, hyperdist.local.progress, hyperdist.objective.pruning",
     "search + scipy.special": "from hyperdist.cli import main; from hyperdist.algorithms import rand, tpe; "
                               "import hyperdist.distributed.coordinator, hyperdist.server.launcher, scipy.special",
 }
