@@ -6,7 +6,8 @@ with 8 workers on 2 cores that was ~40% of all the CPU of a 500-trial null searc
 connection and no user code loaded; each child leaves the terminal's session and waits on a
 pipe. Once the experiment exists, `start` sends a child its `hyperdist worker` arguments and
 environment; a child whose pipe closes unused exits. Linux only: elsewhere `prefork` returns
-None and the launcher starts fresh interpreters as before.
+None and the launcher starts fresh interpreters as before. A forked worker keeps the search's
+command line in `ps -f` (its name, `ps -e` and `top`, is hd-worker).
 """
 from __future__ import annotations
 
@@ -103,6 +104,13 @@ def prefork(n: int, run: Callable[[list[str]], Any]) -> Prefork | None:
     return Prefork(n, run)
 
 
+def _name(name: str) -> None:
+    """The name `ps -e` and `top` show (the command line stays the search's, which it was forked from)."""
+    import ctypes
+
+    ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+
+
 def _child(read: int, run: Callable[[list[str]], Any]) -> Any:
     """Wait for the worker's arguments, then run it; exits with the worker's code."""
     code: Any = 0
@@ -111,6 +119,7 @@ def _child(read: int, run: Callable[[list[str]], Any]) -> Any:
         die_with_parent()  # SIGTERM when the search dies, however it dies
         if os.getppid() == 1:  # it died before that
             os._exit(0)
+        _name("hd-worker")
         chunks = []
         while chunk := os.read(read, 65536):
             chunks.append(chunk)
