@@ -37,6 +37,32 @@ def test_a_forked_worker_runs_its_command_with_its_environment_and_log(tmp_path)
     assert log.read_text() == "args ['3', '--x'] env seen ppid is the driver True own session True\n"
 
 
+_DRAWS = """
+import random, sys
+import numpy as np
+from hyperdist.server.prefork import prefork
+
+def run(args):
+    print(np.random.randint(1 << 30), random.getrandbits(30), flush=True)
+    sys.exit(0)
+
+np.random.random(); random.random()  # the parent's generators are in use before the fork
+forks = prefork(2, run)
+for _ in range(2):
+    forks.start([], {}, sys.argv[1]).wait(60)
+"""
+
+
+def test_forked_workers_draw_different_random_numbers(tmp_path):
+    """numpy's global generator is copied by a fork: each forked worker reseeds it, as a fresh
+    interpreter would (an objective adding noise must not repeat its siblings' draws)."""
+    log = tmp_path / "draws.log"
+    done = subprocess.run([sys.executable, "-c", _DRAWS, str(log)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    first, second = [line.split() for line in log.read_text().splitlines()]
+    assert first[0] != second[0] and first[1] != second[1]
+
+
 def test_no_fork_where_a_thread_runs():
     code = ("import threading, time; from hyperdist.server.prefork import prefork\n"
             "threading.Thread(target=time.sleep, args=(5,), daemon=True).start()\n"

@@ -120,6 +120,8 @@ def _child(read: int, run: Callable[[list[str]], Any]) -> Any:
         if os.getppid() == 1:  # it died before that
             os._exit(0)
         _name("hd-worker")
+        if "numpy" in sys.modules:  # its global generator is copied by fork (`random` reseeds itself):
+            sys.modules["numpy"].random.seed()  # an objective drawing from it must not repeat its siblings
         chunks = []
         while chunk := os.read(read, 65536):
             chunks.append(chunk)
