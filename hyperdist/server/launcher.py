@@ -108,7 +108,7 @@ def spawn_workers(n: int, url: str, exp_key: str, allow: str, *, db: str = "hype
     return workers
 
 
-def stop_workers(workers: Sequence[subprocess.Popen | LocalWorker], timeout: float = 20.0,
+def stop_workers(workers: Sequence[subprocess.Popen | Forked | LocalWorker], timeout: float = 20.0,
                  graceful: bool = True) -> None:
     """SIGTERM (workers hand their trial back), then SIGKILL whatever is left after `timeout`."""
     procs = _procs(workers)
@@ -120,7 +120,7 @@ def stop_workers(workers: Sequence[subprocess.Popen | LocalWorker], timeout: flo
             p.wait()
 
 
-def signal_workers(workers: Sequence[subprocess.Popen | LocalWorker], signum: int = signal.SIGTERM) -> None:
+def signal_workers(workers: Sequence[subprocess.Popen | Forked | LocalWorker], signum: int = signal.SIGTERM) -> None:
     """Send `signum` to the workers still running, without waiting: SIGTERM makes a worker hand
     back what it has not started and exit (one waiting for work exits at once)."""
     for p in _procs(workers):
@@ -128,7 +128,7 @@ def signal_workers(workers: Sequence[subprocess.Popen | LocalWorker], signum: in
             p.send_signal(signum)
 
 
-def wait_workers(workers: Sequence[subprocess.Popen | LocalWorker], timeout: float) -> bool:
+def wait_workers(workers: Sequence[subprocess.Popen | Forked | LocalWorker], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     for p in _procs(workers):
         try:
@@ -138,5 +138,5 @@ def wait_workers(workers: Sequence[subprocess.Popen | LocalWorker], timeout: flo
     return True
 
 
-def _procs(workers: Sequence[subprocess.Popen | LocalWorker]) -> list[subprocess.Popen | Forked]:
+def _procs(workers: Sequence[subprocess.Popen | Forked | LocalWorker]) -> list[subprocess.Popen | Forked]:
     return [w.proc if isinstance(w, LocalWorker) else w for w in workers]
