@@ -133,7 +133,7 @@ def test_a_worker_waiting_for_trials_stops_at_once_on_sigterm(mongo_url, db_name
     Coordinator(store, "idle", compile_space(objectives.space), rand.suggest, StopRules(5),
                 CoordinatorConfig(workers=1), objective=f"{TESTS / 'objectives.py'}:quadratic").start()  # an experiment with nothing queued
     worker = subprocess.Popen([sys.executable, "-c", _IDLE_WORKER, mongo_url, db_name, str(TESTS / "objectives.py")],
-                              env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert worker.stdout.readline().strip() == "idle"
         worker.send_signal(signal.SIGTERM)
