@@ -162,6 +162,12 @@ def report_throughput(rows: list[dict], args: argparse.Namespace) -> str:
                   "| " + " | ".join(keys + ["first result"]) + " |", "|" + "---|" * (len(keys) + 1),
                   "| " + " | ".join(_mmm([r["startup"][k] for r in ours if r["startup"].get(k) is not None], "{:.2f}")
                                     for k in keys) + f" | {_mmm([r['startup_s'] for r in ours], '{:.2f}')} |", ""]
+        for k in args.workers:  # what a user waits for after the last result (issue 21: workers stopped at once)
+            tails = [r["wall_s"] - r["e2e_s"] for r in ours if r["workers"] == k and "e2e_s" in r]
+            if tails:
+                lines.append(f"`hyperdist search` with {k} workers exited {_mmm(tails, '{:.2f}')} s after its last "
+                             "result (the process's exit less the last completion).")
+        lines.append("")
         ops: dict[str, list[float]] = {}
         for r in ours:
             for name, v in r["ops_per_trial"].items():

@@ -9,7 +9,8 @@ search_run.run_search): the experiment created, the first suggestions stored, th
 their first claim, the first result. `--baseline DIR` also runs the hyperdist code in DIR (e.g. a
 `git archive` of an older commit) through PYTHONPATH, interleaved with the work tree's (ABBA), so
 both see the same load. It then times the imports alone: the worker's and the search's modules in
-a fresh interpreter each, CPU seconds (user + system) and wall seconds.
+a fresh interpreter each, CPU seconds (user + system) and wall seconds. It also reports how long
+the search took to exit after its last result.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 IMPORTS = {
     "worker": "from hyperdist.cli import main; import hyperdist.distributed.worker, hyperdist.store",
     "search": "from hyperdist.cli import main; from hyperdist.algorithms import rand, tpe; "
-              "import hyperdist.distributed.coordinator, hyperdist.server.launcher, hyperdist.local.progress, hyperdist.pruning",
+              "import hyperdist.distributed.coordinator, hyperdist.server.launcher, hyperdist.local.progress, hyperdist.objective.pruning",
     "search + scipy.special": "from hyperdist.cli import main; from hyperdist.algorithms import rand, tpe; "
                               "import hyperdist.distributed.coordinator, hyperdist.server.launcher, scipy.special",
 }
@@ -75,7 +76,7 @@ def main() -> None:
                     for what, code in IMPORTS.items():
                         row[f"imports {what}"] = time_imports(code, versions[name])
                     rows.append(row)
-                    print(json.dumps({k: row[k] for k in ("version", "startup_s", "startup", "load1")}), flush=True)
+                    print(json.dumps({k: row[k] for k in ("version", "startup_s", "wall_s", "e2e_s", "startup", "load1")}), flush=True)
         finally:
             stop_server(tmp / "server")
     lines = [f"`python benchmarks/startup.py {' '.join(sys.argv[1:])}`", "",
@@ -84,13 +85,16 @@ def main() -> None:
              f"{args.repeats} runs per version, versions interleaved. Steps: the experiment created (the search's "
              "interpreter, imports, connect), the first suggestions stored, the first worker spawned (/proc), a "
              "worker's own start to its first claim (median over the workers), the first claim, the first result.",
-             "", "| version | " + " | ".join(STEPS) + " | first result | load1 after |", "|---|" + "---|" * (len(STEPS) + 2)]
+             "`exit after last`: the search process's exit less the last completion (what a person waits for "
+             "at the end).",
+             "", "| version | " + " | ".join(STEPS) + " | first result | exit after last | load1 after |",
+             "|---|" + "---|" * (len(STEPS) + 3)]
     for name in versions:
         rs = [r for r in rows if r["version"] == name]
         cells = [_mmm([r["startup"][k] for r in rs if r["startup"].get(k) is not None], "{:.2f}") for k in STEPS]
         loads = [r["load1"] for r in rs]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {_mmm([r['startup_s'] for r in rs], '{:.2f}')} | "
-                     f"{min(loads):.1f}-{max(loads):.1f} |")
+                     f"{_mmm([r['wall_s'] - r['e2e_s'] for r in rs], '{:.2f}')} | {min(loads):.1f}-{max(loads):.1f} |")
     lines += ["", "Imports alone in a fresh interpreter, CPU s (user + system) and wall s, median [min, max]:", "",
               "| version | " + " | ".join(IMPORTS) + " |", "|---|" + "---|" * len(IMPORTS)]
     for name in versions:

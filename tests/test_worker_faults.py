@@ -1,6 +1,7 @@
 """Objectives that misbehave, and workers that must survive them (real worker processes)."""
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -105,3 +106,39 @@ def test_resume_with_a_changed_space_is_refused_unless_allowed(mongo_url, db_nam
         Coordinator(store, "s", changed, tpe.suggest, StopRules(5)).start(resume=True)
     Coordinator(store, "s", changed, tpe.suggest, StopRules(5)).start(resume=True, allow_space_change=True)
     assert store.get_experiment("s")["space_hash"] == changed.hash
+
+
+_IDLE_WORKER = """
+import logging, sys
+from hyperdist.store import Store
+from hyperdist.distributed.worker import Worker, WorkerConfig
+logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
+url, db, allow = sys.argv[1:4]
+worker = Worker(Store(url, db=db), WorkerConfig(allow=[allow], exp_key="idle", poll_interval=3600, idle_timeout=None))
+worker.install_signal_handlers()
+claim = worker.store.report_and_claim
+def claim_and_say(*args, **kwargs):  # tells the test when the worker found nothing (its pause follows)
+    accepted, claimed = claim(*args, **kwargs)
+    print("idle" if not claimed else "claimed", flush=True)
+    return accepted, claimed
+worker.store.report_and_claim = claim_and_say
+worker.run()
+"""
+
+
+def test_a_worker_waiting_for_trials_stops_at_once_on_sigterm(mongo_url, db_name):
+    """Its pause between empty claims (an hour here) ends on the signal: `hyperdist search` stops
+    its idle workers this way when the experiment is done, instead of waiting for them to look."""
+    store = Store(mongo_url, db=db_name)
+    Coordinator(store, "idle", compile_space(objectives.space), rand.suggest, StopRules(5),
+                CoordinatorConfig(workers=1), objective=f"{TESTS / 'objectives.py'}:quadratic").start()  # an experiment with nothing queued
+    worker = subprocess.Popen([sys.executable, "-c", _IDLE_WORKER, mongo_url, db_name, str(TESTS / "objectives.py")],
+                              env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert worker.stdout.readline().strip() == "idle"
+        worker.send_signal(signal.SIGTERM)
+        out, _ = worker.communicate(timeout=60)  # without the fix it sleeps out its hour
+    finally:
+        worker.kill()
+    assert worker.returncode == 0, out
+    assert "exits: stopped by signal (0 done, 0 errors)" in out

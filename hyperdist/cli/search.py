@@ -62,7 +62,12 @@ def search(objective: str, space_ref: str, max_evals: int, mongo: str | None, db
     from hyperdist.distributed.session import Interrupted, stop_signals
     from hyperdist.space.compiled import compile_space
     from hyperdist.integrations.tracking import make_log
+    from hyperdist.server.prefork import prefork
+    import hyperdist.distributed.worker  # noqa: F401  (imported once, inherited by the forked workers)
 
+    # the local workers, forked before the objective is loaded, the server reached or a thread started:
+    # they skip a fresh interpreter's imports (server/prefork.py); with --gpus, fresh interpreters
+    forks = prefork((4 if workers is None else workers) if gpus is None else 0, _worker_command)
     ref = canonical(objective)
     load_callable(ref)                           # fail now, before anything is written
     space = compile_space(load_space(space_ref))
@@ -85,7 +90,7 @@ def search(objective: str, space_ref: str, max_evals: int, mongo: str | None, db
                                 CoordinatorConfig(seed=seed, workers=max(1, workers), queue=queue), objective=ref,
                                 algo_info={"name": algo},
                                 options=pruner_options(pruner))
-            _run(conn, coord, space, workers, isolate, trial_timeout, data_dir, not no_progress, devices, tlog,
+            _run(conn, coord, space, workers, isolate, trial_timeout, data_dir, not no_progress, devices, tlog, forks,
                  resume=resume, allow_space_change=allow_space_change,
                  allow_objective_change=allow_objective_change)
         except Interrupted as exc:
@@ -97,19 +102,22 @@ def search(objective: str, space_ref: str, max_evals: int, mongo: str | None, db
         except SearchStopped as exc:
             sys.exit(exc.exit_code)
         finally:
+            if forks is not None:  # the forked workers not started exit
+                forks.close()
             if conn is not None:  # after the workers; the server stays up for reads (keeper.py) unless signalled
                 conn.close(stop_started_server=signalled)
 
 
 def _run(conn: Any, coord: Any, space: Any, workers: int, isolate: bool, trial_timeout: float | None,
-         data_dir: Path, progress: bool, devices: list[str] | None, tlog: Any, **start: bool) -> None:
+         data_dir: Path, progress: bool, devices: list[str] | None, tlog: Any, forks: Any, **start: bool) -> None:
     """Start the coordinator and the local workers and watch the search to its end; whatever ends
     it, the local workers are stopped (and the tracker told) before this returns."""
-    from hyperdist.server.launcher import spawn_workers, stop_workers, wait_workers
+    from hyperdist.algorithms import special
+    from hyperdist.server.launcher import signal_workers, spawn_workers, stop_workers, wait_workers
     from hyperdist.local.progress import ProgressBar
     from hyperdist.distributed.session import Session
     from hyperdist.integrations.tracking import store_mirror
-    from hyperdist.store import ExperimentState
+    from hyperdist.store import ExperimentState, TrialState
 
     procs: list = []
     mirror, ended = None, ExperimentState.STOPPED
@@ -125,7 +133,9 @@ def _run(conn: Any, coord: Any, space: Any, workers: int, isolate: bool, trial_t
         try:
             procs = spawn_workers(workers, conn.url, coord.exp_key, coord.objective, db=conn.store.db_name,
                                   isolate=isolate, trial_timeout=trial_timeout,
-                                  log_dir=data_dir if workers else None, devices=devices)
+                                  log_dir=data_dir if workers else None, devices=devices, forks=forks)
+            if coord.algo_info.get("name") == "tpe":  # loaded while the workers start, not at the 20th trial
+                special.preload()
             session = Session(coord, ProgressBar(coord.rules.max_evals, progress, initial=coord.finished),
                               workers=procs, resume_hint="continue with the same command plus --resume")
         except BaseException:  # before the session watches: the experiment is ours to mark stopped
@@ -133,9 +143,11 @@ def _run(conn: Any, coord: Any, space: Any, workers: int, isolate: bool, trial_t
             raise
         session.run()
         ended = ExperimentState.DONE
+        if not coord.open or not conn.store.counts(coord.exp_key)[TrialState.RUNNING]:
+            signal_workers(procs)  # all idle: stop them now, not when they next look (~1-2 s)
         summary, any_ok = session.summary()
         echo(summary, err=True)
-        wait_workers(procs, 30)
+        wait_workers(procs, 30)  # a stop rule that fired mid-trial: they report it, then see the end
         _print_best(conn.store, coord.exp_key, space)
         if not any_ok:
             sys.exit(1)
@@ -143,6 +155,11 @@ def _run(conn: Any, coord: Any, space: Any, workers: int, isolate: bool, trial_t
         stop_workers(procs, graceful=True)
         if mirror is not None:
             mirror.close(ended)
+
+
+def _worker_command(args: list[str]) -> None:
+    """What a forked local worker runs: `hyperdist worker ARGS` (server/prefork.py)."""
+    main(args=args, prog_name="hyperdist")
 
 
 def default_key(ref: str) -> str:

@@ -96,6 +96,7 @@ class Worker:
         self._current: dict | None = None
         self._child: ChildProcess | None = None
         self._in_objective = False
+        self._idle = False  # in the pause between empty claims
         self._warned_missing = False
         self._seconds: collections.deque[float] = collections.deque(maxlen=9)  # recent trials' durations
 
@@ -115,6 +116,9 @@ class Worker:
     def _on_signal(self, signum: int, frame: Any) -> None:
         already = self._stopping
         self._stopping = True
+        if self._idle:  # cut the idle pause short (a sleep resumes after a handler that returns)
+            self._idle = False
+            raise WorkerInterrupted()
         if self.config.drain and not already:
             log.info("signal %d: finishing the current trial, then stopping", signum)
             return
@@ -177,13 +181,24 @@ class Worker:
                     return self._exit(0, f"experiment {cfg.exp_key!r} is finished")
             if cfg.idle_timeout is not None and now - idle_since > cfg.idle_timeout:
                 return self._exit(0, f"no trial to run for {cfg.idle_timeout:g} s")
-            time.sleep(backoff)
+            self._pause(backoff)
             backoff = min(backoff * 1.5, 1.0)
         if cfg.max_trials is not None and not self._stopping:
             return self._exit(0, f"ran {cfg.max_trials} trials")
         if self.stats.exit_code:  # stopped itself (e.g. an objective it may not run)
             return self._exit(self.stats.exit_code, self.stats.reason)
         return self._exit(0, "stopped by signal")
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep while there is nothing to claim; a stop signal ends the pause at once, so a worker
+        told to stop when its search is over exits without waiting out its backoff."""
+        try:
+            self._idle = True  # the handler raises only while this is set, and clears it first
+            if not self._stopping:  # a signal that came during the last command
+                time.sleep(seconds)
+            self._idle = False
+        except WorkerInterrupted:
+            pass
 
     def _cannot_serve(self) -> str:
         """Why a worker for one experiment can run none of its trials ('' if it can, or the

@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 from hyperdist.errors import HyperdistError
 from hyperdist.objective.reference import python_argv
 from hyperdist.server.embedded import LocalServer, ServerUse, die_with_parent, server_status, stop_server, use_server
+from hyperdist.server.prefork import Forked, Prefork
 from hyperdist.store import Store, parse_url
 
 
@@ -59,7 +60,7 @@ class LocalWorker:
     """A worker process this command started, and where its log of this run begins."""
 
     index: int
-    proc: subprocess.Popen
+    proc: subprocess.Popen | Forked
     log: Path | None
     offset: int = 0
 
@@ -77,38 +78,41 @@ class LocalWorker:
 
 def spawn_workers(n: int, url: str, exp_key: str, allow: str, *, db: str = "hyperdist", isolate: bool = False,
                   trial_timeout: float | None = None, log_dir: Path | None = None, devices: list[str] | None = None,
-                  env: dict[str, str] | None = None) -> list[LocalWorker]:
+                  env: dict[str, str] | None = None, forks: Prefork | None = None) -> list[LocalWorker]:
     """Start n `hyperdist worker` processes for one experiment; the URL travels in the environment.
     They run in this directory, which relative objective references are resolved against; it is not
     put ahead of the standard library on their path (hyperdist/__main__.py). With `devices`, worker i
-    sees only GPU devices[i % len(devices)] (hyperdist/distributed/gpus.py); `env` adds variables for the objective."""
+    sees only GPU devices[i % len(devices)] (hyperdist/distributed/gpus.py); `env` adds variables for the objective.
+    `forks` (server/prefork.py) supplies processes forked earlier, which skip the interpreter's start
+    and imports; fresh interpreters make up the rest."""
     env = {**os.environ, **(env or {}), "HYPERDIST_MONGO_URL": url, "HYPERDIST_DB": db}
-    cmd = [*python_argv("from hyperdist.cli import main; main(prog_name='hyperdist')"), "worker", "--exp", exp_key, "--allow", allow, "--idle-timeout", "600"]
+    args = ["worker", "--exp", exp_key, "--allow", allow, "--idle-timeout", "600"]
     if isolate:
-        cmd.append("--subprocess")
+        args.append("--subprocess")
     if trial_timeout:
-        cmd += ["--trial-timeout", str(trial_timeout)]
+        args += ["--trial-timeout", str(trial_timeout)]
+    cmd = [*python_argv("from hyperdist.cli import main; main(prog_name='hyperdist')"), *args]
     workers = []
     for i in range(n):
         path = log_dir / f"worker-{i}.log" if log_dir else None
         worker_env = dict(env, CUDA_VISIBLE_DEVICES=devices[i % len(devices)]) if devices else env
         with open(path, "ab") if path else open(os.devnull, "wb") as log:
             offset = log.tell()
-            # their own session (the terminal's Ctrl-C is the search's to hand on), and SIGTERM when
-            # the search dies however it dies (even SIGKILL): they hand their trials back and exit
-            proc = subprocess.Popen(cmd, env=worker_env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, preexec_fn=die_with_parent)
+            if forks:
+                proc: subprocess.Popen | Forked = forks.start(args, worker_env, path)
+            else:  # their own session (the terminal's Ctrl-C is the search's to hand on), and SIGTERM
+                # when the search dies however it dies (even SIGKILL): they hand their trials back and exit
+                proc = subprocess.Popen(cmd, env=worker_env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                        start_new_session=True, preexec_fn=die_with_parent)
         workers.append(LocalWorker(i, proc, path, offset))
     return workers
 
 
-def stop_workers(workers: Sequence[subprocess.Popen | LocalWorker], timeout: float = 20.0,
+def stop_workers(workers: Sequence[subprocess.Popen | Forked | LocalWorker], timeout: float = 20.0,
                  graceful: bool = True) -> None:
     """SIGTERM (workers hand their trial back), then SIGKILL whatever is left after `timeout`."""
     procs = _procs(workers)
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM if graceful else signal.SIGKILL)
+    signal_workers(procs, signal.SIGTERM if graceful else signal.SIGKILL)
     wait_workers(procs, timeout)
     for p in procs:
         if p.poll() is None:
@@ -116,7 +120,15 @@ def stop_workers(workers: Sequence[subprocess.Popen | LocalWorker], timeout: flo
             p.wait()
 
 
-def wait_workers(workers: Sequence[subprocess.Popen | LocalWorker], timeout: float) -> bool:
+def signal_workers(workers: Sequence[subprocess.Popen | Forked | LocalWorker], signum: int = signal.SIGTERM) -> None:
+    """Send `signum` to the workers still running, without waiting: SIGTERM makes a worker hand
+    back what it has not started and exit (one waiting for work exits at once)."""
+    for p in _procs(workers):
+        if p.poll() is None:
+            p.send_signal(signum)
+
+
+def wait_workers(workers: Sequence[subprocess.Popen | Forked | LocalWorker], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     for p in _procs(workers):
         try:
@@ -126,5 +138,5 @@ def wait_workers(workers: Sequence[subprocess.Popen | LocalWorker], timeout: flo
     return True
 
 
-def _procs(workers: Sequence[subprocess.Popen | LocalWorker]) -> list[subprocess.Popen]:
+def _procs(workers: Sequence[subprocess.Popen | Forked | LocalWorker]) -> list[subprocess.Popen | Forked]:
     return [w.proc if isinstance(w, LocalWorker) else w for w in workers]

@@ -2,9 +2,11 @@
 turned into hyperdist's (`_errors`). Every part of the store builds on this class."""
 from __future__ import annotations
 
+import atexit
 import logging
 import random
 import re
+import sys
 import time
 import warnings
 from contextlib import contextmanager
@@ -93,7 +95,18 @@ class Database:
                              f"{redact(str(exc)).splitlines()[0][:300]}") from None
 
     def close(self) -> None:
+        """Close the client, and spare the process pymongo's wait for its threads at exit.
+
+        pymongo's exit hook joins every client's monitor threads, which look whether their client
+        was closed only between sleeps of 0.5 s: each process took ~0.55 s to exit after its work
+        (measured: 0.55 s against 0.06 s without the hook), and `hyperdist search` waits for its
+        workers' exits, then its own. The threads are daemons and a closed client needs nothing
+        else from the hook, so it is dropped (a pymongo without it is left as it is)."""
         self._client.close()
+        for name in ("pymongo.synchronous.monitor", "pymongo.monitor"):  # pymongo >= 4.9, older
+            hook = getattr(sys.modules.get(name), "_shutdown_resources", None)
+            if hook is not None:
+                atexit.unregister(hook)
 
     def retry(self, call: Callable[..., T], *args: Any, timeout: float = 120.0, **kwargs: Any) -> T:
         """Call a store operation, retrying with backoff while the server is unreachable.
