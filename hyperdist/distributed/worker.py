@@ -15,16 +15,16 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from hyperdist.errors import ExperimentNotFound, HyperdistError, ObjectiveError, redact
-from hyperdist.objective.evaluation import ChildProcess, Outcome, failed, run_in_process, store_context
 from hyperdist.distributed.gpus import visible_device
-from hyperdist.objective.pruning import make_pruner, takes_context
-from hyperdist.objective.reference import AllowList, load_objective, parse
-from hyperdist.objective.result import STATUS_FAIL, exception_error
-from hyperdist.space.compiled import SearchSpace, space_from_json
 from hyperdist.distributed.heartbeat import Heartbeat
+from hyperdist.distributed.runnable import CannotRun, Runnable, runnable
+from hyperdist.errors import ExperimentNotFound, HyperdistError, redact
+from hyperdist.objective.evaluation import ChildProcess, Outcome, failed, run_in_process, store_context
+from hyperdist.objective.pruning import takes_context
+from hyperdist.objective.reference import AllowList
+from hyperdist.objective.result import STATUS_FAIL, exception_error
 from hyperdist.store import ExperimentState, Report, Store, TrialState
 from hyperdist.store.history import trial_problem
 
@@ -34,15 +34,6 @@ _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 class WorkerInterrupted(BaseException):
     """Raised inside the objective by SIGTERM/SIGINT so the trial can be handed back."""
-
-
-class CannotRun(HyperdistError):
-    """This worker cannot run an experiment's trials: its objective is not allowed or does not load
-    here, or its document is not a valid experiment. `kind` becomes the failed trial's error type."""
-
-    def __init__(self, message: str, kind: str = "InvalidExperiment") -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 @dataclass
@@ -64,14 +55,6 @@ class WorkerConfig:
 
 
 @dataclass
-class _Experiment:
-    space: SearchSpace
-    objective: str
-    fn: Callable[..., Any] | None
-    pruner: dict | None            # the experiment's pruner config (None: never prune)
-
-
-@dataclass
 class WorkerStats:
     done: int = 0
     errors: int = 0
@@ -89,7 +72,7 @@ class Worker:
         self.stats = WorkerStats()
         self.allow = AllowList(config.allow)
         self.base = Path(config.path or Path.cwd()).resolve()
-        self._experiments: dict[tuple[str, str], _Experiment] = {}
+        self._experiments: dict[tuple[str, str], Runnable] = {}
         self._skipped: set[str] = set()  # experiments a worker serving every experiment cannot run
         self._handlers = False  # install_signal_handlers was called
         self._stopping = False
@@ -257,7 +240,7 @@ class Worker:
             return False
 
     # --- one trial ------------------------------------------------------------------------------
-    def _experiment(self, exp_key: str, space_hash: str | None) -> _Experiment:
+    def _experiment(self, exp_key: str, space_hash: str | None) -> Runnable:
         """The experiment's space and objective, read once per (experiment, space) the worker meets.
         Raises CannotRun for anything in the document this worker cannot or may not run."""
         if space_hash is not None and (exp_key, space_hash) in self._experiments:
@@ -265,26 +248,7 @@ class Worker:
         exp_doc = self.store.get_experiment(exp_key)
         key = (exp_key, str(exp_doc.get("space_hash", "")))
         if key not in self._experiments:
-            objective = exp_doc.get("objective")
-            if not objective:
-                raise CannotRun(f"experiment {exp_key!r} names no objective; it cannot run on workers")
-            try:
-                space = space_from_json(exp_doc.get("space"))
-                pruner = (exp_doc.get("options") or {}).get("pruner") or None
-                make_pruner(pruner)
-                parse(objective)
-            except (HyperdistError, AttributeError, TypeError) as exc:
-                raise CannotRun(f"invalid experiment document {exp_key!r}: {exc}") from None
-            try:
-                if self.config.isolate:  # the child loads it, under the same allow list; refuse here first
-                    fn = None
-                    if not self.allow.may_import(parse(objective), self.base):
-                        raise self.allow.refusal(objective, self.base)
-                else:
-                    fn = load_objective(objective, self.allow, self.base)
-            except ObjectiveError as exc:
-                raise CannotRun(f"experiment {exp_key!r}: {exc}", type(exc).__name__) from None
-            self._experiments[key] = _Experiment(space, objective, fn, pruner)
+            self._experiments[key] = runnable(exp_key, exp_doc, self.allow, self.base, self.config.isolate)
         return self._experiments[key]
 
     def _run_trial(self, doc: dict, waiting: list[dict]) -> _Finished | None:
@@ -339,7 +303,7 @@ class Worker:
         self.stats.exit_code, self.stats.reason = 1, str(exc)
         return _Finished(doc, failed(exc.kind, str(exc)), started)
 
-    def _evaluate(self, exp: _Experiment, doc: dict) -> Outcome:
+    def _evaluate(self, exp: Runnable, doc: dict) -> Outcome:
         params = doc["params"]
         if self.config.isolate:
             pruning = {

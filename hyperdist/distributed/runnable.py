@@ -1,0 +1,54 @@
+"""An experiment as a worker runs it: its space and its objective, loaded under the worker's allow
+list from a document anyone who can write the database may have written."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from hyperdist.errors import HyperdistError, ObjectiveError
+from hyperdist.objective.pruning import make_pruner
+from hyperdist.objective.reference import AllowList, load_objective, parse
+from hyperdist.space.compiled import SearchSpace, space_from_json
+
+
+class CannotRun(HyperdistError):
+    """This worker cannot run an experiment's trials: its objective is not allowed or does not load
+    here, or its document is not a valid experiment. `kind` becomes the failed trial's error type."""
+
+    def __init__(self, message: str, kind: str = "InvalidExperiment") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass
+class Runnable:
+    space: SearchSpace
+    objective: str
+    fn: Callable[..., Any] | None  # None with isolate: the child process loads it
+    pruner: dict | None            # the experiment's pruner config (None: never prune)
+
+
+def runnable(exp_key: str, exp_doc: dict, allow: AllowList, base: Path, isolate: bool) -> Runnable:
+    """The experiment's space and objective; CannotRun for anything in the document this worker
+    cannot or may not run (checked before any of its trials is touched)."""
+    objective = exp_doc.get("objective")
+    if not objective:
+        raise CannotRun(f"experiment {exp_key!r} names no objective; it cannot run on workers")
+    try:
+        space = space_from_json(exp_doc.get("space"))
+        pruner = (exp_doc.get("options") or {}).get("pruner") or None
+        make_pruner(pruner)
+        parse(objective)
+    except (HyperdistError, AttributeError, TypeError) as exc:
+        raise CannotRun(f"invalid experiment document {exp_key!r}: {exc}") from None
+    try:
+        if isolate:  # the child loads it, under the same allow list; refuse here first
+            fn = None
+            if not allow.may_import(parse(objective), base):
+                raise allow.refusal(objective, base)
+        else:
+            fn = load_objective(objective, allow, base)
+    except ObjectiveError as exc:
+        raise CannotRun(f"experiment {exp_key!r}: {exc}", type(exc).__name__) from None
+    return Runnable(space, objective, fn, pruner)
