@@ -40,4 +40,7 @@ def __getattr__(name: str):
         from hyperdist.distributed.mongotrials import MongoTrials
 
         return MongoTrials
+    if name in ("anneal", "atpe", "mix"):  # Hyperopt's other algorithms: say so at the import
+        raise ImportError(f"hyperdist has no {name}: its algorithms are tpe.suggest and rand.suggest "
+                          "(docs/migrating-from-hyperopt.md lists what is not carried over)")
     raise AttributeError(f"module 'hyperdist' has no attribute {name!r}")

@@ -225,3 +225,14 @@ def test_every_command_and_option_has_help():
             if param.param_type_name == "option" and not (param.help or "").strip() and "--help" not in param.opts:
                 missing.append(f"{' '.join(path)} {param.opts[0]}")
     assert missing == []
+
+
+def test_errors_that_differ_only_in_numbers_count_as_one(store):
+    _fill(store, "numbers", 10, set(range(10)))
+    for tid, x in enumerate([0.53, 0.71, 0.12, 0.53, 9.0, 0.8, 0.1, 0.2, 0.3, 0.4]):
+        raw.trials(store).update_one({"exp_key": "numbers", "tid": tid},
+                                     {"$set": {"error.type": "ValueError", "error.message": f"bad x={x:.2f}"}})
+    raw.trials(store).update_one({"exp_key": "numbers", "tid": 9}, {"$set": {"error.type": "KeyError"}})
+    top = store.top_errors("numbers")
+    assert top[0][0] == 9 and top[0][1].startswith("ValueError: bad x=0.53 (and 7 like it with other numbers)")
+    assert top[1] == (1, "KeyError: bad x=0.40")

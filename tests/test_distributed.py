@@ -85,7 +85,9 @@ def test_embedded_search_end_to_end(tmp_path):
                          env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     best = json.loads(run.stdout)
-    assert set(best) == {"tid", "loss", "params", "config"} and "x" in best["params"]
+    assert set(best) == {"tid", "loss", "params", "config", "stored_params"} and "x" in best["params"]
+    # a choice reads as its option; the stored index is kept for space_eval
+    assert best["stored_params"]["branch"] in (0, 1) and best["params"]["branch"] != best["stored_params"]["branch"]
     server = json.loads((data / "server.json").read_text())  # kept up for the next command (idle limit)
     status = subprocess.run([sys.executable, "-m", "hyperdist", "status", "objectives.quadratic",
                              "--data-dir", str(data)],

@@ -229,3 +229,21 @@ def test_importance_ranks_like_scipy():
     rng = np.random.default_rng(5)
     for values in (rng.normal(size=50), rng.integers(0, 5, size=40).astype(float), np.array([2.0]), np.array([])):
         assert np.allclose(rankdata(values), scipy_rankdata(values))
+
+
+def test_a_space_of_many_parameters_draws_the_most_important_and_says_so():
+    """200 parameters: the per-parameter views draw 30 (the ones that matter first), so a plot of a
+    huge space takes seconds and stays readable, and the titles say what was left out."""
+    from hyperdist.views import ExperimentView, figures, plots
+
+    space = {f"p{i:03d}": hp.uniform(f"p{i:03d}", 0, 1) for i in range(200)}
+    trials = Trials()
+    fmin(lambda c: 10 * c["p150"] + c["p007"] + 0.01 * c["p000"], space, algo=rand.suggest, max_evals=30,
+         trials=trials, show_progressbar=False, rstate=np.random.default_rng(0))
+    view = ExperimentView.from_trials(trials, space)
+    drawn = [view.space.labels[j] for j in view.drawn()]
+    assert len(drawn) == 30 and "p150" in drawn and len(view.slices()) == 30 and len(view.parallel()["dims"]) == 30
+    assert "30 of 200 parameters: the most important" in view.drawn_note()
+    assert "30 of 200" in figures.slices(view)["layout"]["title"]["text"]
+    assert len(figures.importance(view)["data"][0]["y"]) == 30
+    assert "30 of 200" in plots.plot_slices(view)._suptitle.get_text()

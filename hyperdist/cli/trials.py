@@ -139,7 +139,10 @@ def _when(t: Any) -> str:
 
 
 def _duration(rec: Any) -> str:
-    """Claimed to finished (or to now, while it runs); records hold aware UTC times."""
-    if rec.claimed is None:
+    """Claimed to finished (or to now, while it runs); records hold aware UTC times. A trial handed
+    back to the queue (NEW again) has no duration, whatever its last claim was."""
+    from hyperdist.store import TrialState
+
+    if rec.claimed is None or rec.state == TrialState.NEW:
         return "-"
     return f"{((rec.finished or dt.datetime.now(dt.timezone.utc)) - rec.claimed).total_seconds():.2f}s"

@@ -203,11 +203,13 @@ def _refused(raw: Any, error: Mapping[str, Any] | None) -> Exception | None:
     if error is None:
         return None
     text = repr(raw) if len(repr(raw)) <= 120 else repr(raw)[:117] + "..."
-    if error["type"] == "InvalidResult":
-        return InvalidResultStatus(raw, f"the objective returned {text}: {error['message']}")
+    said = f"the objective returned {text}: {error['message']}"
+    if error["type"] == "InvalidResult":  # its message may already name what was returned
+        return InvalidResultStatus(raw, f"the {error['message']}" if error["message"].startswith("objective returned")
+                                   else said)
     loss = raw.get("loss") if isinstance(raw, Mapping) else raw
     if error["type"] == "InvalidLoss" and not (isinstance(loss, numbers.Real) and not isinstance(loss, bool)):
-        return InvalidLoss(raw, f"the objective returned {text}: {error['message']}")
+        return InvalidLoss(raw, said)
     return None
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from typing import Any, Iterable, Iterator
 
 from pymongo import DESCENDING
@@ -12,6 +13,7 @@ from hyperdist.store.connection import Database
 from hyperdist.store.document import FINISHED, HISTORY_FIELDS, STATES, TRIAL_FIELDS, TrialRecord, TrialState
 
 log = logging.getLogger("hyperdist.store")
+_NUMBERS = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", re.IGNORECASE)
 NEW, RUNNING, DONE, ERROR = TrialState.NEW, TrialState.RUNNING, TrialState.DONE, TrialState.ERROR
 _PRUNED = "pruned"
 
@@ -135,8 +137,16 @@ class History(Database):
                 {"$match": {"exp_key": exp_key, "state": ERROR}},
                 {"$group": {"_id": {"type": "$error.type", "message": "$error.message",
                                     "failure": "$result.failure"}, "n": {"$sum": 1}}}]))
-        rows.sort(key=lambda r: -r["n"])
-        return [(r["n"], error_text(r["_id"])) for r in rows[:n]]
+        # messages that differ only in their numbers ("bad x=0.53", "bad x=0.71") are one error
+        groups: dict[str, list] = {}
+        for r in sorted(rows, key=lambda r: -r["n"]):
+            text = error_text(r["_id"])
+            group = groups.setdefault(_NUMBERS.sub("#", text), [0, text, 0])
+            group[0] += r["n"]
+            group[2] += 1
+        top = sorted(groups.values(), key=lambda g: -g[0])[:n]
+        return [(count, text if kinds == 1 else _noting(text, f" (and {kinds - 1} like it with other numbers)"))
+                for count, text, kinds in top]
 
     def last_error(self, exp_key: str) -> TrialRecord | None:
         """The failed trial with the highest tid (through the claim index): tid, owner, error."""
@@ -186,6 +196,12 @@ def valid_trials(docs: Iterable[dict], exp_key: str) -> Iterator[dict]:
     if skipped:
         log.warning("experiment %r: %d trial document(s) without an integer tid or a known state were left out",
                     exp_key, skipped)
+
+
+def _noting(text: str, note: str) -> str:
+    """The note at the end of the text's first line, where one-line views cut it."""
+    first, _, rest = text.partition("\n")
+    return first + note + ("\n" + rest if rest else "")
 
 
 def _clean_fields(doc: dict) -> dict:

@@ -72,6 +72,9 @@ def _worker(rec: TrialRecord) -> str | None:
     return f"{rec.owner} ({rec.device})" if rec.owner and rec.device else rec.owner
 
 
+MAX_DRAWN = 30  # parameters a per-parameter view draws at most
+
+
 @dataclass
 class ExperimentView:
     """One experiment's trials, ordered by tid, and the arrays every view draws from."""
@@ -173,10 +176,29 @@ class ExperimentView:
         spec = self.space.params[j]
         return [short(self.space.display(spec.label, i)) for i in range(spec.dist.n_options)]
 
+    def drawn(self) -> list[int]:
+        """The parameters the per-parameter views draw: all of them, or for a space of more than
+        MAX_DRAWN the most important (in the space's order while importance is unknown), so a space
+        of thousands of parameters draws in seconds and stays readable (`drawn_note` says so)."""
+        n = len(self.space)
+        if n <= MAX_DRAWN:
+            return list(range(n))
+        ranked = [self.space.index[label] for label in self.importance()][:MAX_DRAWN]
+        return sorted(ranked) if ranked else list(range(MAX_DRAWN))
+
+    def drawn_note(self) -> str:
+        """'' when every parameter is drawn, else which ones are."""
+        n = len(self.space)
+        if n <= MAX_DRAWN:
+            return ""
+        which = "the most important" if self.importance() else "the first, until importance is known"
+        return f" ({MAX_DRAWN} of {n} parameters: {which})"
+
     def slices(self) -> list[dict]:
-        """Per parameter: its value against the loss over ok trials where it was active."""
+        """Per drawn parameter: its value against the loss over ok trials where it was active."""
         out = []
-        for j, spec in enumerate(self.space.params):
+        for j in self.drawn():
+            spec = self.space.params[j]
             active = self.ok & ~np.isnan(self.X[:, j])
             x = self.X[active, j]
             names = self.options(j) if spec.dist.categorical else []
@@ -216,7 +238,7 @@ class ExperimentView:
         """Parallel coordinates of the ok trials: one axis per parameter, then the loss (log10 when
         the losses span a decade, labelled with the losses themselves)."""
         rows = self.ok
-        dims = [self.axis(j, rows) for j in range(len(self.space))]
+        dims = [self.axis(j, rows) for j in self.drawn()]
         log = self.log_loss()
         loss = np.log10(self.oks) if log else self.oks
         lo, hi = (float(loss.min()), float(loss.max())) if len(loss) else (0.0, 1.0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from hyperdist.views.data import FAILED, OK, PRUNED, RUNNING, ExperimentView, short
+from hyperdist.views.data import FAILED, MAX_DRAWN, OK, PRUNED, RUNNING, ExperimentView, short
 
 COLORS = {OK: "#4c78a8", PRUNED: "#f58518", FAILED: "#e45756", RUNNING: "#9d9d9d"}
 _FONT = {"family": "system-ui, sans-serif", "size": 12}
@@ -85,10 +85,10 @@ def importance(view: ExperimentView) -> dict:
     imp = view.importance()
     if not imp:
         return _empty("Parameter importance", f"needs 8 trials finished ok ({int(view.ok.sum())} so far)")
-    labels = list(imp)[::-1]
+    labels = list(imp)[:MAX_DRAWN][::-1]
     return {"data": [{"type": "bar", "orientation": "h", "y": [short(k) for k in labels], "x": [imp[k] for k in labels],
                       "marker": {"color": COLORS[OK]}, "hovertemplate": "%{y}: %{x:.3f}<extra></extra>"}],
-            "layout": _layout("Parameter importance (main effect on the loss)",
+            "layout": _layout("Parameter importance (main effect on the loss)" + view.drawn_note(),
                               xaxis={"title": {"text": "share of the loss variation"},
                                      "range": [0, max(0.05, *imp.values()) * 1.1]},
                               yaxis={"automargin": True}, height=max(400, 60 + 24 * len(labels)))}
@@ -101,7 +101,8 @@ def slices(view: ExperimentView) -> dict:
         return _empty("Slice plots", "no trial finished ok yet")
     cols = min(3, len(panels))
     rows = math.ceil(len(panels) / cols)
-    data, layout = [], _layout("Each parameter against the loss, over the trials where it was active (darker: later)",
+    data, layout = [], _layout("Each parameter against the loss, over the trials where it was active (darker: later)"
+                               + view.drawn_note(),
                                grid={"rows": rows, "columns": cols, "pattern": "independent", "ygap": 0.45},
                                height=260 * rows + 60, showlegend=False)
     for i, p in enumerate(panels, start=1):
@@ -137,7 +138,7 @@ def parallel(view: ExperimentView) -> dict:
                          "ticktext": loss["ticktext"]}}
     return {"data": [{"type": "parcoords", "dimensions": dims, "line": line, "labelangle": 0,
                       "labelfont": {"size": 11}, "tickfont": {"size": 10}}],
-            "layout": _layout(f"Parallel coordinates of {p['n']} trials (yellow: lower loss)",
+            "layout": _layout(f"Parallel coordinates of {p['n']} trials (yellow: lower loss){view.drawn_note()}",
                               margin={"l": 60, "r": 40, "t": 100, "b": 30}, height=450)}
 
 
@@ -154,8 +155,18 @@ def contour(view: ExperimentView, a: str, b: str) -> dict:
     smooth = not (c["x"]["categorical"] or c["y"]["categorical"])  # options are cells, not a surface
     surface = {"type": "contour", "connectgaps": False, "contours": {"coloring": "heatmap"}} if smooth else \
         {"type": "heatmap", "xgap": 2 if c["x"]["categorical"] else 0, "ygap": 2 if c["y"]["categorical"] else 0}
+    # the colour scale spans the surface drawn, and its ticks stay inside it (a tick below the
+    # surface's lowest value left a blank band at the bottom of the colour bar)
+    zs = [v for row in c["z"] for v in row if v is not None and math.isfinite(v)]
+    scale: dict[str, Any] = {}
+    ticks = c["ticks"]
+    if zs:
+        lo, hi = min(zs), max(zs)
+        scale = {"zmin": lo, "zmax": hi} if hi > lo else {}
+        kept = [(v, t) for v, t in zip(ticks["tickvals"], ticks["ticktext"]) if lo <= v <= hi]
+        ticks = {"tickvals": [v for v, _ in kept], "ticktext": [t for _, t in kept]} if kept else ticks
     data = [dict(surface, x=c["x"]["grid"], y=c["y"]["grid"], z=c["z"], colorscale="Viridis", reversescale=True,
-                 colorbar=dict(c["ticks"], title={"text": "loss"}, thickness=14), hoverinfo="skip"),
+                 colorbar=dict(ticks, title={"text": "loss"}, thickness=14), hoverinfo="skip", **scale),
             {"type": "scatter", "mode": "markers", "x": c["x"]["values"], "y": c["y"]["values"], "customdata":
              list(zip(c["tid"], c["loss"])), "showlegend": False,
              "marker": {"color": "white", "size": 6, "line": {"color": "black", "width": 1}},

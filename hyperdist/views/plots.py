@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from hyperdist.errors import HyperdistError
-from hyperdist.views.data import FAILED, OK, PRUNED, RUNNING, ExperimentView, short
+from hyperdist.views.data import FAILED, MAX_DRAWN, OK, PRUNED, RUNNING, ExperimentView, short
 from hyperdist.views.figures import COLORS, IMPORTANCE_NOTE, default_pair
 
 
@@ -103,7 +103,7 @@ def plot_slices(view: ExperimentView) -> Any:
             readable_log(ax, "y")
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
-    fig.suptitle("each parameter against the loss")
+    fig.suptitle("each parameter against the loss" + view.drawn_note())
     fig.tight_layout()
     return fig
 
@@ -144,13 +144,13 @@ def plot_parallel(view: ExperimentView) -> Any:
     bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="viridis_r"), ax=ax, pad=0.02)
     bar.set_ticks(p["loss"]["tickvals"], labels=p["loss"]["ticktext"])
     bar.set_label("loss")
-    ax.set_title(f"parallel coordinates of {p['n']} trials (yellow: lower loss)")
+    ax.set_title(f"parallel coordinates of {p['n']} trials (yellow: lower loss){view.drawn_note()}")
     return fig
 
 
 def plot_importance(view: ExperimentView) -> Any:
     plt = _pyplot()
-    imp = view.importance()
+    imp = dict(list(view.importance().items())[:MAX_DRAWN])
     fig, ax = plt.subplots(figsize=(7, max(2.5, 0.4 * len(imp) + 1.2)))
     if not imp:
         _note(ax, f"needs 8 trials finished ok ({int(view.ok.sum())} so far)")
@@ -159,7 +159,7 @@ def plot_importance(view: ExperimentView) -> Any:
     ax.barh([short(k) for k in labels], [imp[k] for k in labels], color=COLORS[OK])
     ax.set_xlim(0, max(0.05, *imp.values()) * 1.1)
     ax.set_xlabel("share of the loss variation explained alone (adjusted main effect)")
-    ax.set_title("parameter importance")
+    ax.set_title("parameter importance" + view.drawn_note())
     fig.text(0.01, -0.02, "\n".join(_wrap(IMPORTANCE_NOTE, 110)), fontsize=7, va="top", color="#555")
     return fig
 

@@ -11,12 +11,13 @@ import datetime as dt
 import io
 import json
 import math
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
 from hyperdist.algorithms.history import FAILED, OK, HistoryTable
 from hyperdist.views.importance import importances
+from hyperdist.views.summary import rate_per_minute
 from hyperdist.objective.result import STATUS_PRUNED, ok_loss
 from hyperdist.space.compiled import SearchSpace, space_from_json
 from hyperdist.store import ExperimentState, Store, TrialRecord, TrialState, error_text
@@ -45,10 +46,11 @@ def best_trial(store: Store, exp_key: str, history: list[TrialRecord] | None = N
 
 
 def best_json(best: TrialRecord, space: SearchSpace) -> str:
-    """The best trial as `hyperdist best` and the end of a search print it: tid, loss, the stored
-    params (a choice as its option index) and the configuration they evaluate to."""
-    return json.dumps({"tid": best.tid, "loss": best.result["loss"], "params": best.params,
-                       "config": space.eval(best.params)}, indent=2, default=str)
+    """The best trial as `hyperdist best` and the end of a search print it: tid, loss, the params as
+    a person reads them (a choice as its option), the configuration they evaluate to, and the params
+    as stored (a choice as its index: what `space_eval` and Hyperopt's `fmin` return)."""
+    return json.dumps({"tid": best.tid, "loss": best.result["loss"], "params": space.readable(best.params),
+                       "config": space.eval(best.params), "stored_params": best.params}, indent=2, default=str)
 
 
 def effective_state(exp: dict, now: dt.datetime | None = None) -> tuple[str, str]:
@@ -96,7 +98,7 @@ def render_status(store: Store, exp_key: str | None) -> tuple[str, bool]:
     for n, top in store.top_errors(exp_key, 1) if counts[TrialState.ERROR] else []:
         lines.append(f"errors: {counts[TrialState.ERROR]}; most frequent: {n}x {(top.strip().splitlines() or [''])[0]}  "
                      f"[hyperdist trials {exp_key} --state error; hyperdist show {exp_key} TID]")
-    rate = _rate_per_minute(d.finished for d in docs)
+    rate = rate_per_minute((d.finished for d in docs), recent=state == ExperimentState.RUNNING)
     if rate:
         eta = (max_evals - finished) / rate if max_evals > finished else 0.0
         lines.append(f"rate: {rate:.1f} trials/min" + (f"  ETA: {eta:.1f} min" if state == ExperimentState.RUNNING else ""))
@@ -131,14 +133,6 @@ def _age(t: Any) -> str:
         return "?"
     seconds = (dt.datetime.now(dt.timezone.utc) - utc(t)).total_seconds()
     return f"{seconds:.0f}s ago" if seconds >= 0 else f"in {-seconds:.0f}s"
-
-
-def _rate_per_minute(times: Iterable[Any], window: int = 50) -> float | None:
-    stamps = sorted(utc(t) for t in times if isinstance(t, dt.datetime))[-window:]
-    if len(stamps) < 2:
-        return None
-    span = (stamps[-1] - stamps[0]).total_seconds()
-    return (len(stamps) - 1) / span * 60 if span > 0 else None
 
 
 def export_trials(docs: list[TrialRecord], space: SearchSpace, fmt: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterable
 
-from hyperdist.store.document import FINISHED, SUMMARY_FIELDS, TrialState, utc
+from hyperdist.store.document import FINISHED, SUMMARY_FIELDS, ExperimentState, TrialState, utc
 from hyperdist.views.data import FAILED, NEW, OK, PRUNED, RUNNING, ExperimentView, trial_record
 
 
@@ -49,6 +49,17 @@ def workers(trials: Iterable[dict], now: dt.datetime) -> list[dict]:
     return sorted(seen.values(), key=lambda w: (not w["running"], w["owner"]))
 
 
+def rate_per_minute(times: Iterable[Any], recent: bool, window: int = 50) -> float | None:
+    """Trials finished per minute: over the last `window` finishes while a search runs (its pace now),
+    over the whole run once it has ended (the last 50 of a finished search were its fastest stretch)."""
+    stamps = sorted(utc(t) for t in times if isinstance(t, dt.datetime))
+    stamps = stamps[-window:] if recent else stamps
+    if len(stamps) < 2:
+        return None
+    span = (stamps[-1] - stamps[0]).total_seconds()
+    return (len(stamps) - 1) / span * 60 if span > 0 else None
+
+
 def summarize(exp: dict, trials: list[dict], now: dt.datetime) -> dict:
     """What the experiments list shows of one experiment: state, progress, best, rate, workers."""
     counts = {k: 0 for k in (OK, PRUNED, FAILED, RUNNING, NEW)}
@@ -56,12 +67,11 @@ def summarize(exp: dict, trials: list[dict], now: dt.datetime) -> dict:
         counts[t["kind"]] += 1
     oks = [t for t in trials if t["kind"] == OK]
     best = min(oks, key=lambda t: t["loss"]) if oks else None
-    stamps = sorted(t["finished"] for t in trials if t["finished"] is not None)[-50:]
-    span = (stamps[-1] - stamps[0]).total_seconds() if len(stamps) >= 2 else 0
+    stamps = sorted(t["finished"] for t in trials if t["finished"] is not None)
     return {"key": exp["_id"], "state": exp.get("state"), "objective": exp.get("objective"),
             "max_evals": exp.get("max_evals"), "finished": counts[OK] + counts[PRUNED] + counts[FAILED],
             "counts": counts, "best_loss": best["loss"] if best else None, "best_tid": best["tid"] if best else None,
-            "rate": (len(stamps) - 1) / span * 60 if span > 0 else None,
+            "rate": rate_per_minute(stamps, recent=exp.get("state") == ExperimentState.RUNNING),
             "workers": len({t["owner"] for t in trials if t["kind"] == RUNNING}),
             "created": exp.get("created"), "updated": exp.get("updated"),
             "last_finished": stamps[-1] if stamps else None}
