@@ -38,29 +38,39 @@ class Database:
         write, so the indexes are left as they are."""
         self._url = url
         self.db_name = db
-        with self._errors("connecting to"), warnings.catch_warnings(record=True) as warned:
-            warnings.simplefilter("always")
-            self._client = client or MongoClient(  # pymongo reconnects by itself after an outage
-                url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True,
-                appname="hyperdist", event_listeners=list(event_listeners), **_write_options(url),
-            )
-        for warning in warned:  # pymongo ignores a URL option it cannot use, and warns with a source line
-            log.warning("MongoDB URL %s: %s (the option is ignored)", self.url_redacted, redact(str(warning.message)))
-        self._db = self._client[db]
+        self._client = client or self._connect(timeout_ms, event_listeners)
         self._shuffle = random.Random()  # seeded from os.urandom here, so forked clients differ
-        self._experiments = self._db["experiments"]
-        self._trials = self._db["trials"]
-        self._snapshots = self._db["snapshots"]
         self._any_index = False  # the index for claims across experiments exists (see _across_experiments)
         try:
             with self._errors("connecting to"):
                 self._client.admin.command("ping")
+                if client is None and not _RETRY_WRITES.search(url) and _is_secantus(self._client):
+                    # SecantusDB, the embedded server, charges each retryable write more the more it
+                    # has served, and every protocol step is conditional and repeated by the store
+                    # itself (`retry`): off there. A real MongoDB keeps the driver's default (on).
+                    self._client.close()
+                    self._client = self._connect(timeout_ms, event_listeners, retryWrites=False)
+            self._db = self._client[db]
+            self._experiments = self._db["experiments"]
+            self._trials = self._db["trials"]
+            self._snapshots = self._db["snapshots"]
             if not read_only:
                 self.ensure_indexes()  # also where missing credentials show: ping needs none
         except StoreError:
             if client is None:  # don't leave pymongo's monitor threads behind
                 self._client.close()
             raise
+
+    def _connect(self, timeout_ms: int, event_listeners: Sequence[Any], **options: Any) -> Any:
+        with self._errors("connecting to"), warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
+            made = MongoClient(  # pymongo reconnects by itself after an outage
+                self._url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True,
+                appname="hyperdist", event_listeners=list(event_listeners), **options,
+            )
+        for warning in warned:  # pymongo ignores a URL option it cannot use, and warns with a source line
+            log.warning("MongoDB URL %s: %s (the option is ignored)", self.url_redacted, redact(str(warning.message)))
+        return made
 
     @property
     def url(self) -> str:
@@ -143,12 +153,14 @@ class Database:
             self._any_index = True
 
 
-def _write_options(url: str) -> dict:
-    """Retryable writes off, unless the URL sets them: every protocol step is conditional and the
-    store repeats it itself (`retry`), while SecantusDB's record of retryable writes made each write
-    dearer with every write served (an update by `_id`: 1.1 ms growing to 2.2 ms over 5 000, against a
-    flat 1.0 ms without them; docs/store-notes.md)."""
-    return {} if re.search(r"[?&]retrywrites=", url, re.IGNORECASE) else {"retryWrites": False}
+_RETRY_WRITES = re.compile(r"[?&]retrywrites=", re.IGNORECASE)
+
+
+def _is_secantus(client: Any) -> bool:
+    """Whether the server is SecantusDB: its replica set, known from the handshake, is named
+    'secantus', and its buildInfo says so (so a real MongoDB pays no extra command)."""
+    names = {sd.replica_set_name for sd in client.topology_description.server_descriptions().values()}
+    return "secantus" in names and "secantusVersion" in client.admin.command("buildInfo")
 
 
 def _unreachable(exc: Exception) -> str:
