@@ -62,8 +62,8 @@ class Pacing:
 
     def waiting(self) -> int:
         """Trials to keep waiting: `queue`, or (by default) more when trials finish so fast that more
-        than `drain` of it would go before the next tick could refill it: with a null objective 4
-        workers finish ~150 trials/s and a tick comes every 50-80 ms."""
+        than `drain` of it would go before the next tick could refill it (short trials finish many
+        times per tick: docs/performance.md, "Where the coordinator's time goes")."""
         rate, queue = self.rate(), self.queue or 0  # an int from __post_init__ on
         if not self.grows or rate is None:
             return queue

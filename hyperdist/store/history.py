@@ -22,8 +22,8 @@ class History(Database):
     """Reads only: none of these changes a trial."""
 
     def count_new(self, exp_key: str) -> int:
-        """How many trials wait to be claimed: one number through the claim index (0.8 ms at 5 000
-        trials on SecantusDB; its `count` command scans the collection, 62 ms)."""
+        """How many trials wait to be claimed: one number through the claim index (SecantusDB's
+        `count` command scans the whole collection instead; docs/store-notes.md)."""
         with self._errors("reading from"):
             return self._trials.count_documents({"exp_key": exp_key, "state": NEW})
 

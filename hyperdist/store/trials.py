@@ -135,9 +135,8 @@ class TrialQueue(Database):
 
         The claim is one statement over all its picks (`_id` in the list, still NEW), not one per
         pick, and the reports under one lease are one statement too (`_finish_together`):
-        SecantusDB commits each statement on its own: 8 picks cost it 5.7-7.7 ms of CPU as one
-        statement against 9.5-13.0 ms as eight, 8 reports 5.7-7.7 against 10.7-13.2 ms
-        (benchmarks/server_costs.py, docs/store-notes.md)."""
+        SecantusDB commits each statement on its own, so one statement costs it far less CPU than
+        eight (docs/performance.md, "One statement per claim and per lease")."""
         if not reports:
             return [], self._trials.update_many(*cas).modified_count if cas else 0
         if len(reports) == 1 and cas is None:  # the same single command, without the bulk wrapper
@@ -179,12 +178,9 @@ class TrialQueue(Database):
         return accepted, won, [c for c in candidates if held.get(c["_id"], {}).get("state") == NEW]
 
     def _read_candidates(self, query: dict) -> list[dict]:
-        """The oldest NEW trials, shuffled so that workers reading together rarely pick the same one.
-        Racing over 200 NEW trials with 50 ms evaluations, independent shuffles lost 2-8% of picks
-        with 4 workers and 10-13% with 8; a fixed preference per worker (a point on a hash ring of
-        tids) lost 16-62%. 32 rather than 16: with batches of short trials, 8 workers on a null
-        objective ran 130 trials/s instead of 122 (1.83 commands per trial instead of 2.07); the
-        read costs 1.8 ms instead of 1.7 on SecantusDB."""
+        """The oldest 32 NEW trials, shuffled so that workers reading together rarely pick the same
+        one: independent shuffles lose fewer picks than a fixed preference per worker, and 32 rather
+        than 16 leaves batches of short trials room (both measured in docs/store-notes.md)."""
         docs = list(self._trials.find(query, CANDIDATE_FIELDS).sort("tid", ASCENDING).limit(32))
         self._shuffle.shuffle(docs)
         return docs
