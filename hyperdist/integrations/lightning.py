@@ -18,7 +18,7 @@ try:
     from lightning.pytorch import Callback
 except ImportError:
     try:
-        from pytorch_lightning import Callback
+        from pytorch_lightning import Callback  # type: ignore[assignment]  # the older package name
     except ImportError:
         raise HyperdistError("this integration needs lightning: pip install 'hyperdist[lightning]'") from None
 
