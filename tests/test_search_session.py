@@ -302,3 +302,18 @@ def test_local_workers_end_when_the_search_is_killed(mongo_url, db_name):
     finally:
         search.kill()
         store.close()
+
+
+def test_a_file_objective_can_hand_its_own_functions_to_spawned_processes(tmp_path, local_servers):
+    """multiprocessing's spawn (and joblib, PyTorch's DataLoader) import the objective's module by
+    name in the child: a file objective is loaded under its own stem, so they find it."""
+    (tmp_path / "spawny.py").write_text(
+        "import multiprocessing as mp\nfrom hyperdist import hp\nspace = {'x': hp.uniform('x', -1, 1)}\n"
+        "def sq(v):\n    return v * v\n"
+        "def objective(cfg):\n    with mp.get_context('spawn').Pool(1) as pool:\n"
+        "        return sum(pool.map(sq, [cfg['x'], 1.0]))\n")
+    run = subprocess.run([sys.executable, "-m", "hyperdist", "search", "spawny.py:objective", "--space",
+                          "spawny.py:space", "--max-evals", "2", "--workers", "1", "--data-dir", str(tmp_path / "hd"),
+                          "--exp", "spawny"], cwd=tmp_path, env=worker_env(), capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stderr
+    assert "2 trials: 2 ok" in run.stderr

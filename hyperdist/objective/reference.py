@@ -287,14 +287,14 @@ def _import_file(path: Path, ref: str, base: Path) -> Any:
         raise ObjectiveError(
             f"objective file {str(path)!r} (from {ref!r}) does not exist; relative references resolve against "
             f"{str(base)!r}: run the worker in the project directory, or pass --path DIR")
-    name = f"hyperdist_user_{abs(hash(str(path)))}_{path.stem}"
+    _append_path(path.parent)
+    name = _module_name(path)
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ObjectiveError(f"cannot load {str(path)!r} as a Python module")
     module = importlib.util.module_from_spec(spec)
-    _append_path(path.parent)
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
@@ -302,6 +302,28 @@ def _import_file(path: Path, ref: str, base: Path) -> Any:
         del sys.modules[name]
         raise ObjectiveError(f"importing {str(path)!r} failed: {type(exc).__name__}: {exc}") from None
     return module
+
+
+def _module_name(path: Path) -> str:
+    """The file's own stem when importing that name finds this very file (its directory is on
+    sys.path, appended): the processes an objective starts (multiprocessing's spawn, joblib) then
+    import its functions as they would a module's. A stem taken by another module or file gets a
+    name of its own, so nothing the worker imports is shadowed."""
+    stem = path.stem
+    if stem.isidentifier():
+        loaded = sys.modules.get(stem)
+        if loaded is not None:
+            if Path(getattr(loaded, "__file__", "") or "").resolve() == path.resolve():
+                return stem
+        else:
+            importlib.invalidate_caches()  # the directory may be new to the finders
+            try:
+                spec = importlib.util.find_spec(stem)
+            except (ImportError, ValueError):
+                spec = None
+            if spec is not None and spec.origin and Path(spec.origin).resolve() == path.resolve():
+                return stem
+    return f"hyperdist_user_{abs(hash(str(path)))}_{stem}"
 
 
 def _short(value: Any) -> str:
