@@ -57,7 +57,7 @@ def test_a_layer_imports_only_the_layers_above_it(layer):
 def test_no_module_lives_outside_a_layer_but_the_package_surface():
     """Top-level modules are the package's surface only: Hyperopt's names and shared errors."""
     top = {p.stem for p in ROOT.glob("*.py")}
-    assert top == {"__init__", "__main__", "errors", "exceptions", "sklearn", "demo"}, top
+    assert top == {"__init__", "__main__", "errors", "exceptions", "sklearn", "demo", "mongoexp"}, top
 
 
 def test_hyperopt_module_paths_still_import():
@@ -65,7 +65,7 @@ def test_hyperopt_module_paths_still_import():
 
     for name, attr in [("hp", "uniform"), ("tpe", "suggest"), ("rand", "suggest"), ("fmin", "generate_trials_to_calculate"),
                        ("early_stop", "no_progress_loss"), ("plotting", "main_plot_history"),
-                       ("exceptions", "AllTrialsFailed"), ("pyll.stochastic", "sample")]:
+                       ("exceptions", "AllTrialsFailed"), ("pyll.stochastic", "sample"), ("mongoexp", "MongoTrials")]:
         assert callable(getattr(importlib.import_module(f"hyperdist.{name}"), attr)), name
 
 

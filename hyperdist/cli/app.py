@@ -17,6 +17,9 @@ MONGO = click.option("--mongo", envvar="HYPERDIST_MONGO_URL", metavar="URL",
                           "local server in --data-dir. [env HYPERDIST_MONGO_URL]")
 DB = click.option("--db", envvar="HYPERDIST_DB", default=None, metavar="NAME",
                   help="Database name (default: from the URL path, else 'hyperdist'). [env HYPERDIST_DB]")
+COUNT_MAX = 2**31 - 1  # a count an option may give: far above any search, and storable as a database integer
+SEED_MAX = 2**63 - 1   # the largest integer a MongoDB document holds
+
 DATA_DIR = click.option("--data-dir", envvar="HYPERDIST_DATA_DIR", default=".hyperdist", show_default=True,
                         type=click.Path(file_okay=False, path_type=Path),
                         help="Where the embedded server keeps its data. [env HYPERDIST_DATA_DIR]")

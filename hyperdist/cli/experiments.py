@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from hyperdist.errors import HyperdistError
-from hyperdist.cli.app import _with_store, echo, exp_key_option, main, required_key
+from hyperdist.cli.app import COUNT_MAX, _with_store, echo, exp_key_option, main, required_key
 
 
 @main.command()
@@ -18,7 +18,7 @@ from hyperdist.cli.app import _with_store, echo, exp_key_option, main, required_
 @click.option("--watch", is_flag=True, help="Refresh until the experiment is no longer running.")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
               help="With --watch: seconds between refreshes.")
-@click.option("--count", type=click.IntRange(min=1), help="With --watch: stop after this many refreshes.")
+@click.option("--count", type=click.IntRange(min=1, max=COUNT_MAX), help="With --watch: stop after this many refreshes.")
 @_with_store
 def status(store: Any, exp_key: str | None, watch: bool, interval: float, count: int | None) -> None:
     """Counts by state, errors, best loss, rate, ETA and workers of an experiment (without EXP: every
@@ -41,8 +41,9 @@ def status(store: Any, exp_key: str | None, watch: bool, interval: float, count:
 @exp_key_option
 @_with_store
 def best(store: Any, exp_key: str | None) -> None:
-    """The best trial of an experiment as JSON: loss, stored params (a choice as its option index)
-    and the evaluated configuration. Exits with 1 when no trial finished with status ok."""
+    """The best trial of an experiment as JSON: loss, params (a choice as its option), the evaluated
+    configuration and the stored params (a choice as its index). Exits with 1 when no trial finished
+    with status ok."""
     from hyperdist.space.compiled import space_from_json
     from hyperdist.views.status import best_json, best_trial
 

@@ -9,30 +9,30 @@ from typing import Any
 import click
 
 from hyperdist.errors import ExperimentExists, HyperdistError, SearchStopped
-from hyperdist.cli.app import DATA_DIR, DB, MONGO, _connection, echo, main
+from hyperdist.cli.app import COUNT_MAX, DATA_DIR, DB, MONGO, SEED_MAX, _connection, echo, main
 
 @main.command()
 @click.argument("objective")
 @click.option("--space", "space_ref", required=True, metavar="REF",
               help="module:attr, path/to/file.py:attr, or a JSON space file.")
-@click.option("--max-evals", type=click.IntRange(min=1), required=True, help="Total trials, history included.")
+@click.option("--max-evals", type=click.IntRange(min=1, max=COUNT_MAX), required=True, help="Total trials, history included.")
 @MONGO
 @DB
 @DATA_DIR
 @click.option("--exp", "exp_key", metavar="KEY",
               help="Experiment key (default: FILE_STEM.FUNCTION or MODULE.FUNCTION of the objective).")
-@click.option("--workers", type=click.IntRange(min=0), default=None,
+@click.option("--workers", type=click.IntRange(min=0, max=COUNT_MAX), default=None,
               help="Local worker processes to start (0: workers run elsewhere). [default: 4, or one per GPU with --gpus]")
 @click.option("--gpus", metavar="all|0,1,3", help="Local workers take turns over these GPUs, each worker seeing only "
                                                   "its device (CUDA_VISIBLE_DEVICES); 'all' as for `hyperdist worker`.")
-@click.option("--queue", type=click.IntRange(min=0), default=None,
+@click.option("--queue", type=click.IntRange(min=0, max=COUNT_MAX), default=None,
               help="Trials kept waiting to be claimed, beyond one running per worker [default: 2 x workers, at least 4, "
                    "more when trials finish faster than the coordinator ticks].")
 @click.option("--resume", is_flag=True, help="Continue an existing experiment from its stored history.")
 @click.option("--allow-space-change", is_flag=True, help="Resume even though the space differs.")
 @click.option("--allow-objective-change", is_flag=True,
               help="Resume even though the objective differs from the stored one (workers then run the new one).")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0, max=SEED_MAX), default=0, show_default=True,
               help="Seed of the suggestions: the same seed and history suggest the same trials.")
 @click.option("--algo", type=click.Choice(["tpe", "rand"]), default="tpe", show_default=True,
               help="tpe: Tree-structured Parzen Estimator; rand: random search.")
@@ -188,9 +188,9 @@ def _check_key(store: Any, exp_key: str, resume: bool) -> None:
 
 
 @main.command()
-@click.option("--max-evals", type=click.IntRange(min=1), default=60, show_default=True,
+@click.option("--max-evals", type=click.IntRange(min=1, max=COUNT_MAX), default=60, show_default=True,
               help="Total trials, history included.")
-@click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True,
+@click.option("--workers", type=click.IntRange(min=1, max=COUNT_MAX), default=4, show_default=True,
               help="Local worker processes to start.")
 @click.option("--resume", is_flag=True, help="Continue the demo experiment.")
 @MONGO

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from hyperdist.errors import HyperdistError
-from hyperdist.cli.app import _with_store, echo, exp_key_option, main, required_key
+from hyperdist.cli.app import COUNT_MAX, SEED_MAX, _with_store, echo, exp_key_option, main, required_key
 
 STATES = ("done", "error", "new", "running")  # TrialState's values, as a person types them
 
@@ -17,7 +17,7 @@ STATES = ("done", "error", "new", "running")  # TrialState's values, as a person
 @main.command()
 @exp_key_option
 @click.option("--state", type=click.Choice(STATES), help="Only trials in this state.")
-@click.option("--limit", type=click.IntRange(min=1), help="Only the last N trials (highest trial ids).")
+@click.option("--limit", type=click.IntRange(min=1, max=COUNT_MAX), help="Only the last N trials (highest trial ids).")
 @_with_store
 def trials(store: Any, exp_key: str | None, state: str | None, limit: int | None) -> None:
     """A table of an experiment's trials: id, state, loss, parameters (a choice as its option),
@@ -54,9 +54,9 @@ def show(store: Any, exp_key: str | None, rest: str | None) -> None:
     from hyperdist.space.compiled import space_from_json
 
     exp_key = required_key(exp_key)
-    if rest is None or not rest.isdigit():
+    if rest is None or not rest.isdigit() or int(rest) > SEED_MAX:
         got = "none given" if rest is None else f"got {rest!r}"
-        raise click.UsageError(f"TID must be a trial id, a whole number ({got}): `hyperdist show {exp_key} 7`; "
+        raise click.UsageError(f"TID must be a trial id, a whole number below 2**63 ({got}): `hyperdist show {exp_key} 7`; "
                                f"`hyperdist trials {exp_key}` lists them")
     space = space_from_json(store.get_experiment(exp_key).get("space"))
     rec = store.get_trial(exp_key, int(rest))
@@ -78,7 +78,8 @@ def show(store: Any, exp_key: str | None, rest: str | None) -> None:
         echo("reported: " + ", ".join(f"step {k}: {_number(v)}" for k, v in steps))
     error = rec.error
     if error:
-        echo(f"error: {error.get('type')}: {error.get('message')}")
+        # a message's own line breaks stay inside the block, indented, so it cannot pass for other lines
+        echo(f"error: {error.get('type')}: " + _indent(str(error.get("message"))).lstrip())
         if error.get("traceback"):
             echo(_indent(str(error["traceback"]).rstrip()))
     echo(f"worker: {rec.owner or '-'}  attempts: {rec.attempts}")

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from hyperdist.errors import HyperdistError
-from hyperdist.cli.app import DATA_DIR, DB, MONGO, _connection, exp_key_option, main
+from hyperdist.cli.app import COUNT_MAX, DATA_DIR, DB, MONGO, _connection, exp_key_option, main
 
 
 class _AllowEntry(click.ParamType):
@@ -40,10 +40,10 @@ class _AllowEntry(click.ParamType):
 @click.option("--idle-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
               help="Exit after this many seconds without a trial.")
 @click.option("--drain", is_flag=True, help="On SIGTERM/SIGINT finish the current trial instead of handing it back.")
-@click.option("--max-consecutive-failures", type=click.IntRange(min=1), default=10, show_default=True,
+@click.option("--max-consecutive-failures", type=click.IntRange(min=1, max=COUNT_MAX), default=10, show_default=True,
               help="Exit after this many trials in a row failed (an objective that cannot work here).")
-@click.option("--max-trials", type=click.IntRange(min=1), help="Exit after this many trials.")
-@click.option("--prefetch", type=click.IntRange(min=1), default=8, show_default=True,
+@click.option("--max-trials", type=click.IntRange(min=1, max=COUNT_MAX), help="Exit after this many trials.")
+@click.option("--prefetch", type=click.IntRange(min=1, max=COUNT_MAX), default=8, show_default=True,
               help="Most trials claimed at once; trials of at most 60 ms are claimed as many as fit in 120 ms.")
 @click.option("--gpus", metavar="all|0,1,3",
               help="Start one worker process per GPU, each seeing only its device (CUDA_VISIBLE_DEVICES); 'all': "

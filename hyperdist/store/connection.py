@@ -68,8 +68,10 @@ class Database:
                 self._url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True,
                 appname="hyperdist", event_listeners=list(event_listeners), **options,
             )
-        for warning in warned:  # pymongo ignores a URL option it cannot use, and warns with a source line
-            log.warning("MongoDB URL %s: %s (the option is ignored)", self.url_redacted, redact(str(warning.message)))
+        if warned:  # pymongo would ignore an option it cannot use (tls=ture: no TLS) with a warning
+            made.close()
+            raise StoreError(f"invalid MongoDB URL {self.url_redacted!r}: {redact(str(warned[0].message))}; "
+                             "fix or remove the option")
         return made
 
     @property

@@ -13,7 +13,7 @@ from hyperdist.store.connection import Database
 from hyperdist.store.document import FINISHED, HISTORY_FIELDS, STATES, TRIAL_FIELDS, TrialRecord, TrialState
 
 log = logging.getLogger("hyperdist.store")
-_NUMBERS = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", re.IGNORECASE)
+_NUMBERS = re.compile(r"0x[0-9a-f]+|[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", re.IGNORECASE)  # addresses too
 NEW, RUNNING, DONE, ERROR = TrialState.NEW, TrialState.RUNNING, TrialState.DONE, TrialState.ERROR
 _PRUNED = "pruned"
 
