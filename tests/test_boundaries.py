@@ -160,3 +160,14 @@ def test_stored_text_reaches_a_terminal_without_its_controls(text):
     assert not any(ord(c) < 32 and c not in "\n\t" or 0x7f <= ord(c) <= 0x9f or 0x202a <= ord(c) <= 0x202e
                    for c in shown), repr(shown)
     assert printable("a line\n\tindented: ünïcode ok") == "a line\n\tindented: ünïcode ok"
+
+
+@pytest.mark.parametrize("option", ["tls=maybe", "tls=ture", "authMechanism=BOGUS"])
+def test_a_url_option_pymongo_would_ignore_is_refused(option):
+    """pymongo ignores an option it cannot use with a warning: tls=ture would connect without TLS."""
+    from hyperdist.errors import StoreError
+    from hyperdist.store import Store
+
+    with pytest.raises(StoreError, match="invalid MongoDB URL .*fix or remove the option") as refused:
+        Store(f"mongodb://alice:pw-s3cret@127.0.0.1:1/?{option}", timeout_ms=200)
+    assert "pw-s3cret" not in str(refused.value)

@@ -317,3 +317,25 @@ def test_a_file_objective_can_hand_its_own_functions_to_spawned_processes(tmp_pa
                           "--exp", "spawny"], cwd=tmp_path, env=worker_env(), capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stderr
     assert "2 trials: 2 ok" in run.stderr
+
+
+def test_a_local_worker_stopped_by_someone_is_reported_and_the_search_goes_on(mongo_url, db_name):
+    key = f"one-gone-{os.getpid()}"
+    search = subprocess.Popen(_search("quadratic", "--max-evals", "40", "--workers", "2", "--mongo", mongo_url,
+                                      "--db", db_name, "--exp", key),
+                              env=worker_env(HYPERDIST_TEST_DELAY="0.1"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    store = Store(mongo_url, db=db_name)
+    try:
+        wait_until(lambda: any(e["_id"] == key for e in store.list_experiments())
+                   and store.counts(key)["DONE"] >= 2, 90, "trials finished")
+        workers = sorted(_pids_mentioning(key) - {search.pid})
+        assert len(workers) == 2, workers
+        os.kill(workers[0], signal.SIGTERM)
+        _, err = search.communicate(timeout=120)
+    finally:
+        search.kill()
+    assert search.returncode == 0, err
+    assert "stopped by signal" in err and "1 of 2 local workers left" in err
+    assert "40 trials: 40 ok" in err
+    store.close()

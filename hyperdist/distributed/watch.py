@@ -73,8 +73,11 @@ class WorkerWatch:
         held = sorted(d["tid"] for d in self.store.running_trials(self.exp_key)
                       if d.get("owner") == owner and isinstance(d.get("tid"), int))
         self._exited[w.index] = reason = exit_reason(w, held)
-        if w.proc.returncode != 0:
-            self.say(f"worker {w.index} (pid {w.proc.pid}) exited: {reason}")
+        # a failure, or a worker someone stopped while the search runs (a clean exit, but one worker fewer)
+        if w.proc.returncode != 0 or "stopped by signal" in reason:
+            left = len(self.workers) - len(self._exited)
+            self.say(f"worker {w.index} (pid {w.proc.pid}) exited: {reason}; {left} of {len(self.workers)} "
+                     "local workers left")
             self._told.add(w.index)
         if held and self.store.expire_leases(self.exp_key, [owner]):  # its trials go to the others now
             self.store.reap_expired(self.exp_key, self.max_attempts)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -94,7 +95,7 @@ def spawn_workers(n: int, url: str, exp_key: str, allow: str, *, db: str = "hype
     cmd = [*python_argv("from hyperdist.cli import main; main(prog_name='hyperdist')"), *args]
     workers = []
     for i in range(n):
-        path = log_dir / f"worker-{i}.log" if log_dir else None
+        path = log_dir / f"worker-{_file_part(exp_key)}-{i}.log" if log_dir else None  # one search's own
         worker_env = dict(env, CUDA_VISIBLE_DEVICES=devices[i % len(devices)]) if devices else env
         with open(path, "ab") if path else open(os.devnull, "wb") as log:
             offset = log.tell()
@@ -140,3 +141,8 @@ def wait_workers(workers: Sequence[subprocess.Popen | Forked | LocalWorker], tim
 
 def _procs(workers: Sequence[subprocess.Popen | Forked | LocalWorker]) -> list[subprocess.Popen | Forked]:
     return [w.proc if isinstance(w, LocalWorker) else w for w in workers]
+
+
+def _file_part(exp_key: str) -> str:
+    """An experiment key as part of a file name: two searches in one directory log apart."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", exp_key)[:80] or "_"

@@ -68,9 +68,15 @@ class Database:
                 self._url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True,
                 appname="hyperdist", event_listeners=list(event_listeners), **options,
             )
-        if warned:  # pymongo would ignore an option it cannot use (tls=ture: no TLS) with a warning
+        # pymongo would ignore a URL option it cannot use (tls=ture: no TLS) with a UserWarning; other
+        # warnings raised meanwhile (a ResourceWarning from a collected client) are not about this URL
+        about_url = [w for w in warned if w.category is UserWarning and "pymongo" in w.filename]
+        for w in warned:
+            if w not in about_url:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if about_url:
             made.close()
-            raise StoreError(f"invalid MongoDB URL {self.url_redacted!r}: {redact(str(warned[0].message))}; "
+            raise StoreError(f"invalid MongoDB URL {self.url_redacted!r}: {redact(str(about_url[0].message))}; "
                              "fix or remove the option")
         return made
 
