@@ -33,7 +33,7 @@ def trials(store: Any, exp_key: str | None, state: str | None, limit: int | None
     for rec in store.find_trials(exp_key, TrialState(state.upper()) if state else None, limit):
         readable = space.readable(rec.params)
         rows.append([str(rec.tid), _state(rec), _number(rec.result.get("loss")),
-                     " ".join(f"{k}={_number(v)}" for k, v in readable.items()), rec.owner or "-",
+                     _cut(" ".join(f"{k}={_number(v)}" for k, v in readable.items()), 100), rec.owner or "-",
                      str(rec.attempts), _duration(rec),
                      error_line(rec)[:100] if rec.state == TrialState.ERROR else ""])
     if len(rows) == 1:
@@ -125,6 +125,12 @@ def _number(value: Any) -> str:
     if value is None:
         return "-"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _cut(text: str, width: int) -> str:
+    """One table cell at most `width` wide (a space of hundreds of parameters made rows of thousands);
+    `hyperdist show EXP TID` prints a trial's every parameter."""
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def _indent(text: str) -> str:

@@ -104,7 +104,7 @@ def plot_slices(view: ExperimentView) -> Any:
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     fig.suptitle("each parameter against the loss" + view.drawn_note())
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))  # room for the title above the panels
     return fig
 
 
