@@ -57,7 +57,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -117,12 +117,15 @@ def setup_hyperdist_trials(n: int) -> Callable[[int], object]:
     return step
 
 
-def setup_hyperopt(n: int) -> Callable[[int], object]:
+def _hyperopt_history(n: int) -> tuple[Any, Any, Any]:
+    """Hyperopt's space, domain and a Trials of n finished random trials: the history both of its
+    setups (suggestion alone, and the fmin path) start from."""
     import hyperopt
     from hyperopt import base
 
     logging.getLogger("hyperopt").setLevel(logging.ERROR)
-    domain = base.Domain(lambda c: 0.0, space(hyperopt.hp))
+    hspace = space(hyperopt.hp)
+    domain = base.Domain(lambda c: 0.0, hspace)
     trials = hyperopt.Trials()
     docs = hyperopt.rand.suggest(list(range(n)), domain, trials, 0)
     rng = np.random.default_rng(0)
@@ -131,6 +134,13 @@ def setup_hyperopt(n: int) -> Callable[[int], object]:
         doc["result"] = {"loss": float(rng.random()), "status": base.STATUS_OK}
     trials.insert_trial_docs(docs)
     trials.refresh()
+    return hspace, domain, trials
+
+
+def setup_hyperopt(n: int) -> Callable[[int], object]:
+    import hyperopt
+
+    _, domain, trials = _hyperopt_history(n)
     return lambda seed: hyperopt.tpe.suggest([n], domain, trials, seed)
 
 
@@ -241,19 +251,8 @@ def _flat_loss(cfg: dict) -> float:
 
 def setup_hyperopt_fmin(n: int) -> Callable[[int], float]:
     import hyperopt
-    from hyperopt import base
 
-    logging.getLogger("hyperopt").setLevel(logging.ERROR)
-    hspace = space(hyperopt.hp)
-    domain = base.Domain(lambda c: 0.0, hspace)
-    trials = hyperopt.Trials()
-    docs = hyperopt.rand.suggest(list(range(n)), domain, trials, 0)
-    rng = np.random.default_rng(0)
-    for doc in docs:
-        doc["state"] = base.JOB_STATE_DONE
-        doc["result"] = {"loss": float(rng.random()), "status": base.STATUS_OK}
-    trials.insert_trial_docs(docs)
-    trials.refresh()
+    hspace, _, trials = _hyperopt_history(n)
 
     def step(seed: int) -> float:
         return _per_trial(lambda m: hyperopt.fmin(_loss, hspace, algo=hyperopt.tpe.suggest, max_evals=m,
