@@ -25,6 +25,20 @@ def _search(fn: str, *args: str) -> list[str]:
             "--no-progress", *args]
 
 
+def _search_on(mongo_url: str, db_name: str, key: str, *, max_evals: int, workers: int, delay: float,
+               quiet: bool = False) -> subprocess.Popen:
+    """`hyperdist search` of the quadratic objective on the test server, its trials taking `delay` s."""
+    out = subprocess.DEVNULL if quiet else subprocess.PIPE
+    return subprocess.Popen(_search("quadratic", "--max-evals", str(max_evals), "--workers", str(workers), "--mongo",
+                                    mongo_url, "--db", db_name, "--exp", key),
+                            env=worker_env(HYPERDIST_TEST_DELAY=str(delay)), stdout=out, stderr=out, text=True)
+
+
+def _wait_done(store: Store, key: str, n: int) -> None:
+    wait_until(lambda: any(e["_id"] == key for e in store.list_experiments()) and store.counts(key)["DONE"] >= n,
+               90, "trials finished")
+
+
 def _hd(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "hyperdist", *args], env=worker_env(), capture_output=True, text=True,
                           timeout=timeout)
@@ -153,14 +167,10 @@ def test_default_key_names_file_and_function_and_a_clash_says_what_to_do(mongo_u
 
 
 def test_hyperdist_stop_stops_a_running_search(mongo_url, db_name):
-    search = subprocess.Popen(_search("quadratic", "--max-evals", "500", "--workers", "2", "--mongo", mongo_url,
-                                      "--db", db_name, "--exp", "asked"),
-                              env=worker_env(HYPERDIST_TEST_DELAY="0.1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+    search = _search_on(mongo_url, db_name, "asked", max_evals=500, workers=2, delay=0.1)
     store = Store(mongo_url, db=db_name)
     try:
-        wait_until(lambda: any(e["_id"] == "asked" for e in store.list_experiments())
-                    and store.counts("asked")["DONE"] >= 3, 90, "trials finished")
+        _wait_done(store, "asked", 3)
         stop = _hd("stop", "asked", "--mongo", mongo_url, "--db", db_name)
         assert stop.returncode == 0, stop.stderr
         assert "asked the search on 'asked' to stop" in stop.stdout
@@ -184,14 +194,10 @@ def test_ctrl_c_reports_every_trial_that_finished_while_the_workers_stopped(mong
     """The last line counts what the store holds, including trials that finished after the
     coordinator's last read (3 workers on 0.3 s trials: some always finish during the stop)."""
     key = f"ctrl-c-{os.getpid()}"
-    search = subprocess.Popen(_search("quadratic", "--max-evals", "500", "--workers", "3", "--mongo", mongo_url,
-                                      "--db", db_name, "--exp", key),
-                              env=worker_env(HYPERDIST_TEST_DELAY="0.3"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+    search = _search_on(mongo_url, db_name, key, max_evals=500, workers=3, delay=0.3)
     store = Store(mongo_url, db=db_name)
     try:
-        wait_until(lambda: any(e["_id"] == key for e in store.list_experiments())
-                    and store.counts(key)["DONE"] >= 6, 90, "trials finished")
+        _wait_done(store, key, 6)
         search.send_signal(signal.SIGINT)
         _, err = search.communicate(timeout=90)
     finally:
@@ -231,15 +237,11 @@ def test_local_workers_gone_but_another_worker_working_the_search_goes_on(mongo_
     from harness import start_worker
 
     key = f"shared-{os.getpid()}"
-    search = subprocess.Popen(_search("quadratic", "--max-evals", "40", "--workers", "1", "--mongo", mongo_url,
-                                      "--db", db_name, "--exp", key),
-                              env=worker_env(HYPERDIST_TEST_DELAY="0.1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+    search = _search_on(mongo_url, db_name, key, max_evals=40, workers=1, delay=0.1)
     store = Store(mongo_url, db=db_name)
     other = None
     try:
-        wait_until(lambda: any(e["_id"] == key for e in store.list_experiments())
-                    and store.counts(key)["DONE"] >= 2, 90, "trials finished")
+        _wait_done(store, key, 2)
         other = start_worker(mongo_url, db_name, key, worker_env(HYPERDIST_TEST_DELAY="0.1"))
         wait_until(lambda: len({d.get("owner") for d in store.history(key)} - {None}) >= 2, 60,
                     "the other worker's first trial")
@@ -284,10 +286,7 @@ def test_local_workers_end_when_the_search_is_killed(mongo_url, db_name):
     if not sys.platform.startswith("linux"):
         pytest.skip("parent-death signals are Linux's")
     key = f"killed-{os.getpid()}"
-    search = subprocess.Popen(_search("quadratic", "--max-evals", "500", "--workers", "2", "--mongo", mongo_url,
-                                      "--db", db_name, "--exp", key),
-                              env=worker_env(HYPERDIST_TEST_DELAY="0.2"), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    search = _search_on(mongo_url, db_name, key, max_evals=500, workers=2, delay=0.2, quiet=True)
     store = Store(mongo_url, db=db_name)
     try:
         wait_until(lambda: store.counts(key)["DONE"] >= 2 and store.counts(key)["RUNNING"] >= 1, 90,
@@ -321,14 +320,10 @@ def test_a_file_objective_can_hand_its_own_functions_to_spawned_processes(tmp_pa
 
 def test_a_local_worker_stopped_by_someone_is_reported_and_the_search_goes_on(mongo_url, db_name):
     key = f"one-gone-{os.getpid()}"
-    search = subprocess.Popen(_search("quadratic", "--max-evals", "40", "--workers", "2", "--mongo", mongo_url,
-                                      "--db", db_name, "--exp", key),
-                              env=worker_env(HYPERDIST_TEST_DELAY="0.1"), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    search = _search_on(mongo_url, db_name, key, max_evals=40, workers=2, delay=0.1)
     store = Store(mongo_url, db=db_name)
     try:
-        wait_until(lambda: any(e["_id"] == key for e in store.list_experiments())
-                   and store.counts(key)["DONE"] >= 2, 90, "trials finished")
+        _wait_done(store, key, 2)
         workers = sorted(_pids_mentioning(key) - {search.pid})
         assert len(workers) == 2, workers
         os.kill(workers[0], signal.SIGTERM)
