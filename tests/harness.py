@@ -22,6 +22,12 @@ def worker_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def url_with_db(url: str, db: str) -> str:
+    """The test server's URL naming database `db` in its path (a URL with options keeps them, and
+    the callers pass `db` beside it)."""
+    return f"{url.rstrip('/')}/{db}" if "?" not in url else url
+
+
 def start_worker(url: str, db: str, exp: str, env: dict, *args: str) -> subprocess.Popen:
     """A `hyperdist worker` process allowed to run the tests' objectives, its output piped."""
     return subprocess.Popen(

@@ -10,7 +10,7 @@ import pytest
 
 import objectives
 from harness import (OBJECTIVE, all_exit_cleanly, experiment_exists, search_cmd, start_worker,
-                     wait_until, worker_env)
+                     url_with_db, wait_until, worker_env)
 from hyperdist import MongoTrials, fmin, tpe
 from hyperdist.distributed.coordinator import Coordinator, CoordinatorConfig, StopRules
 from hyperdist.space.compiled import compile_space
@@ -101,7 +101,7 @@ def test_embedded_search_end_to_end(tmp_path):
 def test_mongotrials_fmin_with_worker_processes(mongo_url, db_name):
     workers = [start_worker(mongo_url, db_name, "mt", worker_env()) for _ in range(2)]
     try:
-        trials = MongoTrials(f"{mongo_url.rstrip('/')}/{db_name}" if "?" not in mongo_url else mongo_url,
+        trials = MongoTrials(url_with_db(mongo_url, db_name),
                              exp_key="mt", db=db_name, workers=2)
         best = fmin(objectives.quadratic, objectives.space, algo=tpe.suggest, max_evals=40, trials=trials,
                     show_progressbar=False, rstate=3)

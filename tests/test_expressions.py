@@ -11,7 +11,7 @@ import pytest
 import objectives
 from hyperdist import MongoTrials, SpaceError, Trials, compile_space, fmin, hp, space_eval, space_from_json, tpe
 from hyperdist.pyll import scope
-from harness import start_worker, worker_env
+from harness import start_worker, url_with_db, worker_env
 
 
 def test_mod_abs_and_unary_plus_compute_as_python():
@@ -83,7 +83,7 @@ def test_workers_evaluate_expressions_sent_as_json(mongo_url, db_name, tmp_path)
     log = tmp_path / "cfgs.jsonl"
     worker = start_worker(mongo_url, db_name, "expr", worker_env(HYPERDIST_TEST_LOG=str(log)))
     try:
-        trials = MongoTrials(f"{mongo_url.rstrip('/')}/{db_name}" if "?" not in mongo_url else mongo_url,
+        trials = MongoTrials(url_with_db(mongo_url, db_name),
                              exp_key="expr", db=db_name, workers=1)
         fmin(objectives.expression_loss, objectives.expression_space, algo=tpe.suggest, max_evals=12,
              trials=trials, rstate=1, show_progressbar=False)

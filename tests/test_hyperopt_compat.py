@@ -372,11 +372,11 @@ def test_plots_draw_what_hyperopt_draws(name, capsys):
 def test_mongotrials_leaves_error_trials_out_as_trials_does(mongo_url, db_name):
     """Hyperopt's MongoTrials view has the same rule as its Trials: trials that raised are not listed."""
     import objectives
-    from harness import start_worker, worker_env
+    from harness import start_worker, url_with_db, worker_env
 
     worker = start_worker(mongo_url, db_name, "errs", worker_env())
     try:
-        trials = hd.MongoTrials(f"{mongo_url.rstrip('/')}/{db_name}" if "?" not in mongo_url else mongo_url,
+        trials = hd.MongoTrials(url_with_db(mongo_url, db_name),
                                 exp_key="errs", db=db_name, workers=1)
         with pytest.raises(hd.exceptions.AllTrialsFailed):
             run(hd, objectives.raises, objectives.space, max_evals=3, trials=trials)
@@ -393,11 +393,11 @@ def test_mongotrials_leaves_error_trials_out_as_trials_does(mongo_url, db_name):
 def test_no_progress_loss_stops_a_distributed_search(mongo_url, db_name):
     """With MongoTrials the rule is called by the coordinator, which offers `best_trial` only."""
     import objectives
-    from harness import start_worker, worker_env
+    from harness import start_worker, url_with_db, worker_env
 
     worker = start_worker(mongo_url, db_name, "stops", worker_env())
     try:
-        trials = hd.MongoTrials(f"{mongo_url.rstrip('/')}/{db_name}" if "?" not in mongo_url else mongo_url,
+        trials = hd.MongoTrials(url_with_db(mongo_url, db_name),
                                 exp_key="stops", db=db_name, workers=1)
         run(hd, objectives.constant, objectives.space, max_evals=500, trials=trials,
             early_stop_fn=hd.no_progress_loss(3))
@@ -427,7 +427,9 @@ def test_annotated_space_with_mongotrials_is_refused_with_the_reason(mongo_url, 
     def objective(x: hd.hp.uniform("x", 0, 1)):
         return x
 
-    trials = hd.MongoTrials(f"{mongo_url.rstrip('/')}/{db_name}" if "?" not in mongo_url else mongo_url,
+    from harness import url_with_db
+
+    trials = hd.MongoTrials(url_with_db(mongo_url, db_name),
                             exp_key="annot", db=db_name)
     with pytest.raises(hd.HyperdistError, match='space="annotated" works with Trials only'):
         run(hd, objective, "annotated", max_evals=2, trials=trials)

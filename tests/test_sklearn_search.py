@@ -18,6 +18,7 @@ from sklearn.svm import SVC  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 from hyperdist import hp  # noqa: E402
+from harness import url_with_db  # noqa: E402
 from hyperdist.sklearn import HyperdistSearchCV  # noqa: E402
 from hyperdist.store import Store  # noqa: E402
 
@@ -98,7 +99,7 @@ def test_a_failing_candidate_is_a_failed_trial_not_a_failed_search():
 def test_distributed_search_runs_candidates_on_worker_processes(mongo_url, db_name):
     X, y = _data()
     pipe = Pipeline([("scale", StandardScaler()), ("svc", SVC())])
-    url = f"{mongo_url.rstrip('/')}/{db_name}"
+    url = url_with_db(mongo_url, db_name)
     search = HyperdistSearchCV(pipe, PIPE_SPACE, max_evals=10, cv=KFold(3, shuffle=True, random_state=0),
                                mongo=url, workers=2, random_state=0, exp_key="skl").fit(X, y)
     store = Store(mongo_url, db=db_name)
@@ -122,6 +123,6 @@ def test_workers_that_cannot_load_the_estimator_stop_the_search_with_their_reaso
 
     X, y = make_classification(n_samples=60, n_features=4, random_state=0)
     search = HyperdistSearchCV(LocalRidge(), {"alpha": hp.loguniform("alpha", -3, 3)}, max_evals=40, cv=2,
-                               mongo=f"{mongo_url.rstrip('/')}/{db_name}", workers=1, random_state=0)
+                               mongo=url_with_db(mongo_url, db_name), workers=1, random_state=0)
     with pytest.raises(HyperdistError, match=r"every worker exited .*No module named 'test_sklearn_search'"):
         search.fit(X, y)
