@@ -116,6 +116,32 @@ def test_summary_counts_ok_trials(mongo_url, db_name):
     assert json.loads(run.stdout)["tid"] >= 0
 
 
+_THREAD_OBJECTIVE = """
+import threading
+from hyperdist import hp
+
+threading.Thread(target=threading.Event().wait, name="metrics-pusher").start()  # never ends, not a daemon
+space = {"x": hp.uniform("x", -1, 1)}
+
+def objective(cfg):
+    return cfg["x"] ** 2
+"""
+
+
+def test_an_objective_module_that_starts_an_endless_thread_does_not_hold_the_search_open(tmp_path, mongo_url, db_name):
+    """Python waits for non-daemon threads at exit: the search and its forked workers (which
+    imported the module too) say which thread they leave, and end."""
+    (tmp_path / "pushing.py").write_text(_THREAD_OBJECTIVE)
+    run = subprocess.run([sys.executable, "-m", "hyperdist", "search", "pushing.py:objective", "--space", "pushing.py:space",
+                          "--no-progress", "--max-evals", "6", "--workers", "2", "--mongo", mongo_url, "--db", db_name,
+                          "--exp", "threaded"], cwd=tmp_path, env=worker_env(), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "6 trials: 6 ok" in run.stderr
+    assert "exiting although thread(s) 'metrics-pusher' are still running" in run.stderr
+    assert not [line for line in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
+                if "--exp threaded" in line]
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_a_signal_stops_everything_the_search_started(tmp_path, local_servers, signum):
     data = tmp_path / "hd"

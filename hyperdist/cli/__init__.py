@@ -2,6 +2,6 @@
 from __future__ import annotations
 
 from hyperdist.cli import dashboard, experiments, search, server, stop, tracking, trials, worker  # noqa: F401  (each registers its commands)
-from hyperdist.cli.app import main
+from hyperdist.cli.app import main, run
 
-__all__ = ["main"]
+__all__ = ["main", "run"]

@@ -11,6 +11,7 @@ from typing import Any, Callable
 import click
 
 from hyperdist.errors import HyperdistError, printable, redact
+from hyperdist.objective.threads import exit_after_threads
 
 MONGO = click.option("--mongo", envvar="HYPERDIST_MONGO_URL", metavar="URL",
                      help="MongoDB URL (mongodb://user:pass@host:port/db?tls=true...). Default: the embedded "
@@ -49,6 +50,18 @@ def main(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s[%(process)d] %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("pymongo").setLevel(logging.WARNING)
+
+
+def run() -> None:
+    """The `hyperdist` program: the command group, then an exit that a thread the objective left
+    running cannot hold up (objective/threads.py). Tests invoke `main` itself."""
+    try:
+        main(prog_name="hyperdist")
+    except SystemExit as exc:
+        code: object = exc.code
+    else:
+        code = 0
+    exit_after_threads(code)
 
 
 def _connection(mongo: str | None, data_dir: Path, db: str | None, start: bool = True, read_only: bool = False):

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from hyperdist.objective.threads import exit_after_threads
 from hyperdist.server.embedded import die_with_parent
 
 
@@ -148,4 +149,4 @@ def _child(read: int, run: Callable[[list[str]], Any]) -> Any:
         code = 1
     # a normal exit runs the atexit handlers (the worker's and its objective's) and flushes; the
     # search's frames above this call are never returned into
-    raise SystemExit(code)
+    exit_after_threads(code)
