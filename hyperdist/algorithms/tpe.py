@@ -61,6 +61,7 @@ def suggest(
     near_duplicates: float | None = 0.0,
     above_smoothing: float | None = 0.0,
     improvement_floor: float | None = 0.1,
+    thompson: float = 0.0,
     verbose: bool = True,
 ) -> list[dict]:
     """Hyperopt's `tpe.suggest` signature; tune it with `functools.partial(tpe.suggest, ...)`.
@@ -101,7 +102,8 @@ def suggest(
             continue
         n_below = _n_below(gamma, len(ok), linear_forgetting)
         rows.append(_propose(space, obs, ok, rng, plan, n_below, prior_weight, n_EI_candidates, linear_forgetting,
-                             multivariate, max_components, near_duplicates, above_smoothing, improvement_floor))
+                             multivariate, max_components, near_duplicates, above_smoothing, improvement_floor,
+                             thompson))
     return [space.to_assignment(r.tolist()) for r in rows]  # Python floats: faster to convert
 
 
@@ -226,7 +228,7 @@ def _kernels(w: np.ndarray, counts: np.ndarray | None, max_components: int, mult
 def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.random.Generator, plan: Plan,
              n_below: int, prior_weight: float, n_candidates: int, flat: int, multivariate: bool,
              max_components: int, near: float | None, above_smoothing: float | None,
-             floor: float | None) -> np.ndarray:
+             floor: float | None, thompson: float = 0.0) -> np.ndarray:
     if not n_below:
         best = ok[:0]
     elif len(ok) == len(obs):  # all finished ok: no gathers needed
@@ -253,6 +255,8 @@ def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.rand
                                   else parzen.fit_binned(plan, obs.X, w, prior_weight, max_components)
                                   for k, w in ((l_kernels, l_w), (g_kernels, g_w))))
     values, t_cont = parzen.sample(plan, parzen.split(both, M_l), rng, n_candidates, smoothing)
+    if thompson and l_kernels is not None and g_kernels is not None:
+        both = _thompson(plan, both, M_l, l_kernels[1], g_kernels[1], prior_weight, thompson, rng)
     scores = scoring.score(plan, both, M_l, values, t_cont, smoothing, smoothing_g)
     row = np.array(_picked_row(space, plan, values, scores.argmax(axis=1)))
     repeats = _repeat_test(space, obs.X, near)
@@ -270,6 +274,25 @@ def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.rand
     # there a repeat does teach something, TPE's own pick beats a random repeat (n_arms in benchmarks/).
     other = draw_unique(space, rng, 1, obs.X)[0]
     return row if repeats(other[None, :])[0] else other
+
+
+def _thompson(plan: Plan, both: parzen.Mixture, M_l: int, w_l: np.ndarray, w_g: np.ndarray, prior_weight: float,
+              scale: float, rng: np.random.Generator) -> parzen.Mixture:
+    """The kernel weights of the groups with a categorical dimension drawn from their Dirichlet posterior
+    (pseudo-counts: the weights in trial units, times `scale`), for scoring only."""
+    w = np.exp(both.log_w)
+    w[:, :M_l] *= (prior_weight + w_l.sum(axis=1, keepdims=True)) * scale
+    w[:, M_l:] *= (prior_weight + w_g.sum(axis=1, keepdims=True)) * scale
+    cat = np.zeros(plan.n_groups, dtype=bool)
+    cat[plan.group[plan.n_num:]] = True
+    d = rng.gamma(np.where(w > 0, w, 1.0))
+    d[w <= 0] = 0.0
+    d[:, :M_l] /= d[:, :M_l].sum(axis=1, keepdims=True)
+    d[:, M_l:] /= d[:, M_l:].sum(axis=1, keepdims=True)
+    log_w = both.log_w.copy()
+    with np.errstate(divide="ignore"):
+        log_w[cat] = np.log(d[cat])
+    return parzen.Mixture(both.mu, both.sigma, both.codes, log_w)
 
 
 def _repeat_test(space: SearchSpace, X: np.ndarray, near: float | None) -> Callable[[np.ndarray], np.ndarray] | None:
