@@ -279,19 +279,21 @@ def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.rand
 def _thompson(plan: Plan, both: parzen.Mixture, M_l: int, w_l: np.ndarray, w_g: np.ndarray, prior_weight: float,
               scale: float, rng: np.random.Generator) -> parzen.Mixture:
     """The kernel weights of the groups with a categorical dimension drawn from their Dirichlet posterior
-    (pseudo-counts: the weights in trial units, times `scale`), for scoring only."""
-    w = np.exp(both.log_w)
-    w[:, :M_l] *= (prior_weight + w_l.sum(axis=1, keepdims=True)) * scale
-    w[:, M_l:] *= (prior_weight + w_g.sum(axis=1, keepdims=True)) * scale
-    cat = np.zeros(plan.n_groups, dtype=bool)
-    cat[plan.group[plan.n_num:]] = True
+    (pseudo-counts: the weights in trial units, times `scale`), for scoring only; other groups untouched
+    (and no random numbers drawn for a space without a categorical)."""
+    cat = np.unique(plan.group[plan.n_num:])
+    if not len(cat):
+        return both
+    w = np.exp(both.log_w[cat])
+    w[:, :M_l] *= (prior_weight + w_l[cat].sum(axis=1, keepdims=True)) * scale
+    w[:, M_l:] *= (prior_weight + w_g[cat].sum(axis=1, keepdims=True)) * scale
     d = rng.gamma(np.where(w > 0, w, 1.0))
     d[w <= 0] = 0.0
     d[:, :M_l] /= d[:, :M_l].sum(axis=1, keepdims=True)
     d[:, M_l:] /= d[:, M_l:].sum(axis=1, keepdims=True)
     log_w = both.log_w.copy()
     with np.errstate(divide="ignore"):
-        log_w[cat] = np.log(d[cat])
+        log_w[cat] = np.log(d)
     return parzen.Mixture(both.mu, both.sigma, both.codes, log_w)
 
 
