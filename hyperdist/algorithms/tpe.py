@@ -62,6 +62,7 @@ def suggest(
     above_smoothing: float | None = 0.0,
     improvement_floor: float | None = 0.1,
     thompson: float = 0.0,
+    plateau: float | None = None,
     verbose: bool = True,
 ) -> list[dict]:
     """Hyperopt's `tpe.suggest` signature; tune it with `functools.partial(tpe.suggest, ...)`.
@@ -103,7 +104,7 @@ def suggest(
         n_below = _n_below(gamma, len(ok), linear_forgetting)
         rows.append(_propose(space, obs, ok, rng, plan, n_below, prior_weight, n_EI_candidates, linear_forgetting,
                              multivariate, max_components, near_duplicates, above_smoothing, improvement_floor,
-                             thompson))
+                             thompson, plateau))
     return [space.to_assignment(r.tolist()) for r in rows]  # Python floats: faster to convert
 
 
@@ -228,7 +229,7 @@ def _kernels(w: np.ndarray, counts: np.ndarray | None, max_components: int, mult
 def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.random.Generator, plan: Plan,
              n_below: int, prior_weight: float, n_candidates: int, flat: int, multivariate: bool,
              max_components: int, near: float | None, above_smoothing: float | None,
-             floor: float | None, thompson: float = 0.0) -> np.ndarray:
+             floor: float | None, thompson: float = 0.0, plateau: float | None = None) -> np.ndarray:
     if not n_below:
         best = ok[:0]
     elif len(ok) == len(obs):  # all finished ok: no gathers needed
@@ -258,7 +259,10 @@ def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.rand
     if thompson and l_kernels is not None and g_kernels is not None:
         both = _thompson(plan, both, M_l, l_kernels[1], g_kernels[1], prior_weight, thompson, rng)
     scores = scoring.score(plan, both, M_l, values, t_cont, smoothing, smoothing_g)
-    row = np.array(_picked_row(space, plan, values, scores.argmax(axis=1)))
+    picks = scores.argmax(axis=1)
+    if plateau is not None and len(best) and _on_plateau(obs.loss[best], obs.loss[ok], plateau):
+        _prior_choices(plan, values, picks, rng)
+    row = np.array(_picked_row(space, plan, values, picks))
     repeats = _repeat_test(space, obs.X, near)
     if repeats is None or not repeats(row[None, :])[0]:
         return row
@@ -295,6 +299,25 @@ def _thompson(plan: Plan, both: parzen.Mixture, M_l: int, w_l: np.ndarray, w_g: 
     with np.errstate(divide="ignore"):
         log_w[cat] = np.log(d)
     return parzen.Mixture(both.mu, both.sigma, both.codes, log_w)
+
+
+def _on_plateau(below: np.ndarray, ok_loss: np.ndarray, tol: float) -> bool:
+    """Whether the "below" trials are tied: all within `tol` x (median loss - best loss) of the best, so
+    the split by rank says nothing about where the good region is."""
+    top = below.min()
+    return bool(below.max() - top <= tol * (np.median(ok_loss) - top))
+
+
+def _prior_choices(plan: Plan, values: np.ndarray, picks: np.ndarray, rng: np.random.Generator) -> None:
+    """The groups made only of categorical dimensions take a prior draw (candidate 0, overwritten)."""
+    P = plan.n_num
+    for g in np.unique(plan.group[P:]).tolist():
+        dims = np.flatnonzero(plan.group == g)
+        if dims.min() >= P:
+            q = dims - P
+            u = rng.random(len(q))[:, None]
+            values[dims, 0] = np.minimum((u >= plan.cum_prior[q]).sum(axis=1), plan.last_option[q, 0])
+            picks[g] = 0
 
 
 def _repeat_test(space: SearchSpace, X: np.ndarray, near: float | None) -> Callable[[np.ndarray], np.ndarray] | None:
