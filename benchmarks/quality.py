@@ -71,6 +71,7 @@ METHODS: dict[str, tuple[str, object]] = {
     "hd th.1": ("hyperdist", {"thompson": 0.1}),
     "hd pl.05": ("hyperdist", {"plateau": 0.05}),
     "hd pl.02": ("hyperdist", {"plateau": 0.02}),
+    "hd plm.05": ("hyperdist", {"plateau": 0.05, "plateau_mixed": True}),
 }
 MAIN = ["hd TPE", "hd TPE mv", "hd TPE uni", "hd random", "Hyperopt TPE", "Hyperopt random", "Optuna TPE",
         "Optuna TPE mv"]

@@ -63,6 +63,7 @@ def suggest(
     improvement_floor: float | None = 0.1,
     thompson: float = 0.0,
     plateau: float | None = None,
+    plateau_mixed: bool = False,
     verbose: bool = True,
 ) -> list[dict]:
     """Hyperopt's `tpe.suggest` signature; tune it with `functools.partial(tpe.suggest, ...)`.
@@ -104,7 +105,7 @@ def suggest(
         n_below = _n_below(gamma, len(ok), linear_forgetting)
         rows.append(_propose(space, obs, ok, rng, plan, n_below, prior_weight, n_EI_candidates, linear_forgetting,
                              multivariate, max_components, near_duplicates, above_smoothing, improvement_floor,
-                             thompson, plateau))
+                             thompson, plateau, plateau_mixed))
     return [space.to_assignment(r.tolist()) for r in rows]  # Python floats: faster to convert
 
 
@@ -229,7 +230,8 @@ def _kernels(w: np.ndarray, counts: np.ndarray | None, max_components: int, mult
 def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.random.Generator, plan: Plan,
              n_below: int, prior_weight: float, n_candidates: int, flat: int, multivariate: bool,
              max_components: int, near: float | None, above_smoothing: float | None,
-             floor: float | None, thompson: float = 0.0, plateau: float | None = None) -> np.ndarray:
+             floor: float | None, thompson: float = 0.0, plateau: float | None = None,
+             plateau_mixed: bool = False) -> np.ndarray:
     if not n_below:
         best = ok[:0]
     elif len(ok) == len(obs):  # all finished ok: no gathers needed
@@ -261,7 +263,7 @@ def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.rand
     scores = scoring.score(plan, both, M_l, values, t_cont, smoothing, smoothing_g)
     picks = scores.argmax(axis=1)
     if plateau is not None and len(best) and _on_plateau(obs.loss[best], obs.loss[ok], plateau):
-        _prior_choices(plan, values, picks, rng)
+        _prior_choices(plan, values, picks, rng, plateau_mixed)
     row = np.array(_picked_row(space, plan, values, picks))
     repeats = _repeat_test(space, obs.X, near)
     if repeats is None or not repeats(row[None, :])[0]:
@@ -308,16 +310,21 @@ def _on_plateau(below: np.ndarray, ok_loss: np.ndarray, tol: float) -> bool:
     return bool(below.max() - top <= tol * (np.median(ok_loss) - top))
 
 
-def _prior_choices(plan: Plan, values: np.ndarray, picks: np.ndarray, rng: np.random.Generator) -> None:
-    """The groups made only of categorical dimensions take a prior draw (candidate 0, overwritten)."""
+def _prior_choices(plan: Plan, values: np.ndarray, picks: np.ndarray, rng: np.random.Generator,
+                   mixed: bool = False) -> None:
+    """The groups made only of categorical dimensions take a prior draw (candidate 0, overwritten);
+    with `mixed`, so do the categorical dimensions of the other groups (in their picked candidate)."""
     P = plan.n_num
     for g in np.unique(plan.group[P:]).tolist():
         dims = np.flatnonzero(plan.group == g)
         if dims.min() >= P:
-            q = dims - P
-            u = rng.random(len(q))[:, None]
-            values[dims, 0] = np.minimum((u >= plan.cum_prior[q]).sum(axis=1), plan.last_option[q, 0])
             picks[g] = 0
+        elif not mixed:
+            continue
+        dims = dims[dims >= P]
+        q = dims - P
+        u = rng.random(len(q))[:, None]
+        values[dims, picks[g]] = np.minimum((u >= plan.cum_prior[q]).sum(axis=1), plan.last_option[q, 0])
 
 
 def _repeat_test(space: SearchSpace, X: np.ndarray, near: float | None) -> Callable[[np.ndarray], np.ndarray] | None:
