@@ -65,13 +65,6 @@ METHODS: dict[str, tuple[str, object]] = {
     # issue 17, second round: options weighed against quadratic1 and diabetes_models (benchmarks/README.md)
     "hd if.3": ("hyperdist", {"improvement_floor": 0.3}),
     "hd if.5": ("hyperdist", {"improvement_floor": 0.5}),
-    # issue 17, third round: Thompson-sampled categorical groups (benchmarks/README.md)
-    "hd th1": ("hyperdist", {"thompson": 1.0}),
-    "hd th.3": ("hyperdist", {"thompson": 0.3}),
-    "hd th.1": ("hyperdist", {"thompson": 0.1}),
-    "hd pl.05": ("hyperdist", {"plateau": 0.05}),
-    "hd pl.02": ("hyperdist", {"plateau": 0.02}),
-    "hd plm.05": ("hyperdist", {"plateau": 0.05, "plateau_mixed": True}),
 }
 MAIN = ["hd TPE", "hd TPE mv", "hd TPE uni", "hd random", "Hyperopt TPE", "Hyperopt random", "Optuna TPE",
         "Optuna TPE mv"]

@@ -61,9 +61,6 @@ def suggest(
     near_duplicates: float | None = 0.0,
     above_smoothing: float | None = 0.0,
     improvement_floor: float | None = 0.1,
-    thompson: float = 0.0,
-    plateau: float | None = None,
-    plateau_mixed: bool = False,
     verbose: bool = True,
 ) -> list[dict]:
     """Hyperopt's `tpe.suggest` signature; tune it with `functools.partial(tpe.suggest, ...)`.
@@ -104,8 +101,7 @@ def suggest(
             continue
         n_below = _n_below(gamma, len(ok), linear_forgetting)
         rows.append(_propose(space, obs, ok, rng, plan, n_below, prior_weight, n_EI_candidates, linear_forgetting,
-                             multivariate, max_components, near_duplicates, above_smoothing, improvement_floor,
-                             thompson, plateau, plateau_mixed))
+                             multivariate, max_components, near_duplicates, above_smoothing, improvement_floor))
     return [space.to_assignment(r.tolist()) for r in rows]  # Python floats: faster to convert
 
 
@@ -230,8 +226,7 @@ def _kernels(w: np.ndarray, counts: np.ndarray | None, max_components: int, mult
 def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.random.Generator, plan: Plan,
              n_below: int, prior_weight: float, n_candidates: int, flat: int, multivariate: bool,
              max_components: int, near: float | None, above_smoothing: float | None,
-             floor: float | None, thompson: float = 0.0, plateau: float | None = None,
-             plateau_mixed: bool = False) -> np.ndarray:
+             floor: float | None) -> np.ndarray:
     if not n_below:
         best = ok[:0]
     elif len(ok) == len(obs):  # all finished ok: no gathers needed
@@ -258,13 +253,8 @@ def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.rand
                                   else parzen.fit_binned(plan, obs.X, w, prior_weight, max_components)
                                   for k, w in ((l_kernels, l_w), (g_kernels, g_w))))
     values, t_cont = parzen.sample(plan, parzen.split(both, M_l), rng, n_candidates, smoothing)
-    if thompson and l_kernels is not None and g_kernels is not None:
-        both = _thompson(plan, both, M_l, l_kernels[1], g_kernels[1], prior_weight, thompson, rng)
     scores = scoring.score(plan, both, M_l, values, t_cont, smoothing, smoothing_g)
-    picks = scores.argmax(axis=1)
-    if plateau is not None and len(best) and _on_plateau(obs.loss[best], obs.loss[ok], plateau):
-        _prior_choices(plan, values, picks, rng, plateau_mixed)
-    row = np.array(_picked_row(space, plan, values, picks))
+    row = np.array(_picked_row(space, plan, values, scores.argmax(axis=1)))
     repeats = _repeat_test(space, obs.X, near)
     if repeats is None or not repeats(row[None, :])[0]:
         return row
@@ -280,51 +270,6 @@ def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.rand
     # there a repeat does teach something, TPE's own pick beats a random repeat (n_arms in benchmarks/).
     other = draw_unique(space, rng, 1, obs.X)[0]
     return row if repeats(other[None, :])[0] else other
-
-
-def _thompson(plan: Plan, both: parzen.Mixture, M_l: int, w_l: np.ndarray, w_g: np.ndarray, prior_weight: float,
-              scale: float, rng: np.random.Generator) -> parzen.Mixture:
-    """The kernel weights of the groups with a categorical dimension drawn from their Dirichlet posterior
-    (pseudo-counts: the weights in trial units, times `scale`), for scoring only; other groups untouched
-    (and no random numbers drawn for a space without a categorical)."""
-    cat = np.unique(plan.group[plan.n_num:])
-    if not len(cat):
-        return both
-    w = np.exp(both.log_w[cat])
-    w[:, :M_l] *= (prior_weight + w_l[cat].sum(axis=1, keepdims=True)) * scale
-    w[:, M_l:] *= (prior_weight + w_g[cat].sum(axis=1, keepdims=True)) * scale
-    d = rng.gamma(np.where(w > 0, w, 1.0))
-    d[w <= 0] = 0.0
-    d[:, :M_l] /= d[:, :M_l].sum(axis=1, keepdims=True)
-    d[:, M_l:] /= d[:, M_l:].sum(axis=1, keepdims=True)
-    log_w = both.log_w.copy()
-    with np.errstate(divide="ignore"):
-        log_w[cat] = np.log(d)
-    return parzen.Mixture(both.mu, both.sigma, both.codes, log_w)
-
-
-def _on_plateau(below: np.ndarray, ok_loss: np.ndarray, tol: float) -> bool:
-    """Whether the "below" trials are tied: all within `tol` x (median loss - best loss) of the best, so
-    the split by rank says nothing about where the good region is."""
-    top = below.min()
-    return bool(below.max() - top <= tol * (np.median(ok_loss) - top))
-
-
-def _prior_choices(plan: Plan, values: np.ndarray, picks: np.ndarray, rng: np.random.Generator,
-                   mixed: bool = False) -> None:
-    """The groups made only of categorical dimensions take a prior draw (candidate 0, overwritten);
-    with `mixed`, so do the categorical dimensions of the other groups (in their picked candidate)."""
-    P = plan.n_num
-    for g in np.unique(plan.group[P:]).tolist():
-        dims = np.flatnonzero(plan.group == g)
-        if dims.min() >= P:
-            picks[g] = 0
-        elif not mixed:
-            continue
-        dims = dims[dims >= P]
-        q = dims - P
-        u = rng.random(len(q))[:, None]
-        values[dims, picks[g]] = np.minimum((u >= plan.cum_prior[q]).sum(axis=1), plan.last_option[q, 0])
 
 
 def _repeat_test(space: SearchSpace, X: np.ndarray, near: float | None) -> Callable[[np.ndarray], np.ndarray] | None:
