@@ -65,7 +65,6 @@ METHODS: dict[str, tuple[str, object]] = {
     # issue 17, second round: options weighed against quadratic1 and diabetes_models (benchmarks/README.md)
     "hd if.3": ("hyperdist", {"improvement_floor": 0.3}),
     "hd if.5": ("hyperdist", {"improvement_floor": 0.5}),
-    "hd esc.05": ("hyperdist", {"plateau_escape": 0.05}),
 }
 MAIN = ["hd TPE", "hd TPE mv", "hd TPE uni", "hd random", "Hyperopt TPE", "Hyperopt random", "Optuna TPE",
         "Optuna TPE mv"]

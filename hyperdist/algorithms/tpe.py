@@ -61,7 +61,6 @@ def suggest(
     near_duplicates: float | None = 0.0,
     above_smoothing: float | None = 0.0,
     improvement_floor: float | None = 0.1,
-    plateau_escape: float | None = None,
     verbose: bool = True,
 ) -> list[dict]:
     """Hyperopt's `tpe.suggest` signature; tune it with `functools.partial(tpe.suggest, ...)`.
@@ -102,8 +101,7 @@ def suggest(
             continue
         n_below = _n_below(gamma, len(ok), linear_forgetting)
         rows.append(_propose(space, obs, ok, rng, plan, n_below, prior_weight, n_EI_candidates, linear_forgetting,
-                             multivariate, max_components, near_duplicates, above_smoothing, improvement_floor,
-                             plateau_escape))
+                             multivariate, max_components, near_duplicates, above_smoothing, improvement_floor))
     return [space.to_assignment(r.tolist()) for r in rows]  # Python floats: faster to convert
 
 
@@ -152,20 +150,6 @@ def _improvement(loss: np.ndarray, best: np.ndarray, rows: np.ndarray, ok_loss: 
     if not span > 0:
         return None
     return np.maximum((span - (loss[rows] - top)) / span, floor)
-
-
-def _escape(loss: np.ndarray, ok: np.ndarray, best: np.ndarray, tol: float) -> np.ndarray:
-    """On a plateau (every "below" trial within tol x (median - best loss) of the best), "below" keeps
-    the best trial and takes the next best trials beyond that band instead of its ties, which join
-    "above": a tie says nothing about where better results are, the trials just beyond it might."""
-    b = loss[best]
-    top = b.min()
-    band = tol * (np.median(loss[ok]) - top)
-    if not b.max() - top <= band:
-        return best
-    rest = ok[loss[ok] > top + band]
-    rest = rest[np.argsort(loss[rest], kind="stable")[:len(best) - 1]]
-    return np.concatenate([best[b == top][:1], rest])
 
 
 def _forgetting(active: np.ndarray, flat: int) -> tuple[np.ndarray, np.ndarray]:
@@ -242,15 +226,13 @@ def _kernels(w: np.ndarray, counts: np.ndarray | None, max_components: int, mult
 def _propose(space: SearchSpace, obs: Observations, ok: np.ndarray, rng: np.random.Generator, plan: Plan,
              n_below: int, prior_weight: float, n_candidates: int, flat: int, multivariate: bool,
              max_components: int, near: float | None, above_smoothing: float | None,
-             floor: float | None, escape: float | None = None) -> np.ndarray:
+             floor: float | None) -> np.ndarray:
     if not n_below:
         best = ok[:0]
     elif len(ok) == len(obs):  # all finished ok: no gathers needed
         best = obs.loss.argpartition(n_below - 1)[:n_below]
     else:
         best = ok[obs.loss[ok].argpartition(n_below - 1)[:n_below]]
-    if escape is not None and len(best) > 1:
-        best = _escape(obs.loss, ok, best, escape)
     active = ~np.isnan(obs.X.T[plan.lead])                              # G x n
     l_w = np.zeros(active.shape, dtype=bool)
     l_w[:, best] = active[:, best]
