@@ -121,7 +121,10 @@ def _hide_user_info(m: re.Match) -> str:
 
 def redact(text: str) -> str:
     """Replace a URL's user:password and secret query parameters with '***'."""
-    text = _URL.sub(_hide_user_info, str(text))
+    text = str(text)
+    if "@" not in text and "=" not in text:  # both need one: most text is returned at once
+        return text
+    text = _URL.sub(_hide_user_info, text)
     return _SECRET_PARAMS.sub(lambda m: f"{m.group('key')}***", text)
 
 

@@ -47,9 +47,19 @@ class _Group(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 def main(verbose: bool) -> None:
     """Distributed hyperparameter search with TPE over MongoDB."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s[%(process)d] %(message)s", datefmt="%H:%M:%S")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_SafeFormatter("%(asctime)s %(name)s[%(process)d] %(message)s", datefmt="%H:%M:%S"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     logging.getLogger("pymongo").setLevel(logging.WARNING)
+
+
+class _SafeFormatter(logging.Formatter):
+    """Every line a command logs (a worker's and a search's logs included) as `echo` prints: keys,
+    labels and objective errors come from the database, so they may carry terminal controls or a
+    password; this is the one place that makes every record safe, whoever wrote its arguments."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(redact(super().format(record)))
 
 
 def run() -> None:

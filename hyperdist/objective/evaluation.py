@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from hyperdist.errors import redact
 from hyperdist.objective.pruning import TrialContext, TrialPruned, make_pruner, takes_context
 from hyperdist.objective.reference import python_argv
 from hyperdist.objective.result import STATUS_FAIL, UnstorableResult, exception_error, normalize, plain
@@ -43,7 +44,9 @@ class TrialTimeout(BaseException):
 
 
 def failed(kind: str, message: str) -> Outcome:
-    return Outcome({"status": STATUS_FAIL}, {"type": kind, "message": message})
+    """A failed trial's outcome; the message may quote the objective (its exit code, a bad value), so
+    it is redacted as exception_error's are."""
+    return Outcome({"status": STATUS_FAIL}, {"type": kind, "message": redact(message)})
 
 
 def settle(raw: Any, storable: bool = True) -> Outcome:

@@ -11,6 +11,8 @@ import numbers
 import traceback
 from typing import Any, Mapping
 
+from hyperdist.errors import redact
+
 STATUS_NEW = "new"
 STATUS_RUNNING = "running"
 STATUS_SUSPENDED = "suspended"
@@ -63,8 +65,10 @@ def normalize(raw: Any) -> tuple[dict[str, Any], dict[str, str] | None]:
 
 
 def exception_error(exc: BaseException) -> dict[str, str]:
-    """The record of an exception raised by an objective: type, message and traceback. An exception
-    whose message or traceback cannot be rendered still gives a record."""
+    """The record of an exception raised by an objective: type, message and traceback, credentials
+    redacted (an objective's error often names the URL it could not reach, password included), so
+    no store, log or tracker ever holds them. An exception whose message or traceback cannot be
+    rendered still gives a record."""
     try:
         message = str(exc)
     except Exception as inner:  # a __str__ that raises
@@ -73,7 +77,8 @@ def exception_error(exc: BaseException) -> dict[str, str]:
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     except Exception:
         tb = f"{type(exc).__name__}: {message}"
-    return {"type": _text(type(exc).__name__, 200), "message": _text(message, 4000), "traceback": _text(tb[-8000:], 8000)}
+    return {"type": _text(type(exc).__name__, 200), "message": _text(redact(message), 4000),
+            "traceback": _text(redact(tb)[-8000:], 8000)}
 
 
 class UnstorableResult(TypeError):
@@ -134,6 +139,7 @@ def _plain(value: Any, where: str, depth: int, path_ids: set[int]) -> Any:
 
 
 def _fail(result: dict[str, Any], kind: str, message: str) -> tuple[dict[str, Any], dict[str, str]]:
+    message = redact(message)  # it may quote what the objective returned
     result["status"] = STATUS_FAIL
     result["failure"] = message
     return result, {"type": kind, "message": message}

@@ -8,7 +8,7 @@ from typing import Any, Iterable, Iterator
 
 from pymongo import DESCENDING
 
-from hyperdist.errors import StoreError
+from hyperdist.errors import StoreError, redact
 from hyperdist.store.connection import Database
 from hyperdist.store.document import FINISHED, HISTORY_FIELDS, STATES, TRIAL_FIELDS, TrialRecord, TrialState
 
@@ -175,10 +175,10 @@ def outcome(state: str | None, status: str | None) -> str:
 
 def error_text(key: dict) -> str:
     """A failed trial's error as text, from its error's type and message, else its result's failure:
-    the same words in the search summary, `status`, `trials` and exports."""
+    the same words in the search summary, `status`, `trials` and exports, credentials redacted."""
     if key.get("message") is not None:
-        return f"{key.get('type') or 'Error'}: {key['message']}"
-    return key.get("failure") or "returned status 'fail'"
+        return redact(f"{key.get('type') or 'Error'}: {key['message']}")
+    return redact(key.get("failure") or "returned status 'fail'")
 
 
 def valid_trials(docs: Iterable[dict], exp_key: str) -> Iterator[dict]:
@@ -206,7 +206,8 @@ def _noting(text: str, note: str) -> str:
 
 def _clean_fields(doc: dict) -> dict:
     """params and intermediate values: numbers only (steps keyed by integers); result: a dict whose
-    loss is a number or None; error: a dict."""
+    loss is a number or None; error: a dict, its text and the result's failure with credentials
+    redacted (a trial stored before errors were redacted, or written by anyone, may hold them)."""
     params = doc.get("params")
     doc["params"] = {k: v for k, v in params.items() if _number(v) and math.isfinite(v)} \
         if isinstance(params, dict) else {}
@@ -218,6 +219,8 @@ def _clean_fields(doc: dict) -> dict:
             result = dict(result, loss=None)
         if not isinstance(result.get("status", ""), str):
             result = dict(result, status="fail")
+        if isinstance(result.get("failure"), str):
+            result = dict(result, failure=redact(result["failure"]))
         doc["result"] = result
     steps = doc.get("intermediate")
     if steps is not None:
@@ -225,7 +228,9 @@ def _clean_fields(doc: dict) -> dict:
                                if isinstance(steps, dict) else {})
     error = doc.get("error")
     if error is not None and not isinstance(error, dict):
-        doc["error"] = {"type": "InvalidDocument", "message": str(error)[:500]}
+        error = {"type": "InvalidDocument", "message": str(error)[:500]}
+    if error is not None:
+        doc["error"] = {k: redact(v) if isinstance(v, str) else v for k, v in error.items()}
     return doc
 
 
