@@ -159,3 +159,57 @@ def test_report_works_offline_in_chromium(browser, mongo_url, tmp_path):
     store = Store(mongo_url, db=db)
     raw.client(store).drop_database(db)
     store.close()
+
+
+MARKUP = '''from hyperdist import hp
+space = {"a": hp.uniform('<a href="https://evil.example/login">SESSION EXPIRED</a>', 0, 1),
+         "b": hp.choice("b", ["<b><i>big</i></b><br>line2", "x & y"])}
+def objective(cfg):
+    if cfg["a"] > 0.85:
+        raise ValueError('<a href="https://evil.example/x">details</a>')
+    return cfg["a"] + (0.1 if cfg["b"] == "x & y" else 0.0)
+'''
+
+
+def test_markup_from_the_database_is_drawn_as_text(browser, mongo_url, tmp_path):
+    """Labels, options and errors holding plotly's pseudo-HTML (<a href>, <b>, <br>) show as the
+    characters they are, in the dashboard and the report: no link, no bold, no line break."""
+    db = f"t_{uuid.uuid4().hex[:10]}"
+    (tmp_path / "markup.py").write_text(MARKUP)
+    run = subprocess.run([sys.executable, "-m", "hyperdist", "search", "markup.py:objective", "--space",
+                          "markup.py:space", "--max-evals", "24", "--workers", "1", "--exp", "markup", "--mongo",
+                          mongo_url, "--db", db, "--no-progress"], cwd=tmp_path, env=worker_env(),
+                         capture_output=True, text=True, timeout=240)
+    assert run.returncode in (0, 1), run.stderr
+    report = tmp_path / "report.html"
+    made = subprocess.run([sys.executable, "-m", "hyperdist", "report", "markup", "--out", str(report), "--mongo",
+                           mongo_url, "--db", db], env=worker_env(), capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    errors: list[str] = []
+    try:
+        with dashboard(mongo_url, db) as base:
+            for where in (base + "/experiments/markup", report.as_uri()):
+                page = _page(browser, errors)
+                page.goto(where)
+                _all_plots_drawn(page)
+                drawn = page.locator(".main-svg")
+                assert page.locator(".main-svg a").count() == 0, where  # plotly makes <a> of <a href>
+                assert page.locator(".main-svg tspan[style*='bold'], .main-svg tspan[style*='italic']").count() == 0
+                texts = drawn.evaluate_all("svgs => svgs.flatMap(s => [...s.querySelectorAll('text')])"
+                                           ".map(t => t.textContent)")
+                assert any(t.startswith('<a href="https://evil.example/login">') for t in texts), texts
+                assert "<b><i>big</i></b><br>line2" in texts and "x & y" in texts, texts
+                ticks = page.locator("#fig-parallel .tick text").all_text_contents()  # plotly's plain text
+                assert "x & y" in ticks and not any("&amp;" in t or "&lt;" in t for t in ticks), ticks
+                page.locator("#fig-slices .scatterlayer .point").first.hover(force=True)  # plotly hovers by position
+                page.wait_for_selector("#fig-slices .hoverlayer .hovertext")
+                hover = page.locator("#fig-slices .hoverlayer .hovertext").first.text_content()
+                assert hover.startswith('<a href="https://evil.example/login">') and "loss" in hover, hover
+                assert page.locator(".main-svg a").count() == 0
+                _shoot(page, tmp_path, f"markup-{'report' if where.startswith('file:') else 'dashboard'}")
+                page.close()
+        assert errors == [], errors
+    finally:
+        store = Store(mongo_url, db=db)
+        raw.client(store).drop_database(db)
+        store.close()

@@ -7,8 +7,10 @@ and would cost more than reading the trials.
 """
 from __future__ import annotations
 
+import functools
+import html
 import math
-from typing import Any
+from typing import Any, Callable
 
 from hyperdist.views.data import FAILED, MAX_DRAWN, OK, PRUNED, RUNNING, ExperimentView, short
 
@@ -17,6 +19,31 @@ _FONT = {"family": "system-ui, sans-serif", "size": 12}
 IMPORTANCE_NOTE = ("The share of the variation in the loss that each parameter explains on its own (its main "
                    "effect, measured on the loss ranks and adjusted for chance): 0 means the loss does not "
                    "depend on it alone, 1 that it decides the loss by itself. Interactions are not counted.")
+
+
+def _literal(value: Any, inside: str = "") -> Any:
+    """`value` with every string escaped for plotly.js, which reads `<a href>`, `<b>`, `<br>`... in
+    the text it draws (titles, tick labels, hover text, parcoords labels) and decodes `&lt;`, `&gt;`
+    and `&amp;` back to the characters. Left as they are: hover templates, which are ours and hold
+    no stored text, and parcoords' tick labels, which plotly draws as plain text (no markup, no
+    entities)."""
+    if isinstance(value, str):
+        return html.escape(value, quote=False) if "<" in value or ">" in value or "&" in value else value
+    if isinstance(value, dict):
+        return {k: v if k == "hovertemplate" or (k == "ticktext" and inside == "dimensions") else _literal(v, k)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_literal(v, inside) for v in value]
+    return value
+
+
+def _drawn(build: Callable[..., dict]) -> Callable[..., dict]:
+    """A figure builder whose figure shows the database's strings (labels, options, errors, worker
+    names) as literal text: the one place they are escaped, for the dashboard and the report alike."""
+    @functools.wraps(build)
+    def wrapper(*args: Any) -> dict:
+        return _literal(build(*args))
+    return wrapper
 
 
 def _layout(title: str, **extra: Any) -> dict:
@@ -50,6 +77,7 @@ def _value_axis(log: bool, values: list) -> dict:
     return _log_axis(values) if log else {"type": "linear"}
 
 
+@_drawn
 def history(view: ExperimentView) -> dict:
     """Every trial's loss and the best so far; pruned and failed trials marked; a log/linear switch."""
     h, log = view.history(), view.log_loss()
@@ -81,6 +109,7 @@ def history(view: ExperimentView) -> dict:
                       "showactive": True, "active": int(log), "buttons": buttons, "font": {"size": 11}}])}
 
 
+@_drawn
 def importance(view: ExperimentView) -> dict:
     imp = view.importance()
     if not imp:
@@ -94,6 +123,7 @@ def importance(view: ExperimentView) -> dict:
                               yaxis={"automargin": True}, height=max(400, 60 + 24 * len(labels)))}
 
 
+@_drawn
 def slices(view: ExperimentView) -> dict:
     """One panel per parameter: value against loss, log axis for log families, options by value."""
     panels = view.slices()
@@ -110,8 +140,7 @@ def slices(view: ExperimentView) -> dict:
         data.append({"type": "scatter", "mode": "markers", "x": p["x"], "y": p["loss"], "customdata": p["tid"],
                      "xaxis": f"x{suffix}", "yaxis": f"y{suffix}", "name": short(p["label"]),
                      "marker": {"color": p["tid"], "colorscale": "Blues", "size": 6, "opacity": 0.8},
-                     "hovertemplate": f"{short(p['label'])}=%{{x}}<br>loss %{{y:.4g}}<br>"
-                                      "trial %{customdata}<extra></extra>"})
+                     "hovertemplate": "%{fullData.name}=%{x}<br>loss %{y:.4g}<br>trial %{customdata}<extra></extra>"})
         title = short(p["label"]) + (f"  ({p['inactive']} of {p['active'] + p['inactive']} inactive)" if p["inactive"] else "")
         xaxis: dict = {"title": {"text": title, "font": {"size": 12}}}
         if p["categorical"]:
@@ -124,6 +153,7 @@ def slices(view: ExperimentView) -> dict:
     return {"data": data, "layout": layout}
 
 
+@_drawn
 def parallel(view: ExperimentView) -> dict:
     """Parallel coordinates of the ok trials: an "inactive" level on conditional axes, loss as colour."""
     p = view.parallel()
@@ -142,6 +172,7 @@ def parallel(view: ExperimentView) -> dict:
                               margin={"l": 60, "r": 40, "t": 100, "b": 30}, height=450)}
 
 
+@_drawn
 def contour(view: ExperimentView, a: str, b: str) -> dict:
     """The loss over a pair of parameters, smoothed between trials, with the trials on top."""
     c = view.contour(a, b)
@@ -180,6 +211,7 @@ def default_pair(view: ExperimentView) -> tuple[str, str] | None:
     return (ranked[0][0], ranked[0][1]) if ranked else None
 
 
+@_drawn
 def edf(view: ExperimentView) -> dict:
     e = view.edf()
     if not e["loss"]:
@@ -192,6 +224,7 @@ def edf(view: ExperimentView) -> dict:
                               "tickformat": ".0%", "range": [0, 1.02]})}
 
 
+@_drawn
 def curves(view: ExperimentView) -> dict:
     """Intermediate values per step, one line per trial; pruned trials in orange."""
     series = view.curves()
@@ -217,6 +250,7 @@ def curves(view: ExperimentView) -> dict:
                                             yaxis={"title": {"text": "reported value"}})}
 
 
+@_drawn
 def timeline(view: ExperimentView) -> dict:
     """One row per worker, one bar per trial from claim to finish (a running one up to now)."""
     spans = view.timeline()
