@@ -145,3 +145,36 @@ def test_a_tracking_server_that_is_down_costs_no_trial(mongo_url, db_name, tmp_p
     _, children = _children(client, client.get_experiment_by_name("down").experiment_id)
     assert len(children) == 8
     store.close()
+
+
+def _documented_tags() -> set[str]:
+    """The tag names docs/integrations.md gives in its 'What is logged' paragraph."""
+    import re
+
+    text = (TESTS.parent / "docs" / "integrations.md").read_text()
+    paragraph = text[text.index("What is logged:"):].split("\n\n")[0]
+    return set(re.findall(r"`([a-z]+(?:\.[a-z_]+)*)`", paragraph))
+
+
+@pytest.mark.slow
+def test_the_tags_written_are_the_ones_the_docs_name(mongo_url, db_name, file_store, tmp_path):
+    """Every tag a child run gets is named in docs/integrations.md; `device` only where the worker had
+    CUDA_VISIBLE_DEVICES (here a distributed search whose workers see GPU 0; a one-process fmin has none)."""
+    documented = _documented_tags()
+    assert {"hyperdist.role", "hyperdist.exp_key", "hyperdist.tid", "hyperdist.status", "worker", "device",
+            "error"} <= documented, documented
+    run = _search(mongo_url, db_name, "tags", 6, tmp_path, CUDA_VISIBLE_DEVICES="0")
+    assert run.returncode == 0, run.stderr
+    client = mlflow.MlflowClient()
+    parent, children = _children(client, client.get_experiment_by_name("tags").experiment_id)
+    assert {k for k in parent.data.tags if not k.startswith("mlflow.")} == {"hyperdist.role", "hyperdist.exp_key"}
+    for child in children:
+        ours = {k for k in child.data.tags if not k.startswith("mlflow.")}
+        assert ours <= documented and child.data.tags["device"] == "gpu:0", child.data.tags
+    fmin(_objective, SPACE, max_evals=6, trials=Trials(), rstate=3, catch_eval_exceptions=True,
+         show_progressbar=False, log="mlflow")
+    _, children = _children(client, "0")
+    for child in children:
+        ours = {k for k in child.data.tags if not k.startswith("mlflow.")}
+        assert ours in ({"hyperdist.tid", "hyperdist.status", "worker"},
+                        {"hyperdist.tid", "hyperdist.status", "worker", "error"}), ours
