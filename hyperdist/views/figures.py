@@ -41,8 +41,8 @@ def _drawn(build: Callable[..., dict]) -> Callable[..., dict]:
     """A figure builder whose figure shows the database's strings (labels, options, errors, worker
     names) as literal text: the one place they are escaped, for the dashboard and the report alike."""
     @functools.wraps(build)
-    def wrapper(*args: Any) -> dict:
-        return _literal(build(*args))
+    def wrapper(*args: Any, **kwargs: Any) -> dict:
+        return _literal(build(*args, **kwargs))
     return wrapper
 
 
