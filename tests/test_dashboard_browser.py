@@ -124,43 +124,6 @@ def _finished(store: Store) -> int:
     return counts["DONE"] + counts["ERROR"]
 
 
-def test_report_works_offline_in_chromium(browser, mongo_url, tmp_path):
-    """`hyperdist report` writes one file that draws every view with the network cut off."""
-    db = f"t_{uuid.uuid4().hex[:10]}"
-    search(mongo_url, db, "views", 40, tmp_path)
-    report = tmp_path / "report.html"
-    run = subprocess.run([sys.executable, "-m", "hyperdist", "report", "views", "--out", str(report), "--mongo",
-                          mongo_url, "--db", db], env=worker_env(), capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    text = report.read_text()
-    assert "src=" not in text.split("window.HD_EMBED")[0].split("<script>")[0] and "HD_EMBED" in text
-    errors: list[str] = []
-    page = _page(browser, errors)
-    fetched: list[str] = []
-
-    def refuse(route) -> None:
-        if not route.request.url.startswith("file:"):
-            fetched.append(route.request.url)
-            route.abort()
-        else:
-            route.continue_()
-    page.route("**/*", refuse)
-    page.goto(report.as_uri())
-    _all_plots_drawn(page)
-    assert page.locator("#trial-table tbody tr").count() == 40
-    failed = page.locator("#trial-table tbody tr", has=page.locator("td.k-failed")).first
-    failed.click()
-    page.wait_for_selector("#detail pre")
-    assert "diverged" in page.inner_text("#detail")
-    page.select_option("#contour-pair", index=1)
-    page.wait_for_function("+document.querySelector('#fig-contour').dataset.rendered >= 2")
-    _shoot(page, tmp_path, "report")
-    assert errors == [] and fetched == []
-    store = Store(mongo_url, db=db)
-    raw.client(store).drop_database(db)
-    store.close()
-
-
 MARKUP = '''from hyperdist import hp
 space = {"a": hp.uniform('<a href="https://evil.example/login">SESSION EXPIRED</a>', 0, 1),
          "b": hp.choice("b", ["<b><i>big</i></b><br>line2", "x & y"])}
@@ -213,3 +176,41 @@ def test_markup_from_the_database_is_drawn_as_text(browser, mongo_url, tmp_path)
         store = Store(mongo_url, db=db)
         raw.client(store).drop_database(db)
         store.close()
+
+
+def test_report_works_offline_in_chromium(browser, mongo_url, tmp_path):
+    """`hyperdist report` writes one file that draws every view with the network cut off."""
+    db = f"t_{uuid.uuid4().hex[:10]}"
+    search(mongo_url, db, "views", 40, tmp_path)
+    report = tmp_path / "report.html"
+    run = subprocess.run([sys.executable, "-m", "hyperdist", "report", "views", "--out", str(report), "--mongo",
+                          mongo_url, "--db", db], env=worker_env(), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    text = report.read_text()
+    assert "src=" not in text.split("window.HD_EMBED")[0].split("<script>")[0] and "HD_EMBED" in text
+    errors: list[str] = []
+    page = _page(browser, errors)
+    fetched: list[str] = []
+
+    def refuse(route) -> None:
+        if not route.request.url.startswith("file:"):
+            fetched.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+    page.route("**/*", refuse)
+    page.goto(report.as_uri())
+    _all_plots_drawn(page)
+    assert page.locator("#trial-table tbody tr").count() == 40
+    failed = page.locator("#trial-table tbody tr", has=page.locator("td.k-failed")).first
+    failed.click()
+    page.wait_for_selector("#detail pre")
+    assert "diverged" in page.inner_text("#detail")
+    page.select_option("#contour-pair", index=1)
+    page.wait_for_function("+document.querySelector('#fig-contour').dataset.rendered >= 2")
+    _shoot(page, tmp_path, "report")
+    assert errors == [] and fetched == []
+    store = Store(mongo_url, db=db)
+    raw.client(store).drop_database(db)
+    store.close()
+
