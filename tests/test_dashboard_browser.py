@@ -213,4 +213,3 @@ def test_report_works_offline_in_chromium(browser, mongo_url, tmp_path):
     store = Store(mongo_url, db=db)
     raw.client(store).drop_database(db)
     store.close()
-
