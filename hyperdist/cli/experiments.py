@@ -62,6 +62,7 @@ def best(store: Any, exp_key: str | None) -> None:
 def list_(store: Any) -> None:
     """All experiments with their state and progress."""
     from hyperdist.store import TrialState
+    from hyperdist.store.document import planned
     from hyperdist.views.status import effective_state
 
     rows = store.list_experiments()
@@ -71,7 +72,8 @@ def list_(store: Any) -> None:
         counts = store.counts(exp["_id"])
         finished = counts[TrialState.DONE] + counts[TrialState.ERROR]
         state, note = effective_state(exp)
-        echo(f"{exp['_id']:<30} {state:<8} {finished:>6}/{exp.get('max_evals', '?'):<6} "
+        max_evals = planned(exp.get("max_evals"))
+        echo(f"{exp['_id']:<30} {state:<8} {finished:>6}/{'?' if max_evals is None else max_evals:<6} "
                    f"errors={counts[TrialState.ERROR]:<5} objective={exp.get('objective')}"
                    + (f"  ({note})" if note else ""))
 

@@ -99,13 +99,14 @@ def delete(store: Any, exp_key: str | None, yes: bool) -> None:
     """Delete an experiment, its trials and its history snapshots (asks first). Refused while a
     coordinator holds the experiment."""
     from hyperdist.store import ExperimentState
+    from hyperdist.store.document import fields
     from hyperdist.views.status import effective_state
 
     exp_key = required_key(exp_key)
     exp = store.get_experiment(exp_key)
     state, _ = effective_state(exp)
     if state == ExperimentState.RUNNING and exp.get("coordinator"):  # a lapsed lease makes the state "stopped"
-        owner = exp["coordinator"].get("owner")
+        owner = fields(exp["coordinator"]).get("owner")
         raise HyperdistError(f"experiment {exp_key!r} has a running coordinator ({owner}): stop the search first, "
                              "or wait until its lease lapses")
     counts = store.counts(exp_key)
