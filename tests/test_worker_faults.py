@@ -142,3 +142,34 @@ def test_a_worker_waiting_for_trials_stops_at_once_on_sigterm(mongo_url, db_name
         worker.kill()
     assert worker.returncode == 0, out
     assert "exits: stopped by signal (0 done, 0 errors)" in out
+
+
+def test_one_trials_output_in_a_worker_log_is_capped_keeping_its_last_lines(mongo_url, db_name, tmp_path):
+    """A worker whose stdout and stderr are a log file (as a search starts them): a trial printing
+    200 000 bytes writes its first 10 000 and last 10 000 there, with one line saying what was left out."""
+    store = Store(mongo_url, db=db_name)
+    coord = Coordinator(store, "chatty", compile_space(objectives.space), rand.suggest, StopRules(3),
+                        CoordinatorConfig(seed=1, workers=1, queue=0), objective=f"{TESTS / 'objectives.py'}:chatty")
+    coord.start()
+    log = tmp_path / "worker.log"
+    with open(log, "ab") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "hyperdist", "worker", "--mongo", mongo_url, "--db", db_name, "--exp", "chatty",
+             "--allow", str(TESTS / "objectives.py"), "--idle-timeout", "5"],
+            env=worker_env(HYPERDIST_TRIAL_OUTPUT_LIMIT="20000"), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        while not coord.tick():
+            assert worker.poll() is None, log.read_text()
+        coord.store.update_experiment("chatty", state="done")
+        assert worker.wait(timeout=90) == 0, log.read_text()
+    finally:
+        worker.kill()
+    text = log.read_text()
+    assert 3 * 20_000 < len(text) < 3 * 20_000 + 5_000, len(text)
+    xs = [d["params"]["x"] for d in store.history("chatty")]
+    for tid, x in enumerate(xs):
+        assert f"bytes of trial {tid}'s output left out (at most 20000 bytes per trial" in text
+        assert f"last line x={x:.6f}" in text
+    assert text.count("step 0000 ") == 3 and text.count("from fd 2") == 3
+    assert text.count(" of chatty DONE") == 3  # the worker's own lines are not cut
+    store.close()

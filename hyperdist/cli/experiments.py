@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -51,7 +52,7 @@ def best(store: Any, exp_key: str | None) -> None:
     space = space_from_json(store.get_experiment(exp_key).get("space"))
     found = best_trial(store, exp_key)
     if found is None:
-        echo(f"no trial of {exp_key!r} finished with status ok (hyperdist trials {exp_key} --state error "
+        echo(f"no trial of {exp_key!r} finished with status ok (hyperdist trials {shlex.quote(exp_key)} --state error "
                    "shows why)", err=True)
         sys.exit(1)
     echo(best_json(found, space))
@@ -117,7 +118,7 @@ def plot(store: Any, exp_key: str | None, out: Path) -> None:
         states = collections.Counter(str(t["state"]).lower() for t in view.trials)
         raise HyperdistError(f"experiment {key!r} has no trial with an ok loss yet "
                              f"({', '.join(f'{n} {k}' for k, n in sorted(states.items())) or 'no trials'}): "
-                             f"nothing to plot; `hyperdist trials {key} --state error` lists the failures")
+                             f"nothing to plot; `hyperdist trials {shlex.quote(key)} --state error` lists the failures")
     for path in plot_all(view, out):
         echo(str(path))
 

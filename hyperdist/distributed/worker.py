@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hyperdist.distributed.output import TrialOutput
 from hyperdist.distributed.gpus import visible_device
 from hyperdist.distributed.heartbeat import Heartbeat
 from hyperdist.distributed.runnable import CannotRun, Runnable, runnable
@@ -82,6 +83,7 @@ class Worker:
         self._idle = False  # in the pause between empty claims
         self._warned_missing = False
         self._seconds: collections.deque[float] = collections.deque(maxlen=9)  # recent trials' durations
+        self._output = TrialOutput()  # what one trial may write into this worker's log file
 
     # --- signals --------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -275,7 +277,8 @@ class Worker:
                           token, self.config.lease_seconds)
         beat.start()
         try:
-            outcome = self._evaluate(exp, doc)
+            with self._output.trial(doc["tid"]):
+                outcome = self._evaluate(exp, doc)
         except WorkerInterrupted:
             beat.stop()
             self.store.retry(self.store.release, doc["_id"], token, timeout=10)

@@ -18,6 +18,7 @@ import datetime as dt
 import logging
 import os
 import queue
+import shlex
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -148,7 +149,7 @@ class Mirror:
         self._thread.join(self.flush_timeout)
         left = self.unlogged()
         if left and not self.quiet:
-            where = f"`hyperdist mlflow {self.exp_key}` copies them" if self.exp_key else "they are in the Trials object"
+            where = f"`hyperdist mlflow {shlex.quote(self.exp_key)}` copies them" if self.exp_key else "they are in the Trials object"
             log.warning("%d finished trials were not logged to the tracker (%s); they are safe in the history: %s "
                         "once it answers", left, self.failure or f"it did not answer within {self.flush_timeout:g} s",
                         where)

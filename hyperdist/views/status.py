@@ -11,6 +11,7 @@ import datetime as dt
 import io
 import json
 import math
+import shlex
 from typing import Any
 
 import numpy as np
@@ -97,7 +98,7 @@ def render_status(store: Store, exp_key: str | None) -> tuple[str, bool]:
     ]
     for n, top in store.top_errors(exp_key, 1) if counts[TrialState.ERROR] else []:
         lines.append(f"errors: {counts[TrialState.ERROR]}; most frequent: {n}x {(top.strip().splitlines() or [''])[0]}  "
-                     f"[hyperdist trials {exp_key} --state error; hyperdist show {exp_key} TID]")
+                     f"[hyperdist trials {shlex.quote(exp_key)} --state error; hyperdist show {shlex.quote(exp_key)} TID]")
     rate = rate_per_minute((d.finished for d in docs), recent=state == ExperimentState.RUNNING)
     if rate:
         eta = (max_evals - finished) / rate if max_evals is not None and max_evals > finished else 0.0
