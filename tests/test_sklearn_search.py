@@ -143,5 +143,5 @@ def test_a_distributed_search_whose_every_trial_raised_names_the_stored_errors(m
     search = HyperdistSearchCV(MainRidge(), {"alpha": hp.loguniform("alpha", -3, 3)}, max_evals=3, cv=2,
                                mongo=url_with_db(mongo_url, db_name), workers=1, random_state=0)
     with pytest.raises(HyperdistError, match=r"no candidate was evaluated \(3 trials, 3 raised\); "
-                                             r"AttributeError: .*'__main__' has no attribute 'MainRidge'"):
+                                             r"AttributeError: .*'__main__' has no attribute 'MainRidge'.*define it in a module"):
         search.fit(X, y)

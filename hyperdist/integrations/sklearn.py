@@ -268,8 +268,10 @@ class HyperdistSearchCV(MetaEstimatorMixin, BaseEstimator):
         if not done:  # the reasons are in the trials that raised, which only `all_trials` holds
             failed = [t["error"] for t in trials.all_trials if t.get("error")]
             errors = sorted({f"{e.get('type')}: {e.get('message')}" for e in failed})
+            hint = (" (workers import the estimator's class: define it in a module, not in the script run as "
+                    "__main__)") if any("'__main__'" in e for e in errors) else ""
             raise HyperdistError(f"HyperdistSearchCV: no candidate was evaluated ({len(trials.all_trials)} trials, "
-                                 f"{len(failed)} raised); " + ("; ".join(errors[:3]) or "no error was recorded"))
+                                 f"{len(failed)} raised); " + ("; ".join(errors[:3]) or "no error was recorded") + hint)
         params = [_flatten(space.eval(t["params"])) for t in done]
         cvs = [t["result"]["cv"] for t in done]
         out: dict[str, Any] = {}
