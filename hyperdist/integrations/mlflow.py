@@ -16,6 +16,7 @@ import os
 import socket
 from typing import Any
 from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 from hyperdist.integrations import require
 from hyperdist.errors import HyperdistError, redact
@@ -67,6 +68,8 @@ class MlflowLog:
         parts = urlsplit(self.where)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return
+        if getproxies().get(parts.scheme) and not proxy_bypass(parts.hostname):
+            return  # reached through a proxy: only MLflow's own request can tell
         try:
             port = parts.port or (443 if parts.scheme == "https" else 80)
             socket.create_connection((parts.hostname, port), timeout=5).close()
