@@ -144,11 +144,12 @@ def test_a_worker_waiting_for_trials_stops_at_once_on_sigterm(mongo_url, db_name
     assert "exits: stopped by signal (0 done, 0 errors)" in out
 
 
-def test_one_trials_output_in_a_worker_log_is_capped_keeping_its_last_lines(mongo_url, db_name, tmp_path):
-    """A worker whose stdout and stderr are a log file (as a search starts them): a trial printing
-    200 000 bytes writes its first 10 000 and last 10 000 there, with one line saying what was left out."""
+def test_a_worker_log_file_is_rotated_past_its_limit_keeping_the_newest_lines(mongo_url, db_name, tmp_path):
+    """A worker whose stdout and stderr are a log file (as a search starts them), an objective
+    printing 200 000 bytes per trial: past the limit, before its next trial, the file becomes
+    worker.log.1 and the newest lines, with the worker's own, go on in worker.log; two files stay."""
     store = Store(mongo_url, db=db_name)
-    coord = Coordinator(store, "chatty", compile_space(objectives.space), rand.suggest, StopRules(3),
+    coord = Coordinator(store, "chatty", compile_space(objectives.space), rand.suggest, StopRules(4),
                         CoordinatorConfig(seed=1, workers=1, queue=0), objective=f"{TESTS / 'objectives.py'}:chatty")
     coord.start()
     log = tmp_path / "worker.log"
@@ -156,7 +157,7 @@ def test_one_trials_output_in_a_worker_log_is_capped_keeping_its_last_lines(mong
         worker = subprocess.Popen(
             [sys.executable, "-m", "hyperdist", "worker", "--mongo", mongo_url, "--db", db_name, "--exp", "chatty",
              "--allow", str(TESTS / "objectives.py"), "--idle-timeout", "5"],
-            env=worker_env(HYPERDIST_TRIAL_OUTPUT_LIMIT="20000"), stdout=out, stderr=subprocess.STDOUT)
+            env=worker_env(HYPERDIST_WORKER_LOG_LIMIT="150000"), stdout=out, stderr=subprocess.STDOUT)
     try:
         while not coord.tick():
             assert worker.poll() is None, log.read_text()
@@ -164,12 +165,11 @@ def test_one_trials_output_in_a_worker_log_is_capped_keeping_its_last_lines(mong
         assert worker.wait(timeout=90) == 0, log.read_text()
     finally:
         worker.kill()
-    text = log.read_text()
-    assert 3 * 20_000 < len(text) < 3 * 20_000 + 5_000, len(text)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["worker.log", "worker.log.1"]
+    newest, older = log.read_text(), (tmp_path / "worker.log.1").read_text()
+    assert "log rotated at" in newest and "the earlier lines are in worker.log.1" in newest
     xs = [d["params"]["x"] for d in store.history("chatty")]
-    for tid, x in enumerate(xs):
-        assert f"bytes of trial {tid}'s output left out (at most 20000 bytes per trial" in text
-        assert f"last line x={x:.6f}" in text
-    assert text.count("step 0000 ") == 3 and text.count("from fd 2") == 3
-    assert text.count(" of chatty DONE") == 3  # the worker's own lines are not cut
+    assert f"last line x={xs[-1]:.6f}" in newest  # the last trial's output, whole
+    assert "exits:" in newest  # the worker's own last line
+    assert len(older) < 150_000 + 210_000 and len(newest) < 150_000 + 210_000  # the limit and one trial
     store.close()

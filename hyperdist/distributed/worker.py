@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hyperdist.distributed.output import TrialOutput
 from hyperdist.distributed.gpus import visible_device
 from hyperdist.distributed.heartbeat import Heartbeat
+from hyperdist.distributed.logfile import LogRotation
 from hyperdist.distributed.runnable import CannotRun, Runnable, runnable
 from hyperdist.errors import ExperimentNotFound, HyperdistError, redact
 from hyperdist.objective.evaluation import ChildProcess, Outcome, failed, run_in_process, store_context
@@ -83,7 +83,7 @@ class Worker:
         self._idle = False  # in the pause between empty claims
         self._warned_missing = False
         self._seconds: collections.deque[float] = collections.deque(maxlen=9)  # recent trials' durations
-        self._output = TrialOutput()  # what one trial may write into this worker's log file
+        self._log = LogRotation()  # the size of this worker's log file, if it writes to one
 
     # --- signals --------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -275,10 +275,10 @@ class Worker:
             return _Finished(doc, failed("InvalidParams", f"invalid trial document: {exc}"), started)
         beat = Heartbeat(self.store, [doc["_id"]] + [d["_id"] for d in waiting if d["lease_token"] == token],
                           token, self.config.lease_seconds)
+        self._log.rotate_if_full()  # before the trial, so its own lines stay in the current file
         beat.start()
         try:
-            with self._output.trial(doc["tid"]):
-                outcome = self._evaluate(exp, doc)
+            outcome = self._evaluate(exp, doc)
         except WorkerInterrupted:
             beat.stop()
             self.store.retry(self.store.release, doc["_id"], token, timeout=10)
