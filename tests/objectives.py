@@ -133,3 +133,12 @@ def expression_loss(cfg: dict) -> float:
 def constant(cfg: dict) -> float:
     """Never improves: a search with no_progress_loss stops early."""
     return 1.0
+
+
+def chatty(cfg: dict) -> float:
+    """Prints 200 000 bytes a trial (Python and fd 2 directly, as C code does), then a last line."""
+    for i in range(1000):
+        print(f"step {i:04d} " + "." * 189)
+    os.write(2, b"from fd 2\n")
+    print(f"last line x={cfg['x']:.6f}", flush=True)
+    return cfg["x"] ** 2

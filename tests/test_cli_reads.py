@@ -236,3 +236,22 @@ def test_errors_that_differ_only_in_numbers_count_as_one(store):
     top = store.top_errors("numbers")
     assert top[0][0] == 9 and top[0][1].startswith("ValueError: bad x=0.53 (and 7 like it with other numbers)")
     assert top[1] == (1, "KeyError: bad x=0.40")
+
+
+def test_hints_quote_the_key_a_negative_tid_is_one_line_and_pruned_trials_are_selectable(store):
+    """A key with a space: every hint is a command a shell runs as printed; `show EXP -1` is one
+    error line, not click's "no such option"; `--state pruned` selects done trials a pruner stopped."""
+    _fill(store, "my exp", 6, {1})
+    pruned = next(d for d in store.history("my exp") if d["tid"] == 3)
+    raw.trials(store).update_one({"_id": pruned["_id"]}, {"$set": {"result": {"status": "pruned", "loss": 0.5}}})
+    status = _run(store, "status", "my exp")
+    assert "[hyperdist trials 'my exp' --state error; hyperdist show 'my exp' TID]" in status
+    result = CliRunner().invoke(main, ["show", "my exp", "-1", "--mongo", store.url, "--db", store.db_name])
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert result.output.startswith("error: TID must be a trial id") and "(got '-1')" in result.output
+    assert "`hyperdist show 'my exp' 7`" in result.output
+    assert "`hyperdist trials 'my exp'` lists them" in _run(store, "show", "my exp", "99", code=2)
+    rows = lambda out: [int(r.split()[0]) for r in out.splitlines()[1:] if r.strip()]  # noqa: E731
+    assert rows(_run(store, "trials", "my exp", "--state", "pruned")) == [3]
+    assert rows(_run(store, "trials", "my exp", "--state", "done")) == [0, 2, 4, 5]
+    assert rows(_run(store, "trials", "my exp", "--state", "error")) == [1]

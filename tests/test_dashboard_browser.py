@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -213,3 +214,33 @@ def test_report_works_offline_in_chromium(browser, mongo_url, tmp_path):
     store = Store(mongo_url, db=db)
     raw.client(store).drop_database(db)
     store.close()
+
+
+def test_keys_with_url_special_characters_round_trip_in_chromium(browser, mongo_url, tmp_path):
+    """A key with "/", "%", "?", "#" and a space: the link, the page and every API call it makes
+    (experiment, trial detail, contour) reach that experiment."""
+    db = f"t_{uuid.uuid4().hex[:10]}"
+    key = "team/run 1?a=%41#x"
+    search(mongo_url, db, key, 12, tmp_path, workers=1)
+    errors: list[str] = []
+    try:
+        with dashboard(mongo_url, db) as base:
+            page = _page(browser, errors)
+            page.goto(base + "/")
+            page.get_by_role("link", name=key).click()
+            _all_plots_drawn(page)
+            assert page.locator("#trial-table tbody tr").count() == 12
+            page.locator("#trial-table tbody tr").first.click()
+            page.wait_for_selector("#detail pre")
+            page.select_option("#contour-pair", index=1)
+            page.wait_for_function("+document.querySelector('#fig-contour').dataset.rendered >= 2")
+            assert not page.is_visible("#error") and errors == [], errors
+            page.goto(base + "/experiments/team/" + quote(key[5:], safe=""))  # the "/" typed unencoded
+            _all_plots_drawn(page)
+            assert page.locator("#trial-table tbody tr").count() == 12 and errors == [], errors
+            page.goto(base + "/experiments/team/run1")  # a missing key: said so
+            assert "no experiment 'team/run1'" in page.inner_text("body")
+    finally:
+        store = Store(mongo_url, db=db)
+        raw.client(store).drop_database(db)
+        store.close()

@@ -8,7 +8,9 @@ Blocks that are not run, and why (each is still checked, where a check means som
   name an existing command with existing options;
 - blocks addressing another machine (a placeholder host such as `db.example`, or a URL in `$URL` /
   `$HYPERDIST_MONGO_URL`): their `hyperdist` commands are checked the same way (the same commands
-  against the local server run in docs/quickstart.md's "Workers started by hand");
+  against the local server run in docs/quickstart.md's "Workers started by hand"); a Python one
+  compiles, the hyperdist names it imports exist, and (outside docs/integrations.md, see below)
+  every name it uses is imported or defined in it: it runs as printed once pointed at a server;
 - blocks that run a benchmark (`benchmarks/...`) or the test suite (`pytest`, `.ci/run`): records
   of how numbers were measured, minutes to hours each; the files they name must exist.
 - Python blocks of docs/integrations.md: fragments of a user's training code (they use the user's
@@ -81,6 +83,23 @@ def check_fragment(block: Block, where: str) -> None:
         for name in (n.strip() for n in names.split(",")):
             assert re.search(rf"^(class|def) {name}\b|^{name} =|import .*\b{name}\b", source, re.M), \
                 f"{where}: {module} has no {name}"
+
+
+def check_names(block: Block, where: str) -> None:
+    """Every name the block reads is a builtin or imported or assigned in the block (symtable
+    reads nested scopes' free names too)."""
+    import builtins
+    import symtable
+
+    top = symtable.symtable(block.text, where, "exec")
+    defined = {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported()} | set(dir(builtins))
+    tables, used = [top], set()
+    while tables:
+        table = tables.pop()
+        tables += table.get_children()
+        used |= {s.get_name() for s in table.get_symbols()
+                 if s.is_referenced() and (table is top or s.is_global()) and not s.is_assigned()}
+    assert used <= defined, f"{where}: {sorted(used - defined)} used but never imported or defined"
 
 
 def kind_in(doc: Path, block: Block) -> str:
@@ -200,6 +219,10 @@ def test_documented_blocks_run(doc: Path, doc_venv: Path, tmp_path: Path) -> Non
                 check_fragment(block, where)
             elif what == "kubernetes":
                 check_kubernetes(block.text)
+            elif what == "remote" and block.lang == "python":
+                check_fragment(block, where)
+                if doc.name not in FRAGMENTS:
+                    check_names(block, where)
             elif what in ("cluster", "remote"):
                 for args in _commands(block.text):
                     check_command(args)
@@ -233,6 +256,10 @@ def test_block_rules_cover_every_document() -> None:
             what = kind_in(doc, block)
             if what == "fragment":
                 check_fragment(block, f"{doc.relative_to(ROOT)}:{block.line}")
+            elif what == "remote" and block.lang == "python":
+                check_fragment(block, f"{doc.relative_to(ROOT)}:{block.line}")
+                if doc.name not in FRAGMENTS:
+                    check_names(block, f"{doc.relative_to(ROOT)}:{block.line}")
             elif what == "kubernetes":
                 check_kubernetes(block.text)
             elif block.lang in ("bash", "sh") and what != "record":

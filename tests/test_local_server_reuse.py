@@ -146,3 +146,26 @@ def test_a_worker_without_mongo_uses_the_local_server(tmp_path):
         assert "starting the local server" in run.stderr and server_status(data) is not None
     finally:
         stop_server(data)
+
+
+def test_server_start_keeps_the_server_a_search_started_up(tmp_path):
+    """The quickstart's "workers started by hand" after a search: `server start` finds the server
+    the search started (idle limit) and keeps it up until `server stop`; options it cannot apply
+    to a running server are refused, naming what to do."""
+    data = tmp_path / "hd"
+    try:
+        assert _hd(data, "list", idle=2).returncode == 0
+        pid = _recorded_pid(data)
+        assert "stops after 2 s without a command" in _hd(data, "server", "status", idle=2).stdout
+        start = _hd(data, "server", "start", idle=2)
+        assert start.returncode == 0 and "already running" in start.stdout, start.stderr
+        assert "stays up until `hyperdist server stop`" in start.stdout
+        assert "until `hyperdist server stop`" in _hd(data, "server", "status").stdout
+        time.sleep(6)  # three idle limits
+        assert server_status(data) is not None and _recorded_pid(data) == pid
+        refused = _hd(data, "server", "start", "--port", "1")
+        assert refused.returncode != 0 and refused.stderr.startswith("error: ") and "server stop" in refused.stderr
+        assert "stopped" in _hd(data, "server", "stop").stdout
+        assert _wait_gone(pid, 30)
+    finally:
+        stop_server(data)

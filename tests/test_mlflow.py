@@ -127,15 +127,23 @@ def _closed_port() -> int:
 @pytest.mark.slow
 def test_a_tracking_server_that_is_down_costs_no_trial(mongo_url, db_name, tmp_path, file_store):
     down = f"http://127.0.0.1:{_closed_port()}"
-    run = _search(mongo_url, db_name, "down", 8, tmp_path, MLFLOW_TRACKING_URI=down,
-                  MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="2")
+    run = _search(mongo_url, db_name, "down", 8, tmp_path, MLFLOW_TRACKING_URI=down)  # MLflow's own retries as set
     assert run.returncode == 0, run.stderr
-    assert "cannot log to the tracker" in run.stderr
-    assert "finished trials were not logged to the tracker" in run.stderr and "hyperdist mlflow down" in run.stderr
+    refused = f"MLflow at {down} cannot be reached: Connection refused"
+    assert run.stderr.count("cannot log to the tracker") == 1 and refused in run.stderr
+    ended = [line for line in run.stderr.splitlines() if "finished trials were not logged to the tracker" in line]
+    assert len(ended) == 1 and refused in ended[0] and "hyperdist mlflow down" in ended[0]
     store = Store(mongo_url, db=db_name)
     assert store.counts("down")["DONE"] + store.counts("down")["ERROR"] == 8
-    # once a tracker answers, `hyperdist mlflow` logs what is missing, and only that
+    # the backfill while the server is still down: says where it logs at once, then why it could not
     sync = [sys.executable, "-m", "hyperdist", "mlflow", "down", "--mongo", mongo_url, "--db", db_name]
+    failed = subprocess.run(sync, env=worker_env(MLFLOW_TRACKING_URI=down), capture_output=True, text=True,
+                            timeout=120)
+    lines = failed.stderr.splitlines()
+    assert failed.returncode == 1 and len(lines) == 2, failed.stderr
+    assert lines[0].startswith(f"logging the finished trials of 'down' to MLflow at {down}")
+    assert lines[1].startswith("error: cannot log to MLflow") and refused in lines[1] and "search" not in lines[1]
+    # once a tracker answers, `hyperdist mlflow` logs what is missing, and only that
     first = subprocess.run(sync, env=worker_env(), capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
     assert "logged 8 trials of 'down'" in first.stdout

@@ -126,3 +126,22 @@ def test_workers_that_cannot_load_the_estimator_stop_the_search_with_their_reaso
                                mongo=url_with_db(mongo_url, db_name), workers=1, random_state=0)
     with pytest.raises(HyperdistError, match=r"every worker exited .*No module named 'test_sklearn_search'"):
         search.fit(X, y)
+
+
+class MainRidge(Ridge):
+    """Claims to live in `__main__`, like a class defined in the person's script: workers fail each trial."""
+
+
+MainRidge.__module__ = "__main__"
+
+
+@pytest.mark.slow
+def test_a_distributed_search_whose_every_trial_raised_names_the_stored_errors(mongo_url, db_name):
+    from hyperdist.errors import HyperdistError
+
+    X, y = make_classification(n_samples=60, n_features=4, random_state=0)
+    search = HyperdistSearchCV(MainRidge(), {"alpha": hp.loguniform("alpha", -3, 3)}, max_evals=3, cv=2,
+                               mongo=url_with_db(mongo_url, db_name), workers=1, random_state=0)
+    with pytest.raises(HyperdistError, match=r"no candidate was evaluated \(3 trials, 3 raised\); "
+                                             r"AttributeError: .*'__main__' has no attribute 'MainRidge'.*define it in a module"):
+        search.fit(X, y)

@@ -117,6 +117,23 @@ def test_plot_and_report_survive_planted_params(store, tmp_path):
     assert "report.html" in _cli(store, "report", "planted", "--out", str(tmp_path / "report.html"))
 
 
+@pytest.mark.parametrize("planted", [{"max_evals": "1e999"}, {"max_evals": {"$gt": 1}}, {"max_evals": True},
+                                     {"coordinator": "x", "state": "running"}, {"coordinator": ["x"]}])
+def test_readers_survive_planted_experiment_fields(experiment, tmp_path, planted):
+    """Experiment fields no search writes (someone else wrote the document): every reader shows the
+    experiment, with "?" for a max_evals it cannot use, instead of a traceback."""
+    raw.database(experiment)["experiments"].update_one({"_id": "views"}, {"$set": planted})
+    status = _cli(experiment, "status", "views")
+    assert "experiment views" in status and "best: loss=" in status
+    if "max_evals" in planted:
+        assert "40/? finished" in status and "ETA" not in status
+        assert "views" in _cli(experiment, "list") and "40/?" in _cli(experiment, "list")
+    assert "report.html" in _cli(experiment, "report", "views", "--out", str(tmp_path / "report.html"))
+    from hyperdist.views.summary import experiment_summaries
+    [row] = experiment_summaries(experiment)
+    assert row["key"] == "views" and (row["max_evals"] is None if "max_evals" in planted else row["max_evals"] == 40)
+
+
 NOTEBOOK_SPACE = {
     "lr": hp.loguniform("lr", -9, 0),
     "model": hp.choice("model", [{"kind": "linear"}, {"kind": "tree", "depth": hp.quniform("depth", 1, 9, 1)}]),
@@ -152,6 +169,29 @@ def test_notebook_plots_read_like_the_dashboard():
     assert [t.get_text() for t in contour.axes[0].get_yticklabels()] == ["16", "64", "256"]
     edf = plots.plot_edf(view)
     assert edf.axes[0].get_xscale() == "log"
+
+
+def test_labels_with_mathtext_syntax_are_drawn_as_written(tmp_path):
+    """Labels and options holding "$", "^", "\\": every plot is drawn, and the SVG text (fonts as
+    text) holds them as written, not as mathtext (which raised ParseSyntaxException)."""
+    import matplotlib
+
+    from hyperdist.views import ExperimentView, plots
+
+    space = {"a": hp.uniform("cost $x^", 0, 1), "b": hp.choice("b_$\\frac", ["$a$b$", "opt_{1}^", "\\"]),
+             "c": hp.loguniform("c", -3, 0)}
+    trials = Trials()
+    fmin(lambda c: c["a"] + c["c"] + (c["b"] == "\\"), space, algo=rand.suggest, max_evals=20, trials=trials,
+         show_progressbar=False, rstate=np.random.default_rng(0))
+    view = ExperimentView.from_trials(trials, space)
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        paths = plots.plot_all(view, tmp_path)
+        contour = plots.plot_contour(view, "cost $x^", "b_$\\frac")
+        contour.savefig(tmp_path / "pair.svg")
+    assert {p.name for p in paths} >= {f"{n}.svg" for n in ("history", "slices", "parallel", "importance", "contour")}
+    svg = "".join(p.read_text() for p in tmp_path.glob("*.svg"))
+    for text in ("cost $x^", "b_$\\frac", "$a$b$", "opt_{1}^", "loss over cost $x^ and b_$\\frac"):
+        assert text in svg, text
 
 
 def test_short_log_ranges_get_few_round_labels():

@@ -142,3 +142,34 @@ def test_a_worker_waiting_for_trials_stops_at_once_on_sigterm(mongo_url, db_name
         worker.kill()
     assert worker.returncode == 0, out
     assert "exits: stopped by signal (0 done, 0 errors)" in out
+
+
+def test_a_worker_log_file_is_rotated_past_its_limit_keeping_the_newest_lines(mongo_url, db_name, tmp_path):
+    """A worker whose stdout and stderr are a log file (as a search starts them), an objective
+    printing 200 000 bytes per trial: past the limit, before its next trial, the file becomes
+    worker.log.1 and the newest lines, with the worker's own, go on in worker.log; two files stay."""
+    store = Store(mongo_url, db=db_name)
+    coord = Coordinator(store, "chatty", compile_space(objectives.space), rand.suggest, StopRules(4),
+                        CoordinatorConfig(seed=1, workers=1, queue=0), objective=f"{TESTS / 'objectives.py'}:chatty")
+    coord.start()
+    log = tmp_path / "worker.log"
+    with open(log, "ab") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "hyperdist", "worker", "--mongo", mongo_url, "--db", db_name, "--exp", "chatty",
+             "--allow", str(TESTS / "objectives.py"), "--idle-timeout", "5"],
+            env=worker_env(HYPERDIST_WORKER_LOG_LIMIT="150000"), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        while not coord.tick():
+            assert worker.poll() is None, log.read_text()
+        coord.store.update_experiment("chatty", state="done")
+        assert worker.wait(timeout=90) == 0, log.read_text()
+    finally:
+        worker.kill()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["worker.log", "worker.log.1"]
+    newest, older = log.read_text(), (tmp_path / "worker.log.1").read_text()
+    assert "log rotated at" in newest and "the earlier lines are in worker.log.1" in newest
+    xs = [d["params"]["x"] for d in store.history("chatty")]
+    assert f"last line x={xs[-1]:.6f}" in newest  # the last trial's output, whole
+    assert "exits:" in newest  # the worker's own last line
+    assert len(older) < 150_000 + 210_000 and len(newest) < 150_000 + 210_000  # the limit and one trial
+    store.close()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -51,7 +52,7 @@ def best(store: Any, exp_key: str | None) -> None:
     space = space_from_json(store.get_experiment(exp_key).get("space"))
     found = best_trial(store, exp_key)
     if found is None:
-        echo(f"no trial of {exp_key!r} finished with status ok (hyperdist trials {exp_key} --state error "
+        echo(f"no trial of {exp_key!r} finished with status ok (hyperdist trials {shlex.quote(exp_key)} --state error "
                    "shows why)", err=True)
         sys.exit(1)
     echo(best_json(found, space))
@@ -62,6 +63,7 @@ def best(store: Any, exp_key: str | None) -> None:
 def list_(store: Any) -> None:
     """All experiments with their state and progress."""
     from hyperdist.store import TrialState
+    from hyperdist.store.document import planned
     from hyperdist.views.status import effective_state
 
     rows = store.list_experiments()
@@ -71,7 +73,8 @@ def list_(store: Any) -> None:
         counts = store.counts(exp["_id"])
         finished = counts[TrialState.DONE] + counts[TrialState.ERROR]
         state, note = effective_state(exp)
-        echo(f"{exp['_id']:<30} {state:<8} {finished:>6}/{exp.get('max_evals', '?'):<6} "
+        max_evals = planned(exp.get("max_evals"))
+        echo(f"{exp['_id']:<30} {state:<8} {finished:>6}/{'?' if max_evals is None else max_evals:<6} "
                    f"errors={counts[TrialState.ERROR]:<5} objective={exp.get('objective')}"
                    + (f"  ({note})" if note else ""))
 
@@ -115,7 +118,7 @@ def plot(store: Any, exp_key: str | None, out: Path) -> None:
         states = collections.Counter(str(t["state"]).lower() for t in view.trials)
         raise HyperdistError(f"experiment {key!r} has no trial with an ok loss yet "
                              f"({', '.join(f'{n} {k}' for k, n in sorted(states.items())) or 'no trials'}): "
-                             f"nothing to plot; `hyperdist trials {key} --state error` lists the failures")
+                             f"nothing to plot; `hyperdist trials {shlex.quote(key)} --state error` lists the failures")
     for path in plot_all(view, out):
         echo(str(path))
 

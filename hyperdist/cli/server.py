@@ -7,15 +7,16 @@ from pathlib import Path
 
 import click
 
-from hyperdist.errors import redact
+from hyperdist.errors import HyperdistError, redact
 from hyperdist.cli.app import DATA_DIR, echo, main
 
 
 @main.group()
 def server() -> None:
     """The local MongoDB-wire server in --data-dir. Commands start one by themselves when they need
-    it (it stops after HYPERDIST_SERVER_IDLE seconds without a command, default 300); start one here
-    to keep it up until `hyperdist server stop`, e.g. for workers started by hand."""
+    it (it stops after HYPERDIST_SERVER_IDLE seconds without a command, default 300); `server start`
+    keeps it up until `hyperdist server stop` (the one running, or a new one), e.g. for workers
+    started by hand."""
 
 
 @server.command("start")
@@ -32,15 +33,20 @@ def server() -> None:
               help="Allow a --host other than loopback without --auth: anyone reaching the port can read and "
                    "change every experiment.")
 def server_start(data_dir: Path, host: str, port: int, auth_user: str | None, insecure: bool) -> None:
-    """Start the local server (or report the one already running) and keep it up until
-    `hyperdist server stop`."""
-    from hyperdist.server.embedded import LOOPBACK, check_exposure, server_status, start_server
+    """Start the local server and keep it up until `hyperdist server stop`. A server already
+    running (one a search started stops when idle) is kept up from now on instead; with --host,
+    --port or --auth, stop it first."""
+    from hyperdist.server.embedded import LOOPBACK, check_exposure, keep_up, server_status, start_server
 
     warning = check_exposure(host, bool(auth_user), insecure)
-    running = server_status(data_dir)
+    options = host != "127.0.0.1" or port != 0 or auth_user is not None
+    running = server_status(data_dir) if options else keep_up(data_dir)
     if running is not None:
-        echo(f"{running.kind} already running (pid {running.pid}) at {redact(running.url)} (data in "
-             f"{running.data_dir}); `hyperdist server stop` first to start it with other options")
+        where = f"{running.kind} already running (pid {running.pid}) at {redact(running.url)} (data in {running.data_dir})"
+        if options:
+            raise HyperdistError(f"{where}; run `hyperdist server stop` first to start it with --host, --port "
+                                 "or --auth")
+        echo(f"{where}; it stays up until `hyperdist server stop`")
         return
     if warning:
         echo(warning, err=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import shlex
 import socket
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def stop(exp_key: str, mongo: str | None, db: str | None, data_dir: Path) -> Non
     finally:
         conn.close()
     echo(f"asked the search on {exp_key!r} to stop; it stops within a few seconds "
-               f"(`hyperdist status {exp_key}` shows its state)")
+               f"(`hyperdist status {shlex.quote(exp_key)}` shows its state)")
 
 
 def _user() -> str:

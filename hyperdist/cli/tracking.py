@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
 from typing import Any
 
@@ -27,10 +28,17 @@ def mlflow_(store: Any, exp_key: str) -> None:
     tlog = MlflowLog()
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # MLflow's retries: one line at the end
     info = {k: exp.get(k) for k in ("objective", "max_evals", "seed")}
-    mirror = store_mirror(tlog, store, exp_key, space_from_json(exp.get("space")), info, flush_timeout=None)
+    uri = redact(str(tlog.where))
+    echo(f"logging the finished trials of {exp_key!r} to MLflow at {uri} (MLflow retries a server that answers "
+         "with errors for a few minutes; Ctrl-C stops)", err=True)
+    mirror = store_mirror(tlog, store, exp_key, space_from_json(exp.get("space")), info, flush_timeout=None,
+                          quiet=True)
     state = exp.get("state")
     left = mirror.close(state if state in (ExperimentState.DONE, ExperimentState.STOPPED) else ExperimentState.RUNNING)
-    uri = redact(str(getattr(tlog, "where", "?")))
-    echo(f"logged {mirror.logged} trials of {exp_key!r} to MLflow at {uri}"
-               + (f"; {left} could not be logged" if left else ""))
+    if mirror.failure:
+        echo(f"error: cannot log to MLflow ({mirror.failure}); logged {mirror.logged} trials of {exp_key!r}"
+             + (f", {left} not yet" if left else "") + f"; run `hyperdist mlflow {shlex.quote(exp_key)}` again "
+             "once it answers", err=True)
+    else:
+        echo(f"logged {mirror.logged} trials of {exp_key!r} to MLflow at {uri}")
     sys.exit(1 if left or mirror.failure else 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
 from typing import Any
 
 import click
@@ -11,12 +12,13 @@ import click
 from hyperdist.errors import HyperdistError
 from hyperdist.cli.app import COUNT_MAX, SEED_MAX, _with_store, echo, exp_key_option, main, required_key
 
-STATES = ("done", "error", "new", "running")  # TrialState's values, as a person types them
+STATES = ("done", "pruned", "error", "new", "running")  # as the table's state column says them
 
 
 @main.command()
 @exp_key_option
-@click.option("--state", type=click.Choice(STATES), help="Only trials in this state.")
+@click.option("--state", type=click.Choice(STATES),
+              help="Only trials in this state (done: finished with a result, pruned ones excepted).")
 @click.option("--limit", type=click.IntRange(min=1, max=COUNT_MAX), help="Only the last N trials (highest trial ids).")
 @_with_store
 def trials(store: Any, exp_key: str | None, state: str | None, limit: int | None) -> None:
@@ -30,7 +32,8 @@ def trials(store: Any, exp_key: str | None, state: str | None, limit: int | None
     exp_key = required_key(exp_key)
     space = space_from_json(store.get_experiment(exp_key).get("space"))
     rows = [["tid", "state", "loss", "params", "worker", "attempts", "duration", "error"]]
-    for rec in store.find_trials(exp_key, TrialState(state.upper()) if state else None, limit):
+    stored = TrialState.DONE if state == "pruned" else TrialState(state.upper()) if state else None
+    for rec in store.find_trials(exp_key, stored, limit, pruned={"pruned": True, "done": False}.get(state or "")):
         readable = space.readable(rec.params)
         rows.append([str(rec.tid), _state(rec), _number(rec.result.get("loss")),
                      _cut(" ".join(f"{k}={_number(v)}" for k, v in readable.items()), 100), rec.owner or "-",
@@ -44,7 +47,7 @@ def trials(store: Any, exp_key: str | None, state: str | None, limit: int | None
         echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
 
 
-@main.command()
+@main.command(context_settings={"ignore_unknown_options": True})  # `show EXP -1`: a bad TID, not an option
 @exp_key_option
 @click.argument("rest", metavar="TID", required=False)
 @_with_store
@@ -56,8 +59,9 @@ def show(store: Any, exp_key: str | None, rest: str | None) -> None:
     exp_key = required_key(exp_key)
     if rest is None or not rest.isdigit() or int(rest) > SEED_MAX:
         got = "none given" if rest is None else f"got {rest!r}"
-        raise click.UsageError(f"TID must be a trial id, a whole number below 2**63 ({got}): `hyperdist show {exp_key} 7`; "
-                               f"`hyperdist trials {exp_key}` lists them")
+        raise HyperdistError(f"TID must be a trial id, a whole number below 2**63 ({got}): "
+                             f"`hyperdist show {shlex.quote(exp_key)} 7`; `hyperdist trials {shlex.quote(exp_key)}` "
+                             "lists them")
     space = space_from_json(store.get_experiment(exp_key).get("space"))
     rec = store.get_trial(exp_key, int(rest))
     params = rec.params
@@ -99,13 +103,14 @@ def delete(store: Any, exp_key: str | None, yes: bool) -> None:
     """Delete an experiment, its trials and its history snapshots (asks first). Refused while a
     coordinator holds the experiment."""
     from hyperdist.store import ExperimentState
+    from hyperdist.store.document import fields
     from hyperdist.views.status import effective_state
 
     exp_key = required_key(exp_key)
     exp = store.get_experiment(exp_key)
     state, _ = effective_state(exp)
     if state == ExperimentState.RUNNING and exp.get("coordinator"):  # a lapsed lease makes the state "stopped"
-        owner = exp["coordinator"].get("owner")
+        owner = fields(exp["coordinator"]).get("owner")
         raise HyperdistError(f"experiment {exp_key!r} has a running coordinator ({owner}): stop the search first, "
                              "or wait until its lease lapses")
     counts = store.counts(exp_key)

@@ -19,6 +19,7 @@ from typing import Any
 
 from hyperdist.distributed.gpus import visible_device
 from hyperdist.distributed.heartbeat import Heartbeat
+from hyperdist.distributed.logfile import LogRotation
 from hyperdist.distributed.runnable import CannotRun, Runnable, runnable
 from hyperdist.errors import ExperimentNotFound, HyperdistError, redact
 from hyperdist.objective.evaluation import ChildProcess, Outcome, failed, run_in_process, store_context
@@ -82,6 +83,7 @@ class Worker:
         self._idle = False  # in the pause between empty claims
         self._warned_missing = False
         self._seconds: collections.deque[float] = collections.deque(maxlen=9)  # recent trials' durations
+        self._log = LogRotation()  # the size of this worker's log file, if it writes to one
 
     # --- signals --------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -273,6 +275,7 @@ class Worker:
             return _Finished(doc, failed("InvalidParams", f"invalid trial document: {exc}"), started)
         beat = Heartbeat(self.store, [doc["_id"]] + [d["_id"] for d in waiting if d["lease_token"] == token],
                           token, self.config.lease_seconds)
+        self._log.rotate_if_full()  # before the trial, so its own lines stay in the current file
         beat.start()
         try:
             outcome = self._evaluate(exp, doc)

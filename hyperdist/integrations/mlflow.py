@@ -13,7 +13,10 @@ warning rather than a stalled search.
 from __future__ import annotations
 
 import os
+import socket
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 from hyperdist.integrations import require
 from hyperdist.errors import HyperdistError, redact
@@ -55,6 +58,24 @@ class MlflowLog:
         self._best: float | None = None
         self._count = 0
         self._partial: dict[int, str] = {}  # tid -> child run created but not finished (a retry reuses it)
+        self._unsure = True  # no call answered yet, or the last one failed: knock before calling MLflow
+
+    def _knock(self) -> None:
+        """Fail at once, naming the reason, when an HTTP tracking server cannot be connected to: MLflow
+        itself retries a refused connection for minutes, which would hide the reason that long."""
+        if not self._unsure:
+            return
+        parts = urlsplit(self.where)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return
+        if getproxies().get(parts.scheme) and not proxy_bypass(parts.hostname):
+            return  # reached through a proxy: only MLflow's own request can tell
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            socket.create_connection((parts.hostname, port), timeout=5).close()
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+            raise ConnectionError(f"MLflow at {redact(self.where)} cannot be reached: {reason}") from None
 
     @property
     def where(self) -> str:
@@ -62,6 +83,8 @@ class MlflowLog:
         return self.tracking_uri or self.mlflow.get_tracking_uri()
 
     def open(self, exp_key: str | None, info: dict[str, Any]) -> set[int]:
+        self._knock()
+        self._unsure = True
         self.experiment_id = self._experiment(exp_key)
         tags = {"hyperdist.role": "experiment"}
         if exp_key is not None:
@@ -73,12 +96,15 @@ class MlflowLog:
             if found:
                 self.parent_id = found[0].info.run_id
                 self.client.update_run(self.parent_id, status="RUNNING")
-                return self._logged_tids()
+                tids = self._logged_tids()
+                self._unsure = False
+                return tids
         run = self.client.create_run(self.experiment_id, tags=tags, run_name=self.run_name or exp_key or "hyperdist fmin")
         self.parent_id = run.info.run_id
         params = [self.mlflow.entities.Param(k, str(v)[:6000]) for k, v in info.items() if v is not None]
         if params:
             self.client.log_batch(self.parent_id, params=params)
+        self._unsure = False
         return set()
 
     def _experiment(self, exp_key: str | None) -> str:
@@ -113,6 +139,12 @@ class MlflowLog:
                 return tids
 
     def log(self, record: LoggedTrial) -> None:
+        self._knock()
+        self._unsure = True
+        self._log(record)
+        self._unsure = False
+
+    def _log(self, record: LoggedTrial) -> None:
         entities = self.mlflow.entities
         run_id = self._partial.get(record.tid)
         if run_id is None:

@@ -253,7 +253,7 @@ class HyperdistSearchCV(MetaEstimatorMixin, BaseEstimator):
                 stop_workers(procs)
         trials.refresh()
         if self.error_score == "raise":
-            failed = [t for t in trials.trials if t.get("error")]
+            failed = [t for t in trials.all_trials if t.get("error")]  # `trials` leaves out those that raised
             if failed:
                 raise HyperdistError(f"HyperdistSearchCV: trial {failed[0]['tid']} failed: "
                                      f"{failed[0]['error'].get('type')}: {failed[0]['error'].get('message')}")
@@ -265,11 +265,13 @@ class HyperdistSearchCV(MetaEstimatorMixin, BaseEstimator):
 
         space = compile_space(self.space)
         done = [t for t in trials.trials if "cv" in (t.get("result") or {})]
-        if not done:
-            errors = {f"{(t.get('error') or {}).get('type')}: {(t.get('error') or {}).get('message')}"
-                      for t in trials.trials}
-            raise HyperdistError(f"HyperdistSearchCV: no candidate was evaluated ({len(trials.trials)} trials; "
-                                 f"errors: {sorted(errors)[:3]})")
+        if not done:  # the reasons are in the trials that raised, which only `all_trials` holds
+            failed = [t["error"] for t in trials.all_trials if t.get("error")]
+            errors = sorted({f"{e.get('type')}: {e.get('message')}" for e in failed})
+            hint = (" (workers import the estimator's class: define it in a module, not in the script run as "
+                    "__main__)") if any("'__main__'" in e for e in errors) else ""
+            raise HyperdistError(f"HyperdistSearchCV: no candidate was evaluated ({len(trials.all_trials)} trials, "
+                                 f"{len(failed)} raised); " + ("; ".join(errors[:3]) or "no error was recorded") + hint)
         params = [_flatten(space.eval(t["params"])) for t in done]
         cvs = [t["result"]["cv"] for t in done]
         out: dict[str, Any] = {}

@@ -18,6 +18,7 @@ import datetime as dt
 import logging
 import os
 import queue
+import shlex
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -114,9 +115,11 @@ class Mirror:
 
     def __init__(self, tlog: TrialLog, space: SearchSpace, exp_key: str | None = None,
                  info: dict[str, Any] | None = None, *, read: Callable[[list], Iterable[TrialRecord]] | None = None,
-                 history: Callable[[], Iterable[dict]] | None = None, flush_timeout: float | None = 30.0) -> None:
-        """`read(ids)` returns whole trial documents by `_id`; `history()` every trial (backfill)."""
-        self.tlog, self.space, self.exp_key, self.info = tlog, space, exp_key, info or {}
+                 history: Callable[[], Iterable[dict]] | None = None, flush_timeout: float | None = 30.0,
+                 quiet: bool = False) -> None:
+        """`read(ids)` returns whole trial documents by `_id`; `history()` every trial (backfill).
+        quiet: no warnings, the caller reports `failure` itself (the `hyperdist mlflow` backfill)."""
+        self.tlog, self.space, self.exp_key, self.info, self.quiet = tlog, space, exp_key, info or {}, quiet
         self._read, self._history, self.flush_timeout = read, history, flush_timeout
         self._inbox: queue.Queue = queue.Queue()
         self._pending: list[LoggedTrial] = []
@@ -140,15 +143,16 @@ class Mirror:
     def close(self, state: str = ExperimentState.DONE) -> int:
         """Log what is pending (waiting at most flush_timeout, None: until done or refused) and end
         the run ("done", "stopped", or "running": left as it is); returns how many finished trials
-        could not be logged, after a warning that says so."""
+        could not be logged, after a warning that says so (unless quiet)."""
         self._closing = state
         self._wake.set()
         self._thread.join(self.flush_timeout)
         left = self.unlogged()
-        if left:
-            where = f"`hyperdist mlflow {self.exp_key}` copies them" if self.exp_key else "they are in the Trials object"
+        if left and not self.quiet:
+            where = f"`hyperdist mlflow {shlex.quote(self.exp_key)}` copies them" if self.exp_key else "they are in the Trials object"
             log.warning("%d finished trials were not logged to the tracker (%s); they are safe in the history: %s "
-                        "once it answers", left, self.failure or f"still busy after {self.flush_timeout:g} s", where)
+                        "once it answers", left, self.failure or f"it did not answer within {self.flush_timeout:g} s",
+                        where)
         return left
 
     def unlogged(self) -> int:
@@ -185,7 +189,7 @@ class Mirror:
                     return
             except Exception as exc:  # a tracker's failure never reaches the search
                 message = redact(f"{type(exc).__name__}: {exc}".splitlines()[0])
-                if self.failure is None:
+                if self.failure is None and not last_try and not self.quiet:  # else close() or the caller says it
                     log.warning("cannot log to the tracker (%s); the search goes on, and finished trials are logged "
                                 "when it answers (retrying)", message)
                 self.failure = message
@@ -217,8 +221,8 @@ class Mirror:
 
 
 def store_mirror(tlog: TrialLog, store: Any, exp_key: str, space: SearchSpace, info: dict[str, Any],
-                 flush_timeout: float | None = 30.0) -> Mirror:
+                 flush_timeout: float | None = 30.0, quiet: bool = False) -> Mirror:
     """A mirror of a distributed experiment: the coordinator's hook is `.finished`; trials already
     finished and not yet logged (a resumed search) are logged first."""
     return Mirror(tlog, space, exp_key, info, read=lambda ids: store.records_by_id(exp_key, ids),
-                  flush_timeout=flush_timeout, history=lambda: store.iter_history(exp_key, STATE_FIELDS))
+                  flush_timeout=flush_timeout, history=lambda: store.iter_history(exp_key, STATE_FIELDS), quiet=quiet)

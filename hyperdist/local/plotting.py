@@ -94,7 +94,7 @@ def main_plot_vars(trials: Any, do_show: bool = True, fontsize: int = 10, colori
     n_rows = max(1, math.ceil(len(labels) / n_cols))
     for panel, label in enumerate(labels, start=1):
         plt.subplot(n_rows, n_cols, panel)
-        plt.title(label, fontsize=fontsize)
+        plt.title(label.replace("$", r"\$"), fontsize=fontsize)  # drawn as written, not as mathtext
         points = [(tid, v) for tid, v in zip(idxs[label], vals[label]) if tid in loss_by_tid]
         if arrange_by_loss:  # a trial without a finite loss has no place on a loss axis
             points = [(tid, v) for tid, v in points if loss_by_tid[tid] is not None and math.isfinite(loss_by_tid[tid])]

@@ -160,6 +160,31 @@ def use_server(data_dir: Path, *, idle: float | None = None,
         raise
 
 
+def keep_up(data_dir: Path) -> LocalServer | None:
+    """Make the running server of data_dir run until `hyperdist server stop`: a server a command
+    started loses its idle limit in its record, which its keeper reads before it stops the server.
+    Returns the server (None when none runs)."""
+    data_dir = Path(data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    use = ServerUse(data_dir)  # held, so its keeper is not stopping it meanwhile
+    try:
+        with _locked(data_dir):
+            running = server_status(data_dir)
+            if running is not None and running.idle is not None:
+                info = json.loads(_state_file(data_dir).read_text())
+                _write_record(data_dir, dict(info, idle=None))
+                running.idle = None
+            return running
+    finally:
+        use.release()
+
+
+def kept_up(data_dir: Path, pid: int) -> bool:
+    """Whether the record of server `pid` says it runs until stopped (see keep_up)."""
+    record = _recorded(data_dir)
+    return record is not None and record.pid == pid and record.idle is None
+
+
 def idle_seconds() -> float:
     raw = os.environ.get("HYPERDIST_SERVER_IDLE", "")
     try:
@@ -268,13 +293,17 @@ def _start(data_dir: Path, host: str, port: int, auth: bool, log_file: Path | No
         user, password = (quote(part, safe="") for part in credentials)
         url = f"mongodb://{user}:{password}@{url.split('//', 1)[1]}/?authSource=admin"
     server = LocalServer(url, proc.pid, data_dir, kind, idle)
+    _write_record(data_dir, dict(asdict(server), data_dir=str(data_dir), started=time.time(),
+                                 keeper=os.getpid() if with_parent else None))
+    return server
+
+
+def _write_record(data_dir: Path, info: dict) -> None:
     tmp = _state_file(data_dir).with_suffix(".tmp")  # readers without the lock never see half a file
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the URL may hold credentials
     with os.fdopen(fd, "w") as out:
-        out.write(json.dumps(dict(asdict(server), data_dir=str(data_dir), started=time.time(),
-                                  keeper=os.getpid() if with_parent else None)))
+        out.write(json.dumps(info))
     os.replace(tmp, _state_file(data_dir))
-    return server
 
 
 def die_with_parent() -> None:

@@ -7,7 +7,8 @@ server nothing). Why it cannot leak: the server is the keeper's child and gets S
 keeper dies, even by SIGKILL (Linux); the keeper stops the server on SIGTERM, SIGHUP and SIGINT and
 exits when the server is gone. Commands hold a shared lock on `server.inuse` while they run (see
 hyperdist.server.embedded.ServerUse); the keeper stops the server only while it holds that lock exclusively,
-so no command ever loses the server under it.
+so no command ever loses the server under it. `hyperdist server start` can lift the idle limit of a
+running server (embedded.keep_up): the keeper reads the record before it stops the server.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from hyperdist.server.embedded import _alive, _start, stop_server
+from hyperdist.server.embedded import _alive, _start, kept_up, stop_server
 
 POLL = 1.0  # seconds between looks at the server and the last use
 
@@ -42,14 +43,14 @@ def keep(data_dir: Path, idle: float, log: Path, timeout: float) -> int:
     inuse = data_dir / "server.inuse"
     while _alive(server.pid):
         time.sleep(min(POLL, max(idle, 0.05)))
-        if _idle_for(inuse) < idle:
+        if _idle_for(inuse) < idle or kept_up(data_dir, server.pid):
             continue
         with open(inuse, "a") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue  # a command is using it
-            if _idle_for(inuse) >= idle:
+            if _idle_for(inuse) >= idle and not kept_up(data_dir, server.pid):
                 print(f"{time.strftime('%H:%M:%S')} keeper: no command for {idle:g} s, stopping the server",
                       flush=True)
                 stop_server(data_dir)

@@ -83,6 +83,17 @@ def count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
+def planned(value: Any) -> int | None:
+    """An experiment's max_evals as a search writes it (an int >= 0); anything else someone wrote
+    into the document is unknown (None), so readers show "?" instead of failing on it."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def fields(value: Any) -> dict:
+    """A sub-document (an experiment's `coordinator`) as readers use it: a dict, else empty."""
+    return value if isinstance(value, dict) else {}
+
+
 def utc_now() -> dt.datetime:
     """UTC, truncated to milliseconds as BSON stores it, so a document built here equals the stored one."""
     now = dt.datetime.now(dt.timezone.utc)

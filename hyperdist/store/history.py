@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import shlex
 from typing import Any, Iterable, Iterator
 
 from pymongo import DESCENDING
@@ -91,10 +92,14 @@ class History(Database):
                                           {"tid": 1, "owner": 1, "claimed": 1, "lease_until": 1, "heartbeat": 1,
                                                                      "device": 1}))
 
-    def find_trials(self, exp_key: str, state: TrialState | None = None, limit: int | None = None) -> list[TrialRecord]:
-        """Trials in tid order, optionally of one state; with `limit`, the last (most recent) ones,
-        read newest first through the (exp_key, tid) or claim index."""
-        query = {"exp_key": exp_key, **({"state": TrialState(state).value} if state else {})}
+    def find_trials(self, exp_key: str, state: TrialState | None = None, limit: int | None = None,
+                    pruned: bool | None = None) -> list[TrialRecord]:
+        """Trials in tid order, optionally of one state, and pruned or not (a pruned trial is a done
+        one whose result says "pruned"); with `limit`, the last (most recent) ones, read newest first
+        through the (exp_key, tid) or claim index."""
+        query: dict = {"exp_key": exp_key, **({"state": TrialState(state).value} if state else {})}
+        if pruned is not None:
+            query["result.status"] = "pruned" if pruned else {"$ne": "pruned"}
         with self._errors("reading from"):
             cursor = self._trials.find(query, HISTORY_FIELDS).sort("tid", DESCENDING)
             docs = list(valid_trials(cursor.limit(limit) if limit else cursor, exp_key))
@@ -109,7 +114,7 @@ class History(Database):
         if raw is None:
             # ids are reserved in blocks, so a stopped coordinator leaves ids that no trial ever had
             known = (f"its trial ids go up to {last['tid']}, with gaps where reserved ids were never used; "
-                     f"`hyperdist trials {exp_key}` lists them") if last else "it has no trials yet"
+                     f"`hyperdist trials {shlex.quote(exp_key)}` lists them") if last else "it has no trials yet"
             raise StoreError(f"experiment {exp_key!r} has no trial {tid} ({known})")
         found = list(valid_trials([raw], exp_key))
         if not found:

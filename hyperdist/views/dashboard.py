@@ -8,7 +8,8 @@ and no route writes.
 
 Routes: `/` (experiments), `/experiments/<key>`, `/api/experiments`, `/api/experiments/<key>`
 (`?since=<version>`), `/api/experiments/<key>/trials/<tid>`, `/api/experiments/<key>/contour?x=&y=`,
-`/static/...`.
+`/static/...`. The page sends `<key>` percent-encoded as one path segment; the API routes read the
+raw path, because the server decodes `%2F` to `/` before routing (a key may be `team/run1`).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import json
 import logging
 import threading
 from typing import Any, Callable
+from urllib.parse import quote, unquote
 
 from hyperdist.errors import ExperimentNotFound, HyperdistError, StoreUnavailable, redact
 from hyperdist.views.data import ExperimentView, jsonable
@@ -98,13 +100,18 @@ def create_app(store: Any, poll_seconds: float = 2.0, host: str = "127.0.0.1",
         return answer(lambda s: jsonable(experiment_summaries(s)))
 
     def experiment_api(request: Request) -> Response:
-        key = request.path_params["key"]
+        """One experiment, one of its trials or a contour, told apart on the raw (still encoded) path."""
+        raw = request.scope.get("raw_path") or quote(request.scope["path"]).encode()
+        rest = raw.decode("utf-8", "replace").split("/api/experiments/", 1)[-1].split("/")
+        if len(rest) == 3 and rest[1] == "trials" and rest[2].isascii() and rest[2].isdigit():
+            return trial_api(unquote(rest[0]), int(rest[2]))
+        if len(rest) == 2 and rest[1] == "contour":
+            return contour_api(unquote(rest[0]), request)
+        key = request.path_params["key"]  # the key itself, even when a client sent its "/" unencoded
         since = request.query_params.get("since")
         return answer(lambda s: experiment_payload(ExperimentView.from_store(s, key), since))
 
-    def trial_api(request: Request) -> Response:
-        key, tid = request.path_params["key"], request.path_params["tid"]
-
+    def trial_api(key: str, tid: int) -> Response:
         def detail(s: Any) -> dict:
             found = ExperimentView.from_store(s, key).detail(tid)
             if found is None:
@@ -112,8 +119,8 @@ def create_app(store: Any, poll_seconds: float = 2.0, host: str = "127.0.0.1",
             return jsonable(found)
         return answer(detail)
 
-    def contour_api(request: Request) -> Response:
-        key, q = request.path_params["key"], request.query_params
+    def contour_api(key: str, request: Request) -> Response:
+        q = request.query_params
         return answer(lambda s: contour_payload(ExperimentView.from_store(s, key), q.get("x", ""), q.get("y", "")))
 
     def static(request: Request) -> Response:
@@ -125,9 +132,7 @@ def create_app(store: Any, poll_seconds: float = 2.0, host: str = "127.0.0.1",
         return Response((STATIC / name).read_text(), media_type=_STATIC_FILES[name])
 
     routes = [Route("/", index), Route("/experiments/{key:path}", experiment),
-              Route("/api/experiments", list_api), Route("/api/experiments/{key}/trials/{tid:int}", trial_api),
-              Route("/api/experiments/{key}/contour", contour_api),
-              Route("/api/experiments/{key:path}", experiment_api),
+              Route("/api/experiments", list_api), Route("/api/experiments/{key:path}", experiment_api),
               Route("/static/{name}", static)]
     hosts = list(LOOPBACK) if host in LOOPBACK else ["*"]
     return Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)])

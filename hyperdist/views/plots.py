@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from hyperdist.errors import HyperdistError
-from hyperdist.views.data import FAILED, MAX_DRAWN, OK, PRUNED, RUNNING, ExperimentView, short
+from hyperdist.views.data import FAILED, LABEL_CHARS, MAX_DRAWN, OK, PRUNED, RUNNING, ExperimentView, short
 from hyperdist.views.figures import COLORS, IMPORTANCE_NOTE, default_pair
 
 
@@ -28,6 +28,12 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def literal(text: Any, limit: int = LABEL_CHARS) -> str:
+    """Data (a label, an option, a worker) as matplotlib text: cut by `short`, and with "$" escaped,
+    so that mathtext never parses it ("cost $x^" is drawn as written, not a ParseException)."""
+    return short(text, limit).replace("$", r"\$")
 
 
 def readable_log(ax: Any, which: str) -> None:
@@ -85,7 +91,7 @@ def plot_slices(view: ExperimentView) -> Any:
     rng = np.random.default_rng(0)
     for ax, p in zip(axes.flat, panels):
         counted = f" ({p['inactive']} of {p['active'] + p['inactive']} inactive)" if p["inactive"] else ""
-        ax.set_title(short(p["label"]) + counted, fontsize=10)
+        ax.set_title(literal(p["label"]) + counted, fontsize=10)
         ax.set_ylabel("loss")
         if not p["x"]:
             _note(ax, "no ok trial with it active")
@@ -94,7 +100,7 @@ def plot_slices(view: ExperimentView) -> Any:
             codes = np.array([p["categories"].index(v) for v in p["x"]])
             ax.scatter(codes + rng.uniform(-0.15, 0.15, len(codes)), p["loss"], s=10, alpha=0.6, color=COLORS[OK])
             ax.set_xticks(range(len(p["categories"])))
-            ax.set_xticklabels([short(c, 14) for c in p["categories"]], rotation=20 if len(p["categories"]) > 3 else 0)
+            ax.set_xticklabels([literal(c, 14) for c in p["categories"]], rotation=20 if len(p["categories"]) > 3 else 0)
         else:
             ax.scatter(p["x"], p["loss"], s=10, alpha=0.6, color=COLORS[OK])
             if p["log"]:
@@ -133,10 +139,10 @@ def plot_parallel(view: ExperimentView) -> Any:
         lo, hi = d["range"]
         for v, text in zip(d["tickvals"], d["ticktext"]):
             y = (v - lo) / ((hi - lo) or 1.0)
-            ax.text(k + 0.04, y, str(text)[:12], fontsize=7, va="center",
+            ax.text(k + 0.04, y, literal(text, 12), fontsize=7, va="center",
                     color=COLORS[FAILED] if text == "inactive" else "#333")
     ax.set_xticks(range(len(dims)))
-    ax.set_xticklabels([short(d["label"]) for d in dims], rotation=30, ha="right")
+    ax.set_xticklabels([literal(d["label"]) for d in dims], rotation=30, ha="right")
     ax.set_yticks([])
     ax.set_xlim(-0.2, len(dims) - 0.6)
     for side in ("top", "right", "left"):
@@ -156,7 +162,7 @@ def plot_importance(view: ExperimentView) -> Any:
         _note(ax, f"needs 8 trials finished ok ({int(view.ok.sum())} so far)")
         return fig
     labels = list(imp)[::-1]
-    ax.barh([short(k) for k in labels], [imp[k] for k in labels], color=COLORS[OK])
+    ax.barh([literal(k) for k in labels], [imp[k] for k in labels], color=COLORS[OK])
     ax.set_xlim(0, max(0.05, *imp.values()) * 1.1)
     ax.set_xlabel("share of the loss variation explained alone (adjusted main effect)")
     ax.set_title("parameter importance" + view.drawn_note())
@@ -174,7 +180,7 @@ def plot_contour(view: ExperimentView, a: str | None = None, b: str | None = Non
         return fig
     c = view.contour(*pair)
     if c["n"] < 3:
-        _note(ax, f"needs three ok trials with {pair[0]} and {pair[1]} active")
+        _note(ax, f"needs three ok trials with {literal(pair[0])} and {literal(pair[1])} active")
         return fig
     z = np.ma.masked_invalid(np.array(c["z"], dtype=float))
     if c["x"]["categorical"] or c["y"]["categorical"]:  # options are cells, not a surface
@@ -189,10 +195,10 @@ def plot_contour(view: ExperimentView, a: str | None = None, b: str | None = Non
                                        ("y", ax.yaxis, ax.set_ylabel, ax.set_ylim)):
         spec = c[name]
         axis.set_ticks(spec["tickvals"])
-        axis.set_ticklabels([short(t, 12) for t in spec["ticktext"]])
-        setter(short(spec["label"]))
+        axis.set_ticklabels([literal(t, 12) for t in spec["ticktext"]])
+        setter(literal(spec["label"]))
         limits(*_padded(spec["range"]))  # trials on the edge stay whole
-    ax.set_title(f"loss over {short(pair[0])} and {short(pair[1])} ({c['n']} trials)")
+    ax.set_title(f"loss over {literal(pair[0])} and {literal(pair[1])} ({c['n']} trials)")
     return fig
 
 
@@ -225,7 +231,7 @@ def plot_timeline(view: ExperimentView) -> Any:
         ax.barh(owners.index(s["owner"]), max((s["end"] - s["start"]).total_seconds(), 1e-3),
                 left=(s["start"] - start).total_seconds(), color=COLORS[s["kind"]], edgecolor="white")
     ax.set_yticks(range(len(owners)))
-    ax.set_yticklabels(owners)
+    ax.set_yticklabels([literal(o) for o in owners])
     ax.set_xlabel("seconds since the first claim")
     ax.set_title("trials per worker (blue ok, orange pruned, red failed, grey running)")
     return fig

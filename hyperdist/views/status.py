@@ -11,6 +11,7 @@ import datetime as dt
 import io
 import json
 import math
+import shlex
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from hyperdist.views.summary import rate_per_minute
 from hyperdist.objective.result import STATUS_PRUNED, ok_loss
 from hyperdist.space.compiled import SearchSpace, space_from_json
 from hyperdist.store import ExperimentState, Store, TrialRecord, TrialState, error_text
-from hyperdist.store.document import utc
+from hyperdist.store.document import fields, planned, utc
 
 
 def _loss(rec: TrialRecord) -> float | None:
@@ -60,7 +61,7 @@ def effective_state(exp: dict, now: dt.datetime | None = None) -> tuple[str, str
     state = str(exp.get("state", "?"))
     if state != ExperimentState.RUNNING:
         return state, ""
-    coordinator = exp.get("coordinator") or {}
+    coordinator = fields(exp.get("coordinator"))
     until = coordinator.get("lease_until")
     now = now or dt.datetime.now(dt.timezone.utc)
     if isinstance(until, dt.datetime) and utc(until) < now:
@@ -89,19 +90,20 @@ def render_status(store: Store, exp_key: str | None) -> tuple[str, bool]:
         counts[d.state] += 1
     finished = counts[TrialState.DONE] + counts[TrialState.ERROR]
     pruned = sum(1 for d in docs if d.status == STATUS_PRUNED)
-    max_evals = exp.get("max_evals") or 0
+    max_evals = planned(exp.get("max_evals"))
     lines = [
         f"experiment {exp_key}  state={state}{f' ({note})' if note else ''}  objective={exp.get('objective')}",
-        f"trials: {finished}/{max_evals} finished  " + "  ".join(f"{k}={v}" for k, v in counts.items())
+        f"trials: {finished}/{'?' if max_evals is None else max_evals} finished  " + "  ".join(f"{k}={v}" for k, v in counts.items())
         + (f"  (pruned={pruned})" if pruned else ""),
     ]
     for n, top in store.top_errors(exp_key, 1) if counts[TrialState.ERROR] else []:
         lines.append(f"errors: {counts[TrialState.ERROR]}; most frequent: {n}x {(top.strip().splitlines() or [''])[0]}  "
-                     f"[hyperdist trials {exp_key} --state error; hyperdist show {exp_key} TID]")
+                     f"[hyperdist trials {shlex.quote(exp_key)} --state error; hyperdist show {shlex.quote(exp_key)} TID]")
     rate = rate_per_minute((d.finished for d in docs), recent=state == ExperimentState.RUNNING)
     if rate:
-        eta = (max_evals - finished) / rate if max_evals > finished else 0.0
-        lines.append(f"rate: {rate:.1f} trials/min" + (f"  ETA: {eta:.1f} min" if state == ExperimentState.RUNNING else ""))
+        eta = (max_evals - finished) / rate if max_evals is not None and max_evals > finished else 0.0
+        lines.append(f"rate: {rate:.1f} trials/min" + (f"  ETA: {eta:.1f} min" if state == ExperimentState.RUNNING
+                                                        and max_evals is not None else ""))
     space = space_from_json(exp.get("space"))
     best = best_trial(store, exp_key, docs)
     if best is not None:
@@ -114,7 +116,7 @@ def render_status(store: Store, exp_key: str | None) -> tuple[str, bool]:
     devices = collections.Counter(d.device for d in docs if d.device and d.finished_state)
     if devices:
         lines.append("trials per device: " + "  ".join(f"{k}={v}" for k, v in sorted(devices.items())))
-    coordinator = exp.get("coordinator") or {}
+    coordinator = fields(exp.get("coordinator"))
     if coordinator:
         lines.append(f"coordinator: {coordinator.get('owner')} lease until {_age(coordinator.get('lease_until'))}")
     now = dt.datetime.now(dt.timezone.utc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterable
 
-from hyperdist.store.document import FINISHED, SUMMARY_FIELDS, ExperimentState, TrialState, utc
+from hyperdist.store.document import FINISHED, SUMMARY_FIELDS, ExperimentState, TrialState, fields, planned, utc
 from hyperdist.views.data import FAILED, NEW, OK, PRUNED, RUNNING, ExperimentView, trial_record
 
 
@@ -17,11 +17,11 @@ def setup(view: ExperimentView) -> dict:
         when = " or ".join(" and ".join(f"{lab} = {view.space.display(lab, opt)}" for lab, opt in path)
                            for path in spec.conditions) if not spec.unconditional else "always"
         space.append({"label": spec.label, "distribution": describe[spec.label], "active": when})
-    coordinator = view.exp.get("coordinator") or {}
+    coordinator = fields(view.exp.get("coordinator"))
     lease = utc(coordinator.get("lease_until"))
     return {"space": space, "objective": view.exp.get("objective"), "algo": view.exp.get("algo"),
             "options": view.exp.get("options"), "seed": view.exp.get("seed"),
-            "max_evals": view.exp.get("max_evals"), "created": view.exp.get("created"),
+            "max_evals": planned(view.exp.get("max_evals")), "created": view.exp.get("created"),
             "coordinator": {"owner": coordinator.get("owner"), "lease_until": lease,
                             "expired": bool(lease and lease < view.now)} if coordinator else None,
             "workers": workers(view.trials, view.now)}
@@ -69,7 +69,7 @@ def summarize(exp: dict, trials: list[dict], now: dt.datetime) -> dict:
     best = min(oks, key=lambda t: t["loss"]) if oks else None
     stamps = sorted(t["finished"] for t in trials if t["finished"] is not None)
     return {"key": exp["_id"], "state": exp.get("state"), "objective": exp.get("objective"),
-            "max_evals": exp.get("max_evals"), "finished": counts[OK] + counts[PRUNED] + counts[FAILED],
+            "max_evals": planned(exp.get("max_evals")), "finished": counts[OK] + counts[PRUNED] + counts[FAILED],
             "counts": counts, "best_loss": best["loss"] if best else None, "best_tid": best["tid"] if best else None,
             "rate": rate_per_minute(stamps, recent=exp.get("state") == ExperimentState.RUNNING),
             "workers": len({t["owner"] for t in trials if t["kind"] == RUNNING}),
