@@ -142,3 +142,8 @@ def chatty(cfg: dict) -> float:
     os.write(2, b"from fd 2\n")
     print(f"last line x={cfg['x']:.6f}", flush=True)
     return cfg["x"] ** 2
+
+
+def huge(cfg: dict) -> dict:
+    """A result with a 20 MiB extra: more than a trial document holds, so it is stored as an ERROR."""
+    return {"loss": cfg["x"] ** 2, "status": "ok", "blob": "a" * (20 * 1024 * 1024)}

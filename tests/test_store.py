@@ -64,12 +64,12 @@ def test_release_and_reap(any_store):
     doc = any_store.claim("w2", 30, "e")
     assert doc["attempts"] == 2
     later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=60)
-    assert any_store.reap_expired("e", max_attempts=3, now=later) == 1
+    assert len(any_store.reap_expired("e", max_attempts=3, now=later)) == 1
     assert any_store.counts("e")[NEW] == 1
     # the old owner's lease is gone: its report is refused
     assert any_store.report(doc["_id"], doc["lease_token"], DONE, {"loss": 1.0, "status": "ok"}) is False
     doc = any_store.claim("w3", 30, "e")
-    assert any_store.reap_expired("e", max_attempts=3, now=later) == 1
+    assert len(any_store.reap_expired("e", max_attempts=3, now=later)) == 1
     [trial] = any_store.history("e")
     assert trial["state"] == ERROR and "attempt 3 of 3" in str(any_store.finished_among("e", [trial["_id"]])[0]["error"])
 

@@ -163,17 +163,17 @@ def test_reap_returns_expired_trials_then_fails_them_after_max_attempts(mongomoc
     _queued(s)
     later = _now() + dt.timedelta(seconds=60)
     doc = s.claim("w1", 30, "e")
-    assert s.reap_expired("e", max_attempts=2) == 0  # the lease is still good
-    assert s.reap_expired("e", max_attempts=2, now=later) == 1
+    assert len(s.reap_expired("e", max_attempts=2)) == 0  # the lease is still good
+    assert len(s.reap_expired("e", max_attempts=2, now=later)) == 1
     assert s.counts("e")[NEW] == 1
     assert s.report(doc["_id"], doc["lease_token"], DONE, OK) is False  # the old owner lost it
     doc = s.claim("w2", 30, "e")
     assert doc["attempts"] == 2
-    assert s.reap_expired(None, max_attempts=2, now=later) == 1  # across experiments
+    assert len(s.reap_expired(None, max_attempts=2, now=later)) == 1  # across experiments
     [trial] = s.finished_among("e", [doc["_id"]])
     assert trial["state"] == ERROR and trial["error"]["type"] == "LeaseExpired"
     assert "attempt 2 of 2" in trial["error"]["message"] and "w2" in trial["error"]["message"]
-    assert s.reap_expired("e", max_attempts=2, now=later) == 0
+    assert len(s.reap_expired("e", max_attempts=2, now=later)) == 0
 
 
 def test_coordinator_lease(mongomock_store):
@@ -251,7 +251,7 @@ def test_a_client_without_tz_aware_still_gives_utc_leases():
     s = Store("mongodb://mock", client=mongomock.MongoClient())
     _queued(s)
     s.claim("w", 30, "e")
-    assert s.reap_expired("e", 3, now=_now() + dt.timedelta(seconds=60)) == 1
+    assert len(s.reap_expired("e", 3, now=_now() + dt.timedelta(seconds=60))) == 1
 
 
 def test_retry_waits_out_an_outage_but_not_a_refusal(mongomock_store):

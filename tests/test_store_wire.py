@@ -44,7 +44,7 @@ def test_stale_lease_report_is_refused_after_reaping(store):
     _queued(store, 1)
     first = store.claim("w1", 30, "e")
     later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=31)
-    assert store.reap_expired("e", max_attempts=3, now=later) == 1
+    assert len(store.reap_expired("e", max_attempts=3, now=later)) == 1
     second = store.claim("w2", 30, "e")
     assert second["_id"] == first["_id"] and second["attempts"] == 2
     assert store.heartbeat(first["_id"], first["lease_token"], 30) is False
@@ -58,7 +58,7 @@ def test_reap_spares_a_lease_renewed_since_it_expired(store):
     _queued(store, 1)
     doc = store.claim("w1", 1, "e")
     assert store.heartbeat(doc["_id"], doc["lease_token"], 60) is True
-    assert store.reap_expired("e", 3, now=doc["lease_until"] + dt.timedelta(seconds=1)) == 0
+    assert len(store.reap_expired("e", 3, now=doc["lease_until"] + dt.timedelta(seconds=1))) == 0
     assert store.report(doc["_id"], doc["lease_token"], DONE, OK) is True
 
 

@@ -39,7 +39,9 @@ from hyperdist.cli.app import COUNT_MAX, DATA_DIR, DB, MONGO, SEED_MAX, _connect
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds.")
 @click.option("--loss-threshold", type=float, help="Stop once a loss at or below this is found.")
 @click.option("--subprocess", "isolate", is_flag=True, help="Workers run each trial in a fresh process.")
-@click.option("--trial-timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds per trial.")
+@click.option("--trial-timeout", type=click.FloatRange(min=0, min_open=True),
+              help="Seconds per trial (at most 30 days). Stored with the experiment: workers started by hand apply "
+                   "it too, unless given their own --trial-timeout.")
 @click.option("--pruner", type=click.Choice(["none", "median", "asha"]), default="none", show_default=True,
               help="Stop unpromising trials early (objectives taking a second argument report progress).")
 @click.option("--log", "log_to", type=click.Choice(["mlflow"]),
@@ -57,6 +59,7 @@ def search(objective: str, space_ref: str, max_evals: int, mongo: str | None, db
     from hyperdist.algorithms import rand, tpe
     from hyperdist.distributed.coordinator import Coordinator, CoordinatorConfig, StopRules
     from hyperdist.distributed.gpus import parse_gpus
+    from hyperdist.distributed.runnable import checked_timeout
     from hyperdist.objective.pruning import pruner_options
     from hyperdist.objective.reference import canonical, load_callable, load_space
     from hyperdist.distributed.session import Interrupted, stop_signals
@@ -68,6 +71,7 @@ def search(objective: str, space_ref: str, max_evals: int, mongo: str | None, db
     # the local workers, forked before the objective is loaded, the server reached or a thread started:
     # they skip a fresh interpreter's imports (server/prefork.py); with --gpus, fresh interpreters
     forks = prefork((4 if workers is None else workers) if gpus is None else 0, _worker_command)
+    checked_timeout(trial_timeout, "--trial-timeout")
     ref = canonical(objective)
     load_callable(ref)                           # fail now, before anything is written
     space = compile_space(load_space(space_ref))
@@ -89,7 +93,8 @@ def search(objective: str, space_ref: str, max_evals: int, mongo: str | None, db
                                 StopRules(max_evals, timeout, loss_threshold),
                                 CoordinatorConfig(seed=seed, workers=max(1, workers), queue=queue), objective=ref,
                                 algo_info={"name": algo},
-                                options=pruner_options(pruner))
+                                options=dict(pruner_options(pruner), **({"trial_timeout": trial_timeout}
+                                                                        if trial_timeout else {})))
             _run(conn, coord, space, workers, isolate, trial_timeout, data_dir, not no_progress, devices, tlog, forks,
                  resume=resume, allow_space_change=allow_space_change,
                  allow_objective_change=allow_objective_change)

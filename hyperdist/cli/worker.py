@@ -34,7 +34,9 @@ class _AllowEntry(click.ParamType):
               help="Where relative objective files (as the search stored them) and modules are looked up. "
                    "[default: the working directory]")
 @click.option("--subprocess", "isolate", is_flag=True, help="Evaluate each trial in a fresh Python process.")
-@click.option("--trial-timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds per trial.")
+@click.option("--trial-timeout", type=click.FloatRange(min=0, min_open=True),
+              help="Seconds per trial (at most 30 days). [default: the search's --trial-timeout, stored with the "
+                   "experiment; none if it gave none]")
 @click.option("--lease", type=click.FloatRange(min=1), default=30.0, show_default=True,
               help="Seconds a trial stays ours without a heartbeat.")
 @click.option("--idle-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
@@ -54,8 +56,10 @@ def worker(mongo: str | None, db: str | None, data_dir: Path, exp_key: str | Non
     """Claim trials, evaluate their objective, report results; stateless, run as many as you like.
     Only trials of experiment EXP (or --exp) when given, else of any experiment."""
     from hyperdist.objective.reference import AllowList
+    from hyperdist.distributed.runnable import checked_timeout
     from hyperdist.distributed.worker import Worker, WorkerConfig
 
+    checked_timeout(trial_timeout, "--trial-timeout")
     entries = AllowList.from_options(allow).entries  # a malformed entry fails here, before connecting
     if not entries:
         raise HyperdistError("a worker needs --allow ENTRY: it only runs objectives its operator allowed")

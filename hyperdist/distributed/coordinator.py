@@ -26,7 +26,7 @@ from hyperdist.distributed.outcomes import Tally
 from hyperdist.objective.reference import same
 from hyperdist.objective.result import STATUS_OK, ok_loss
 from hyperdist.space.compiled import SearchSpace, space_from_json
-from hyperdist.store import FINISHED, ExperimentState, Store, TrialState
+from hyperdist.store import FINISHED, ExperimentState, LostLease, Store, TrialState
 from hyperdist.store.document import RESUME_FIELDS
 
 log = logging.getLogger("hyperdist.coordinator")
@@ -126,6 +126,7 @@ class Coordinator:
         self._renewed = self._reaped = 0.0
         self._tids: list[int] = []
         self._unsent: list[tuple[int, dict]] = []  # suggestions whose insert was not acknowledged yet
+        self.lost: list[LostLease] = []  # trials the reaper took back since the session last read them
 
     # --- start ----------------------------------------------------------------------------------
     def start(self, resume: bool = False, allow_space_change: bool = False, allow_objective_change: bool = False) -> bool:
@@ -253,7 +254,7 @@ class Coordinator:
                 raise HyperdistError(f"lost the coordinator lease on {self.exp_key!r} to another coordinator")
             self._renewed = now
         if now - self._reaped > min(5.0, self.config.trial_lease_seconds / 2):
-            self.store.reap_expired(self.exp_key, self.config.max_attempts)
+            self.lost += self.store.reap_expired(self.exp_key, self.config.max_attempts)
             self._forget_vanished()
             self._reaped = now
         if self.open:

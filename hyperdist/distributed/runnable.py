@@ -2,6 +2,7 @@
 list from a document anyone who can write the database may have written."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -10,6 +11,9 @@ from hyperdist.errors import HyperdistError, ObjectiveError
 from hyperdist.objective.pruning import make_pruner
 from hyperdist.objective.reference import AllowList, load_objective, parse
 from hyperdist.space.compiled import SearchSpace, space_from_json
+
+
+TRIAL_TIMEOUT_MAX = 30 * 86400.0  # seconds: the longest --trial-timeout, given or read from an experiment
 
 
 class CannotRun(HyperdistError):
@@ -27,6 +31,19 @@ class Runnable:
     objective: str
     fn: Callable[..., Any] | None  # None with isolate: the child process loads it
     pruner: dict | None            # the experiment's pruner config (None: never prune)
+    trial_timeout: float | None = None  # the search's --trial-timeout, for workers without their own
+
+
+def checked_timeout(value: Any, what: str) -> float | None:
+    """A --trial-timeout given, or read from a document anyone may have written: None, or a number of
+    seconds in (0, TRIAL_TIMEOUT_MAX]; anything else fails naming `what` and the value."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0 < value <= TRIAL_TIMEOUT_MAX:
+        shown = repr(value[:40] if isinstance(value, str) else value)[:60]
+        raise HyperdistError(f"{what}={shown} is not a number of seconds in (0, {TRIAL_TIMEOUT_MAX:.0f}] (30 days)")
+    return float(value)
 
 
 def runnable(exp_key: str, exp_doc: dict, allow: AllowList, base: Path, isolate: bool) -> Runnable:
@@ -37,8 +54,10 @@ def runnable(exp_key: str, exp_doc: dict, allow: AllowList, base: Path, isolate:
         raise CannotRun(f"experiment {exp_key!r} names no objective; it cannot run on workers")
     try:
         space = space_from_json(exp_doc.get("space"))
-        pruner = (exp_doc.get("options") or {}).get("pruner") or None
+        options = exp_doc.get("options") or {}
+        pruner = options.get("pruner") or None
         make_pruner(pruner)
+        timeout = checked_timeout(options.get("trial_timeout"), "options.trial_timeout")
         parse(objective)
     except (HyperdistError, AttributeError, TypeError) as exc:
         raise CannotRun(f"invalid experiment document {exp_key!r}: {exc}") from None
@@ -51,4 +70,4 @@ def runnable(exp_key: str, exp_doc: dict, allow: AllowList, base: Path, isolate:
             fn = load_objective(objective, allow, base)
     except ObjectiveError as exc:
         raise CannotRun(f"experiment {exp_key!r}: {exc}", type(exc).__name__) from None
-    return Runnable(space, objective, fn, pruner)
+    return Runnable(space, objective, fn, pruner, timeout)

@@ -24,6 +24,7 @@ from hyperdist.server.launcher import LocalWorker, stop_workers
 from hyperdist.distributed.outcomes import Tally, counts_text
 from hyperdist.local.progress import ProgressBar
 from hyperdist.distributed.watch import WorkersGone, WorkerWatch, hint_text, worker_command
+from hyperdist.store import Refusal
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 EXIT_STOP_REQUESTED, EXIT_FAILED = 3, 1
@@ -81,11 +82,12 @@ class Session:
         self.coord, self.store, self.exp_key, self.bar = coord, coord.store, coord.exp_key, bar
         self.workers, self.resume_hint, self.out = list(workers), resume_hint, out or sys.stderr
         command = worker_command(self.store.url, self.store.db_name, coord.exp_key, coord.objective)
-        hint = None if self.workers else hint_text(command, self.store.url, coord.exp_key, 10)
+        hint = None if self.workers else hint_text(command, self.store.url)
         self.watch = WorkerWatch(self.store, coord.exp_key, self.workers, lease=lease, hint=hint,
                                  max_attempts=coord.config.max_attempts, say=self.say)
         self.base = Tally()
         self._asked = 0.0
+        self._refusals_told: set[tuple[str, Any]] = set()  # (worker, at) of the refusals printed
 
     def say(self, text: str) -> None:
         """A message on its own lines, the progress bar redrawn below it."""
@@ -102,6 +104,7 @@ class Session:
         cleanly, then the reason is raised: SearchStopped (asked to stop, no workers left), the
         KeyboardInterrupt / Interrupted of a signal, or the unexpected exception itself."""
         self.store.update_experiment(self.exp_key, stop_request=None)
+        self._refusals_told = {(r.worker, r.at) for r in self.store.search_notices(self.exp_key)[1]}  # not news
         self.base = Tally(**self.store.outcome_counts(self.exp_key, exclude=list(self.coord.open)))
         try:
             progress = self.coord.run(self._on_tick)
@@ -118,14 +121,36 @@ class Session:
         self.bar.update(p.finished, p.best_loss, self.tally().counts())
         now = time.monotonic()
         try:
+            self._tell_lost()
             if now - self._asked >= 1.0:
                 self._asked = now
-                asked = self.store.stop_request(self.exp_key)
+                asked, refusals = self.store.search_notices(self.exp_key)
+                self._tell_refusals(refusals)
                 if asked:
                     raise _StopAsked(f"stop requested by {asked.get('by')} at {_clock(asked.get('at'))}")
             self.watch.check(max(self.coord.open.values(), default=self.coord.finished))
         except StoreUnavailable:
             pass  # an outage: the coordinator's own retries decide; the watch looks again next tick
+
+    def _tell_lost(self) -> None:
+        """One line per trial the reaper took back from a worker that stopped heartbeating."""
+        lost, self.coord.lost = self.coord.lost, []
+        for t in lost:
+            then = (f"on attempt {t.attempt} of {t.max_attempts}; the trial ends ERROR (LeaseExpired)" if t.failed
+                    else f"handed out again (attempt {t.attempt} of {t.max_attempts} lost)")
+            self.say(f"trial {t.tid}: worker {t.owner} stopped heartbeating (its lease expired); {then}")
+        if lost:
+            self.watch.lost_lease()
+
+    def _tell_refusals(self, refusals: list[Refusal]) -> None:
+        """One line per worker that would not run this experiment, as it is first seen (they may
+        run on machines whose terminals the person never sees). A local worker's exit is told by the
+        watch instead."""
+        local = {f"{socket.gethostname()}:{w.proc.pid}" for w in self.workers}
+        for r in refusals:
+            if (r.worker, r.at) not in self._refusals_told and r.worker not in local:
+                self._refusals_told.add((r.worker, r.at))
+                self.say(f"worker {r.worker} refused to run {self.exp_key!r}: {r.reason}")
 
     def _stop(self, exc: BaseException) -> SearchStopped | None:
         """Hand back, stop the workers, mark the experiment stopped; the exception to raise instead

@@ -4,7 +4,9 @@ waiting in silence.
 Between coordinator ticks the watch polls the local worker processes: a worker that died leaves its
 trials to be handed out again at once rather than a lease later, and once every local worker has
 exited and no other worker has claimed, run or finished a trial for a lease, the search cannot go on
-(`WorkersGone`). A search with no local workers that no worker joins prints the command to start one.
+(`WorkersGone`). A search with no local workers prints the command to start one whenever no worker
+has claimed, run or finished a trial for `hint_after` seconds: at the start, and again each time the
+workers it had are all gone (a worker that died mid-trial is noticed when its lease runs out).
 Other workers are seen through the trials they hold: the last few hundred trials, read through the
 (exp_key, tid) index, name their owner and when it claimed, last beat for or finished them.
 """
@@ -22,7 +24,7 @@ from urllib.parse import urlsplit
 from hyperdist.errors import redact
 from hyperdist.server.launcher import LocalWorker
 from hyperdist.store import Store, TrialState
-from hyperdist.store.document import utc
+from hyperdist.store.document import count, utc
 
 _EXITS = re.compile(r" exits: (.*)$", re.MULTILINE)
 RECENT = 256  # trials read to see who is working: far more than are ever open at once
@@ -41,6 +43,7 @@ class WorkerWatch:
         self.hint, self.hint_after, self.say = hint, hint_after, say
         self.started = time.monotonic()
         self._since = dt.datetime.now(dt.timezone.utc)
+        self._worked = False  # a worker has been seen working on this search
         self._exited: dict[int, str] = {}  # worker index -> why it exited
         self._told: set[int] = set()  # workers whose exit was printed as it happened
         self._next_check = 0.0
@@ -56,17 +59,30 @@ class WorkerWatch:
         if now < self._next_check:
             return
         self._next_check = now + 1.0
-        local_gone = bool(self.workers) and len(self._exited) == len(self.workers)
-        waiting_for_one = not self.workers and self.hint and not self._hinted
-        if not (local_gone or (waiting_for_one and now - self.started >= self.hint_after)):
-            return
-        if self._others_seen(last_tid):
-            self._next_check = now + 5.0  # someone else works on it: look again less often
-        elif local_gone:
+        if self.workers:
+            if len(self._exited) < len(self.workers):
+                return
+            if self._others_seen(last_tid, dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=self.lease)):
+                self._next_check = now + 5.0  # someone else works on it: look again less often
+                return
             raise WorkersGone(self.exits())
-        else:
+        if self.hint is None or now - self.started < self.hint_after:
+            return
+        horizon = max(self._since, dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=self.hint_after))
+        if self._others_seen(last_tid, horizon):
+            self._hinted, self._worked = False, True  # the hint is due again once they are all gone
+            self._next_check = now + 3.0
+        elif not self._hinted:
             self._hinted = True
-            self.say(self.hint or "")
+            self._worked = self._worked or self._ever_claimed(last_tid)
+            first = (f"no worker has claimed, run or finished a trial of {self.exp_key!r} for {self.hint_after:g} s "
+                     "(the workers it had are gone)" if self._worked
+                     else f"no worker has claimed a trial of {self.exp_key!r} for {self.hint_after:g} s")
+            self.say(f"{first}; {self.hint}")
+
+    def lost_lease(self) -> None:
+        """A worker's lease ran out: look at once whether anyone is left."""
+        self._next_check, self._worked = 0.0, True
 
     def _on_exit(self, w: LocalWorker) -> None:
         owner = f"{socket.gethostname()}:{w.proc.pid}"
@@ -82,12 +98,11 @@ class WorkerWatch:
         if held and self.store.expire_leases(self.exp_key, [owner]):  # its trials go to the others now
             self.store.reap_expired(self.exp_key, self.max_attempts)
 
-    def _others_seen(self, last_tid: int) -> bool:
-        """Whether a worker other than our dead ones holds a live lease, or claimed or finished a
-        trial within the lease (with no local workers: since this search started)."""
+    def _others_seen(self, last_tid: int, horizon: dt.datetime) -> bool:
+        """Whether a worker other than our dead ones holds a live lease, or claimed, beat for or
+        finished a trial since `horizon`."""
         dead = {f"{socket.gethostname()}:{w.proc.pid}" for w in self.workers}
         now = dt.datetime.now(dt.timezone.utc)
-        horizon = now - dt.timedelta(seconds=self.lease) if self.workers else self._since
         for doc in self.store.recent_trials(self.exp_key, last_tid - RECENT):
             if not isinstance(doc.get("owner"), str) or doc["owner"] in dead:
                 continue
@@ -98,6 +113,10 @@ class WorkerWatch:
             if any(t is not None and t >= horizon for t in times):
                 return True
         return False
+
+    def _ever_claimed(self, last_tid: int) -> bool:
+        """Whether any worker has claimed a trial of the search (a lease it lost leaves no owner)."""
+        return any(count(d.get("attempts")) for d in self.store.recent_trials(self.exp_key, last_tid - RECENT))
 
     def exits(self) -> str:
         """How the local workers ended and why: one line for each whose exit was not printed yet."""
@@ -137,11 +156,12 @@ def worker_command(url: str, db: str, exp_key: str, objective: str | None) -> st
     return " ".join(shlex.quote(a) for a in args)
 
 
-def hint_text(command: str, url: str, exp_key: str, seconds: float) -> str:
+def hint_text(command: str, url: str) -> str:
+    """What to do when no worker works on a search: the command that starts one, and where."""
     local = urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
     where = ("on this machine (the server listens on the loopback address only)" if local else
              "on any machine that reaches the database, with the objective importable there")
-    text = f"no worker has claimed a trial of {exp_key!r} for {seconds:g} s; start workers {where} with:\n  {command}"
+    text = f"start workers {where} with:\n  {command}"
     if "***" in command:
         text += "\n(put the credentials back in place of ***, or set HYPERDIST_MONGO_URL and leave out --mongo)"
     return text + "\nwaiting for workers ..."

@@ -8,6 +8,7 @@ and the trial is handed out again. A report is accepted only with the current le
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import os
 import signal
@@ -26,7 +27,7 @@ from hyperdist.objective.evaluation import ChildProcess, Outcome, failed, run_in
 from hyperdist.objective.pruning import takes_context
 from hyperdist.objective.reference import AllowList
 from hyperdist.objective.result import STATUS_FAIL, exception_error
-from hyperdist.store import ExperimentState, Report, Store, TrialState
+from hyperdist.store import ExperimentState, Report, Store, TrialState, storable
 from hyperdist.store.history import trial_problem
 
 log = logging.getLogger("hyperdist.worker")
@@ -119,6 +120,7 @@ class Worker:
         cfg = self.config
         refusal = self._cannot_serve()
         if refusal:
+            self._refuse(str(cfg.exp_key), refusal)
             return self._exit(1, refusal)
         idle_since = checked_over = time.monotonic()
         backoff = cfg.poll_interval
@@ -199,6 +201,15 @@ class Worker:
         except CannotRun as exc:
             return str(exc)
         return ""
+
+    def _refuse(self, exp_key: str, reason: str) -> None:
+        """Tell the search (and `hyperdist status`) why this worker will not run `exp_key`: it may
+        be on a machine its operator never sees. A failed write only loses the note."""
+        try:
+            self.store.retry(self.store.record_refusal, exp_key, self.owner, socket.gethostname(), redact(reason),
+                             timeout=10)
+        except HyperdistError as exc:
+            log.warning("could not record the refusal on %r: %s", exp_key, redact(str(exc)))
 
     def _left(self) -> float:
         """Trials this worker may still run (max_trials), counting only those already settled."""
@@ -294,9 +305,11 @@ class Worker:
         return _Finished(doc, outcome, started)
 
     def _cannot_run(self, doc: dict, exc: CannotRun, started: float) -> _Finished | None:
-        """A worker for one experiment fails the trial with the reason, where the search shows it,
-        and stops: nothing else is there to serve. A worker serving every experiment hands the
-        trial back and skips that experiment (it may be meant for other workers)."""
+        """The experiment changed since `_cannot_serve` (or this worker serves every experiment): the
+        refusal is noted on the experiment either way. A worker for one experiment fails the trial
+        with the reason and stops: nothing else is there to serve. A worker serving every experiment
+        hands the trial back and skips that experiment (it may be meant for other workers)."""
+        self._refuse(doc["exp_key"], str(exc))
         if self.config.exp_key is None:
             self.store.retry(self.store.release, doc["_id"], doc["lease_token"], timeout=10)
             self._skipped.add(doc["exp_key"])
@@ -315,7 +328,7 @@ class Worker:
             self._child = ChildProcess(exp.objective, exp.space.to_json(), params, pruning,
                                        allow=self.allow.entries, base=str(self.base))
             try:
-                return self._child.wait(self.config.trial_timeout)
+                return self._child.wait(self._timeout(exp))
             finally:
                 self._child = None
         try:
@@ -330,34 +343,38 @@ class Worker:
             ctx = None
             if takes_context(exp.fn):
                 ctx = store_context(self.store, doc["exp_key"], doc["_id"], doc["lease_token"], doc["tid"], exp.pruner)
-            return run_in_process(exp.fn, config, self.config.trial_timeout, ctx)
+            return run_in_process(exp.fn, config, self._timeout(exp), ctx)
         finally:
             self._in_objective = False
             self._restore_signal_handlers()
+
+    def _timeout(self, exp: Runnable) -> float | None:
+        """The worker's own --trial-timeout, else the one the search stored with the experiment."""
+        return self.config.trial_timeout if self.config.trial_timeout is not None else exp.trial_timeout
 
     def _settle_all(self, finished: list[_Finished], accepted: list[bool]) -> None:
         for done, ok in zip(finished, accepted):
             self._settle(done, ok)
 
     def _settle(self, finished: _Finished, accepted: bool) -> None:
-        """Count and log a trial once the store has answered its report: one line per trial."""
-        doc, outcome = finished.doc, finished.outcome
-        seconds = finished.seconds
+        """Count and log a trial once the store has answered its report: one line per trial, saying
+        what was stored (a result too large to store is an ERROR, whatever the objective returned)."""
+        doc, report, seconds = finished.doc, finished.report, finished.seconds
         if not accepted:
             log.warning("trial %s of %s: result not accepted (the lease had expired and the trial was handed "
                         "out again, or a retried report had already been recorded)", doc.get("tid"), doc.get("exp_key"))
             return
-        if outcome.ok:
+        result = report.result or {}
+        if report.state == TrialState.DONE:
             self.stats.done += 1
             self.stats.consecutive_failures = 0
-            pruned = f" (pruned at step {outcome.result.get('pruned_at')})" if outcome.result.get("status") == "pruned" else ""
+            pruned = f" (pruned at step {result.get('pruned_at')})" if result.get("status") == "pruned" else ""
             log.info("trial %s of %s %s loss=%.6g in %.2fs%s", doc.get("tid"), doc.get("exp_key"), TrialState.DONE,
-                     outcome.result.get("loss") if outcome.result.get("loss") is not None else float("nan"), seconds,
-                     pruned)
+                     result.get("loss") if result.get("loss") is not None else float("nan"), seconds, pruned)
         else:
             self.stats.errors += 1
             self.stats.consecutive_failures += 1
-            reason = outcome.error["message"] if outcome.error else outcome.result.get("failure", "status fail")
+            reason = report.error["message"] if report.error else result.get("failure", "status fail")
             self.stats.last_error = reason
             log.info("trial %s of %s %s: %s in %.2fs", doc.get("tid"), doc.get("exp_key"), TrialState.ERROR,
                      redact(reason.splitlines()[0] if reason else ""), seconds)
@@ -375,7 +392,9 @@ class _Finished:
     def __post_init__(self) -> None:
         self.seconds = time.monotonic() - self.started
 
-    @property
+    @functools.cached_property
     def report(self) -> Report:
+        """The outcome as it will be stored (`storable`: a result too large becomes an ERROR)."""
         state = TrialState.DONE if self.outcome.ok else TrialState.ERROR
-        return Report(self.doc["_id"], self.doc["lease_token"], state, self.outcome.result, self.outcome.error)
+        return storable(Report(self.doc["_id"], self.doc["lease_token"], state, self.outcome.result,
+                               self.outcome.error))

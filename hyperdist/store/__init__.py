@@ -13,13 +13,13 @@ from hyperdist.store.experiments import Experiments
 from hyperdist.store.history import History, error_text, outcome
 from hyperdist.store.peers import PeerReads, TrialPeers
 from hyperdist.store.snapshots import Snapshots
-from hyperdist.store.document import FINISHED, OPEN, ExperimentState, TrialRecord, TrialState
-from hyperdist.store.trials import DONE, ERROR, NEW, RUNNING, Report, TrialQueue
+from hyperdist.store.document import FINISHED, OPEN, ExperimentState, Refusal, TrialRecord, TrialState
+from hyperdist.store.trials import DONE, ERROR, NEW, RUNNING, LostLease, Report, TrialQueue, storable
 from hyperdist.store.url import parse_url
 from hyperdist.store.users import Users
 
-__all__ = ["DONE", "ERROR", "FINISHED", "NEW", "OPEN", "RUNNING", "ExperimentState", "Report", "Store", "TrialPeers",
-           "TrialRecord", "TrialState", "error_text", "outcome", "parse_url"]
+__all__ = ["DONE", "ERROR", "FINISHED", "NEW", "OPEN", "RUNNING", "ExperimentState", "LostLease", "Refusal", "Report",
+           "Store", "TrialPeers", "TrialRecord", "TrialState", "error_text", "outcome", "parse_url", "storable"]
 
 
 class Store(TrialQueue, History, Experiments, Snapshots, PeerReads, Users):

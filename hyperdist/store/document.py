@@ -58,10 +58,40 @@ def new_trial(key: Any, exp_key: str, tid: int, params: dict, space_hash: str | 
 def new_experiment(exp_key: str, *, space: dict, space_hash: str, objective: str | None, algo: dict,
                    max_evals: int, seed: int, options: dict | None, now: dt.datetime) -> dict[str, Any]:
     """An experiment document as it is created: running, no coordinator yet, tids from 0. Later
-    writes set `coordinator`, `stop_request` and the state (store/experiments.py)."""
+    writes set `coordinator`, `stop_request`, `refusals` and the state (store/experiments.py)."""
     return {"_id": exp_key, "space": space, "space_hash": space_hash, "objective": objective, "algo": algo,
             "max_evals": max_evals, "seed": seed, "options": options or {}, "state": ExperimentState.RUNNING.value,
             "coordinator": None, "next_tid": 0, "created": now, "updated": now}
+
+
+REFUSALS_KEPT = 10  # an experiment keeps its workers' last refusals, each reason cut to REFUSAL_CHARS
+REFUSAL_CHARS = 400
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A worker that would not run an experiment's objective (not allowed, not found on its machine):
+    written by the worker on the experiment (`refusals`), read by the search and `hyperdist status`."""
+
+    worker: str
+    host: str
+    reason: str
+    at: dt.datetime | None
+
+    @classmethod
+    def read(cls, value: Any) -> list["Refusal"]:
+        """The refusals of an experiment document anyone may have written: a list of mappings,
+        else none; each field a short string, `at` a time or None."""
+        if not isinstance(value, list):
+            return []
+        return [cls(worker=_text(v.get("worker"), 120), host=_text(v.get("host"), 120),
+                    reason=_text(v.get("reason"), REFUSAL_CHARS), at=utc(v.get("at")))
+                for v in value[-REFUSALS_KEPT:] if isinstance(v, Mapping)]
+
+
+def _text(value: Any, limit: int) -> str:
+    text = value if isinstance(value, str) else "?"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 # What each read of trial documents asks the server for (projections).

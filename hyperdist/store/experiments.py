@@ -8,7 +8,7 @@ from pymongo.errors import DuplicateKeyError
 
 from hyperdist.errors import CoordinatorBusy, ExperimentExists, ExperimentNotFound, SearchNotRunning
 from hyperdist.store.connection import Database
-from hyperdist.store.document import new_experiment, utc_later, utc_now
+from hyperdist.store.document import REFUSAL_CHARS, REFUSALS_KEPT, Refusal, new_experiment, utc_later, utc_now
 
 
 class Experiments(Database):
@@ -50,11 +50,21 @@ class Experiments(Database):
             state = self.get_experiment(exp_key).get("state")  # raises for an unknown key
             raise SearchNotRunning(f"no search is running on {exp_key!r} ({state}); there is nothing to stop")
 
-    def stop_request(self, exp_key: str) -> dict | None:
-        """Who asked the running search to stop, and when; None when nobody did."""
+    def record_refusal(self, exp_key: str, worker: str, host: str, reason: str) -> None:
+        """Note on the experiment that a worker would not run it, so the search and `status` can say
+        so; only the last REFUSALS_KEPT are kept, each reason cut short."""
+        entry = {"worker": worker[:120], "host": host[:120], "reason": reason[:REFUSAL_CHARS], "at": utc_now()}
+        with self._errors("writing to"):
+            self._experiments.update_one({"_id": exp_key}, {"$push": {"refusals": {"$each": [entry],
+                                                                                   "$slice": -REFUSALS_KEPT}}})
+
+    def search_notices(self, exp_key: str) -> tuple[dict | None, list[Refusal]]:
+        """What a running search reads every second: who asked it to stop (None: nobody), and the
+        workers' refusals."""
         with self._errors("reading from"):
-            doc = self._experiments.find_one({"_id": exp_key}, {"stop_request": 1})
-        return (doc or {}).get("stop_request")
+            doc = self._experiments.find_one({"_id": exp_key}, {"stop_request": 1, "refusals": 1}) or {}
+        asked = doc.get("stop_request")
+        return (asked if isinstance(asked, dict) else None), Refusal.read(doc.get("refusals"))
 
     def list_experiments(self) -> list[dict]:
         with self._errors("reading from"):

@@ -47,8 +47,23 @@ class Report:
     @functools.cached_property
     def size(self) -> int:
         """The result and error as BSON bytes, encoded once: what decides the report's statement and
-        the size limit (it raises for a result bson cannot encode at all, see `_storable`)."""
+        the size limit (it raises for a result bson cannot encode at all, see `storable`)."""
         return len(bson.encode({"result": self.result, "error": self.error}))
+
+
+@dataclass(frozen=True)
+class LostLease:
+    """A trial taken back from a worker that stopped renewing its lease (it died, hung or lost the
+    database): handed out again, or failed once it had `max_attempts` claims."""
+
+    tid: Any
+    owner: str
+    attempt: int
+    max_attempts: int
+
+    @property
+    def failed(self) -> bool:
+        return self.attempt >= self.max_attempts
 
 
 class TrialQueue(Database):
@@ -92,7 +107,7 @@ class TrialQueue(Database):
         experiment passes the ones it cannot run as `exclude`. `device` (the GPU the worker sees,
         hyperdist/distributed/gpus.py) is recorded on the trials it claims.
         """
-        reports = [_storable(r) for r in reports]
+        reports = [storable(r) for r in reports]
         query: dict[str, Any] = {"state": NEW}
         if exp_key is not None:
             query["exp_key"] = exp_key
@@ -196,7 +211,7 @@ class TrialQueue(Database):
 
     def report(self, trial_id: Any, token: str, state: str, result: dict | None, error: dict | None = None) -> bool:
         """Write the final state, result and error in one update, only under the caller's lease."""
-        report = _storable(Report(trial_id, token, state, result, error))  # a bad state raises before any write
+        report = storable(Report(trial_id, token, state, result, error))  # a bad state raises before any write
         with self._errors("writing to"):
             return self._report(report)
 
@@ -236,8 +251,9 @@ class TrialQueue(Database):
                                                     "lease_until": None}})
         return res.modified_count == 1
 
-    def reap_expired(self, exp_key: str | None, max_attempts: int, now: dt.datetime | None = None) -> int:
-        """Hand back (or fail, after max_attempts) trials whose lease ran out; returns how many.
+    def reap_expired(self, exp_key: str | None, max_attempts: int, now: dt.datetime | None = None) -> list[LostLease]:
+        """Hand back (or fail, after max_attempts) trials whose lease ran out; returns those it took
+        back, so the search can say whose worker stopped heartbeating.
 
         RUNNING trials are read through the claim index and their leases compared here: a range on
         lease_until in the filter made SecantusDB scan the whole collection. Each write is
@@ -250,10 +266,10 @@ class TrialQueue(Database):
             query["exp_key"] = exp_key
         else:
             self._across_experiments()
-        reaped = 0
+        reaped: list[LostLease] = []
         with self._errors("reaping on"):
-            running = list(self._trials.find(query, {"_id": 1, "lease_token": 1, "lease_until": 1, "attempts": 1,
-                                                     "owner": 1}))
+            running = list(self._trials.find(query, {"_id": 1, "tid": 1, "lease_token": 1, "lease_until": 1,
+                                                     "attempts": 1, "owner": 1}))
             for doc in running:
                 lease = doc.get("lease_until")
                 if isinstance(lease, dt.datetime) and utc(lease) >= now:
@@ -269,7 +285,8 @@ class TrialQueue(Database):
                     # who lost it and when: `hyperdist show` says why a trial needed another attempt
                     update = {"$set": {"state": NEW, "owner": None, "lease_token": None, "lease_until": None,
                                        "lost": {"owner": doc.get("owner"), "at": now, "attempt": attempts}}}
-                reaped += self._trials.update_one(cond, update).modified_count
+                if self._trials.update_one(cond, update).modified_count:
+                    reaped.append(LostLease(doc.get("tid"), str(doc.get("owner"))[:120], attempts, max_attempts))
         return reaped
 
     def expire_leases(self, exp_key: str, owners: list[str]) -> int:
@@ -332,16 +349,19 @@ def _finish_together(reports: list[Report]) -> tuple[dict, list[dict]]:
     return {"_id": {"$in": ids}, "state": RUNNING, "lease_token": reports[0].token}, [{"$set": fields}]
 
 
-def _storable(report: Report) -> Report:
-    """The report, or an ERROR in its place when its result cannot be encoded at all (workers check
-    results first, hyperdist/objective/result.py; this keeps any other caller from failing the whole write)."""
+def storable(report: Report) -> Report:
+    """The report as it will be stored: itself, or an ERROR in its place when its result cannot be
+    encoded at all or is too large for a trial document. Workers call it before reporting, so the
+    line they log and what they count is what the search will read."""
     try:
-        report.size
-        return report
+        size = report.size
     except (bson.errors.BSONError, OverflowError, RecursionError, TypeError, ValueError) as exc:
         return Report(report.trial_id, report.token, ERROR, {"status": "fail"},
                       {"type": "UnstorableResult", "traceback": None,
                        "message": f"the result cannot be stored: {type(exc).__name__}: {str(exc)[:300]}"})
+    if size > _MAX_RESULT_BYTES:
+        return Report(report.trial_id, report.token, ERROR, {"status": "fail"}, _too_large(size))
+    return report
 
 
 def _too_large(size: int) -> dict:

@@ -21,7 +21,8 @@ from hyperdist.views.importance import importances
 from hyperdist.views.summary import rate_per_minute
 from hyperdist.objective.result import STATUS_PRUNED, ok_loss
 from hyperdist.space.compiled import SearchSpace, space_from_json
-from hyperdist.store import ExperimentState, Store, TrialRecord, TrialState, error_text
+from hyperdist.errors import redact
+from hyperdist.store import ExperimentState, Refusal, Store, TrialRecord, TrialState, error_text
 from hyperdist.store.document import fields, planned, utc
 
 
@@ -127,6 +128,10 @@ def render_status(store: Store, exp_key: str | None) -> tuple[str, bool]:
             lines.append(f"  worker {d.owner}{on}: trial {d.tid} claimed {_age(d.claimed)}, "
                          f"last heartbeat {_age(d.heartbeat or d.claimed)}"
                          f"{'  LEASE EXPIRED' if expired else ''}")
+    refusals = Refusal.read(exp.get("refusals"))
+    if refusals:
+        lines.append(f"workers that refused to run it (last {len(refusals)}):")
+        lines += [f"  {r.worker} {_age(r.at)}: {redact(r.reason)}" for r in refusals]
     return "\n".join(lines), state != ExperimentState.RUNNING
 
 
