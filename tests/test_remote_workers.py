@@ -73,6 +73,7 @@ def test_a_worker_refusing_the_objective_is_told_by_the_search_and_status(mongo_
         status = _hd("status", "refused", "--mongo", mongo_url, "--db", db_name)
         assert "workers that refused to run it (last 1):" in status.stdout, status.stdout + status.stderr
         assert "not allowed on this worker" in status.stdout
+        search.wait_for("no worker has claimed a trial of 'refused' for 10 s (1 refused it: see above); start workers")
         counts = search.store.counts("refused")
         assert counts["ERROR"] == 0 and counts["RUNNING"] == 0 and counts["NEW"] == 2
     finally:

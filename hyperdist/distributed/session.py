@@ -150,6 +150,7 @@ class Session:
         for r in refusals:
             if (r.worker, r.at) not in self._refusals_told and r.worker not in local:
                 self._refusals_told.add((r.worker, r.at))
+                self.watch.refused += 1
                 self.say(f"worker {r.worker} refused to run {self.exp_key!r}: {r.reason}")
 
     def _stop(self, exc: BaseException) -> SearchStopped | None:

@@ -44,6 +44,7 @@ class WorkerWatch:
         self.started = time.monotonic()
         self._since = dt.datetime.now(dt.timezone.utc)
         self._worked = False  # a worker has been seen working on this search
+        self.refused = 0  # workers that refused to run it (told by the session)
         self._exited: dict[int, str] = {}  # worker index -> why it exited
         self._told: set[int] = set()  # workers whose exit was printed as it happened
         self._next_check = 0.0
@@ -78,7 +79,8 @@ class WorkerWatch:
             first = (f"no worker has claimed, run or finished a trial of {self.exp_key!r} for {self.hint_after:g} s "
                      "(the workers it had are gone)" if self._worked
                      else f"no worker has claimed a trial of {self.exp_key!r} for {self.hint_after:g} s")
-            self.say(f"{first}; {self.hint}")
+            refused = f" ({self.refused} refused it: see above)" if self.refused else ""
+            self.say(f"{first}{refused}; {self.hint}")
 
     def lost_lease(self) -> None:
         """A worker's lease ran out: look at once whether anyone is left."""
