@@ -86,7 +86,9 @@ def test_a_worker_dying_mid_trial_is_told_and_the_start_workers_hint_comes_back(
     left, repeats the command that starts workers (never the false 'no worker has claimed')."""
     search = _Search(mongo_url, db_name, "dies", tmp_path, "--max-evals", "2", objective="exits")
     try:
-        worker = _worker(mongo_url, db_name, "dies", tmp_path, "--lease", "2")
+        # a lease longer than the hint's 10 s: the lease runs out while the trial is still RUNNING, a few
+        # seconds before the reaper takes it back, and the search must tell the loss before the hint
+        worker = _worker(mongo_url, db_name, "dies", tmp_path, "--lease", "12")
         worker.communicate(timeout=60)
         assert worker.returncode != 0
         owner = f"{__import__('socket').gethostname()}:{worker.pid}"
@@ -94,7 +96,9 @@ def test_a_worker_dying_mid_trial_is_told_and_the_start_workers_hint_comes_back(
                         "(attempt 1 of 3 lost)")
         search.wait_for("(the workers it had are gone); start workers on this machine")
         assert "hyperdist worker --mongo" in search.said().split("the workers it had are gone")[1]
-        assert "no worker has claimed a trial" not in search.said()
+        said = search.said()
+        assert "no worker has claimed a trial" not in said
+        assert said.index("stopped heartbeating") < said.index("the workers it had are gone"), said
         [tid] = [r.tid for r in search.store.records("dies") if r.attempts]
         trial = search.store.get_trial("dies", tid)
         assert trial.state == "NEW" and trial.lost is not None and trial.lost["owner"] == owner

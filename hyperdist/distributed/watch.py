@@ -101,15 +101,15 @@ class WorkerWatch:
             self.store.reap_expired(self.exp_key, self.max_attempts)
 
     def _others_seen(self, last_tid: int, horizon: dt.datetime) -> bool:
-        """Whether a worker other than our dead ones holds a live lease, or claimed, beat for or
-        finished a trial since `horizon`."""
+        """Whether a worker other than our dead ones holds a trial RUNNING, or claimed, beat for or
+        finished one since `horizon`. A long trial's heartbeats may be far apart; a lease that ran out
+        counts until the coordinator's reaper takes the trial back, so the search first says whose
+        worker stopped heartbeating (Session) and only then whether anyone is left."""
         dead = {f"{socket.gethostname()}:{w.proc.pid}" for w in self.workers}
-        now = dt.datetime.now(dt.timezone.utc)
         for doc in self.store.recent_trials(self.exp_key, last_tid - RECENT):
             if not isinstance(doc.get("owner"), str) or doc["owner"] in dead:
                 continue
-            lease = utc(doc.get("lease_until")) if doc.get("state") == TrialState.RUNNING else None
-            if lease is not None and lease >= now:  # a long trial's heartbeats may be far apart
+            if doc.get("state") == TrialState.RUNNING:
                 return True
             times = (utc(doc.get(k)) for k in ("claimed", "heartbeat", "finished"))
             if any(t is not None and t >= horizon for t in times):

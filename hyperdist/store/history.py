@@ -168,7 +168,7 @@ class History(Database):
         with self._errors("reading from"):
             return list(self._trials.find({"exp_key": exp_key, "tid": {"$gt": above_tid}},
                                           {"tid": 1, "state": 1, "owner": 1, "claimed": 1, "heartbeat": 1,
-                                           "finished": 1, "lease_until": 1, "attempts": 1}))
+                                           "finished": 1, "attempts": 1}))
 
 
 def outcome(state: str | None, status: str | None) -> str:
