@@ -65,10 +65,11 @@ def test_a_planted_reference_cannot_reach_a_function_the_allowed_module_imported
     assert trial["state"] == "NEW"  # no trial of the search was spent on a worker that cannot run it
 
 
-def test_an_experiment_changed_under_a_running_worker_fails_the_trial_it_meets(mongo_url, store, tmp_path):
+def test_an_experiment_changed_under_a_running_worker_hands_the_trial_back_and_stops(mongo_url, store, tmp_path):
     """The check before claiming saw an allowed objective; the attacker then swaps the experiment's
-    objective and space. The trial that meets the swap ends ERROR naming the reference and the allow
-    list, and the worker stops (it has nothing else to serve)."""
+    objective and space. The trial that meets the swap goes back to the queue unrun (no trial fails
+    for what a worker may run), the refusal naming the reference and the allow list is written on the
+    experiment for the search to print, and the worker stops (it has nothing else to serve)."""
     from hyperdist.distributed.worker import Worker, WorkerConfig
 
     space = compile_space(hostile_objectives.space)
@@ -81,9 +82,12 @@ def test_an_experiment_changed_under_a_running_worker_fails_the_trial_it_meets(m
                                                                     "space_hash": "h-evil"}})
     store.insert_trials("swap", [(0, {"cmd": 0})], "h-evil")
     doc = store.claim(worker.owner, 30, "swap")
-    done = worker._run_trial(doc, [])
-    assert done.outcome.error["type"] == "ObjectiveNotAllowed" and f"{HOSTILE}:system" in done.outcome.error["message"]
-    assert str(HOSTILE) in done.outcome.error["message"] and worker.stats.exit_code == 1
+    assert worker._run_trial(doc, []) is None and worker.stats.exit_code == 1
+    [trial] = store.history("swap")
+    assert trial["state"] == "NEW" and trial["owner"] is None
+    [refusal] = store.get_experiment("swap")["refusals"]
+    assert f"{HOSTILE}:system" in refusal["reason"] and f"(allowed: {HOSTILE})" in refusal["reason"]
+    assert refusal["worker"] == worker.owner
     assert not (tmp_path / "pwned").exists()
 
 

@@ -81,6 +81,26 @@ def test_a_worker_refusing_the_objective_is_told_by_the_search_and_status(mongo_
     assert said.count("refused to run 'refused'") == 1, said
 
 
+def test_a_worker_started_before_the_search_refuses_without_failing_a_trial(mongo_url, db_name, tmp_path):
+    """Workers may wait for a coordinator not started yet (a job array before the search): the first
+    trial such a worker claims goes back unrun when it may not run the objective."""
+    worker = subprocess.Popen([sys.executable, "-m", "hyperdist", "-v", "worker", "--mongo", mongo_url, "--db", db_name,
+                               "--exp", "early", "--allow", "some_other_module"], env=worker_env(), cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert worker.stdout is not None
+    first = worker.stdout.readline()  # waiting: its check before claiming found nothing to refuse
+    assert "experiment 'early' does not exist yet; waiting for its coordinator" in first, first
+    search = _Search(mongo_url, db_name, "early", tmp_path, "--max-evals", "2")
+    try:
+        out, _ = worker.communicate(timeout=60)
+        assert worker.returncode == 1 and "not allowed on this worker" in out, out
+        search.wait_for("refused to run 'early'")
+        counts = search.store.counts("early")
+        assert counts["ERROR"] == 0 and counts["RUNNING"] == 0 and counts["NEW"] == 2
+    finally:
+        search.stop()
+
+
 def test_a_worker_dying_mid_trial_is_told_and_the_start_workers_hint_comes_back(mongo_url, db_name, tmp_path):
     """The dead worker's lease runs out: the search names the trial and the worker, then, with nobody
     left, repeats the command that starts workers (never the false 'no worker has claimed')."""

@@ -18,11 +18,7 @@ TRIAL_TIMEOUT_MAX = 30 * 86400.0  # seconds: the longest --trial-timeout, given 
 
 class CannotRun(HyperdistError):
     """This worker cannot run an experiment's trials: its objective is not allowed or does not load
-    here, or its document is not a valid experiment. `kind` becomes the failed trial's error type."""
-
-    def __init__(self, message: str, kind: str = "InvalidExperiment") -> None:
-        super().__init__(message)
-        self.kind = kind
+    here, or its document is not a valid experiment (the worker refuses it, failing no trial)."""
 
 
 @dataclass
@@ -69,5 +65,5 @@ def runnable(exp_key: str, exp_doc: dict, allow: AllowList, base: Path, isolate:
         else:
             fn = load_objective(objective, allow, base)
     except ObjectiveError as exc:
-        raise CannotRun(f"experiment {exp_key!r}: {exc}", type(exc).__name__) from None
+        raise CannotRun(f"experiment {exp_key!r}: {exc}") from None
     return Runnable(space, objective, fn, pruner, timeout)

@@ -191,7 +191,7 @@ class Worker:
         """Why a worker for one experiment can run none of its trials ('' if it can, or the
         experiment does not exist yet): checked before claiming, so a worker started in the wrong
         directory or with the wrong --allow fails no trial of the search. An experiment changed
-        after this check fails the trial it meets instead (`_cannot_run`)."""
+        after this check hands back the trial it meets instead (`_cannot_run`)."""
         if not self.config.exp_key:
             return ""
         try:
@@ -279,7 +279,7 @@ class Worker:
                                          f"invalid trial document: experiment {doc['exp_key']!r} does not exist"),
                              started)
         except CannotRun as exc:
-            return self._cannot_run(doc, exc, started)
+            return self._cannot_run(doc, exc)
         try:
             exp.space.validate(doc["params"])
         except HyperdistError as exc:
@@ -304,20 +304,20 @@ class Worker:
             log.warning("trial %s: lease lost while running; its result is discarded", doc["tid"])
         return _Finished(doc, outcome, started)
 
-    def _cannot_run(self, doc: dict, exc: CannotRun, started: float) -> _Finished | None:
-        """The experiment changed since `_cannot_serve` (or this worker serves every experiment): the
-        refusal is noted on the experiment either way. A worker for one experiment fails the trial
-        with the reason and stops: nothing else is there to serve. A worker serving every experiment
-        hands the trial back and skips that experiment (it may be meant for other workers)."""
+    def _cannot_run(self, doc: dict, exc: CannotRun) -> None:
+        """The experiment appeared or changed after `_cannot_serve`, or this worker serves every
+        experiment: the trial goes back (no trial fails for what a worker may or can run), the
+        refusal is noted on the experiment, and a worker for one experiment stops, since nothing else
+        is there to serve; a worker serving every experiment skips that one (it may be meant for others)."""
         self._refuse(doc["exp_key"], str(exc))
+        self.store.retry(self.store.release, doc["_id"], doc["lease_token"], timeout=10)
         if self.config.exp_key is None:
-            self.store.retry(self.store.release, doc["_id"], doc["lease_token"], timeout=10)
             self._skipped.add(doc["exp_key"])
             log.warning("skipping experiment %r from now on: %s", doc["exp_key"], redact(str(exc)))
             return None
         self._stopping = True  # the exit line logs the reason
         self.stats.exit_code, self.stats.reason = 1, str(exc)
-        return _Finished(doc, failed(exc.kind, str(exc)), started)
+        return None
 
     def _evaluate(self, exp: Runnable, doc: dict) -> Outcome:
         params = doc["params"]
