@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from hyperdist.errors import HyperdistError
 from hyperdist.store import Store
 from hyperdist.store import testing as raw
 from harness import TESTS, experiment_exists, search_cmd, wait_until, worker_env
@@ -214,3 +215,7 @@ def test_refusals_are_bounded_and_a_planted_list_is_read_as_text(store):
     text, _ = render_status(store, "noted")
     assert "workers that refused to run it (last 2):" in text
     assert "  ? ?: ?" in text and f"  w ?: {'r' * 397}..." in text
+    raw.database(store)["experiments"].update_one({"_id": "noted"}, {"$set": {"refusals": "junk"}})
+    with pytest.raises(HyperdistError):  # a worker logs it and exits with its own reason all the same
+        store.record_refusal("noted", "vm:1", "vm", "reason")
+    assert "workers that refused" not in render_status(store, "noted")[0]
