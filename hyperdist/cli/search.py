@@ -40,8 +40,8 @@ from hyperdist.cli.app import COUNT_MAX, DATA_DIR, DB, MONGO, SEED_MAX, _connect
 @click.option("--loss-threshold", type=float, help="Stop once a loss at or below this is found.")
 @click.option("--subprocess", "isolate", is_flag=True, help="Workers run each trial in a fresh process.")
 @click.option("--trial-timeout", type=click.FloatRange(min=0, min_open=True),
-              help="Seconds per trial (at most 30 days). Stored with the experiment: workers started by hand apply "
-                   "it too, unless given their own --trial-timeout.")
+              help="Seconds per trial (at most 30 days). Stored with the experiment, so workers started by hand "
+                   "apply it too; a worker's own --trial-timeout wins.")
 @click.option("--pruner", type=click.Choice(["none", "median", "asha"]), default="none", show_default=True,
               help="Stop unpromising trials early (objectives taking a second argument report progress).")
 @click.option("--log", "log_to", type=click.Choice(["mlflow"]),
