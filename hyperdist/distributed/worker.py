@@ -279,7 +279,8 @@ class Worker:
                                          f"invalid trial document: experiment {doc['exp_key']!r} does not exist"),
                              started)
         except CannotRun as exc:
-            return self._cannot_run(doc, exc)
+            self._cannot_run(doc, exc)
+            return None
         try:
             exp.space.validate(doc["params"])
         except HyperdistError as exc:
@@ -314,10 +315,9 @@ class Worker:
         if self.config.exp_key is None:
             self._skipped.add(doc["exp_key"])
             log.warning("skipping experiment %r from now on: %s", doc["exp_key"], redact(str(exc)))
-            return None
+            return
         self._stopping = True  # the exit line logs the reason
         self.stats.exit_code, self.stats.reason = 1, str(exc)
-        return None
 
     def _evaluate(self, exp: Runnable, doc: dict) -> Outcome:
         params = doc["params"]
