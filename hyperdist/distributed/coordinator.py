@@ -255,6 +255,7 @@ class Coordinator:
             self._renewed = now
         if now - self._reaped > min(5.0, self.config.trial_lease_seconds / 2):
             self.lost += self.store.reap_expired(self.exp_key, self.config.max_attempts)
+            del self.lost[:-100]  # kept for a session to tell; without one (HyperdistSearchCV) only the latest
             self._forget_vanished()
             self._reaped = now
         if self.open:
