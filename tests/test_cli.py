@@ -65,6 +65,12 @@ def test_malformed_space_file_and_bad_max_evals(tmp_path, mongo_url, db_name):
                          value)
 
 
+@pytest.mark.parametrize("slot", ["4/4", "1", "-1/4", "a/b"])
+def test_a_bad_worker_slot_is_refused(slot):
+    result = CliRunner().invoke(main, ["worker", "--allow", "m", "--slot", slot, "--mongo", "mongodb://127.0.0.1:1"])
+    assert result.exit_code == 2 and f"{slot!r} is not I/K with 0 <= I < K" in result.output, result.output
+
+
 def test_unknown_experiment_and_unreachable_server(mongo_url, db_name):
     _one_clear_error(_hd("status", "nope", "--mongo", mongo_url, "--db", db_name), "no experiment 'nope'")
     t = time.monotonic()

@@ -104,6 +104,18 @@ def test_claim_report_counts(mongomock_store):
         s.report(doc["_id"], doc["lease_token"], RUNNING, None)
 
 
+def test_a_worker_with_a_slot_claims_its_own_trials_first(mongomock_store):
+    """Worker i of k takes the trials whose tid is i mod k, so k workers reading the queue together
+    seldom pick the same trial; when none of its own waits, it takes one of k workers' share of the others."""
+    s = mongomock_store
+    _queued(s, 8)
+    assert sorted(d["tid"] for d in s.report_and_claim([], "w1", 30, "e", n=4, slot=(1, 4))[1]) == [1, 5]
+    (other,) = s.report_and_claim([], "w1", 30, "e", n=4, slot=(1, 4))[1]  # 6 left, none its own: 6 // 4
+    assert other["tid"] in {0, 2, 3, 4, 6, 7}
+    assert len(s.report_and_claim([], "w2", 30, "e", n=8)[1]) == 2  # no slot: at most half of the 5 left
+    assert s.counts("e") == {NEW: 3, RUNNING: 5, DONE: 0, ERROR: 0}
+
+
 def test_claim_stays_within_its_experiment(mongomock_store):
     _queued(mongomock_store, 1, "a")
     _experiment(mongomock_store, "b")

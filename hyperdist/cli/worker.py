@@ -20,6 +20,20 @@ class _AllowEntry(click.ParamType):
         return [rv] if rv else []
 
 
+class _Slot(click.ParamType):
+    """A --slot value I/K: integers, 0 <= I < K."""
+
+    name = "slot"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        i, sep, k = str(value).partition("/")
+        if sep and i.strip().isdigit() and k.strip().isdigit() and int(i) < int(k):
+            return int(i), int(k)
+        self.fail(f"{value!r} is not I/K with 0 <= I < K (e.g. 0/4 for the first of 4 workers)", param, ctx)
+
+
 @main.command()
 @MONGO
 @DB
@@ -47,12 +61,17 @@ class _AllowEntry(click.ParamType):
 @click.option("--max-trials", type=click.IntRange(min=1, max=COUNT_MAX), help="Exit after this many trials.")
 @click.option("--prefetch", type=click.IntRange(min=1, max=COUNT_MAX), default=8, show_default=True,
               help="Most trials claimed at once; trials of at most 60 ms are claimed as many as fit in 120 ms.")
+@click.option("--slot", type=_Slot(), metavar="I/K",
+              help="This is worker I of K started together (I from 0): it claims first the trials whose id is "
+                   "I modulo K, so the K workers seldom race for the same trial. `hyperdist search --workers K` "
+                   "numbers its own workers this way.")
 @click.option("--gpus", metavar="all|0,1,3",
               help="Start one worker process per GPU, each seeing only its device (CUDA_VISIBLE_DEVICES); 'all': "
                    "the devices in CUDA_VISIBLE_DEVICES, else those `nvidia-smi -L` lists.")
 def worker(mongo: str | None, db: str | None, data_dir: Path, exp_key: str | None, allow: tuple[str, ...],
            path: str | None, isolate: bool, trial_timeout: float | None, lease: float, idle_timeout: float, drain: bool,
-           max_consecutive_failures: int, max_trials: int | None, prefetch: int, gpus: str | None) -> None:
+           max_consecutive_failures: int, max_trials: int | None, prefetch: int, slot: tuple[int, int] | None,
+           gpus: str | None) -> None:
     """Claim trials, evaluate their objective, report results; stateless, run as many as you like.
     Only trials of experiment EXP (or --exp) when given, else of any experiment."""
     from hyperdist.objective.reference import AllowList
@@ -66,7 +85,7 @@ def worker(mongo: str | None, db: str | None, data_dir: Path, exp_key: str | Non
     config = WorkerConfig(allow=entries, path=path, exp_key=exp_key, isolate=isolate,
                           trial_timeout=trial_timeout, lease_seconds=lease, idle_timeout=idle_timeout,
                           drain=drain, max_consecutive_failures=max_consecutive_failures, max_trials=max_trials,
-                          prefetch=prefetch)
+                          prefetch=prefetch, slot=slot)
     devices = None
     if gpus is not None:
         from hyperdist.distributed.gpus import parse_gpus

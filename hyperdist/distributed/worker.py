@@ -54,6 +54,7 @@ class WorkerConfig:
     prefetch: int = 8                   # most trials claimed at once, when trials take under batch_seconds
     batch_seconds: float = 0.12         # what a worker may hold back from the others in prefetched trials
     path: str | None = None             # where relative objective files and modules are found (default: cwd)
+    slot: tuple[int, int] | None = None  # (i, k): the i-th of k workers started together prefers tids i mod k
 
 
 @dataclass
@@ -150,7 +151,7 @@ class Worker:
                                               cfg.lease_seconds, cfg.exp_key, self._batch(len(finished)),
                                               exclude=sorted(self._skipped),
                                               timeout=max(cfg.outage_timeout, self._report_timeout()),
-                                              device=self.device)
+                                              device=self.device, slot=cfg.slot)
             if finished:
                 self._settle_all(finished, accepted)
                 finished = []

@@ -41,7 +41,8 @@ def connect(mongo: str | None, data_dir: Path, *, start: bool = True, db: str | 
     needed (`announce` hears what a cold start does)."""
     if mongo:
         url, db_name = parse_url(mongo, db)
-        return Connection(Store(url, db=db_name, read_only=read_only), url, None, data_dir)
+        store = Store(url, db=db_name, read_only=read_only)
+        return Connection(store, store.url, None, data_dir)  # the URL as the store completed it
     if not start and server_status(data_dir) is None:
         raise HyperdistError(
             f"no MongoDB given and no local server running in {str(data_dir)!r}: pass --mongo URL "
@@ -49,8 +50,8 @@ def connect(mongo: str | None, data_dir: Path, *, start: bool = True, db: str | 
         )
     server, use, started = use_server(data_dir, announce=announce)
     try:
-        return Connection(Store(server.url, db=db or "hyperdist", read_only=read_only), server.url,
-                          server if started else None, data_dir, use)
+        store = Store(server.url, db=db or "hyperdist", read_only=read_only)
+        return Connection(store, store.url, server if started else None, data_dir, use)
     except BaseException:
         use.release()
         raise
@@ -92,18 +93,19 @@ def spawn_workers(n: int, url: str, exp_key: str, allow: str, *, db: str = "hype
         args.append("--subprocess")
     if trial_timeout:
         args += ["--trial-timeout", str(trial_timeout)]
-    cmd = [*python_argv("from hyperdist.cli import main; main(prog_name='hyperdist')"), *args]
+    python = python_argv("from hyperdist.cli import main; main(prog_name='hyperdist')")
     workers = []
     for i in range(n):
         path = log_dir / f"worker-{_file_part(exp_key)}-{i}.log" if log_dir else None  # one search's own
         worker_env = dict(env, CUDA_VISIBLE_DEVICES=devices[i % len(devices)]) if devices else env
         with open(path, "ab") if path else open(os.devnull, "wb") as log:
             offset = log.tell()
+            own = [*args, "--slot", f"{i}/{n}"]  # worker i of n prefers tids i mod n: they seldom race
             if forks:
-                proc: subprocess.Popen | Forked = forks.start(args, worker_env, path)
+                proc: subprocess.Popen | Forked = forks.start(own, worker_env, path)
             else:  # their own session (the terminal's Ctrl-C is the search's to hand on), and SIGTERM
                 # when the search dies however it dies (even SIGKILL): they hand their trials back and exit
-                proc = subprocess.Popen(cmd, env=worker_env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                proc = subprocess.Popen([*python, *own], env=worker_env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                         start_new_session=True, preexec_fn=die_with_parent)
         workers.append(LocalWorker(i, proc, path, offset))
     return workers

@@ -50,6 +50,8 @@ class Database:
                     # itself (`retry`): off there. A real MongoDB keeps the driver's default (on).
                     self._client.close()
                     self._client = self._connect(timeout_ms, event_listeners, retryWrites=False)
+                    # the URL handed to workers says so, sparing each of them this second handshake
+                    self._url = _with_option(url, "retryWrites=false")
             self._db = self._client[db]
             self._experiments = self._db["experiments"]
             self._trials = self._db["trials"]
@@ -162,6 +164,12 @@ class Database:
 
 
 _RETRY_WRITES = re.compile(r"[?&]retrywrites=", re.IGNORECASE)
+
+
+def _with_option(url: str, option: str) -> str:
+    """`url` with one more `name=value` option (after the hosts, whose part holds no '/' or '?')."""
+    rest = url.split("://", 1)[-1]
+    return url + ("&" if "?" in rest else "?" if "/" in rest else "/?") + option
 
 
 def _is_secantus(client: Any) -> bool:

@@ -93,8 +93,8 @@ class TrialQueue(Database):
         return claimed[0] if claimed else None
 
     def report_and_claim(self, reports: Sequence[Report], owner: str, lease_seconds: float,
-                         exp_key: str | None = None, n: int = 1,
-                         exclude: Sequence[str] = (), device: str | None = None) -> tuple[list[bool], list[dict]]:
+                         exp_key: str | None = None, n: int = 1, exclude: Sequence[str] = (),
+                         device: str | None = None, slot: tuple[int, int] | None = None) -> tuple[list[bool], list[dict]]:
         """Finish the `reports`' trials and claim up to `n` NEW ones: a worker's two round trips.
 
         NEW trials are read through the claim index, then one `update` command carries the reports
@@ -102,8 +102,10 @@ class TrialQueue(Database):
         collection, even by `_id`). The reply only counts the documents modified in all, so when it falls
         short one read by `_id` says which picks are ours (by the lease token, shared by the
         trials claimed together), which reports went in, and which other candidates are still NEW.
-        A worker takes at most half of the trials it sees waiting, so the others find some too.
-        Returns (whether each report was accepted, the claimed trials). A worker serving every
+        A worker takes at most half of the trials it sees waiting, so the others find some too; one
+        given a `slot` (i, k), the i-th of k workers started together, takes the trials whose tid is
+        i modulo k, and others only when none of those waits (`_pick`): k workers reading the queue
+        at once then rarely pick the same trial. Returns (whether each report was accepted, the claimed trials). A worker serving every
         experiment passes the ones it cannot run as `exclude`. `device` (the GPU the worker sees,
         hyperdist/distributed/gpus.py) is recorded on the trials it claims.
         """
@@ -120,8 +122,8 @@ class TrialQueue(Database):
         with self._errors("claiming from"):
             candidates, rereads = (self._read_candidates(query) if n > 0 else []), 1
             while candidates and not claimed:
-                take = min(n, max(1, len(candidates) // 2))
-                picks, candidates = candidates[:take], candidates[take:]
+                picks, candidates = _pick(candidates, n, slot)
+                take = len(picks)
                 now = utc_now()
                 fields = {"state": RUNNING, "owner": owner, "lease_token": uuid.uuid4().hex, "batch": take,
                           "lease_until": now + dt.timedelta(seconds=lease_seconds), "claimed": now, "heartbeat": now}
@@ -301,6 +303,25 @@ class TrialQueue(Database):
         """Drop trials nobody started, when a stop rule ends the search before max_evals."""
         with self._errors("writing to"):
             return self._trials.delete_many({"exp_key": exp_key, "state": NEW}).deleted_count
+
+
+def _pick(candidates: list[dict], n: int, slot: tuple[int, int] | None) -> tuple[list[dict], list[dict]]:
+    """(picks, the other candidates), the candidates in the shuffled order they were read in.
+
+    Without a slot: up to `n`, at most half of them. The i-th of k workers (`slot`) takes up to `n`
+    of its own (tid = i mod k), which no other slot's worker picks first; when none of its own
+    waits it takes what one of k workers' share of the others would be, so that with 8 workers
+    reading 16 waiting trials they no longer race for the same 8 (docs/performance.md)."""
+    if slot is None:
+        take = min(n, max(1, len(candidates) // 2))
+        return candidates[:take], candidates[take:]
+    i, k = slot
+    own = [c for c in candidates if isinstance(c.get("tid"), int) and c["tid"] % k == i][:n]
+    if not own:
+        take = min(n, max(1, len(candidates) // k))
+        return candidates[:take], candidates[take:]
+    taken = {id(c) for c in own}
+    return own, [c for c in candidates if id(c) not in taken]
 
 
 def _finish(state: str, result: dict | None, error: dict | None, now: dt.datetime | None = None,
