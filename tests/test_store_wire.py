@@ -309,9 +309,9 @@ def test_retryable_writes_are_off_on_the_embedded_server_only(store, mongo_url):
         assert raw.client(asked).options.retry_writes is True
     finally:
         asked.close()
-    # the URL a search hands its workers says what was found, so they connect once, without asking
-    commands = _Commands()
-    handed = Store(store.url, db=store.db_name, event_listeners=[commands])
+    # the URL a search hands its own workers says what was found, so they connect once, without asking
+    commands = _CommandNames()
+    handed = Store(store.worker_url, db=store.db_name, event_listeners=[commands])
     try:
         assert raw.client(handed).options.retry_writes is real_mongodb
         assert "buildInfo" not in commands.names, commands.names
@@ -319,7 +319,7 @@ def test_retryable_writes_are_off_on_the_embedded_server_only(store, mongo_url):
         handed.close()
 
 
-class _Commands(pymongo.monitoring.CommandListener):
+class _CommandNames(pymongo.monitoring.CommandListener):
     """The names of the commands a client sends."""
 
     def __init__(self) -> None:

@@ -237,7 +237,7 @@ class HyperdistSearchCV(MetaEstimatorMixin, BaseEstimator):
             with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fh:
                 fh.write(data)
             coordinator.start(resume=True)
-            procs = spawn_workers(workers, trials.store.url, exp_key, f"{__name__}:evaluate_candidate",
+            procs = spawn_workers(workers, trials.store.worker_url, exp_key, f"{__name__}:evaluate_candidate",
                                   db=trials.store.db_name, env={_JOB_ENV: path, _TRUSTED_ENV: trusted},
                                   log_dir=Path(tmp))
 

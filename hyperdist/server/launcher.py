@@ -42,7 +42,7 @@ def connect(mongo: str | None, data_dir: Path, *, start: bool = True, db: str | 
     if mongo:
         url, db_name = parse_url(mongo, db)
         store = Store(url, db=db_name, read_only=read_only)
-        return Connection(store, store.url, None, data_dir)  # the URL as the store completed it
+        return Connection(store, store.worker_url, None, data_dir)
     if not start and server_status(data_dir) is None:
         raise HyperdistError(
             f"no MongoDB given and no local server running in {str(data_dir)!r}: pass --mongo URL "
@@ -51,7 +51,7 @@ def connect(mongo: str | None, data_dir: Path, *, start: bool = True, db: str | 
     server, use, started = use_server(data_dir, announce=announce)
     try:
         store = Store(server.url, db=db or "hyperdist", read_only=read_only)
-        return Connection(store, store.url, server if started else None, data_dir, use)
+        return Connection(store, store.worker_url, server if started else None, data_dir, use)
     except BaseException:
         use.release()
         raise

@@ -36,7 +36,7 @@ class Database:
                  event_listeners: Sequence[Any] = (), read_only: bool = False) -> None:
         """`read_only`: for viewers (the dashboard), which must work with a read-only user and never
         write, so the indexes are left as they are."""
-        self._url = url
+        self._url = self._worker_url = url
         self.db_name = db
         self._client = client or self._connect(timeout_ms, event_listeners)
         self._shuffle = random.Random()  # seeded from os.urandom here, so forked clients differ
@@ -50,8 +50,8 @@ class Database:
                     # itself (`retry`): off there. A real MongoDB keeps the driver's default (on).
                     self._client.close()
                     self._client = self._connect(timeout_ms, event_listeners, retryWrites=False)
-                    # the URL handed to workers says so, sparing each of them this second handshake
-                    self._url = _with_option(url, "retryWrites=false")
+                    # the URL handed to local workers says so, sparing each of them this second handshake
+                    self._worker_url = _with_option(url, "retryWrites=false")
             self._db = self._client[db]
             self._experiments = self._db["experiments"]
             self._trials = self._db["trials"]
@@ -86,6 +86,12 @@ class Database:
     def url(self) -> str:
         """The URL with its credentials: for child processes only, never for messages."""
         return self._url
+
+    @property
+    def worker_url(self) -> str:
+        """The URL for the workers a command starts itself: `url` and what connecting found out (on
+        SecantusDB, retryWrites=false, so they skip the check). Credentials included, like `url`."""
+        return self._worker_url
 
     @property
     def url_redacted(self) -> str:
