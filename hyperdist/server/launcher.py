@@ -105,8 +105,8 @@ def spawn_workers(n: int, url: str, exp_key: str, allow: str, *, db: str = "hype
                 proc: subprocess.Popen | Forked = forks.start(own, worker_env, path)
             else:  # their own session (the terminal's Ctrl-C is the search's to hand on), and SIGTERM
                 # when the search dies however it dies (even SIGKILL): they hand their trials back and exit
-                proc = subprocess.Popen([*python, *own], env=worker_env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                        start_new_session=True, preexec_fn=die_with_parent)
+                proc = subprocess.Popen([*python, *own], env=worker_env, stdout=log, stderr=log,
+                                        stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent)
         workers.append(LocalWorker(i, proc, path, offset))
     return workers
 

@@ -94,7 +94,8 @@ class TrialQueue(Database):
 
     def report_and_claim(self, reports: Sequence[Report], owner: str, lease_seconds: float,
                          exp_key: str | None = None, n: int = 1, exclude: Sequence[str] = (),
-                         device: str | None = None, slot: tuple[int, int] | None = None) -> tuple[list[bool], list[dict]]:
+                         device: str | None = None,
+                         slot: tuple[int, int] | None = None) -> tuple[list[bool], list[dict]]:
         """Finish the `reports`' trials and claim up to `n` NEW ones: a worker's two round trips.
 
         NEW trials are read through the claim index, then one `update` command carries the reports
@@ -105,9 +106,10 @@ class TrialQueue(Database):
         A worker takes at most half of the trials it sees waiting, so the others find some too; one
         given a `slot` (i, k), the i-th of k workers started together, takes the trials whose tid is
         i modulo k, and others only when none of those waits (`_pick`): k workers reading the queue
-        at once then rarely pick the same trial. Returns (whether each report was accepted, the claimed trials). A worker serving every
-        experiment passes the ones it cannot run as `exclude`. `device` (the GPU the worker sees,
-        hyperdist/distributed/gpus.py) is recorded on the trials it claims.
+        at once then rarely pick the same trial. Returns (whether each report was accepted, the
+        claimed trials). A worker serving every experiment passes the ones it cannot run as
+        `exclude`. `device` (the GPU the worker sees, hyperdist/distributed/gpus.py) is recorded on
+        the trials it claims.
         """
         reports = [storable(r) for r in reports]
         query: dict[str, Any] = {"state": NEW}
