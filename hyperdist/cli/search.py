@@ -142,7 +142,8 @@ def _run(conn: Any, coord: Any, space: Any, workers: int, isolate: bool, trial_t
             if coord.algo_info.get("name") == "tpe":  # loaded while the workers start, not at the 20th trial
                 special.preload()
             session = Session(coord, ProgressBar(coord.rules.max_evals, progress, initial=coord.finished),
-                              workers=procs, resume_hint="continue with the same command plus --resume")
+                              workers=procs, resume_hint="continue with the same command plus --resume",
+                              trial_timeout=trial_timeout)
         except BaseException:  # before the session watches: the experiment is ours to mark stopped
             coord.stop()
             raise

@@ -74,9 +74,10 @@ def worker(mongo: str | None, db: str | None, data_dir: Path, exp_key: str | Non
            gpus: str | None) -> None:
     """Claim trials, evaluate their objective, report results; stateless, run as many as you like.
     Only trials of experiment EXP (or --exp) when given, else of any experiment."""
-    from hyperdist.objective.reference import AllowList
     from hyperdist.distributed.runnable import checked_timeout
-    from hyperdist.distributed.worker import Worker, WorkerConfig
+    from hyperdist.distributed.worker import Worker, WorkerConfig, log
+    from hyperdist.objective.processes import adopt_orphans, children, end_children
+    from hyperdist.objective.reference import AllowList
 
     checked_timeout(trial_timeout, "--trial-timeout")
     entries = AllowList.from_options(allow).entries  # a malformed entry fails here, before connecting
@@ -96,12 +97,18 @@ def worker(mongo: str | None, db: str | None, data_dir: Path, exp_key: str | Non
         _supervise(devices, conn.url, conn.store.db_name, exp_key)
         conn.close()
         return
+    own = children()  # e.g. the keeper of a local server this command started: not the objective's
+    if not isolate:  # a trial child (--subprocess) is a process group that ends with its trial
+        adopt_orphans()
     try:
         w = Worker(conn.store, config)
         w.install_signal_handlers()
         stats = w.run()
     finally:
         conn.close()
+        ended = end_children(own)  # whatever the objective started and left running ends with the worker
+        if ended:
+            log.info("ended %d process(es) the objective had started and left running", ended)
     sys.exit(stats.exit_code)
 
 

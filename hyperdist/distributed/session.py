@@ -16,6 +16,7 @@ import textwrap
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator, Sequence, TextIO
 
 from hyperdist.distributed.coordinator import Coordinator, Progress
@@ -78,13 +79,14 @@ def stop_signals(out: TextIO | None = None) -> Iterator[None]:
 
 class Session:
     def __init__(self, coord: Coordinator, bar: ProgressBar, *, workers: Sequence[LocalWorker] = (),
-                 resume_hint: str = "", lease: float = 30.0, out: TextIO | None = None) -> None:
+                 resume_hint: str = "", lease: float = 30.0, out: TextIO | None = None,
+                 trial_timeout: float | None = None) -> None:
         self.coord, self.store, self.exp_key, self.bar = coord, coord.store, coord.exp_key, bar
         self.workers, self.resume_hint, self.out = list(workers), resume_hint, out or sys.stderr
-        command = worker_command(self.store.url, self.store.db_name, coord.exp_key, coord.objective)
+        command = worker_command(self.store.url, self.store.db_name, coord.exp_key, coord.objective, Path.cwd())
         hint = None if self.workers else hint_text(command, self.store.url)
         self.watch = WorkerWatch(self.store, coord.exp_key, self.workers, lease=lease, hint=hint,
-                                 max_attempts=coord.config.max_attempts, say=self.say)
+                                 max_attempts=coord.config.max_attempts, say=self.say, trial_timeout=trial_timeout)
         self.base = Tally()
         self._asked = 0.0
         self._refusals_told: set[tuple[str, Any]] = set()  # (worker, at) of the refusals printed

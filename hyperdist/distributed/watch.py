@@ -9,6 +9,8 @@ has claimed, run or finished a trial for `hint_after` seconds: at the start, and
 workers it had are all gone (a worker that died mid-trial is noticed when its lease runs out).
 Other workers are seen through the trials they hold: the last few hundred trials, read through the
 (exp_key, tid) index, name their owner and when it claimed, last beat for or finished them.
+A trial that runs far longer than the others (a hung objective, with no --trial-timeout to end it)
+is named once, so a search that seems stuck says where.
 """
 from __future__ import annotations
 
@@ -18,10 +20,12 @@ import shlex
 import signal
 import socket
 import time
+from pathlib import Path
 from typing import Callable, Sequence
 from urllib.parse import urlsplit
 
 from hyperdist.errors import redact
+from hyperdist.objective.reference import is_file_target, split_reference
 from hyperdist.server.launcher import LocalWorker
 from hyperdist.store import Store, TrialState
 from hyperdist.store.document import count, utc
@@ -37,7 +41,8 @@ class WorkersGone(Exception):
 class WorkerWatch:
     def __init__(self, store: Store, exp_key: str, workers: Sequence[LocalWorker] = (), *, lease: float = 30.0,
                  max_attempts: int = 3, hint: str | None = None, hint_after: float = 10.0,
-                 say: Callable[[str], None] = print) -> None:
+                 say: Callable[[str], None] = print, trial_timeout: float | None = None,
+                 long_after: float = 300.0) -> None:
         self.store, self.exp_key, self.workers, self.lease = store, exp_key, list(workers), lease
         self.max_attempts = max_attempts
         self.hint, self.hint_after, self.say = hint, hint_after, say
@@ -49,6 +54,9 @@ class WorkerWatch:
         self._told: set[int] = set()  # workers whose exit was printed as it happened
         self._next_check = 0.0
         self._hinted = False
+        self.trial_timeout, self.long_after = trial_timeout, long_after
+        self._next_long = time.monotonic() + min(long_after, 30.0)
+        self._named_long: set[int] = set()  # tids already named as running long
 
     def check(self, last_tid: int) -> None:
         """Called between ticks; `last_tid` is the highest tid the coordinator knows. Raises
@@ -57,6 +65,9 @@ class WorkerWatch:
         for w in self.workers:
             if w.index not in self._exited and w.proc.poll() is not None:
                 self._on_exit(w)
+        if now >= self._next_long:
+            self._next_long = now + min(self.long_after, 30.0)
+            self._name_long_trials(last_tid)
         if now < self._next_check:
             return
         self._next_check = now + 1.0
@@ -100,6 +111,37 @@ class WorkerWatch:
         if held and self.store.expire_leases(self.exp_key, [owner]):  # its trials go to the others now
             self.store.reap_expired(self.exp_key, self.max_attempts)
 
+    def _name_long_trials(self, last_tid: int) -> None:
+        """Say once per trial when one has run past `long_after` seconds and ten times the median
+        of the recent finished ones: a hung objective is otherwise silent forever."""
+        now = dt.datetime.now(dt.timezone.utc)
+        running = []
+        for doc in self.store.running_trials(self.exp_key):
+            claimed = utc(doc.get("claimed"))
+            if isinstance(doc.get("tid"), int) and doc["tid"] not in self._named_long and claimed is not None:
+                if (now - claimed).total_seconds() >= self.long_after:
+                    running.append((doc["tid"], doc.get("owner"), (now - claimed).total_seconds()))
+        if not running:
+            return
+        limit = max(self.long_after, 10 * self._typical_seconds(last_tid))
+        for tid, owner, seconds in sorted(running):
+            if seconds < limit:
+                continue
+            self._named_long.add(tid)
+            why = (f"it ends at the --trial-timeout of {self.trial_timeout:g} s" if self.trial_timeout else
+                   "no --trial-timeout is set, so it runs until the objective returns")
+            self.say(f"trial {tid} has run for {_duration(seconds)} on worker {owner} ({why}; "
+                     f"`hyperdist stop {self.exp_key}` ends the search)")
+
+    def _typical_seconds(self, last_tid: int) -> float:
+        """The median duration of the recent finished trials (0 when none finished yet)."""
+        took = []
+        for doc in self.store.recent_trials(self.exp_key, last_tid - RECENT):
+            finished, claimed = utc(doc.get("finished")), utc(doc.get("claimed"))
+            if finished is not None and claimed is not None:
+                took.append((finished - claimed).total_seconds())
+        return sorted(took)[len(took) // 2] if took else 0.0
+
     def _others_seen(self, last_tid: int, horizon: dt.datetime) -> bool:
         """Whether a worker other than our dead ones holds a trial RUNNING, or claimed, beat for or
         finished one since `horizon`. A long trial's heartbeats may be far apart; a lease that ran out
@@ -127,6 +169,10 @@ class WorkerWatch:
         return "\n".join(lines) or "  (their exits are above)"
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
+
 def exit_reason(w: LocalWorker, running: Sequence[int] = ()) -> str:
     """How a worker process ended (and the trials it was running), and why as its log tells: its
     own 'exits:' line, else the end of a traceback, else its last line."""
@@ -150,11 +196,19 @@ def exit_reason(w: LocalWorker, running: Sequence[int] = ()) -> str:
     return redact(f"{how}: {lines[-1] if lines else 'no output'}")
 
 
-def worker_command(url: str, db: str, exp_key: str, objective: str | None) -> str:
-    """The command that starts a worker for this experiment, credentials redacted."""
+def worker_command(url: str, db: str, exp_key: str, objective: str | None, path: Path | None = None) -> str:
+    """The command that starts a worker for this experiment, credentials redacted. With `path` (the
+    search's directory, against which its objective file is stored) it works from any directory."""
     default_db = urlsplit(url).path.strip("/").split("/")[0] or "hyperdist"
     args = ["hyperdist", "worker", "--mongo", redact(url)] + (["--db", db] if db != default_db else [])
-    args += ["--exp", exp_key] + (["--allow", objective] if objective else [])
+    args += ["--exp", exp_key]
+    if path is not None:
+        args += ["--path", str(path)]
+    if objective:
+        target, name = split_reference(objective)
+        if path is not None and is_file_target(target):  # --allow paths are read from the working directory
+            objective = f"{path / target}:{name}"
+        args += ["--allow", objective]
     return " ".join(shlex.quote(a) for a in args)
 
 

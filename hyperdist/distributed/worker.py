@@ -28,7 +28,7 @@ from hyperdist.objective.pruning import takes_context
 from hyperdist.objective.reference import AllowList
 from hyperdist.objective.result import STATUS_FAIL, exception_error
 from hyperdist.store import ExperimentState, Report, Store, TrialState, storable
-from hyperdist.store.history import trial_problem
+from hyperdist.store.history import error_text, trial_problem
 
 log = logging.getLogger("hyperdist.worker")
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -139,6 +139,8 @@ class Worker:
             if held and isinstance(held[0].get("exp_key"), str) and held[0]["exp_key"] in self._skipped:
                 self._hand_back([held.pop(0)])
                 continue
+            if held and self._streak(finished) >= cfg.max_consecutive_failures:
+                self._hand_back(held)  # the failure limit is reached: report what ran, then stop
             if held:
                 doc = held.pop(0)
                 done = self._run_trial(doc, held)
@@ -147,8 +149,10 @@ class Worker:
                     self._seconds.append(done.seconds)
                 idle_since = time.monotonic()
                 continue
+            failing = self._streak(finished) >= cfg.max_consecutive_failures  # then claim nothing more
+            want = 0 if failing else self._batch(len(finished))
             accepted, held = self.store.retry(self.store.report_and_claim, [f.report for f in finished], self.owner,
-                                              cfg.lease_seconds, cfg.exp_key, self._batch(len(finished)),
+                                              cfg.lease_seconds, cfg.exp_key, want,
                                               exclude=sorted(self._skipped),
                                               timeout=max(cfg.outage_timeout, self._report_timeout()),
                                               device=self.device, slot=cfg.slot)
@@ -158,7 +162,7 @@ class Worker:
                 if self.stats.consecutive_failures >= cfg.max_consecutive_failures:
                     self._hand_back(held)  # claimed with the last report: others may run them
                     return self._exit(1, f"the last {self.stats.consecutive_failures} trials all failed "
-                                         f"(last error: {self.stats.last_error or '?'}); stopping")
+                                         f"(last error: {self.stats.last_error}); stopping")
             if held:
                 backoff = cfg.poll_interval
                 continue
@@ -217,6 +221,14 @@ class Worker:
         if self.config.max_trials is None:
             return float("inf")
         return self.config.max_trials - self.stats.done - self.stats.errors
+
+    def _streak(self, finished: list[_Finished]) -> int:
+        """Failed trials in a row, counting those not reported yet: the limit of consecutive failures
+        is checked before each trial of a prefetched batch, so a worker stops at exactly the limit."""
+        n = self.stats.consecutive_failures
+        for f in finished:
+            n = 0 if f.outcome.ok else n + 1
+        return n
 
     def _batch(self, unsettled: int) -> int:
         """How many trials to claim: one, unless recent trials were so short that several fit in
@@ -375,7 +387,9 @@ class Worker:
         else:
             self.stats.errors += 1
             self.stats.consecutive_failures += 1
-            reason = report.error["message"] if report.error else result.get("failure", "status fail")
+            error = report.error or {}
+            reason = error_text({"type": error.get("type"), "message": error.get("message"),
+                                 "failure": result.get("failure")})
             self.stats.last_error = reason
             log.info("trial %s of %s %s: %s in %.2fs", doc.get("tid"), doc.get("exp_key"), TrialState.ERROR,
                      redact(reason.splitlines()[0] if reason else ""), seconds)

@@ -180,7 +180,8 @@ class _Loop:
             except Exception as exc:
                 outcome = Outcome({"status": STATUS_FAIL}, exception_error(exc), exc)
             else:
-                outcome = run_in_process(self.fn, config, None, ctx, storable=False, contain_exits=False)
+                outcome = run_in_process(self.fn, config, None, ctx, storable=False, contain_exits=False,
+                                             keep=True)
         except KeyboardInterrupt:
             trials.finish(tid, {"status": STATUS_FAIL}, {"type": "Interrupted", "message": "interrupted by the user"})
             raise

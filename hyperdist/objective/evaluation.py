@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from hyperdist.errors import redact
+from hyperdist.objective.processes import kill_group, trial_group_child
 from hyperdist.objective.pruning import TrialContext, TrialPruned, make_pruner, takes_context
 from hyperdist.objective.reference import python_argv
 from hyperdist.objective.result import STATUS_FAIL, UnstorableResult, exception_error, normalize, plain
@@ -28,8 +29,9 @@ from hyperdist.objective.result import STATUS_FAIL, UnstorableResult, exception_
 class Outcome:
     result: dict[str, Any]
     error: dict[str, str] | None
-    # in process only: the objective's own exception and what it returned, for `fmin`, which
-    # re-raises them as Hyperopt does unless told to catch
+    # in process, for `fmin` only (keep=True): the objective's own exception and what it returned,
+    # which it re-raises as Hyperopt does unless told to catch. A worker keeps neither: a traceback
+    # holds the failed call's frames, and with them all the memory the objective had allocated
     exception: Exception | None = None
     returned: Any = None
 
@@ -49,13 +51,13 @@ def failed(kind: str, message: str) -> Outcome:
     return Outcome({"status": STATUS_FAIL}, {"type": kind, "message": redact(message)})
 
 
-def settle(raw: Any, storable: bool = True) -> Outcome:
+def settle(raw: Any, storable: bool = True, keep: bool = False) -> Outcome:
     """Normalise what the objective returned and, for a database, make it storable (plain JSON/BSON
     types) before anything is written: a value no store can hold fails this trial, never the worker.
     An in-memory `Trials` (storable=False) keeps any Python object in a result, as Hyperopt's does."""
     try:
         result, error = normalize(raw)
-        return Outcome(plain(result) if storable else result, error, returned=raw)
+        return Outcome(plain(result) if storable else result, error, returned=raw if keep else None)
     except UnstorableResult as exc:
         return failed("UnstorableResult", str(exc))
     except Exception as exc:  # a result object whose own methods raise while it is read
@@ -63,12 +65,12 @@ def settle(raw: Any, storable: bool = True) -> Outcome:
 
 
 def run_in_process(fn: Callable[..., Any], config: Any, timeout: float | None, ctx: TrialContext | None = None, *,
-                   storable: bool = True, contain_exits: bool = True) -> Outcome:
+                   storable: bool = True, contain_exits: bool = True, keep: bool = False) -> Outcome:
     """Call fn(config) (or fn(config, ctx)); a time limit uses SIGALRM, so only on the main thread.
 
     A worker contains an objective's sys.exit() and KeyboardInterrupt as a failed trial (its own
     stop signals are handled apart); `fmin` (contain_exits=False) lets them through, so Ctrl-C stops
-    the person's loop."""
+    the person's loop. Only `keep` returns the exception and the returned value in the Outcome."""
     use_alarm = bool(timeout) and threading.current_thread() is threading.main_thread()
     if use_alarm:
         def on_alarm(signum: int, frame: Any) -> None:
@@ -83,7 +85,7 @@ def run_in_process(fn: Callable[..., Any], config: Any, timeout: float | None, c
     except TrialPruned:
         raw, pruned = None, True
     except Exception as exc:
-        return Outcome({"status": STATUS_FAIL}, exception_error(exc), exc)
+        return Outcome({"status": STATUS_FAIL}, exception_error(exc), exc if keep else None)
     except SystemExit as exc:  # the objective's own exit: the worker stays up
         if not contain_exits:
             raise
@@ -100,7 +102,7 @@ def run_in_process(fn: Callable[..., Any], config: Any, timeout: float | None, c
             signal.signal(signal.SIGALRM, previous)
     if ctx is not None and (pruned or ctx.pruned_at is not None):
         return Outcome(ctx.pruned_result(), None)
-    return settle(raw, storable)
+    return settle(raw, storable, keep)
 
 
 class ChildProcess:
@@ -110,9 +112,9 @@ class ChildProcess:
                  allow: list[str] | None = None, base: str | None = None) -> None:
         fd, self.out_path = tempfile.mkstemp(prefix="hyperdist-trial-", suffix=".json")
         os.close(fd)
-        self.proc = subprocess.Popen(
+        self.proc = subprocess.Popen(  # its own process group, killed with the worker (objective/processes.py)
             [*python_argv("from hyperdist.objective.evaluation import _child_main; _child_main(sys.argv[1])"), self.out_path],
-            stdin=subprocess.PIPE, cwd=os.getcwd(),
+            stdin=subprocess.PIPE, cwd=os.getcwd(), preexec_fn=trial_group_child,
         )
         assert self.proc.stdin is not None
         job = {"objective": objective, "space": space_json, "params": params, "pruning": pruning, "allow": allow,
@@ -121,8 +123,8 @@ class ChildProcess:
         self.proc.stdin.close()
 
     def terminate(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
+        """End the child and everything the objective started in it (its process group)."""
+        kill_group(self.proc.pid)
 
     def wait(self, timeout: float | None) -> Outcome:
         try:
@@ -140,6 +142,7 @@ class ChildProcess:
                 how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
                 return failed("ObjectiveCrashed", f"the objective's process {how} before reporting a result")
         finally:
+            self.terminate()  # what the objective started and left running ends with the trial
             os.unlink(self.out_path)
 
 
@@ -171,6 +174,6 @@ def _child_main(out_path: str) -> None:
     except Exception as exc:
         outcome = Outcome({"status": STATUS_FAIL}, exception_error(exc))
     tmp = out_path + ".tmp"
-    with open(tmp, "w") as fh:
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:  # results only for us
         json.dump({"result": outcome.result, "error": outcome.error}, fh)
     os.replace(tmp, out_path)

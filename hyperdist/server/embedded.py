@@ -36,6 +36,7 @@ from typing import Callable, Iterator
 from urllib.parse import quote
 
 from hyperdist.errors import HyperdistError
+from hyperdist.objective.processes import die_with_parent
 
 _LISTENING = re.compile(r"listening on (\S+):(\d+)")
 DEFAULT_IDLE = 300.0   # seconds a server started by a command outlives the last command using it
@@ -304,14 +305,6 @@ def _write_record(data_dir: Path, info: dict) -> None:
     with os.fdopen(fd, "w") as out:
         out.write(json.dumps(info))
     os.replace(tmp, _state_file(data_dir))
-
-
-def die_with_parent() -> None:
-    """In the child before exec: ask Linux for SIGTERM when the parent dies (prctl PR_SET_PDEATHSIG)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
 
 
 def _log_since(log_path: Path, offset: int) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hyperdist.objective.threads import exit_after_threads
-from hyperdist.server.embedded import die_with_parent
+from hyperdist.objective.processes import die_with_parent
 
 
 class Forked:

@@ -180,9 +180,11 @@ def outcome(state: str | None, status: str | None) -> str:
 
 def error_text(key: dict) -> str:
     """A failed trial's error as text, from its error's type and message, else its result's failure:
-    the same words in the search summary, `status`, `trials` and exports, credentials redacted."""
+    the same words in the search summary, `status`, `trials`, exports and the worker's log,
+    credentials redacted. An empty message (`assert x`, MemoryError) leaves the type alone."""
     if key.get("message") is not None:
-        return redact(f"{key.get('type') or 'Error'}: {key['message']}")
+        kind = key.get("type") or "Error"
+        return redact(f"{kind}: {key['message']}" if str(key["message"]).strip() else kind)
     return redact(key.get("failure") or "returned status 'fail'")
 
 
