@@ -147,3 +147,56 @@ def chatty(cfg: dict) -> float:
 def huge(cfg: dict) -> dict:
     """A result with a 20 MiB extra: more than a trial document holds, so it is stored as an ERROR."""
     return {"loss": cfg["x"] ** 2, "status": "ok", "blob": "a" * (20 * 1024 * 1024)}
+
+
+_ALLOC: list[int] = []  # bytes each call of alloc_raise takes, fixed at its first call in a process
+
+
+def alloc_raise(cfg: dict) -> float:
+    """Takes ~55% of the address space left under the worker's RLIMIT_AS, then fails for x < 0 and
+    succeeds otherwise: a second call fits only if the first call's memory was freed."""
+    import resource
+
+    if not _ALLOC:
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        with open("/proc/self/status") as fh:
+            used = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
+        _ALLOC.append(int((limit - used) * 0.55))
+    block = bytearray(_ALLOC[0])
+    if cfg["x"] < 0:
+        raise ValueError(f"failed after taking {len(block)} bytes")
+    return float(len(block) > 0)
+
+
+def starts_processes(cfg: dict) -> float:
+    """Leaves a `sleep 300`, and a fork of itself sleeping 300 s, running; their pids go to
+    HYPERDIST_TEST_LOG, one line each."""
+    import subprocess
+    import sys
+
+    sleeper = subprocess.Popen(["sleep", "300"])
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(300)
+        os._exit(0)
+    with open(os.environ["HYPERDIST_TEST_LOG"], "a") as fh:
+        fh.write(f"{sleeper.pid}\n{pid}\n")
+    return 0.0
+
+
+def runs_a_program(cfg: dict) -> float:
+    """Runs `sleep 301` and waits for it (past any test's trial timeout); its pid and this
+    process's go to HYPERDIST_TEST_LOG."""
+    import subprocess
+
+    proc = subprocess.Popen(["sleep", "301"])
+    with open(os.environ["HYPERDIST_TEST_LOG"], "a") as fh:
+        fh.write(f"{proc.pid}\n{os.getpid()}\n")
+    proc.wait()
+    return 0.0
+
+
+def asserts(cfg: dict) -> float:
+    assert cfg["x"] > 100
+    return 0.0
