@@ -173,3 +173,24 @@ def test_a_worker_log_file_is_rotated_past_its_limit_keeping_the_newest_lines(mo
     assert "exits:" in newest  # the worker's own last line
     assert len(older) < 150_000 + 210_000 and len(newest) < 150_000 + 210_000  # the limit and one trial
     store.close()
+
+
+def test_an_error_without_a_message_is_named_by_its_type(mongo_url, db_name):
+    """`assert x` and MemoryError have no message: the log, the exit reason and the summary name the
+    type. With 20 trials queued the worker claims several at once, and still stops at exactly
+    --max-consecutive-failures."""
+    store = Store(mongo_url, db=db_name)
+    coord = Coordinator(store, "asserts", compile_space(objectives.space), rand.suggest, StopRules(40),
+                        CoordinatorConfig(seed=1, workers=1, queue=20), objective=f"{TESTS / 'objectives.py'}:asserts")
+    coord.start()
+    coord.tick()
+    worker = subprocess.run(
+        [sys.executable, "-m", "hyperdist", "worker", "--mongo", mongo_url, "--db", db_name, "--exp", "asserts",
+         "--allow", str(TESTS / "objectives.py"), "--idle-timeout", "5", "--max-consecutive-failures", "4"],
+        env=worker_env(), capture_output=True, text=True, timeout=120)
+    out = worker.stdout + worker.stderr
+    assert worker.returncode == 1, out
+    assert "ERROR: AssertionError in " in out
+    assert "the last 4 trials all failed (last error: AssertionError); stopping" in out
+    assert store.counts("asserts")["ERROR"] == 4
+    assert store.top_errors("asserts") == [(4, "AssertionError")]
