@@ -254,7 +254,7 @@ def test_mongotrials_without_workers_prints_the_worker_command(mongo_url, db_nam
     import shlex
 
     command = f"hyperdist worker --mongo {shlex.quote(mongo_url)} --db {db_name} --exp mt-hint"
-    assert command + " --allow objectives:quadratic" in err
+    assert f"{command} --path {shlex.quote(os.getcwd())} --allow objectives:quadratic" in err
     assert len(trials) == 4
 
 
@@ -360,3 +360,62 @@ def test_a_local_worker_stopped_by_someone_is_reported_and_the_search_goes_on(mo
     assert "stopped by signal" in err and "1 of 2 local workers left" in err
     assert "40 trials: 40 ok" in err
     store.close()
+
+
+def test_the_worker_command_a_search_without_workers_prints_works_from_another_directory(mongo_url, db_name, tmp_path):
+    """--workers 0 prints the command to start a worker; run as printed from elsewhere, it serves the search."""
+    import shlex
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    (project / "proj.py").write_text("from hyperdist import hp\nspace = {'x': hp.uniform('x', -1, 1)}\n"
+                                     "def objective(cfg):\n    return cfg['x'] ** 2\n")
+    search = subprocess.Popen([sys.executable, "-m", "hyperdist", "search", "proj.py:objective", "--space",
+                               "proj.py:space", "--max-evals", "5", "--workers", "0", "--mongo", mongo_url, "--db",
+                               db_name, "--exp", "hinted", "--no-progress"], cwd=project, env=worker_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert search.stdout is not None
+        lines = []
+        for line in search.stdout:
+            lines.append(line)
+            if "start workers" in line:
+                break
+        command = shlex.split(next(search.stdout))
+        assert command[:2] == ["hyperdist", "worker"] and "--path" in command, lines
+        worker = subprocess.run([sys.executable, "-m", "hyperdist", *command[1:], "--idle-timeout", "5"], cwd=elsewhere,
+                                env=worker_env(), capture_output=True, text=True, timeout=120)
+        assert worker.returncode == 0, worker.stdout + worker.stderr
+        out, _ = search.communicate(timeout=120)
+    finally:
+        search.kill()
+    assert search.returncode == 0, "".join(lines) + out
+    store = Store(mongo_url, db=db_name)
+    assert [d["state"] for d in store.history("hinted")] == ["DONE"] * 5
+    store.close()
+
+
+def test_a_trial_running_long_is_named_once(store):
+    """A hung objective without --trial-timeout: the watch names the trial and its worker, once."""
+    from hyperdist import rand
+    from hyperdist.distributed.coordinator import Coordinator, CoordinatorConfig, StopRules
+    from hyperdist.distributed.watch import WorkerWatch
+    from hyperdist.space.compiled import compile_space
+    import objectives
+
+    coord = Coordinator(store, "long", compile_space(objectives.space), rand.suggest, StopRules(3),
+                        CoordinatorConfig(seed=1, workers=1, queue=0), objective=f"{OBJECTIVES}:hang")
+    coord.start()
+    coord.tick()
+    _, claimed = store.report_and_claim([], "elsewhere:42", 30.0, "long", 1)
+    said: list[str] = []
+    watch = WorkerWatch(store, "long", hint=None, say=said.append, long_after=0.0)
+    for _ in range(3):
+        watch.check(max(coord.open.values(), default=0))
+    import re
+
+    tid = claimed[0]["tid"]
+    assert len(said) == 1 and re.fullmatch(
+        rf"trial {tid} has run for \d+ s on worker elsewhere:42 \(no --trial-timeout is set, so it runs until the "
+        r"objective returns; `hyperdist stop long` ends the search\)", said[0]), said
