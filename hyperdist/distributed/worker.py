@@ -227,7 +227,7 @@ class Worker:
         is checked before each trial of a prefetched batch, so a worker stops at exactly the limit."""
         n = self.stats.consecutive_failures
         for f in finished:
-            n = 0 if f.outcome.ok else n + 1
+            n = 0 if f.report.state == TrialState.DONE else n + 1
         return n
 
     def _batch(self, unsettled: int) -> int:
