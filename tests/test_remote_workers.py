@@ -190,7 +190,7 @@ def test_a_result_too_large_to_store_is_logged_and_counted_as_the_error_stored(m
         worker = _worker(mongo_url, db_name, "huge", tmp_path)
         out, _ = worker.communicate(timeout=120)
         assert worker.returncode == 0, out
-        assert "ERROR: the result takes 20.0 MiB as BSON" in out and " DONE " not in out, out
+        assert "ERROR: ResultTooLarge: the result takes 20.0 MiB as BSON" in out and " DONE " not in out, out
         assert "(0 done, 1 errors)" in out, out
         [trial] = search.store.records("huge")
         assert trial.state == "ERROR" and trial.error["type"] == "ResultTooLarge"
