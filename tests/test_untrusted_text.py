@@ -130,7 +130,7 @@ def test_worker_logs_carry_no_terminal_control_from_a_key_or_an_error(mongo_url,
     assert len(logs) == 1
     text = logs[0].read_text()
     assert "\x1b" not in text and "\x07" not in text, text
-    assert "trial 0 of esc\\x1b[31mRED\\x1b]0;pwn\\x07 ERROR: \\x1b[2J\\x1b]52;c;" in text, text
+    assert "trial 0 of esc\\x1b[31mRED\\x1b]0;pwn\\x07 ERROR: ValueError: \\x1b[2J\\x1b]52;c;" in text, text
     assert "\x1b" not in run.stdout + run.stderr
     store = Store(mongo_url, db=db_name)
     raw.client(store).drop_database(db_name)
