@@ -40,6 +40,7 @@ from hyperdist.errors import HyperdistError, redact
 _LISTENING = re.compile(r"listening on (\S+):(\d+)")
 DEFAULT_IDLE = 300.0   # seconds a server started by a command outlives the last command using it
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass
@@ -155,6 +156,7 @@ def use_server(data_dir: Path, *, idle: float | None = None,
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     use = ServerUse(data_dir)
+    started = False
     try:
         running = server_status(data_dir)
         if running is not None:
@@ -165,11 +167,14 @@ def use_server(data_dir: Path, *, idle: float | None = None,
                      "`hyperdist server stop` stops it now) ...")
         t0 = time.monotonic()
         server = start_server(data_dir, idle=idle)
+        started = True
         if announce:
             announce(f"local {server.kind} server ready at {server.url} in {time.monotonic() - t0:.1f} s")
         return server, use, True
-    except BaseException:
+    except BaseException:  # interrupted: a server this started is stopped, as the caller never got it
         use.release()
+        if started:
+            stop_server(data_dir)
         raise
 
 
@@ -232,19 +237,33 @@ def start_server(data_dir: Path, *, host: str = "127.0.0.1", port: int = 0, auth
     """
     data_dir = Path(data_dir).resolve()
     keepers: list[subprocess.Popen] = []
+    deadline = time.monotonic() + timeout
     try:
-        with _locked(data_dir):
-            running = _settled(data_dir, timeout)
-            if running is not None:
-                return running
-            port = port or _port_of_dead(data_dir, host)
-            if idle is None:
-                return _start(data_dir, host, port, auth, log_file, timeout, credentials=credentials)
-            return _start_kept(data_dir, idle, log_file, timeout, port, keepers)
+        while True:
+            with _locked(data_dir):
+                running = _settled(data_dir, timeout)
+                if running is not None:
+                    return running
+                if not _keeper_busy(data_dir) or time.monotonic() > deadline:
+                    port = port or _port_of_dead(data_dir, host)
+                    if idle is None:
+                        return _start(data_dir, host, port, auth, log_file, timeout, credentials=credentials)
+                    return _start_kept(data_dir, idle, log_file, timeout, port, keepers)
+            time.sleep(0.1)  # its keeper is starting it again (keeper.py), and needs the lock for that
     except BaseException:  # interrupted while it starts (SIGTERM, Ctrl-C): nothing may stay behind
         for keeper in keepers:  # after the lock is released: the keeper's stop takes it
             _end(keeper)
         raise
+
+
+def _keeper_busy(data_dir: Path) -> bool:
+    """Whether the recorded server's keeper still runs (so it decides whether to start it again)."""
+    try:
+        keeper = json.loads(_state_file(data_dir).read_text()).get("keeper")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (isinstance(keeper, int) and keeper != os.getpid() and _alive(keeper)
+            and _is_server(keeper, "hyperdist.server.keeper"))
 
 
 def _settled(data_dir: Path, timeout: float) -> LocalServer | None:
@@ -298,11 +317,16 @@ def _start_kept(data_dir: Path, idle: float, log_file: Path | None, timeout: flo
     that the caller can stop it if this is interrupted."""
     log_path = log_file or data_dir / "server.log"
     _state_file(data_dir).unlink(missing_ok=True)
-    with open(log_path, "ab") as log:
-        keeper = subprocess.Popen([sys.executable, "-m", "hyperdist.server.keeper", str(data_dir), "--idle", str(idle),
-                                   "--log", str(log_path), "--timeout", str(timeout), "--port", str(port)],
-                                  stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
-    keepers.append(keeper)
+    # a stop signal handled inside Popen (between fork and its return) would leave a keeper nobody knows
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        with open(log_path, "ab") as log:
+            keeper = subprocess.Popen([sys.executable, "-m", "hyperdist.server.keeper", str(data_dir), "--idle",
+                                       str(idle), "--log", str(log_path), "--timeout", str(timeout), "--port", str(port)],
+                                      stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        keepers.append(keeper)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a signal that came meanwhile is handled now
     deadline = time.monotonic() + timeout + 10
     while time.monotonic() < deadline:
         server = server_status(data_dir)

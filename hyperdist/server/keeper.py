@@ -49,6 +49,7 @@ def keep(data_dir: Path, idle: float, log: Path, timeout: float, port: int = 0) 
 
     for sig in STOPS:
         signal.signal(sig, stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)  # its starter blocks them around the fork (embedded.py)
     server = _start(data_dir, "127.0.0.1", port, False, log, timeout, idle=idle, with_parent=True)
     inuse = data_dir / "server.inuse"
     while True:

@@ -61,8 +61,10 @@ def connect(mongo: str | None, data_dir: Path, *, start: bool = True, db: str | 
         if watch:
             conn.watch = ServerWatch(server, store, announce or (lambda line: None))
         return conn
-    except BaseException:
+    except BaseException:  # interrupted (or refused): a server started for this command stops with it
         use.release()
+        if started:
+            stop_server(data_dir)
         raise
 
 
