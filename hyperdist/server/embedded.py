@@ -162,15 +162,18 @@ def use_server(data_dir: Path, *, idle: float | None = None,
         if running is not None:
             return running, use, False
         idle = idle_seconds() if idle is None else idle
-        if announce:
+        kept = _keeper_busy(data_dir)  # the server died and its keeper is starting it again: not ours
+        if announce and kept:
+            announce(f"the local server in {data_dir} stopped; waiting for its keeper to start it again ...")
+        elif announce:
             announce(f"starting the local server in {data_dir} (it stops after {idle:g} s without a command; "
                      "`hyperdist server stop` stops it now) ...")
         t0 = time.monotonic()
         server = start_server(data_dir, idle=idle)
-        started = True
+        started = not kept
         if announce:
             announce(f"local {server.kind} server ready at {server.url} in {time.monotonic() - t0:.1f} s")
-        return server, use, True
+        return server, use, started
     except BaseException:  # interrupted: a server this started is stopped, as the caller never got it
         use.release()
         if started:
