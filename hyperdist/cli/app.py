@@ -74,11 +74,12 @@ def run() -> None:
     exit_after_threads(code)
 
 
-def _connection(mongo: str | None, data_dir: Path, db: str | None, start: bool = True, read_only: bool = False):
+def _connection(mongo: str | None, data_dir: Path, db: str | None, start: bool = True, read_only: bool = False,
+                watch: bool = False):
     from hyperdist.server.launcher import connect
 
     return connect(mongo, data_dir, start=start, db=db, read_only=read_only,
-                   announce=lambda line: echo(line, err=True))
+                   announce=lambda line: echo(line, err=True), watch=watch)
 
 
 def _exit_on_signal(signum: int, _frame: Any) -> None:

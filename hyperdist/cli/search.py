@@ -87,7 +87,7 @@ def search(objective: str, space_ref: str, max_evals: int, mongo: str | None, db
         conn = None
         signalled = False  # a signal stops the server this command started; a search that ends keeps it for reads
         try:
-            conn = _connection(mongo, data_dir, db)
+            conn = _connection(mongo, data_dir, db, watch=True)
             _check_key(conn.store, exp_key, resume)
             coord = Coordinator(conn.store, exp_key, space, rand.suggest if algo == "rand" else tpe.suggest,
                                 StopRules(max_evals, timeout, loss_threshold),
@@ -98,12 +98,11 @@ def search(objective: str, space_ref: str, max_evals: int, mongo: str | None, db
             _run(conn, coord, space, workers, isolate, trial_timeout, data_dir, not no_progress, devices, tlog, forks,
                  resume=resume, allow_space_change=allow_space_change,
                  allow_objective_change=allow_objective_change)
-        except Interrupted as exc:
+        except KeyboardInterrupt as exc:  # Interrupted (a signal) too; the session told it if it ran
             signalled = True
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            signalled = True
-            sys.exit(130)
+            if not getattr(exc, "told", False):
+                echo(f"interrupted by {exc}" if isinstance(exc, Interrupted) else "interrupted", err=True)
+            sys.exit(exc.exit_code if isinstance(exc, Interrupted) else 130)
         except SearchStopped as exc:
             sys.exit(exc.exit_code)
         finally:
@@ -144,6 +143,8 @@ def _run(conn: Any, coord: Any, space: Any, workers: int, isolate: bool, trial_t
             session = Session(coord, ProgressBar(coord.rules.max_evals, progress, initial=coord.finished),
                               workers=procs, resume_hint="continue with the same command plus --resume",
                               trial_timeout=trial_timeout)
+            if conn.watch is not None:  # its lines go above the progress bar
+                conn.watch.say = session.say
         except BaseException:  # before the session watches: the experiment is ours to mark stopped
             coord.stop()
             raise

@@ -81,10 +81,21 @@ def _provision(data_dir: Path, user: str, password: str) -> None:
 
 @server.command("stop")
 @DATA_DIR
-def server_stop(data_dir: Path) -> None:
-    """Stop the local server of --data-dir (whoever started it); its data stays."""
-    from hyperdist.server.embedded import stop_server
+@click.option("--force", is_flag=True,
+              help="Stop it even while commands use it (a search then stops, saying its server is gone; "
+                   "continue it with --resume).")
+def server_stop(data_dir: Path, force: bool) -> None:
+    """Stop the local server of --data-dir (whoever started it); its data stays. While a command
+    uses it (a search, a worker) it is left running, naming them, unless --force."""
+    from hyperdist.errors import HyperdistError
+    from hyperdist.server.embedded import in_use, stop_server
+    from hyperdist.server.watch import holders
 
+    if not force and in_use(data_dir):
+        users = holders(data_dir)
+        named = "".join(f"\n  {redact(user)}" for user in users) if users else " (a running command)"
+        raise HyperdistError(f"the local server in {data_dir} is in use by{named}\nleft running: stop those "
+                             "first (Ctrl-C, `hyperdist stop EXP`), or add --force to stop it under them")
     echo("stopped" if stop_server(data_dir) else f"no server running in {data_dir}")
 
 

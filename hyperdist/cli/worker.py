@@ -92,7 +92,7 @@ def worker(mongo: str | None, db: str | None, data_dir: Path, exp_key: str | Non
         from hyperdist.distributed.gpus import parse_gpus
 
         devices = parse_gpus(gpus)  # a bad device list fails before connecting
-    conn = _connection(mongo, data_dir, db)
+    conn = _connection(mongo, data_dir, db, watch=True)
     if devices is not None:
         _supervise(devices, conn.url, conn.store.db_name, exp_key)
         conn.close()

@@ -37,6 +37,7 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+        self.told = False  # the session said "interrupted by ..." already
 
     @property
     def exit_code(self) -> int:
@@ -171,6 +172,8 @@ class Session:
         else:
             why = f"the search failed ({type(exc).__name__}: {exc})"
         self.say(f"{why}\nhanding unfinished trials back ...")
+        if isinstance(exc, KeyboardInterrupt):
+            exc.told = True  # type: ignore[attr-defined]
         try:
             self.coord.stop()
         except Exception as err:  # noqa: BLE001 - whatever it is, the workers must still be stopped

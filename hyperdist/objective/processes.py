@@ -6,7 +6,7 @@ A trial child (--subprocess) is the leader of its own process group, so one `kil
 everything it started; a worker in process adopts its objective's orphans (a Linux child
 subreaper), so on exit it can end every process its objective left behind. Linux only; elsewhere
 these are no-ops. A process that starts its own session (a daemon) or a worker killed with SIGKILL
-escape this (docs/workers.md).
+escape this (docs/reliability.md).
 """
 from __future__ import annotations
 
@@ -69,11 +69,12 @@ def children() -> set[int]:
 
 
 def end_children(keep: set[int], rounds: int = 20) -> int:
-    """SIGKILL and reap every child not in `keep` (the worker's own, e.g. a local server's keeper),
-    then whatever of theirs was adopted in turn; returns how many were ended."""
+    """SIGKILL and reap every child not in `keep` (the worker's own) that does not lead a session of
+    its own (a local server's keeper, which the worker may have started again while it ran, and
+    daemons), then whatever of theirs was adopted in turn; returns how many were ended."""
     ended = 0
     for _ in range(rounds):
-        left = children() - keep
+        left = {pid for pid in children() - keep if not _leads_a_session(pid)}
         if not left:
             break
         for pid in left:
@@ -84,3 +85,10 @@ def end_children(keep: set[int], rounds: int = 20) -> int:
             except (ProcessLookupError, ChildProcessError):
                 pass
     return ended
+
+
+def _leads_a_session(pid: int) -> bool:
+    try:
+        return os.getsid(pid) == pid
+    except (ProcessLookupError, PermissionError):
+        return False

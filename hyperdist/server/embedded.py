@@ -35,12 +35,13 @@ from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import quote
 
-from hyperdist.errors import HyperdistError
+from hyperdist.errors import HyperdistError, redact
 from hyperdist.objective.processes import die_with_parent
 
 _LISTENING = re.compile(r"listening on (\S+):(\d+)")
 DEFAULT_IDLE = 300.0   # seconds a server started by a command outlives the last command using it
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass
@@ -135,6 +136,19 @@ class ServerUse:
             self._handle.close()
 
 
+def in_use(data_dir: Path) -> bool:
+    """Whether a command holds the local server of data_dir (see ServerUse)."""
+    path = Path(data_dir).resolve() / "server.inuse"
+    if not path.exists():
+        return False
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+    return False
+
+
 def use_server(data_dir: Path, *, idle: float | None = None,
                announce: Callable[[str], None] | None = None) -> tuple[LocalServer, ServerUse, bool]:
     """The running local server of data_dir, or a new one that stops after `idle` seconds without
@@ -143,21 +157,28 @@ def use_server(data_dir: Path, *, idle: float | None = None,
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     use = ServerUse(data_dir)
+    started = False
     try:
         running = server_status(data_dir)
         if running is not None:
             return running, use, False
         idle = idle_seconds() if idle is None else idle
-        if announce:
+        kept = _keeper_busy(data_dir)  # the server died and its keeper is starting it again: not ours
+        if announce and kept:
+            announce(f"the local server in {data_dir} stopped; waiting for its keeper to start it again ...")
+        elif announce:
             announce(f"starting the local server in {data_dir} (it stops after {idle:g} s without a command; "
                      "`hyperdist server stop` stops it now) ...")
         t0 = time.monotonic()
         server = start_server(data_dir, idle=idle)
+        started = not kept
         if announce:
             announce(f"local {server.kind} server ready at {server.url} in {time.monotonic() - t0:.1f} s")
-        return server, use, True
-    except BaseException:
+        return server, use, started
+    except BaseException:  # interrupted: a server this started is stopped, as the caller never got it
         use.release()
+        if started:
+            stop_server(data_dir)
         raise
 
 
@@ -219,34 +240,107 @@ def start_server(data_dir: Path, *, host: str = "127.0.0.1", port: int = 0, auth
     so that commands on this machine can use it; server.json is readable by its owner only.
     """
     data_dir = Path(data_dir).resolve()
-    with _locked(data_dir):
+    keepers: list[subprocess.Popen] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            with _locked(data_dir):
+                running = _settled(data_dir, timeout)
+                if running is not None:
+                    return running
+                if not _keeper_busy(data_dir) or time.monotonic() > deadline:
+                    port = port or _port_of_dead(data_dir, host)
+                    if idle is None:
+                        return _start(data_dir, host, port, auth, log_file, timeout, credentials=credentials)
+                    return _start_kept(data_dir, idle, log_file, timeout, port, keepers)
+            time.sleep(0.1)  # its keeper is starting it again (keeper.py), and needs the lock for that
+    except BaseException:  # interrupted while it starts (SIGTERM, Ctrl-C): nothing may stay behind
+        for keeper in keepers:  # after the lock is released: the keeper's stop takes it
+            _end(keeper)
+        raise
+
+
+def _keeper_busy(data_dir: Path) -> bool:
+    """Whether the recorded server's keeper still runs (so it decides whether to start it again)."""
+    try:
+        keeper = json.loads(_state_file(data_dir).read_text()).get("keeper")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (isinstance(keeper, int) and keeper != os.getpid() and _alive(keeper)
+            and _is_server(keeper, "hyperdist.server.keeper"))
+
+
+def _settled(data_dir: Path, timeout: float) -> LocalServer | None:
+    """The running server; None once the recorded one is gone. A recorded server process that is
+    alive but does not answer is starting or stopping (its keeper's SIGTERM): wait for either, as a
+    second server on the same data would corrupt it."""
+    deadline = time.monotonic() + timeout
+    while True:
         running = server_status(data_dir)
-        if running is not None:
+        record = _recorded(data_dir)
+        if running is not None or record is None or not (_alive(record.pid) and _is_server(record.pid, record.kind)):
             return running
-        if idle is None:
-            return _start(data_dir, host, port, auth, log_file, timeout, credentials=credentials)
-        return _start_kept(data_dir, idle, log_file, timeout)
+        if time.monotonic() > deadline:
+            raise HyperdistError(f"the local server (pid {record.pid}) in {data_dir} runs but does not answer "
+                                 f"at {redact(record.url)} after {timeout:g} s; stop it (`hyperdist server stop --force`)")
+        time.sleep(0.1)
 
 
-def _start_kept(data_dir: Path, idle: float, log_file: Path | None, timeout: float) -> LocalServer:
+def _port_of_dead(data_dir: Path, host: str) -> int:
+    """The port of the recorded server that died without `stop_server` (killed, crashed), while it
+    is free: a server started again there is found by every command and worker still holding its
+    URL. 0 (any free port) when there is no such record."""
+    record = _recorded(data_dir)
+    if record is None:
+        return 0
+    port = int(record.url.rsplit(":", 1)[-1].split("/", 1)[0])
+    try:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is no obstacle
+            s.bind((host, port))
+    except OSError:
+        return 0  # taken since
+    return port
+
+
+def _end(proc: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM a process of ours and wait for it; SIGKILL after `timeout`."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _start_kept(data_dir: Path, idle: float, log_file: Path | None, timeout: float, port: int,
+                keepers: list[subprocess.Popen]) -> LocalServer:
     """Start a keeper (python -m hyperdist.server.keeper), which starts the server as its child and
-    records it; wait until the recorded server answers."""
+    records it; wait until the recorded server answers. The keeper goes into `keepers` at once, so
+    that the caller can stop it if this is interrupted."""
     log_path = log_file or data_dir / "server.log"
     _state_file(data_dir).unlink(missing_ok=True)
-    with open(log_path, "ab") as log:
-        keeper = subprocess.Popen([sys.executable, "-m", "hyperdist.server.keeper", str(data_dir), "--idle", str(idle),
-                                   "--log", str(log_path), "--timeout", str(timeout)],
-                                  stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    # a stop signal handled inside Popen (between fork and its return) would leave a keeper nobody knows
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        with open(log_path, "ab") as log:
+            keeper = subprocess.Popen([sys.executable, "-m", "hyperdist.server.keeper", str(data_dir), "--idle",
+                                       str(idle), "--log", str(log_path), "--timeout", str(timeout), "--port", str(port)],
+                                      stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        keepers.append(keeper)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a signal that came meanwhile is handled now
     deadline = time.monotonic() + timeout + 10
     while time.monotonic() < deadline:
         server = server_status(data_dir)
         if server is not None:
+            keepers.remove(keeper)
             return server
         if keeper.poll() is not None:
             raise HyperdistError(f"the local server did not start (keeper exit code {keeper.returncode}):\n"
                                  f"{log_path.read_text(errors='replace')[-1500:]}")
         time.sleep(0.05)
-    keeper.terminate()
     raise HyperdistError(f"the local server did not start within {timeout:g} s; see {log_path}")
 
 

@@ -8,19 +8,27 @@ keeper dies, even by SIGKILL (Linux); the keeper stops the server on SIGTERM, SI
 exits when the server is gone. Commands hold a shared lock on `server.inuse` while they run (see
 hyperdist.server.embedded.ServerUse); the keeper stops the server only while it holds that lock exclusively,
 so no command ever loses the server under it. `hyperdist server start` can lift the idle limit of a
-running server (embedded.keep_up): the keeper reads the record before it stops the server.
+running server (embedded.keep_up): the keeper reads the record before it stops the server. A server
+that dies by itself (killed, crashed) while a command holds that lock is started again on the same
+port and data directory, so the commands' clients reconnect to it; the record says why
+(hyperdist/server/watch.py tells the commands' user).
 """
 from __future__ import annotations
 
 import argparse
 import fcntl
+import json
+import os
 import signal
 import sys
 import time
 from pathlib import Path
 
-from hyperdist.server.embedded import _alive, _start, kept_up, stop_server
+from hyperdist.errors import HyperdistError
+from hyperdist.server.embedded import (LocalServer, _locked, _recorded, _start, _state_file, _write_record, kept_up,
+                                       stop_server)
 
+STOPS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 POLL = 1.0  # seconds between looks at the server and the last use
 
 
@@ -31,18 +39,31 @@ def _idle_for(inuse: Path) -> float:
         return float("inf")
 
 
-def keep(data_dir: Path, idle: float, log: Path, timeout: float) -> int:
-    server = _start(data_dir, "127.0.0.1", 0, False, log, timeout, idle=idle, with_parent=True)
+def keep(data_dir: Path, idle: float, log: Path, timeout: float, port: int = 0) -> int:
+    server: LocalServer | None = None
 
     def stop(signum: int, _frame: object) -> None:
-        stop_server(data_dir)
+        if server is not None:  # while it starts, the SystemExit below makes _start kill it
+            stop_server(data_dir)
         sys.exit(128 + signum)
 
-    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+    for sig in STOPS:
         signal.signal(sig, stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)  # its starter blocks them around the fork (embedded.py)
+    server = _start(data_dir, "127.0.0.1", port, False, log, timeout, idle=idle, with_parent=True)
     inuse = data_dir / "server.inuse"
-    while _alive(server.pid):
+    while True:
         time.sleep(min(POLL, max(idle, 0.05)))
+        ended = _ended(server.pid)
+        if ended is not None:
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)  # its stop takes the lock this holds: after it
+            try:
+                server = _restarted(data_dir, server, ended, inuse, log, timeout)
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
+            if server is None:
+                return 0
+            continue
         if _idle_for(inuse) < idle or kept_up(data_dir, server.pid):
             continue
         with open(inuse, "a") as handle:
@@ -51,11 +72,56 @@ def keep(data_dir: Path, idle: float, log: Path, timeout: float) -> int:
             except BlockingIOError:
                 continue  # a command is using it
             if _idle_for(inuse) >= idle and not kept_up(data_dir, server.pid):
-                print(f"{time.strftime('%H:%M:%S')} keeper: no command for {idle:g} s, stopping the server",
-                      flush=True)
+                _say(f"no command for {idle:g} s, stopping the server")
                 stop_server(data_dir)
                 return 0
-    return 0
+
+
+def _ended(pid: int) -> str | None:
+    """How the server (our child) ended, or None while it runs."""
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return "stopped"
+    if done == 0:
+        return None
+    if os.WIFSIGNALED(status):
+        return f"stopped (signal {os.WTERMSIG(status)})"
+    return f"stopped (exit code {os.WEXITSTATUS(status)})"
+
+
+def _restarted(data_dir: Path, server: LocalServer, ended: str, inuse: Path, log: Path,
+               timeout: float) -> LocalServer | None:
+    """The server died by itself: start it again on the same port and data directory while a command
+    holds server.inuse or it was kept up, recording why (the commands' ServerWatch tells their user).
+    None when it was stopped on purpose (`stop_server` removed its record), nobody needs it, or it
+    cannot start."""
+    with _locked(data_dir):
+        record = _recorded(data_dir)
+        if record is None or record.pid != server.pid:
+            return None  # stopped by `hyperdist server stop`, or another command already started one
+        with open(inuse, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if record.idle is not None:  # kept up (keep_up) runs until `server stop`: start it again
+                    _say(f"the server {ended} while no command used it")
+                    _state_file(data_dir).unlink(missing_ok=True)
+                    return None
+            except BlockingIOError:
+                pass  # in use: start it again
+        _say(f"the server {ended}; starting it again on the same port")
+        port = int(server.url.rsplit(":", 1)[-1])
+        try:
+            again = _start(data_dir, "127.0.0.1", port, False, log, timeout, idle=record.idle, with_parent=True)
+        except HyperdistError as exc:
+            _say(f"could not start it again: {exc}")
+            return None  # its record stays: the commands' ServerWatch tries once more, then says so
+        _write_record(data_dir, dict(json.loads(_state_file(data_dir).read_text()), restarted=ended))
+        return again
+
+
+def _say(text: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} keeper: {text}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,8 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idle", type=float, required=True, help="seconds without a command before stopping")
     ap.add_argument("--log", type=Path, required=True, help="the server's log file")
     ap.add_argument("--timeout", type=float, default=30, help="seconds the server may take to start")
+    ap.add_argument("--port", type=int, default=0, help="port to listen on (0: a free one)")
     args = ap.parse_args(argv)
-    return keep(args.data_dir.resolve(), args.idle, args.log, args.timeout)
+    return keep(args.data_dir.resolve(), args.idle, args.log, args.timeout, args.port)
 
 
 if __name__ == "__main__":

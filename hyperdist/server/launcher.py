@@ -15,6 +15,7 @@ from hyperdist.objective.processes import die_with_parent
 from hyperdist.objective.reference import python_argv
 from hyperdist.server.embedded import LocalServer, ServerUse, server_status, stop_server, use_server
 from hyperdist.server.prefork import Forked, Prefork
+from hyperdist.server.watch import ServerWatch
 from hyperdist.store import Store, parse_url
 
 
@@ -25,10 +26,13 @@ class Connection:
     started: LocalServer | None    # the embedded server, when this command started it
     data_dir: Path
     use: ServerUse | None = None   # this command's hold on the embedded server
+    watch: ServerWatch | None = None  # tells the person when the embedded server dies under this command
 
     def close(self, stop_started_server: bool = False) -> None:
         """Close the store and let go of the embedded server: it stays up for the next command until
         its idle limit (hyperdist/server/keeper.py), or stops now with `stop_started_server`."""
+        if self.watch is not None:
+            self.watch.close()
         self.store.close()
         if self.use is not None:
             self.use.release()
@@ -37,9 +41,11 @@ class Connection:
 
 
 def connect(mongo: str | None, data_dir: Path, *, start: bool = True, db: str | None = None,
-            read_only: bool = False, announce: Callable[[str], None] | None = None) -> Connection:
+            read_only: bool = False, announce: Callable[[str], None] | None = None,
+            watch: bool = False) -> Connection:
     """A remote server when `mongo` is given; otherwise the embedded one in `data_dir`, started if
-    needed (`announce` hears what a cold start does)."""
+    needed (`announce` hears what a cold start does and, with `watch`, when the server dies under
+    this command: server/watch.py)."""
     if mongo:
         url, db_name = parse_url(mongo, db)
         store = Store(url, db=db_name, read_only=read_only)
@@ -52,9 +58,14 @@ def connect(mongo: str | None, data_dir: Path, *, start: bool = True, db: str | 
     server, use, started = use_server(data_dir, announce=announce)
     try:
         store = Store(server.url, db=db or "hyperdist", read_only=read_only)
-        return Connection(store, store.worker_url, server if started else None, data_dir, use)
-    except BaseException:
+        conn = Connection(store, store.worker_url, server if started else None, data_dir, use)
+        if watch:
+            conn.watch = ServerWatch(server, store, announce or (lambda line: None))
+        return conn
+    except BaseException:  # interrupted (or refused): a server started for this command stops with it
         use.release()
+        if started:
+            stop_server(data_dir)
         raise
 
 

@@ -38,6 +38,7 @@ class Database:
         write, so the indexes are left as they are."""
         self._url = self._worker_url = url
         self.db_name = db
+        self._gone: str | None = None  # why retrying is pointless (see give_up)
         self._client = client or self._connect(timeout_ms, event_listeners)
         self._shuffle = random.Random()  # seeded from os.urandom here, so forked clients differ
         self._any_index = False  # the index for claims across experiments exists (see _across_experiments)
@@ -104,6 +105,8 @@ class Database:
         StoreUnavailable marks the ones a retry may cure, so callers (who never import pymongo)
         can tell an outage from a refusal such as failed authentication.
         """
+        if self._gone is not None:  # nothing to wait for (see give_up)
+            raise StoreUnavailable(self._gone)
         try:
             yield
         except FileNotFoundError as exc:  # a tlsCAFile or tlsCertificateKeyFile named in the URL
@@ -134,6 +137,12 @@ class Database:
             if hook is not None:
                 atexit.unregister(hook)
 
+    def give_up(self, reason: str) -> None:
+        """The server is known to be gone for good (a local server that could not be restarted):
+        every operation from now on raises StoreUnavailable(reason) at once, and `retry` stops
+        retrying within one backoff step."""
+        self._gone = reason
+
     def retry(self, call: Callable[..., T], *args: Any, timeout: float = 120.0, **kwargs: Any) -> T:
         """Call a store operation, retrying with backoff while the server is unreachable.
 
@@ -147,6 +156,8 @@ class Database:
             try:
                 return call(*args, **kwargs)
             except StoreUnavailable as exc:
+                if self._gone is not None:
+                    raise StoreUnavailable(self._gone) from None
                 if time.monotonic() + delay > deadline:
                     raise
                 log.warning("%s; retrying in %.1f s", exc, delay)
