@@ -14,7 +14,8 @@ import pytest
 
 from hyperdist import hp
 from hyperdist.space.compiled import compile_space
-from hyperdist.server.embedded import server_status, stop_server, use_server
+from hyperdist.server.embedded import server_status, stop_server
+from hyperdist.server.use import use_server
 from hyperdist.store import Store
 from harness import TESTS, worker_env
 

@@ -36,7 +36,8 @@ def server_start(data_dir: Path, host: str, port: int, auth_user: str | None, in
     """Start the local server and keep it up until `hyperdist server stop`. A server already
     running (one a search started stops when idle) is kept up from now on instead; with --host,
     --port or --auth, stop it first."""
-    from hyperdist.server.embedded import LOOPBACK, check_exposure, keep_up, server_status, start_server
+    from hyperdist.server.embedded import LOOPBACK, check_exposure, server_status, start_server
+    from hyperdist.server.use import keep_up
 
     warning = check_exposure(host, bool(auth_user), insecure)
     options = host != "127.0.0.1" or port != 0 or auth_user is not None
@@ -88,7 +89,8 @@ def server_stop(data_dir: Path, force: bool) -> None:
     """Stop the local server of --data-dir (whoever started it); its data stays. While a command
     uses it (a search, a worker) it is left running, naming them, unless --force."""
     from hyperdist.errors import HyperdistError
-    from hyperdist.server.embedded import in_use, stop_server
+    from hyperdist.server.embedded import stop_server
+    from hyperdist.server.use import in_use
     from hyperdist.server.watch import holders
 
     if not force and in_use(data_dir):

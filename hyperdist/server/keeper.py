@@ -6,9 +6,9 @@ stop, and the next command should find the server still up (a cold start costs s
 server nothing). Why it cannot leak: the server is the keeper's child and gets SIGTERM when the
 keeper dies, even by SIGKILL (Linux); the keeper stops the server on SIGTERM, SIGHUP and SIGINT and
 exits when the server is gone. Commands hold a shared lock on `server.inuse` while they run (see
-hyperdist.server.embedded.ServerUse); the keeper stops the server only while it holds that lock exclusively,
+hyperdist.server.use.ServerUse); the keeper stops the server only while it holds that lock exclusively,
 so no command ever loses the server under it. `hyperdist server start` can lift the idle limit of a
-running server (embedded.keep_up): the keeper reads the record before it stops the server. A server
+running server (use.keep_up): the keeper reads the record before it stops the server. A server
 that dies by itself (killed, crashed) while a command holds that lock is started again on the same
 port and data directory, so the commands' clients reconnect to it; the record says why
 (hyperdist/server/watch.py tells the commands' user).
@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 from hyperdist.errors import HyperdistError
-from hyperdist.server.embedded import (LocalServer, _locked, _recorded, _start, _state_file, _write_record, kept_up,
-                                       stop_server)
+from hyperdist.server.embedded import LocalServer, _locked, _recorded, _start, _state_file, _write_record, stop_server
+from hyperdist.server.use import kept_up
 
 STOPS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 POLL = 1.0  # seconds between looks at the server and the last use

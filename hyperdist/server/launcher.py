@@ -13,7 +13,8 @@ from typing import Callable, Sequence
 from hyperdist.errors import HyperdistError
 from hyperdist.objective.processes import die_with_parent
 from hyperdist.objective.reference import python_argv
-from hyperdist.server.embedded import LocalServer, ServerUse, server_status, stop_server, use_server
+from hyperdist.server.embedded import LocalServer, server_status, stop_server
+from hyperdist.server.use import ServerUse, use_server
 from hyperdist.server.prefork import Forked, Prefork
 from hyperdist.server.watch import ServerWatch
 from hyperdist.store import Store, parse_url

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hyperdist.errors import HyperdistError
-from hyperdist.server.embedded import (LocalServer, _alive, _locked, _state_file, idle_seconds, server_status,
-                                       start_server)
+from hyperdist.server.embedded import LocalServer, _alive, _locked, _state_file, server_status, start_server
+from hyperdist.server.use import idle_seconds
 
 POLL = 1.0          # seconds between looks
 KEEPER_GRACE = 15.0  # seconds a live keeper gets to start its server again before this does
