@@ -12,6 +12,7 @@ import warnings
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
+import pymongo
 from pymongo import ASCENDING, MongoClient
 from pymongo.errors import ConfigurationError, ConnectionFailure, InvalidURI, OperationFailure, PyMongoError
 
@@ -122,6 +123,13 @@ class Database:
         except PyMongoError as exc:
             raise StoreError(f"{doing} {self.url_redacted} failed: {type(exc).__name__}: "
                              f"{redact(str(exc)).splitlines()[0][:300]}") from None
+
+    @contextmanager
+    def time_limit(self, seconds: float) -> Iterator[None]:
+        """Store calls inside give up once `seconds` have passed in all (pymongo's client-side
+        timeout), each with a StoreError: for cleanup that must not wait on a database that is gone."""
+        with pymongo.timeout(seconds):
+            yield
 
     def close(self) -> None:
         """Close the client, and spare the process pymongo's wait for its threads at exit.
