@@ -29,7 +29,7 @@ from hyperdist.store import Refusal
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 EXIT_STOP_REQUESTED, EXIT_FAILED = 3, 1
-CLEANUP_SECONDS = 3.0  # each step of stopping gives up on a database that does not answer after this long
+CLEANUP_SECONDS = 5.0  # each step of stopping gives up on a database that does not answer after this long
 
 
 class Interrupted(KeyboardInterrupt):
@@ -192,7 +192,7 @@ class Session:
             self.say(f"could not mark {self.exp_key!r} stopped ({_first_line(str(err))}); the trials already "
                      f"finished are kept: {self.resume_hint or 'resume it to continue'}")
         # during an outage the workers cannot hand their trials back either: they are not waited for
-        stop_workers(self.workers, **({} if reachable else {"timeout": CLEANUP_SECONDS}))
+        stop_workers(self.workers, timeout=20.0 if reachable else CLEANUP_SECONDS)
         tally, last, exact = self.tally(), None, False
         try:
             with self.store.time_limit(CLEANUP_SECONDS if reachable else 0.5):
