@@ -39,7 +39,7 @@ class Lease:
     def __init__(self, store: Store, exp_key: str, seconds: float) -> None:
         self.store, self.exp_key, self.seconds = store, exp_key, seconds
         self.owner = f"coordinator:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.lost: str | None = None  # who took the lease over; from then on nothing is written
+        self.lost: str | None = None  # who took the lease over ("" if it ended since); then nothing is written
         self._renewed = 0.0
 
     def acquire(self) -> None:
@@ -76,9 +76,10 @@ class Lease:
             self.store.release_coordinator(self.exp_key, self.owner)
 
     def _lose(self) -> None:
-        self.lost = self.store.coordinator_owner(self.exp_key) or "nobody"
+        self.lost = self.store.coordinator_owner(self.exp_key) or ""  # "": it took over and ended since
         raise LeaseLost(self._lost_text())
 
     def _lost_text(self) -> str:
-        return (f"another coordinator ({self.lost}) took over experiment {self.exp_key!r} after this one's lease ran "
-                "out; this one stops and leaves the experiment to it")
+        who = "another coordinator (which has ended since)" if self.lost == "" else f"another coordinator ({self.lost})"
+        return (f"{who} took over experiment {self.exp_key!r} after this one's lease ran out; this one stops and "
+                "leaves the experiment to it")
