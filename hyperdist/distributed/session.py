@@ -207,7 +207,7 @@ class Session:
         if last:
             self.say(last)
         done = (f"stopped at {tally.total} trials ({counts_text(tally.counts())})" if exact else
-                f"stopped at {tally.total} trials or more ({counts_text(tally.counts())} as last read: the database "
+                f"stopped at {tally.total} or more trials (as last read: {counts_text(tally.counts())}; the database "
                 "did not answer for an exact count)")
         self.say(f"{done}; {self.resume_hint}" if self.resume_hint else done)
         if isinstance(exc, _StopAsked):

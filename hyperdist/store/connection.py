@@ -209,6 +209,10 @@ def _unreachable(exc: Exception) -> str:
     text = redact(str(exc)).splitlines()[0]
     reason = text.split(", Timeout:")[0].split(" (configured timeouts")[0]
     waited = text.split(", Timeout: ")[1].split(",")[0] if ", Timeout: " in text else None
+    try:  # a client-side timeout (Store.time_limit) says how long is left to the last digit
+        waited = f"{float(str(waited).rstrip('s')):.1f}s"
+    except ValueError:
+        pass
     hint = "; is the server running, and are the host and port right?"
     return f"cannot reach the server ({reason[:200]}){' after ' + waited if waited else ''}{hint}"
 
