@@ -138,8 +138,11 @@ class Database:
         was closed only between sleeps of 0.5 s: each process took ~0.55 s to exit after its work
         (measured: 0.55 s against 0.06 s without the hook), and `hyperdist search` waits for its
         workers' exits, then its own. The threads are daemons and a closed client needs nothing
-        else from the hook, so it is dropped (a pymongo without it is left as it is)."""
-        self._client.close()
+        else from the hook, so it is dropped (a pymongo without it is left as it is). Closing tells
+        the server to end the client's sessions, which waited out the whole server selection timeout
+        (5 s) on a server that is gone: bounded to 2 s (unended sessions expire on the server)."""
+        with pymongo.timeout(2.0):
+            self._client.close()
         for name in ("pymongo.synchronous.monitor", "pymongo.monitor"):  # pymongo >= 4.9, older
             hook = getattr(sys.modules.get(name), "_shutdown_resources", None)
             if hook is not None:
