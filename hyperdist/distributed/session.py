@@ -191,8 +191,8 @@ class Session:
             reachable = False
             self.say(f"could not mark {self.exp_key!r} stopped ({_first_line(str(err))}); the trials already "
                      f"finished are kept: {self.resume_hint or 'resume it to continue'}")
-        # during an outage the workers cannot hand their trials back either: they are not waited for
-        stop_workers(self.workers, timeout=20.0 if reachable else CLEANUP_SECONDS)
+        # during an outage the workers cannot hand their trials back either: they get 2 s, then SIGKILL
+        stop_workers(self.workers, timeout=20.0 if reachable else 2.0)
         tally, last, exact = self.tally(), None, False
         try:
             with self.store.time_limit(CLEANUP_SECONDS if reachable else 0.5):
