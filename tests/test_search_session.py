@@ -411,7 +411,7 @@ def test_a_trial_running_long_is_named_once(store):
     coord.tick()
     _, claimed = store.report_and_claim([], "elsewhere:42", 30.0, "long", 1)
     said: list[str] = []
-    watch = WorkerWatch(store, "long", hint=None, say=said.append, long_after=0.0)
+    watch = WorkerWatch(store, "long", reap=coord.reap, hint=None, say=said.append, long_after=0.0)
     for _ in range(3):
         watch.check(max(coord.open.values(), default=0))
     import re
