@@ -80,6 +80,11 @@ class CoordinatorBusy(StoreError):
     """Another coordinator holds an unexpired lease on the experiment."""
 
 
+class LeaseLost(CoordinatorBusy):
+    """Another coordinator took over this one's experiment (its lease ran out while it was stalled or
+    cut off): it must write nothing more, and leaves the experiment to the new holder."""
+
+
 class SearchNotRunning(StoreError):
     """A stop was asked of an experiment that no live coordinator is running."""
 

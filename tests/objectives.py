@@ -200,3 +200,13 @@ def runs_a_program(cfg: dict) -> float:
 def asserts(cfg: dict) -> float:
     assert cfg["x"] > 100
     return 0.0
+
+
+def reports_for_a_minute(cfg: dict, ctx) -> float:
+    """Reports a step every 0.1 s for 60 s, stopping when `ctx.should_stop()` says so."""
+    for step in range(600):
+        ctx.report(step, (cfg["x"] - 1.0) ** 2 + 1.0 / (step + 1))
+        if ctx.should_stop():
+            ctx.prune()
+        time.sleep(0.1)
+    return (cfg["x"] - 1.0) ** 2

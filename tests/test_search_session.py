@@ -90,6 +90,7 @@ def test_objective_killing_its_worker_ends_the_search_naming_the_exit(mongo_url,
                          env=worker_env(), capture_output=True, text=True, timeout=90)
     assert run.returncode == 1, run.stderr
     assert "every local worker has exited" in run.stderr
+    assert "no other worker has been seen since the search started" in run.stderr  # not "for 30 s": it just began
     assert "exit code 3" in run.stderr or "killed by SIGKILL" in run.stderr, run.stderr
     store = Store(mongo_url, db=db_name)
     assert store.get_experiment("exiting")["state"] == "stopped"
@@ -410,7 +411,7 @@ def test_a_trial_running_long_is_named_once(store):
     coord.tick()
     _, claimed = store.report_and_claim([], "elsewhere:42", 30.0, "long", 1)
     said: list[str] = []
-    watch = WorkerWatch(store, "long", hint=None, say=said.append, long_after=0.0)
+    watch = WorkerWatch(store, "long", reap=coord.reap, hint=None, say=said.append, long_after=0.0)
     for _ in range(3):
         watch.check(max(coord.open.values(), default=0))
     import re

@@ -15,6 +15,7 @@ from hyperdist.distributed.coordinator import Coordinator, CoordinatorConfig, St
 from hyperdist.errors import CoordinatorBusy
 from hyperdist.space.compiled import compile_space
 from hyperdist.store import Store
+from hyperdist.store import testing as raw
 
 SPACE = compile_space(objectives.space)
 
@@ -131,6 +132,21 @@ def test_a_chunk_written_twice_by_its_owner_counts_once_and_by_another_means_the
     assert len(store.read_snapshot("e")) == 1
     with pytest.raises(CoordinatorBusy, match="lost its lease"):
         store.append_snapshot("e", "someone else", rows)
+
+
+def test_a_chunk_a_former_lease_holder_wrote_after_the_takeover_is_replaced(store):
+    """A coordinator that stalled past its lease may write chunk seq 0 after the new holder loaded
+    the history: the holder's own chunk replaces it, and state updates go only to the holder."""
+    store.create_experiment("e", space={}, space_hash="h", objective=None, algo={}, max_evals=5, seed=0)
+    store.acquire_coordinator("e", "new", 30)
+    rows = snapshot.chunks(0, SPACE.hash, [0, 1], np.zeros((2, len(SPACE))), np.zeros(2), np.zeros(2, dtype=np.int8),
+                           None, 1, [])
+    store.append_snapshot("e", "stalled", rows)
+    assert not store.update_experiment("e", holder="stalled", state="stopped")
+    store.append_snapshot("e", "new", rows)
+    assert store.update_experiment("e", holder="new", state="done")
+    assert store.get_experiment("e")["state"] == "done"
+    assert [c["owner"] for c in raw.database(store)["snapshots"].find({"exp_key": "e"})] == ["new"]
 
 
 def test_chunks_round_trip_in_tid_order_and_split_by_size(monkeypatch):

@@ -7,19 +7,18 @@ numeric history, checks the stop rules, and tops up the trials waiting to be cla
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
-import os
-import socket
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from hyperdist.distributed import snapshot
-from hyperdist.errors import (AllTrialsFailed, CoordinatorBusy, ExperimentExists, ExperimentNotFound, HyperdistError,
-                     ObjectiveMismatch, SpaceError, SpaceMismatch)
+from hyperdist.errors import (AllTrialsFailed, ExperimentExists, ExperimentNotFound, HyperdistError, ObjectiveMismatch,
+                     SpaceError, SpaceMismatch)
+from hyperdist.distributed.lease import Lease
 from hyperdist.distributed.pacing import Pacing
 from hyperdist.algorithms.history import PENDING, HistoryTable, classify
 from hyperdist.distributed.outcomes import Tally
@@ -69,20 +68,6 @@ def _better(best: tuple[float, int] | None, loss: float | None, tid: int) -> tup
     return best
 
 
-def _dead_on_this_host(owner: str | None) -> bool:
-    """A lease holder named 'coordinator:<host>:<pid>:...' whose process is gone from this host."""
-    parts = (owner or "").split(":")
-    if len(parts) < 3 or parts[0] != "coordinator" or parts[1] != socket.gethostname() or not parts[2].isdigit():
-        return False
-    try:
-        os.kill(int(parts[2]), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 @dataclass(frozen=True)
 class CoordinatorConfig:
     """How a coordinator runs, in one place; none of it changes what is suggested."""
@@ -95,6 +80,7 @@ class CoordinatorConfig:
     poll_interval: float = 0.05       # the shortest pause between ticks
     snapshot_every: int = 1000        # finished trials per history snapshot chunk (snapshot.py)
     outage_timeout: float = 300.0     # how long a database outage is waited out before giving up
+    gap_seconds: float = 5.0          # a longer pause between ticks (outage, stall) holds reaping back a trial lease
     tid_block: int = 32               # trial ids reserved per round trip to the counter
 
 
@@ -112,7 +98,8 @@ class Coordinator:
         self.options = options or {}  # e.g. {"pruner": {...}}: read by workers from the experiment
         self.pacing = Pacing(self.workers, config.queue, config.poll_interval)
         self.on_finished = on_finished  # told of each finished trial once, as read (hyperdist/integrations/tracking.py)
-        self.owner = f"coordinator:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.lease = Lease(store, exp_key, config.lease_seconds)
+        self.owner = self.lease.owner
         self.table = HistoryTable(space)  # rows in tid order, keyed by tid
         self.open: dict[Any, int] = {}  # trial _id -> tid, for trials NEW or RUNNING
         self.finished = 0
@@ -123,7 +110,9 @@ class Coordinator:
         self.outcomes = Tally()  # of the trials seen finishing by this coordinator (not the resumed ones)
         self._stop_state: list = []
         self._started = time.monotonic()
-        self._renewed = self._reaped = 0.0
+        self._reaped = 0.0
+        self._ticked = time.monotonic()  # when the last tick that reached the database ended
+        self.outage_end: dt.datetime | None = None  # when the last gap in the ticks ended (UTC)
         self._tids: list[int] = []
         self._unsent: list[tuple[int, dict]] = []  # suggestions whose insert was not acknowledged yet
         self.lost: list[LostLease] = []  # trials the reaper took back since the session last read them
@@ -160,15 +149,7 @@ class Coordinator:
                 self.exp_key, space=self.space.to_json(), space_hash=self.space.hash, objective=self.objective,
                 algo=self.algo_info, max_evals=self.rules.max_evals, seed=self.seed, options=self.options,
             )
-        try:
-            self.store.acquire_coordinator(self.exp_key, self.owner, self.config.lease_seconds)
-        except CoordinatorBusy:
-            holder = (self.store.get_experiment(self.exp_key).get("coordinator") or {}).get("owner")
-            if not _dead_on_this_host(holder):
-                raise
-            log.warning("taking over from coordinator %s: its process no longer exists", holder)
-            self.store.acquire_coordinator(self.exp_key, self.owner, self.config.lease_seconds, steal_from=holder)
-        self._renewed = time.monotonic()
+        self.lease.acquire()
         fields: dict[str, Any] = {"state": ExperimentState.RUNNING, "max_evals": self.rules.max_evals, "options": self.options}
         if exp is not None:
             stored_seed = exp.get("seed")
@@ -177,8 +158,9 @@ class Coordinator:
                 fields.update(space=self.space.to_json(), space_hash=self.space.hash)
             if allow_objective_change and self.objective:
                 fields.update(objective=self.objective)
-        self.store.update_experiment(self.exp_key, **fields)
+        self.lease.update(**fields)
         self._resume()
+        self._ticked = time.monotonic()
         return exp is not None
 
     def _resume(self) -> None:
@@ -248,13 +230,17 @@ class Coordinator:
     # --- the loop -------------------------------------------------------------------------------
     def tick(self) -> bool:
         """One round: renew, reap, read changes, stop or refill. True when the search is over."""
-        now = time.monotonic()
-        if now - self._renewed > self.config.lease_seconds / 3:
-            if not self.store.renew_coordinator(self.exp_key, self.owner, self.config.lease_seconds):
-                raise HyperdistError(f"lost the coordinator lease on {self.exp_key!r} to another coordinator")
-            self._renewed = now
+        started = time.monotonic()
+        over = self._round(started)
+        self._ticked = time.monotonic()
+        self._note_gap(self._ticked - started)  # a call that hung (an outage) counts like a pause
+        return over
+
+    def _round(self, now: float) -> bool:
+        self.lease.hold()
         if now - self._reaped > min(5.0, self.config.trial_lease_seconds / 2):
-            self.lost += self.store.reap_expired(self.exp_key, self.config.max_attempts)
+            self._note_gap(time.monotonic() - self._ticked)
+            self.lost += self.reap()
             del self.lost[:-100]  # kept for a session to tell; without one (HyperdistSearchCV) only the latest
             self._forget_vanished()
             self._reaped = now
@@ -267,10 +253,18 @@ class Coordinator:
             return True
         n = min(self._wanted(), self.rules.max_evals - self.finished - len(self.open))
         if n > 0 and not self._unsent:
+            self.lease.hold()
             self._unsent = self._suggest(n)
         if self._unsent:
+            self.lease.hold()
             self._insert_unsent()
         return False
+
+
+    def reap(self) -> list[LostLease]:
+        """Hand back (or fail) the trials whose lease ran out, sparing for one more lease those whose
+        workers may have been cut off with this coordinator (`_note_gap`); returns those taken back."""
+        return self.store.reap_expired(self.exp_key, self.config.max_attempts, outage_end=self.outage_end)
 
     def _forget_vanished(self) -> None:
         """Open trials missing from the database (a restarted server lost its last writes) are
@@ -317,6 +311,7 @@ class Coordinator:
         after a lost reply finds its own chunks already there, which counts as written."""
         if not self._unsaved:
             return
+        self.lease.hold()
         X, loss, state = self.table.rows(self._unsaved)
         docs = snapshot.chunks(self._snapshot_seq, self.space.hash, self._unsaved, X, loss, state, self.best,
                                self._last_tid, list(self.open))
@@ -325,17 +320,18 @@ class Coordinator:
         self._unsaved = []
 
     def run(self, on_progress: Callable[[Progress], None] | None = None) -> Progress:
-        """Tick until a stop rule fires; then mark the experiment done and hand back the lease."""
-        try:
-            while not self._timed_tick():
-                if on_progress:
-                    on_progress(self.progress())
-                time.sleep(self.pacing.pause())
-            self.store.cancel_new(self.exp_key)
-            self.store.retry(self._save_snapshot, timeout=self.config.outage_timeout)
-            self.store.update_experiment(self.exp_key, state=ExperimentState.DONE)
-        finally:
-            self.store.release_coordinator(self.exp_key, self.owner)
+        """Tick until a stop rule fires; then mark the experiment done and hand back the lease.
+        Whatever ends a run early propagates as it is, with the lease still held: the caller's
+        `stop()` marks the experiment stopped and hands it back (or the lease runs out)."""
+        while not self._timed_tick():
+            if on_progress:
+                on_progress(self.progress())
+            time.sleep(self.pacing.pause())
+        self.lease.hold()
+        self.store.cancel_new(self.exp_key)
+        self.store.retry(self._save_snapshot, timeout=self.config.outage_timeout)
+        self.lease.update(state=ExperimentState.DONE)
+        self.lease.release()
         if on_progress:
             on_progress(self.progress())
         return self.progress()
@@ -352,11 +348,21 @@ class Coordinator:
         self.pacing.ticked(time.monotonic() - started)
         return over
 
+    def _note_gap(self, seconds: float) -> None:
+        """After `seconds` without the database's answers (an outage, a call that hung, this process
+        stalled): the workers may not have reached it either, so each running trial keeps one more
+        lease of its own length from now before it is reaped (store.reap_expired)."""
+        if seconds > self.config.gap_seconds:
+            self.outage_end = dt.datetime.now(dt.timezone.utc)
+
     def stop(self) -> None:
-        """Interrupted: the experiment stays resumable; unfinished trials are kept for the next run."""
+        """Interrupted: the experiment stays resumable; unfinished trials are kept for the next run.
+        A coordinator that lost its lease writes nothing: the experiment belongs to the new holder."""
+        if self.lease.lost is not None:
+            return
         self._save_snapshot()
-        self.store.update_experiment(self.exp_key, state=ExperimentState.STOPPED)
-        self.store.release_coordinator(self.exp_key, self.owner)
+        self.lease.update(state=ExperimentState.STOPPED)
+        self.lease.release()
 
     def progress(self) -> Progress:
         best = self.best or (None, None)

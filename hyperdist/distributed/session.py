@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence, TextIO
 
 from hyperdist.distributed.coordinator import Coordinator, Progress
-from hyperdist.errors import HyperdistError, SearchStopped, StoreUnavailable, printable, redact
+from hyperdist.errors import HyperdistError, LeaseLost, SearchStopped, StoreUnavailable, printable, redact
 from hyperdist.server.launcher import LocalWorker, stop_workers
 from hyperdist.distributed.outcomes import Tally, counts_text
 from hyperdist.local.progress import ProgressBar
@@ -29,6 +29,7 @@ from hyperdist.store import Refusal
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 EXIT_STOP_REQUESTED, EXIT_FAILED = 3, 1
+CLEANUP_SECONDS = 5.0  # each step of stopping gives up on a database that does not answer after this long
 
 
 class Interrupted(KeyboardInterrupt):
@@ -87,7 +88,7 @@ class Session:
         command = worker_command(self.store.url, self.store.db_name, coord.exp_key, coord.objective, Path.cwd())
         hint = None if self.workers else hint_text(command, self.store.url)
         self.watch = WorkerWatch(self.store, coord.exp_key, self.workers, lease=lease, hint=hint,
-                                 max_attempts=coord.config.max_attempts, say=self.say, trial_timeout=trial_timeout)
+                                 reap=coord.reap, say=self.say, trial_timeout=trial_timeout)
         self.base = Tally()
         self._asked = 0.0
         self._refusals_told: set[tuple[str, Any]] = set()  # (worker, at) of the refusals printed
@@ -166,34 +167,48 @@ class Session:
             why = "interrupted"
         elif isinstance(exc, _StopAsked):
             why = str(exc)
+        elif isinstance(exc, LeaseLost):
+            why = str(exc)
         elif isinstance(exc, WorkersGone):
-            why = (f"every local worker has exited and no other worker has been seen for {self.watch.lease:g} s, "
-                   f"so the search cannot go on:\n{exc}")
+            age = time.monotonic() - self.watch.started
+            seen = (f"for {self.watch.lease:g} s" if age >= self.watch.lease
+                    else f"since the search started {age:.0f} s ago")
+            why = f"every local worker has exited and no other worker has been seen {seen}, so the search cannot go on:\n{exc}"
         else:
             why = f"the search failed ({type(exc).__name__}: {exc})"
+        if isinstance(exc, LeaseLost):  # the experiment is the new coordinator's: nothing is written
+            self.say(f"{why}\nstopping the local workers ...")
+            stop_workers(self.workers, timeout=CLEANUP_SECONDS)
+            return SearchStopped(str(exc), EXIT_FAILED)
         self.say(f"{why}\nhanding unfinished trials back ...")
         if isinstance(exc, KeyboardInterrupt):
             exc.told = True  # type: ignore[attr-defined]
+        reachable = True
         try:
-            self.coord.stop()
-        except Exception as err:  # noqa: BLE001 - whatever it is, the workers must still be stopped
-            self.say(f"could not mark {self.exp_key!r} stopped: {err}")
-        stop_workers(self.workers)
+            with self.store.time_limit(CLEANUP_SECONDS):
+                self.coord.stop()
+        except HyperdistError as err:  # an outage, usually (a time limit that ran out is not always one)
+            reachable = False
+            self.say(f"could not mark {self.exp_key!r} stopped ({_first_line(str(err))}); the trials already "
+                     f"finished are kept: {self.resume_hint or 'resume it to continue'}")
+        # during an outage the workers cannot hand their trials back either: they get 2 s, then SIGKILL
+        stop_workers(self.workers, timeout=20.0 if reachable else 2.0)
+        tally, last, exact = self.tally(), None, False
         try:
-            dead = [f"{socket.gethostname()}:{w.proc.pid}" for w in self.workers]
-            if dead and self.store.expire_leases(self.exp_key, dead):  # a worker that had to be killed
-                self.store.reap_expired(self.exp_key, self.coord.config.max_attempts)
-            last = last_error_text(self.store, self.exp_key) if isinstance(exc, WorkersGone) else None
-        except HyperdistError:
-            last = None
-        if last:
-            self.say(last)
-        tally = self.tally()
-        try:  # trials the workers finished while they stopped were never read by the coordinator
-            tally = Tally(**self.store.outcome_counts(self.exp_key))
+            with self.store.time_limit(CLEANUP_SECONDS if reachable else 0.5):
+                dead = [f"{socket.gethostname()}:{w.proc.pid}" for w in self.workers]
+                if dead and self.store.expire_leases(self.exp_key, dead):  # a worker that had to be killed
+                    self.coord.reap()
+                last = last_error_text(self.store, self.exp_key) if isinstance(exc, WorkersGone) else None
+                # trials the workers finished while they stopped were never read by the coordinator
+                tally, exact = Tally(**self.store.outcome_counts(self.exp_key)), True
         except HyperdistError:
             pass
-        done = f"stopped at {tally.total} trials ({counts_text(tally.counts())})"
+        if last:
+            self.say(last)
+        done = (f"stopped at {tally.total} trials ({counts_text(tally.counts())})" if exact else
+                f"stopped at {tally.total} or more trials (as last read: {counts_text(tally.counts())}; the database "
+                "did not answer for an exact count)")
         self.say(f"{done}; {self.resume_hint}" if self.resume_hint else done)
         if isinstance(exc, _StopAsked):
             return SearchStopped(f"{exc}", EXIT_STOP_REQUESTED)

@@ -40,11 +40,12 @@ class WorkersGone(Exception):
 
 class WorkerWatch:
     def __init__(self, store: Store, exp_key: str, workers: Sequence[LocalWorker] = (), *, lease: float = 30.0,
-                 max_attempts: int = 3, hint: str | None = None, hint_after: float = 10.0,
+                 reap: Callable[[], object], hint: str | None = None, hint_after: float = 10.0,
                  say: Callable[[str], None] = print, trial_timeout: float | None = None,
                  long_after: float = 300.0) -> None:
+        """`reap` hands back the expired leases (the coordinator's, which spares those an outage let expire)."""
         self.store, self.exp_key, self.workers, self.lease = store, exp_key, list(workers), lease
-        self.max_attempts = max_attempts
+        self.reap = reap
         self.hint, self.hint_after, self.say = hint, hint_after, say
         self.started = time.monotonic()
         self._since = dt.datetime.now(dt.timezone.utc)
@@ -109,7 +110,7 @@ class WorkerWatch:
                      "local workers left")
             self._told.add(w.index)
         if held and self.store.expire_leases(self.exp_key, [owner]):  # its trials go to the others now
-            self.store.reap_expired(self.exp_key, self.max_attempts)
+            self.reap()
 
     def _name_long_trials(self, last_tid: int) -> None:
         """Say once per trial when one has run past `long_after` seconds and ten times the median

@@ -299,7 +299,7 @@ class Worker:
         except HyperdistError as exc:
             return _Finished(doc, failed("InvalidParams", f"invalid trial document: {exc}"), started)
         beat = Heartbeat(self.store, [doc["_id"]] + [d["_id"] for d in waiting if d["lease_token"] == token],
-                          token, self.config.lease_seconds)
+                         token, self.config.lease_seconds, on_lost=self._lease_lost)
         self._log.rotate_if_full()  # before the trial, so its own lines stay in the current file
         beat.start()
         try:
@@ -314,9 +314,20 @@ class Worker:
         if self._stopping and not self.config.drain and outcome.error and outcome.error["type"] == "ObjectiveCrashed":
             self.store.release(doc["_id"], token)  # we killed the child ourselves
             return None
-        if beat.lost:
-            log.warning("trial %s: lease lost while running; its result is discarded", doc["tid"])
+        if beat.lost:  # handed out again (reaped, or failed after max attempts): a report would be refused
+            log.warning("trial %s of %s: its lease was lost while it ran (it was handed out again); its result "
+                        "is dropped", doc["tid"], doc["exp_key"])
+            return None
         return _Finished(doc, outcome, started)
+
+    def _lease_lost(self) -> None:
+        """From the heartbeat thread: the running trial was handed out again. A --subprocess trial's
+        process is ended, which harms nothing else. An objective in this process is not interrupted
+        (an exception raised at an arbitrary point could leave its libraries' state broken for the
+        next trial); one that reports progress is told to stop by `ctx.should_stop()`."""
+        child = self._child
+        if child is not None:
+            child.terminate()
 
     def _cannot_run(self, doc: dict, exc: CannotRun) -> None:
         """The experiment appeared or changed after `_cannot_serve`, or this worker serves every

@@ -249,6 +249,9 @@ class HyperdistSearchCV(MetaEstimatorMixin, BaseEstimator):
                                          + " | ".join(last))
             try:
                 coordinator.run(watch)
+            except BaseException:
+                coordinator.stop()  # marked stopped, the lease handed back: a later fit resumes it
+                raise
             finally:
                 stop_workers(procs)
         trials.refresh()

@@ -124,11 +124,14 @@ class TrialContext:
     """Handed to objectives that take a second argument: report progress, ask whether to stop."""
 
     def __init__(self, tid: int, pruner: Pruner, peers: Peers,
-                 sink: Callable[[int, float], None]) -> None:
+                 sink: Callable[[int, float], bool | None]) -> None:
+        """`sink` records a report; False from it means the trial's lease is gone (it was handed out
+        again), and `should_stop()` then says stop: the result would not be accepted anyway."""
         self.tid = tid
         self._pruner, self._peers, self._sink = pruner, peers, sink
         self.intermediate: dict[int, float] = {}
         self.pruned_at: int | None = None
+        self.lease_lost = False
 
     def report(self, step: int, value: float) -> None:
         """Record the value reached at `step` (an int, e.g. an epoch); lower is better."""
@@ -136,7 +139,8 @@ class TrialContext:
             raise HyperdistError(f"report: step={step!r} must be a non-negative int")
         value = float(value)
         self.intermediate[step] = value
-        self._sink(step, value)
+        if self._sink(step, value) is False:
+            self.lease_lost = True
 
     def should_stop(self) -> bool:
         """True when the pruner judges the trial unpromising at its last reported step."""
@@ -145,6 +149,9 @@ class TrialContext:
         if not self.intermediate:
             return False
         step = max(self.intermediate)
+        if self.lease_lost:
+            self.pruned_at = step
+            return True
         if math.isfinite(self.intermediate[step]) and not self._pruner.should_stop(step, self.intermediate[step],
                                                                                    self._peers):
             return False

@@ -12,6 +12,7 @@ import warnings
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
+import pymongo
 from pymongo import ASCENDING, MongoClient
 from pymongo.errors import ConfigurationError, ConnectionFailure, InvalidURI, OperationFailure, PyMongoError
 
@@ -123,6 +124,13 @@ class Database:
             raise StoreError(f"{doing} {self.url_redacted} failed: {type(exc).__name__}: "
                              f"{redact(str(exc)).splitlines()[0][:300]}") from None
 
+    @contextmanager
+    def time_limit(self, seconds: float) -> Iterator[None]:
+        """Store calls inside give up once `seconds` have passed in all (pymongo's client-side
+        timeout), each with a StoreError: for cleanup that must not wait on a database that is gone."""
+        with pymongo.timeout(seconds):
+            yield
+
     def close(self) -> None:
         """Close the client, and spare the process pymongo's wait for its threads at exit.
 
@@ -130,8 +138,11 @@ class Database:
         was closed only between sleeps of 0.5 s: each process took ~0.55 s to exit after its work
         (measured: 0.55 s against 0.06 s without the hook), and `hyperdist search` waits for its
         workers' exits, then its own. The threads are daemons and a closed client needs nothing
-        else from the hook, so it is dropped (a pymongo without it is left as it is)."""
-        self._client.close()
+        else from the hook, so it is dropped (a pymongo without it is left as it is). Closing tells
+        the server to end the client's sessions, which waited out the whole server selection timeout
+        (5 s) on a server that is gone: bounded to 2 s (unended sessions expire on the server)."""
+        with pymongo.timeout(2.0):
+            self._client.close()
         for name in ("pymongo.synchronous.monitor", "pymongo.monitor"):  # pymongo >= 4.9, older
             hook = getattr(sys.modules.get(name), "_shutdown_resources", None)
             if hook is not None:
@@ -201,6 +212,10 @@ def _unreachable(exc: Exception) -> str:
     text = redact(str(exc)).splitlines()[0]
     reason = text.split(", Timeout:")[0].split(" (configured timeouts")[0]
     waited = text.split(", Timeout: ")[1].split(",")[0] if ", Timeout: " in text else None
+    try:  # a client-side timeout (Store.time_limit) says how long is left to the last digit
+        waited = f"{float(str(waited).rstrip('s')):.1f}s"
+    except ValueError:
+        pass
     hint = "; is the server running, and are the host and port right?"
     return f"cannot reach the server ({reason[:200]}){' after ' + waited if waited else ''}{hint}"
 

@@ -70,9 +70,18 @@ class Experiments(Database):
         with self._errors("reading from"):
             return list(self._experiments.find({}, {"space": 0}).sort("created", ASCENDING))
 
-    def update_experiment(self, exp_key: str, **fields: Any) -> None:
+    def update_experiment(self, exp_key: str, *, holder: str | None = None, **fields: Any) -> bool:
+        """Set `fields`; with `holder`, only while that coordinator holds the lease (a coordinator
+        that lost it writes nothing). Returns whether the experiment was matched."""
+        cond: dict[str, Any] = {"_id": exp_key} if holder is None else {"_id": exp_key, "coordinator.owner": holder}
         with self._errors("writing to"):
-            self._experiments.update_one({"_id": exp_key}, {"$set": dict(fields, updated=utc_now())})
+            return self._experiments.update_one(cond, {"$set": dict(fields, updated=utc_now())}).matched_count == 1
+
+    def coordinator_owner(self, exp_key: str) -> str | None:
+        """Who holds the experiment's coordinator lease now (None: nobody)."""
+        with self._errors("reading from"):
+            doc = self._experiments.find_one({"_id": exp_key}, {"coordinator": 1})
+        return ((doc or {}).get("coordinator") or {}).get("owner")
 
     def delete_experiment(self, exp_key: str) -> int:
         """The experiment, its trials and its snapshot chunks; returns how many trials went. The

@@ -255,14 +255,17 @@ class TrialQueue(Database):
                                                     "lease_until": None}})
         return res.modified_count == 1
 
-    def reap_expired(self, exp_key: str | None, max_attempts: int, now: dt.datetime | None = None) -> list[LostLease]:
+    def reap_expired(self, exp_key: str | None, max_attempts: int, now: dt.datetime | None = None,
+                     outage_end: dt.datetime | None = None) -> list[LostLease]:
         """Hand back (or fail, after max_attempts) trials whose lease ran out; returns those it took
         back, so the search can say whose worker stopped heartbeating.
 
         RUNNING trials are read through the claim index and their leases compared here: a range on
         lease_until in the filter made SecantusDB scan the whole collection. Each write is
         conditioned on the token and lease just read, so a heartbeat landing in between, or
-        another reaper, wins over this one.
+        another reaper, wins over this one. After `outage_end` (when the caller could reach the
+        database again after a gap) a trial keeps one more lease of its own length (lease_until -
+        heartbeat) counted from then: its worker could not renew it during the outage.
         """
         now = now or utc_now()
         query: dict[str, Any] = {"state": RUNNING}
@@ -273,10 +276,14 @@ class TrialQueue(Database):
         reaped: list[LostLease] = []
         with self._errors("reaping on"):
             running = list(self._trials.find(query, {"_id": 1, "tid": 1, "lease_token": 1, "lease_until": 1,
-                                                     "attempts": 1, "owner": 1}))
+                                                     "attempts": 1, "owner": 1, "heartbeat": 1}))
             for doc in running:
                 lease = doc.get("lease_until")
                 if isinstance(lease, dt.datetime) and utc(lease) >= now:
+                    continue
+                beat = doc.get("heartbeat")
+                if outage_end is not None and isinstance(lease, dt.datetime) and isinstance(beat, dt.datetime) \
+                        and outage_end + (utc(lease) - utc(beat)) >= now:
                     continue
                 cond = {"_id": doc["_id"], "state": RUNNING, "lease_token": doc.get("lease_token"), "lease_until": lease}
                 attempts = count(doc.get("attempts"))
