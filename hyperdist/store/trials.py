@@ -163,7 +163,7 @@ class TrialQueue(Database):
             return [ok], int(ok)
         sizes = [r.size for r in reports]
         groups = _groups(reports, sizes)
-        updates = [UpdateOne(*self._report_update(reports[g[0]], sizes[g[0]])) if len(g) == 1
+        updates = [UpdateOne(*self._report_update(reports[g[0]])) if len(g) == 1
                    else UpdateMany(*_finish_together([reports[i] for i in g])) for g in groups]
         accepted = [True] * len(reports)
         try:
@@ -233,12 +233,10 @@ class TrialQueue(Database):
                                                      token=report.token)).modified_count == 1
 
     @staticmethod
-    def _report_update(report: Report, size: int | None = None) -> tuple[dict, dict]:
-        """The (filter, update) that ends a trial under its lease; an oversized result becomes an ERROR."""
+    def _report_update(report: Report) -> tuple[dict, dict]:
+        """The (filter, update) that ends a trial under its lease (a report has been through
+        `storable`, which made an oversized result an ERROR)."""
         cond = {"_id": report.trial_id, "state": RUNNING, "lease_token": report.token}
-        size = report.size if size is None else size
-        if size > _MAX_RESULT_BYTES:
-            return cond, _finish(ERROR, {"status": "fail"}, _too_large(size), token=report.token)
         return cond, _finish(report.state, report.result, report.error, token=report.token)
 
     def report_intermediate(self, trial_id: Any, token: str, step: int, value: float) -> bool:
