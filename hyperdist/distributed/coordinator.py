@@ -260,7 +260,6 @@ class Coordinator:
             self._insert_unsent()
         return False
 
-
     def reap(self) -> list[LostLease]:
         """Hand back (or fail) the trials whose lease ran out, sparing for one more lease those whose
         workers may have been cut off with this coordinator (`_note_gap`); returns those taken back."""

@@ -75,19 +75,21 @@ class WorkerWatch:
         if self.workers:
             if len(self._exited) < len(self.workers):
                 return
-            if self._others_seen(last_tid, dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=self.lease)):
+            recent = self._recent(last_tid)
+            if self._others_seen(recent, dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=self.lease)):
                 self._next_check = now + 5.0  # someone else works on it: look again less often
                 return
             raise WorkersGone(self.exits())
         if self.hint is None or now - self.started < self.hint_after:
             return
         horizon = max(self._since, dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=self.hint_after))
-        if self._others_seen(last_tid, horizon):
+        recent = self._recent(last_tid)
+        if self._others_seen(recent, horizon):
             self._hinted, self._worked = False, True  # the hint is due again once they are all gone
             self._next_check = now + 3.0
         elif not self._hinted:
             self._hinted = True
-            self._worked = self._worked or self._ever_claimed(last_tid)
+            self._worked = self._worked or self._ever_claimed(recent)
             first = (f"no worker has claimed, run or finished a trial of {self.exp_key!r} for {self.hint_after:g} s "
                      "(the workers it had are gone)" if self._worked
                      else f"no worker has claimed a trial of {self.exp_key!r} for {self.hint_after:g} s")
@@ -132,24 +134,28 @@ class WorkerWatch:
             why = (f"it ends at the --trial-timeout of {self.trial_timeout:g} s" if self.trial_timeout else
                    "no --trial-timeout is set, so it runs until the objective returns")
             self.say(f"trial {tid} has run for {_duration(seconds)} on worker {owner} ({why}; "
-                     f"`hyperdist stop {self.exp_key}` ends the search)")
+                     f"`hyperdist stop {shlex.quote(self.exp_key)}` ends the search)")
 
     def _typical_seconds(self, last_tid: int) -> float:
         """The median duration of the recent finished trials (0 when none finished yet)."""
         took = []
-        for doc in self.store.recent_trials(self.exp_key, last_tid - RECENT):
+        for doc in self._recent(last_tid):
             finished, claimed = utc(doc.get("finished")), utc(doc.get("claimed"))
             if finished is not None and claimed is not None:
                 took.append((finished - claimed).total_seconds())
         return sorted(took)[len(took) // 2] if took else 0.0
 
-    def _others_seen(self, last_tid: int, horizon: dt.datetime) -> bool:
+    def _recent(self, last_tid: int) -> list[dict]:
+        """The last RECENT trials of the search, one read for every question a check asks of them."""
+        return list(self.store.recent_trials(self.exp_key, last_tid - RECENT))
+
+    def _others_seen(self, recent: list[dict], horizon: dt.datetime) -> bool:
         """Whether a worker other than our dead ones holds a trial RUNNING, or claimed, beat for or
         finished one since `horizon`. A long trial's heartbeats may be far apart; a lease that ran out
         counts until the coordinator's reaper takes the trial back, so the search first says whose
         worker stopped heartbeating (Session) and only then whether anyone is left."""
         dead = {f"{socket.gethostname()}:{w.proc.pid}" for w in self.workers}
-        for doc in self.store.recent_trials(self.exp_key, last_tid - RECENT):
+        for doc in recent:
             if not isinstance(doc.get("owner"), str) or doc["owner"] in dead:
                 continue
             if doc.get("state") == TrialState.RUNNING:
@@ -159,9 +165,10 @@ class WorkerWatch:
                 return True
         return False
 
-    def _ever_claimed(self, last_tid: int) -> bool:
+    @staticmethod
+    def _ever_claimed(recent: list[dict]) -> bool:
         """Whether any worker has claimed a trial of the search (a lease it lost leaves no owner)."""
-        return any(count(d.get("attempts")) for d in self.store.recent_trials(self.exp_key, last_tid - RECENT))
+        return any(count(d.get("attempts")) for d in recent)
 
     def exits(self) -> str:
         """How the local workers ended and why: one line for each whose exit was not printed yet."""
