@@ -64,11 +64,23 @@ def _locked(data_dir: Path) -> Iterator[None]:
         yield
 
 
-def _recorded(data_dir: Path) -> LocalServer | None:
+def read_record(data_dir: Path) -> dict | None:
+    """server.json as written (with what only the keeper and the watch read: `keeper`, `restarted`),
+    or None when there is none or it is not a JSON object."""
     try:
         info = json.loads(_state_file(data_dir).read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _recorded(data_dir: Path) -> LocalServer | None:
+    info = read_record(data_dir)
+    if info is None:
+        return None
+    try:
         return LocalServer(info["url"], int(info["pid"]), Path(data_dir), info["kind"], info.get("idle"))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         return None
 
 
@@ -163,10 +175,7 @@ def start_server(data_dir: Path, *, host: str = "127.0.0.1", port: int = 0, auth
 
 def _keeper_busy(data_dir: Path) -> bool:
     """Whether the recorded server's keeper still runs (so it decides whether to start it again)."""
-    try:
-        keeper = json.loads(_state_file(data_dir).read_text()).get("keeper")
-    except (OSError, ValueError, AttributeError):
-        return False
+    keeper = (read_record(data_dir) or {}).get("keeper")
     return (isinstance(keeper, int) and keeper != os.getpid() and _alive(keeper)
             and _is_server(keeper, "hyperdist.server.keeper"))
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import fcntl
-import json
 import os
 import signal
 import sys
@@ -25,7 +24,8 @@ import time
 from pathlib import Path
 
 from hyperdist.errors import HyperdistError
-from hyperdist.server.embedded import LocalServer, _locked, _recorded, _start, _state_file, _write_record, stop_server
+from hyperdist.server.embedded import (LocalServer, _locked, _recorded, _start, _state_file, _write_record, read_record,
+                                       stop_server)
 from hyperdist.server.use import kept_up
 
 STOPS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
@@ -116,7 +116,7 @@ def _restarted(data_dir: Path, server: LocalServer, ended: str, inuse: Path, log
         except HyperdistError as exc:
             _say(f"could not start it again: {exc}")
             return None  # its record stays: the commands' ServerWatch tries once more, then says so
-        _write_record(data_dir, dict(json.loads(_state_file(data_dir).read_text()), restarted=ended))
+        _write_record(data_dir, dict(read_record(data_dir) or {}, restarted=ended))
         return again
 
 

@@ -8,14 +8,13 @@ idle server from a busy one without any command having to say goodbye.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import time
 from pathlib import Path
 from typing import Callable
 
 from hyperdist.errors import HyperdistError
-from hyperdist.server.embedded import (LocalServer, _keeper_busy, _locked, _recorded, _state_file, _write_record,
+from hyperdist.server.embedded import (LocalServer, _keeper_busy, _locked, _recorded, _write_record, read_record,
                                        server_status, start_server, stop_server)
 
 DEFAULT_IDLE = 300.0   # seconds a server started by a command outlives the last command using it
@@ -94,8 +93,7 @@ def keep_up(data_dir: Path) -> LocalServer | None:
         with _locked(data_dir):
             running = server_status(data_dir)
             if running is not None and running.idle is not None:
-                info = json.loads(_state_file(data_dir).read_text())
-                _write_record(data_dir, dict(info, idle=None))
+                _write_record(data_dir, dict(read_record(data_dir) or {}, idle=None))
                 running.idle = None
             return running
     finally:

@@ -9,7 +9,6 @@ and makes the store give up (Store.give_up), so the search ends with that line.
 """
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hyperdist.errors import HyperdistError
-from hyperdist.server.embedded import LocalServer, _alive, _locked, _state_file, server_status, start_server
+from hyperdist.server.embedded import LocalServer, _alive, _locked, read_record, server_status, start_server
 from hyperdist.server.use import idle_seconds
 
 POLL = 1.0          # seconds between looks
@@ -31,7 +30,7 @@ class ServerWatch:
     def __init__(self, server: LocalServer, store: Any, say: Callable[[str], None]) -> None:
         self.server, self.store, self.say = server, store, say
         self._down_since: float | None = None
-        self._keeper = (_record(server.data_dir) or {}).get("keeper")  # to tell its death from the server's
+        self._keeper = (read_record(server.data_dir) or {}).get("keeper")  # to tell its death from the server's
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hyperdist-server-watch", daemon=True)
         self._thread.start()
@@ -58,19 +57,19 @@ class ServerWatch:
             return True
         with _locked(self.server.data_dir):  # a start or a stop in progress finishes first
             live = server_status(self.server.data_dir)
-            record = _record(self.server.data_dir)
+            found = read_record(self.server.data_dir)
         if live is not None:
-            why = (record or {}).get("restarted")
-            if why is None and self._keeper and (record or {}).get("keeper") != self._keeper:
+            why = (found or {}).get("restarted")
+            if why is None and self._keeper and (found or {}).get("keeper") != self._keeper:
                 why = f"stopped (its keeper, pid {self._keeper}, is gone)"
             return self._back(live, why or "stopped")
-        if record is None:
+        if found is None:
             self._gone(f"the local server in {self.server.data_dir} was stopped (`hyperdist server stop "
                        "--force`) while this command used it")
             return False
         now = time.monotonic()
         self._down_since = self._down_since or now
-        keeper = record.get("keeper")
+        keeper = found.get("keeper")
         if keeper is None:  # `hyperdist server start`'s server: its options (--auth, --host) are not ours to guess
             port = self.server.url.rsplit(":", 1)[-1].split("/", 1)[0]
             self._gone(f"the local server in {self.server.data_dir} (pid {self.server.pid}) stopped; start it "
@@ -88,19 +87,12 @@ class ServerWatch:
                        "this command cannot follow it")
             return False
         self.say(f"the local server {why}; restarted it")
-        self.server, self._down_since, self._keeper = live, None, (_record(live.data_dir) or {}).get("keeper")
+        self.server, self._down_since, self._keeper = live, None, (read_record(live.data_dir) or {}).get("keeper")
         return True
 
     def _gone(self, reason: str) -> None:
         """The command's next store operation fails with `reason`, which is how the person hears it."""
         self.store.give_up(reason)
-
-
-def _record(data_dir: Path) -> dict | None:
-    try:
-        return json.loads(_state_file(data_dir).read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def holders(data_dir: Path) -> list[str]:
