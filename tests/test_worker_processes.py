@@ -31,6 +31,13 @@ def _search(store: Store, fn: str, max_evals: int) -> Coordinator:
     return coord
 
 
+def _kill_survivors(pids: list[int]) -> None:
+    """A failed test leaves none of the objective's processes running."""
+    for pid in pids:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def _worker(mongo_url: str, db: str, fn: str, *args: str, env: dict | None = None, preexec_fn=None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "hyperdist", "worker", "--mongo", mongo_url, "--db", db, "--exp", fn,
@@ -96,9 +103,7 @@ def test_a_worker_in_process_ends_what_its_objective_left_running(mongo_url, db_
         wait_until(lambda: not any(map(_alive, pids)), 30, "the objective's programs and forks to end")
         assert "ended 6 process(es) the objective had started" in out, out
     finally:
-        for pid in pids:
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        _kill_survivors(pids)
     store.close()
 
 
@@ -115,9 +120,7 @@ def test_a_trial_timeout_in_a_subprocess_ends_the_programs_the_objective_started
         assert len(pids) == 4, out
         wait_until(lambda: not any(map(_alive, pids)), 30, "the trial's child and its `sleep 301` to end")
     finally:
-        for pid in pids:
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        _kill_survivors(pids)
     store.close()
 
 
@@ -136,9 +139,7 @@ def test_a_killed_workers_trial_child_dies_with_it(mongo_url, db_name, tmp_path)
         wait_until(lambda: not _alive(child), 30, "the trial child to die with its worker")
     finally:
         worker.kill()
-        for pid in _pids(log):
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        _kill_survivors(_pids(log))
         store.close()
 
 
