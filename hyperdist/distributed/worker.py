@@ -28,7 +28,7 @@ from hyperdist.objective.pruning import takes_context
 from hyperdist.objective.reference import AllowList
 from hyperdist.objective.result import STATUS_FAIL, exception_error
 from hyperdist.store import ExperimentState, Report, Store, TrialState, storable
-from hyperdist.store.history import error_text, trial_problem
+from hyperdist.store.history import trial_error_text, trial_problem
 
 log = logging.getLogger("hyperdist.worker")
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -398,9 +398,7 @@ class Worker:
         else:
             self.stats.errors += 1
             self.stats.consecutive_failures += 1
-            error = report.error or {}
-            reason = error_text({"type": error.get("type"), "message": error.get("message"),
-                                 "failure": result.get("failure")})
+            reason = trial_error_text(report.error, result)
             self.stats.last_error = reason
             log.info("trial %s of %s %s: %s in %.2fs", doc.get("tid"), doc.get("exp_key"), TrialState.ERROR,
                      redact(reason.splitlines()[0] if reason else ""), seconds)

@@ -10,7 +10,7 @@ readers get) is document.py; what tests and benchmarks may reach inside is testi
 from __future__ import annotations
 
 from hyperdist.store.experiments import Experiments
-from hyperdist.store.history import History, error_text, outcome
+from hyperdist.store.history import History, outcome, trial_error_text
 from hyperdist.store.peers import PeerReads, TrialPeers
 from hyperdist.store.snapshots import Snapshots
 from hyperdist.store.document import FINISHED, OPEN, ExperimentState, Refusal, TrialRecord, TrialState
@@ -19,7 +19,7 @@ from hyperdist.store.url import parse_url
 from hyperdist.store.users import Users
 
 __all__ = ["DONE", "ERROR", "FINISHED", "NEW", "OPEN", "RUNNING", "ExperimentState", "LostLease", "Refusal", "Report",
-           "Store", "TrialPeers", "TrialRecord", "TrialState", "error_text", "outcome", "parse_url", "storable"]
+           "Store", "TrialPeers", "TrialRecord", "TrialState", "outcome", "parse_url", "storable", "trial_error_text"]
 
 
 class Store(TrialQueue, History, Experiments, Snapshots, PeerReads, Users):

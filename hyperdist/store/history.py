@@ -188,6 +188,13 @@ def error_text(key: dict) -> str:
     return redact(key.get("failure") or "returned status 'fail'")
 
 
+def trial_error_text(error: dict | None, result: dict | None) -> str:
+    """`error_text` of one trial's stored error and result."""
+    error = error if isinstance(error, dict) else {}
+    return error_text({"type": error.get("type"), "message": error.get("message"),
+                       "failure": (result if isinstance(result, dict) else {}).get("failure")})
+
+
 def valid_trials(docs: Iterable[dict], exp_key: str) -> Iterator[dict]:
     """The trial documents readers can trust: an integer tid and a known state, with params,
     result and error of the right types (anyone who can write the database can write a trial).

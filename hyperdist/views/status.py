@@ -22,7 +22,7 @@ from hyperdist.views.summary import rate_per_minute
 from hyperdist.objective.result import STATUS_PRUNED, ok_loss
 from hyperdist.space.compiled import SearchSpace, space_from_json
 from hyperdist.errors import redact
-from hyperdist.store import ExperimentState, Refusal, Store, TrialRecord, TrialState, error_text
+from hyperdist.store import ExperimentState, Refusal, Store, TrialRecord, TrialState, trial_error_text
 from hyperdist.store.document import fields, planned, utc
 
 
@@ -72,8 +72,7 @@ def effective_state(exp: dict, now: dt.datetime | None = None) -> tuple[str, str
 
 def error_line(rec: TrialRecord) -> str:
     """A failed trial's error on one line (store.error_text's words, first line only)."""
-    error = rec.error or {}
-    text = error_text({"type": error.get("type"), "message": error.get("message"), "failure": rec.result.get("failure")})
+    text = trial_error_text(rec.error, rec.result)
     return (str(text).strip().splitlines() or [""])[0]
 
 
