@@ -225,6 +225,44 @@ def test_finished_among_returns_only_what_changed(mongomock_store):
     assert s.finished_among("e", []) == []
 
 
+def test_finished_among_by_tid_range_gives_what_the_id_read_gives(mongomock_store):
+    """Given close tids the finished trials are read by state and tid range (cheaper on SecantusDB);
+    trials in the range the caller no longer has open, or planted with an `_id` no set can hold, are
+    left out, and spread-out tids fall back to the `_id` read."""
+    s = mongomock_store
+    ids = _queued(s, 6)
+    a, b, c = (s.claim("w", 30, "e") for _ in range(3))
+    s.report(a["_id"], a["lease_token"], DONE, OK)  # recorded by the caller already: no longer open
+    s.report(b["_id"], b["lease_token"], ERROR, {"status": "fail"}, {"type": "E", "message": "m", "traceback": ""})
+    s.report(c["_id"], c["lease_token"], DONE, OK)
+    raw.trials(s).insert_one({"_id": {"planted": 1}, "exp_key": "e", "tid": 2.5, "state": DONE})
+    tids = {d["_id"]: d["tid"] for d in s.history("e") if isinstance(d["_id"], type(a["_id"]))}
+    open_ids = [i for i in ids if i != a["_id"]]
+    by_range = s.finished_among("e", open_ids, [tids[i] for i in open_ids])
+    assert sorted(d["_id"] for d in by_range) == sorted([b["_id"], c["_id"]])
+    assert sorted(by_range, key=lambda d: d["tid"]) == sorted(s.finished_among("e", open_ids), key=lambda d: d["tid"])
+    assert {d["_id"] for d in s.finished_among("e", [b["_id"], c["_id"]], [tids[b["_id"]], 10_000])} == {b["_id"], c["_id"]}
+
+
+def test_a_claim_that_lost_every_pick_reads_the_queue_again(mongomock_store, monkeypatch):
+    """Another worker took the trial this one read: the compare-and-set modifies nothing, so it reads
+    the queue afresh (not the lost candidates by `_id`) and claims the trial still waiting."""
+    s = mongomock_store
+    _queued(s, 2)
+    taken = s.claim("w1", 30, "e")
+    reads: list[dict] = []
+    fresh = s._read_candidates
+
+    def read(query: dict) -> list[dict]:
+        reads.append(query)
+        return [dict(taken, state=NEW)] if len(reads) == 1 else fresh(query)  # the first read was before w1's claim
+
+    monkeypatch.setattr(s, "_read_candidates", read)
+    (doc,) = s.report_and_claim([], "w2", 30, "e", n=1)[1]
+    assert doc["_id"] != taken["_id"] and len(reads) == 2
+    assert s.history("e")[taken["tid"]]["owner"] == "w1" and s.history("e")[doc["tid"]]["owner"] == "w2"
+
+
 def test_unknown_extra_fields_are_ignored(mongomock_store):
     s = mongomock_store
     _queued(s, 2)

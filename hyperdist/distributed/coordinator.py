@@ -238,14 +238,18 @@ class Coordinator:
 
     def _round(self, now: float) -> bool:
         self.lease.hold()
-        if now - self._reaped > min(5.0, self.config.trial_lease_seconds / 2):
+        thorough = now - self._reaped > min(5.0, self.config.trial_lease_seconds / 2)
+        if thorough:
             self._note_gap(time.monotonic() - self._ticked)
             self.lost += self.reap()
             del self.lost[:-100]  # kept for a session to tell; without one (HyperdistSearchCV) only the latest
             self._forget_vanished()
             self._reaped = now
         if self.open:
-            for doc in self.store.finished_among(self.exp_key, list(self.open)):
+            # by tid range between reaps (cheaper on SecantusDB); by `_id` with each reap, which also
+            # finds a trial whose tid someone changed since
+            tids = None if thorough else list(self.open.values())
+            for doc in self.store.finished_among(self.exp_key, list(self.open), tids):
                 self._record(doc)
         if len(self._unsaved) >= max(1, self.config.snapshot_every):
             self._save_snapshot()

@@ -32,12 +32,24 @@ class History(Database):
         with self._errors("reading from"):
             return list(self._trials.find({"exp_key": exp_key, "state": {"$in": [NEW, RUNNING]}}, HISTORY_FIELDS))
 
-    def finished_among(self, exp_key: str, ids: list) -> list[dict]:
+    def finished_among(self, exp_key: str, ids: list, tids: list[int] | None = None) -> list[dict]:
         """The trials among `ids` that have finished; a tid or field damaged since is the caller's
-        to replace (it knows the tids of the trials it inserted)."""
+        to replace (it knows the tids of the trials it inserted).
+
+        Given the trials' `tids`, when they lie close together (a queue of short trials), the
+        finished ones are read through the claim index by state and tid range, one read per final
+        state, and those not among `ids` dropped here: SecantusDB matches an `_id` `$in` in time
+        that grows with the square of the list (6.8 ms of server CPU for 80 open trials, against
+        1.7 ms for the two range reads; docs/store-notes.md). A range over state `$in` scans."""
+        fields = dict(TRIAL_FIELDS, batch=1)  # batch: claimed with how many
+        wanted = _id_set(ids)
         with self._errors("reading from"):
-            docs = list(self._trials.find({"_id": {"$in": ids}, "state": {"$in": list(FINISHED)}},
-                                          dict(TRIAL_FIELDS, batch=1)))  # batch: claimed with how many
+            if wanted is not None and tids and max(tids) - min(tids) < 2 * len(tids) + 16:
+                span = {"$gte": min(tids), "$lte": max(tids)}
+                docs = [d for state in FINISHED for d in self._trials.find(
+                    {"exp_key": exp_key, "state": state, "tid": span}, fields) if (_id_set([d.get("_id")]) or set()) & wanted]
+            else:
+                docs = list(self._trials.find({"_id": {"$in": ids}, "state": {"$in": list(FINISHED)}}, fields))
         return [_clean_fields(d) for d in docs]
 
     def records_by_id(self, exp_key: str, ids: list) -> list[TrialRecord]:
@@ -268,3 +280,11 @@ def trial_problem(doc: dict) -> str:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _id_set(ids: list) -> set | None:
+    """`ids` as a set, or None when one cannot be hashed (an `_id` someone wrote as a document)."""
+    try:
+        return set(ids)
+    except TypeError:
+        return None
