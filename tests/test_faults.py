@@ -64,6 +64,38 @@ def test_workers_killed_at_random_lose_no_trial(mongo_url, db_name, tmp_path, de
     store.close()
 
 
+def test_a_killed_slot_workers_waiting_trials_are_taken_by_the_others(mongo_url, db_name):
+    """Workers numbered by slot leave each other's short trials alone while their owner is active;
+    when the owner of slot 1 is killed and not replaced, the others take its waiting trials once
+    they have seen them wait (and the reaper hands back the ones it held), so the search ends."""
+    store = Store(mongo_url, db=db_name)
+    coord = Coordinator(store, "slots", compile_space(objectives.space), tpe.suggest, StopRules(150),
+                        CoordinatorConfig(seed=3, workers=3, trial_lease_seconds=2.0, poll_interval=0.02),
+                        objective=OBJECTIVE)
+    coord.start()
+    env = worker_env(HYPERDIST_TEST_DELAY="0.005")
+    workers = [start_worker(mongo_url, db_name, "slots", env, "--lease", "1.5", "--slot", f"{i}/3") for i in range(3)]
+    try:
+        deadline = time.monotonic() + 60
+        while not coord.tick():
+            if workers[1].poll() is None and store.counts("slots")["DONE"] >= 30:
+                workers[1].kill()  # SIGKILL: its slot's trials keep coming and nobody owns them
+                workers[1].wait()
+            assert time.monotonic() < deadline, store.counts("slots")
+            time.sleep(0.02)
+        coord.store.update_experiment("slots", state="done")
+    finally:
+        for w in workers:
+            w.kill()
+            w.wait()
+    history = store.history("slots")
+    assert workers[1].returncode == -signal.SIGKILL
+    assert len(history) == 150 and all(d["state"] == "DONE" for d in history)
+    late = [d for d in history if d["tid"] % 3 == 1 and d["tid"] > 60]
+    assert late and all(not d["owner"].endswith(f":{workers[1].pid}") for d in late)  # run by the others
+    store.close()
+
+
 def test_a_stopped_worker_hands_back_the_trials_it_claimed_ahead(mongo_url, db_name):
     """SIGTERM while a batch of short trials is held: the unstarted ones go back to the queue."""
     store = Store(mongo_url, db=db_name)

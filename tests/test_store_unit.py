@@ -9,6 +9,7 @@ import pytest
 from hyperdist.errors import CoordinatorBusy, ExperimentExists, ExperimentNotFound, StoreError, StoreUnavailable
 from hyperdist.store import DONE, ERROR, FINISHED, NEW, RUNNING, Report, Store
 from hyperdist.store import testing as raw
+from hyperdist.store import picks
 
 UTC = dt.timezone.utc
 OK = {"loss": 0.5, "status": "ok"}
@@ -104,16 +105,23 @@ def test_claim_report_counts(mongomock_store):
         s.report(doc["_id"], doc["lease_token"], RUNNING, None)
 
 
-def test_a_worker_with_a_slot_claims_its_own_trials_first(mongomock_store):
+def test_a_worker_with_a_slot_claims_its_own_trials_first(mongomock_store, monkeypatch):
     """Worker i of k takes the trials whose tid is i mod k, so k workers reading the queue together
-    seldom pick the same trial; when none of its own waits, it takes one of k workers' share of the others."""
+    seldom pick the same trial; when none of its own waits, it takes one of k workers' share of the
+    others: at once for a single trial, and in a batch of short trials only those it has seen
+    waiting for a while (their owner died or is busy), since an active owner claims them first."""
     s = mongomock_store
-    _queued(s, 8)
+    _queued(s, 9)
     assert sorted(d["tid"] for d in s.report_and_claim([], "w1", 30, "e", n=4, slot=(1, 4))[1]) == [1, 5]
-    (other,) = s.report_and_claim([], "w1", 30, "e", n=4, slot=(1, 4))[1]  # 6 left, none its own: 6 // 4
-    assert other["tid"] in {0, 2, 3, 4, 6, 7}
+    assert s.report_and_claim([], "w1", 30, "e", n=4, slot=(1, 4))[1] == []  # 7 others', seen just now
+    monkeypatch.setattr(picks, "STEAL_AFTER", 0.0)  # as if they had waited long enough
+    (other,) = s.report_and_claim([], "w1", 30, "e", n=4, slot=(1, 4))[1]  # 7 left, none its own: 7 // 4
+    assert other["tid"] in {0, 2, 3, 4, 6, 7, 8}
+    monkeypatch.setattr(picks, "STEAL_AFTER", 60.0)
+    (single,) = s.report_and_claim([], "w1", 30, "e", n=1, slot=(1, 4))[1]  # one trial at a time: at once
+    assert single["tid"] % 4 != 1
     assert len(s.report_and_claim([], "w2", 30, "e", n=8)[1]) == 2  # no slot: at most half of the 5 left
-    assert s.counts("e") == {NEW: 3, RUNNING: 5, DONE: 0, ERROR: 0}
+    assert s.counts("e") == {NEW: 3, RUNNING: 6, DONE: 0, ERROR: 0}
 
 
 def test_claim_stays_within_its_experiment(mongomock_store):

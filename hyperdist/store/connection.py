@@ -17,6 +17,7 @@ from pymongo import ASCENDING, MongoClient
 from pymongo.errors import ConfigurationError, ConnectionFailure, InvalidURI, OperationFailure, PyMongoError
 
 from hyperdist.errors import StoreError, StoreUnavailable, redact
+from hyperdist.store.picks import Sightings
 
 log = logging.getLogger("hyperdist.store")
 T = TypeVar("T")
@@ -42,6 +43,7 @@ class Database:
         self._gone: str | None = None  # why retrying is pointless (see give_up)
         self._client = client or self._connect(timeout_ms, event_listeners)
         self._shuffle = random.Random()  # seeded from os.urandom here, so forked clients differ
+        self._sightings = Sightings()  # when this client first saw each trial waiting (store/picks.py)
         self._any_index = False  # the index for claims across experiments exists (see _across_experiments)
         try:
             with self._errors("connecting to"):

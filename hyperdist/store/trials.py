@@ -21,6 +21,7 @@ from pymongo.errors import BulkWriteError, DocumentTooLarge, WriteError
 
 from hyperdist.store.connection import Database
 from hyperdist.store.document import CANDIDATE_FIELDS, FINISHED, TrialState, count, new_trial, utc, utc_later, utc_now
+from hyperdist.store.picks import pick
 
 NEW, RUNNING, DONE, ERROR = TrialState.NEW, TrialState.RUNNING, TrialState.DONE, TrialState.ERROR
 # A BSON document holds at most 16 MiB; a result must leave room for the rest of its trial.
@@ -106,8 +107,8 @@ class TrialQueue(Database):
         queue once more (at most three compare-and-sets per call).
         A worker takes at most half of the trials it sees waiting, so the others find some too; one
         given a `slot` (i, k), the i-th of k workers started together, takes the trials whose tid is
-        i modulo k, and others only when none of those waits (`_pick`): k workers reading the queue
-        at once then rarely pick the same trial. Returns (whether each report was accepted, the
+        i modulo k, and others only when none of those waits: k workers reading the queue
+        at once then rarely pick the same trial (store/picks.py). Returns (whether each report was accepted, the
         claimed trials). A worker serving every experiment passes the ones it cannot run as
         `exclude`. `device` (the GPU the worker sees, hyperdist/distributed/gpus.py) is recorded on
         the trials it claims.
@@ -126,8 +127,10 @@ class TrialQueue(Database):
             candidates, rereads, attempts = (self._read_candidates(query) if n > 0 else []), 1, 3
             while candidates and not claimed and attempts:
                 attempts -= 1
-                picks, candidates = _pick(candidates, n, slot)
+                picks, candidates = pick(candidates, n, slot, self._sightings.stale())
                 take = len(picks)
+                if not take:  # only other workers' trials, which they are about to claim
+                    break
                 now = utc_now()
                 fields = {"state": RUNNING, "owner": owner, "lease_token": uuid.uuid4().hex, "batch": take,
                           "lease_until": now + dt.timedelta(seconds=lease_seconds), "claimed": now, "heartbeat": now}
@@ -205,6 +208,7 @@ class TrialQueue(Database):
         than 16 leaves batches of short trials room (both measured in docs/store-notes.md)."""
         docs = list(self._trials.find(query, CANDIDATE_FIELDS).sort("tid", ASCENDING).limit(32))
         self._shuffle.shuffle(docs)
+        self._sightings.saw(docs)
         return docs
 
     def heartbeat(self, trial_id: Any, token: str, lease_seconds: float) -> bool:
@@ -313,25 +317,6 @@ class TrialQueue(Database):
         """Drop trials nobody started, when a stop rule ends the search before max_evals."""
         with self._errors("writing to"):
             return self._trials.delete_many({"exp_key": exp_key, "state": NEW}).deleted_count
-
-
-def _pick(candidates: list[dict], n: int, slot: tuple[int, int] | None) -> tuple[list[dict], list[dict]]:
-    """(picks, the other candidates), the candidates in the shuffled order they were read in.
-
-    Without a slot: up to `n`, at most half of them. The i-th of k workers (`slot`) takes up to `n`
-    of its own (tid = i mod k), which no other slot's worker picks first; when none of its own
-    waits it takes what one of k workers' share of the others would be, so that with 8 workers
-    reading 16 waiting trials they no longer race for the same 8 (docs/performance.md)."""
-    if slot is None:
-        take = min(n, max(1, len(candidates) // 2))
-        return candidates[:take], candidates[take:]
-    i, k = slot
-    own = [c for c in candidates if isinstance(c.get("tid"), int) and c["tid"] % k == i][:n]
-    if not own:
-        take = min(n, max(1, len(candidates) // k))
-        return candidates[:take], candidates[take:]
-    taken = {id(c) for c in own}
-    return own, [c for c in candidates if id(c) not in taken]
 
 
 def _finish(state: str, result: dict | None, error: dict | None, now: dt.datetime | None = None,
