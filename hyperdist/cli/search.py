@@ -135,6 +135,7 @@ def _run(conn: Any, coord: Any, space: Any, workers: int, isolate: bool, trial_t
         echo(f"{'resumed' if resumed else 'started'} experiment {coord.exp_key!r}: {coord.finished} of "
                    f"{coord.rules.max_evals} trials done; server {conn.store.url_redacted}", err=True)
         try:
+            coord.fill()
             procs = spawn_workers(workers, conn.url, coord.exp_key, coord.objective, db=conn.store.db_name,
                                   isolate=isolate, trial_timeout=trial_timeout,
                                   log_dir=data_dir if workers else None, devices=devices, forks=forks)

@@ -339,6 +339,12 @@ class Coordinator:
             on_progress(self.progress())
         return self.progress()
 
+    def fill(self) -> None:
+        """One tick before the local workers start: the first suggestions are waiting when they
+        first look, and are made without competing with their start-up for the CPU (with 8 workers
+        on 2 cores that start had stretched this tick from ~10 ms to ~100 ms)."""
+        self._timed_tick()
+
     def _wanted(self) -> int:
         """New suggestions this tick (pacing.py)."""
         if self.open and self.pacing.counts_new(self.finished):
