@@ -24,7 +24,6 @@ from hyperdist.distributed.logfile import LogRotation
 from hyperdist.distributed.runnable import CannotRun, Runnable, runnable
 from hyperdist.errors import ExperimentNotFound, HyperdistError, redact
 from hyperdist.objective.evaluation import ChildProcess, Outcome, failed, run_in_process, store_context
-from hyperdist.objective.pruning import takes_context
 from hyperdist.objective.reference import AllowList
 from hyperdist.objective.result import STATUS_FAIL, exception_error
 from hyperdist.store import ExperimentState, Report, Store, TrialState, storable
@@ -365,7 +364,7 @@ class Worker:
                 raise WorkerInterrupted()
             assert exp.fn is not None
             ctx = None
-            if takes_context(exp.fn):
+            if exp.with_context:
                 ctx = store_context(self.store, doc["exp_key"], doc["_id"], doc["lease_token"], doc["tid"], exp.pruner)
             return run_in_process(exp.fn, config, self._timeout(exp), ctx)
         finally:
