@@ -1,6 +1,6 @@
 """What the embedded SecantusDB charges per command, in server CPU: the costs behind distributed.py.
 
-    python benchmarks/server_costs.py [--reps 150] [--out FILE]
+    python benchmarks/server_costs.py [--reps 150] [--only reads writes claims reports in-lists] [--out FILE]
 
 Each section starts a fresh server (hyperdist.server.embedded, as `hyperdist` starts it) and reads the
 server's CPU seconds from /proc around `--reps` calls of one command (CPU ticks are 10 ms, so
@@ -16,6 +16,9 @@ server's CPU seconds from /proc around `--reps` calls of one command (CPU ticks 
    statement on its own.
 4. The reports of 8 trials of one lease as 8 statements (up to 3325d1e) against the one pipeline
    statement the store sends now (`testing.finish_together`).
+5. Reads by `_id` `$in` (SecantusDB matches the list in time that grows with its square): the
+   coordinator's read of the finished trials among its open ones, by `_id` (up to 25b1d48) and by
+   state and tid range (now), and a claim's resolving read, as the list grows.
 """
 from __future__ import annotations
 
@@ -164,23 +167,62 @@ REPORT_WAYS = {
 }
 
 
+def in_lists(reps: int) -> list[str]:
+    """The coordinator's read of the finished trials among its open ones, by `_id` `$in` (up to
+    25b1d48) and by state and tid range (`Store.finished_among` given the tids), and a claim's
+    resolving read by `_id` `$in` alone, as the list grows; a quarter of the open trials finished."""
+    lines = ["| open trials | finished read, _id $in: server CPU ms | latency ms | by state and tid range: server CPU ms "
+             "| latency ms | _id $in alone (a resolving read): server CPU ms |", "|---|---|---|---|---|---|"]
+    with fresh_server() as server:
+        store = Store(server.url, db="costs")
+        space = compile_space(SPACE)
+        params = [space.to_assignment(r) for r in space.sample(np.random.default_rng(0), 600)]
+        ids = store.insert_trials("e", list(enumerate(params[:580])), space.hash)
+        trials = raw.trials(store)
+        trials.update_many({"tid": {"$lt": 500}}, {"$set": {"state": "DONE", "result": {"loss": 1.0, "status": "ok"}}})
+        for n in (6, 20, 40, 80):
+            opened = list(range(500, 500 + n))
+            trials.update_many({"tid": {"$gte": 500}}, {"$set": {"state": "NEW", "result": None}})
+            trials.update_many({"tid": {"$gte": 500, "$lt": 500 + n // 4}},
+                               {"$set": {"state": "DONE", "result": {"loss": 1.0, "status": "ok"}}})
+            keys = [ids[t] for t in opened]
+            by_id = measure(server.pid, lambda: store.finished_among("e", keys), reps)
+            by_range = measure(server.pid, lambda: store.finished_among("e", keys, opened), reps)
+            alone, _ = measure(server.pid, lambda: list(trials.find({"_id": {"$in": keys}}, {"state": 1, "lease_token": 1})),
+                               reps)
+            lines.append(f"| {n} | {by_id[0]:.2f} | {by_id[1]:.2f} | {by_range[0]:.2f} | {by_range[1]:.2f} | {alone:.2f} |")
+            print(lines[-1], flush=True)
+        store.close()
+    return lines
+
+
+SECTIONS = {
+    "reads": ("Candidate read (500 finished trials beside the NEW ones):", candidate_reads),
+    "writes": ("One `update` by `_id` as the server's served writes grow (1000 documents, each updated in turn):",
+               writes_served),
+    "claims": ("A claim's write, 8 picks (each row a fresh batch of NEW trials):",
+               lambda reps: one_against_eight(reps, "claim of 8 picks", "NEW", CLAIM_WAYS)),
+    "reports": ("Eight reports under one lease (each row a fresh batch of RUNNING trials):",
+                lambda reps: one_against_eight(reps, "reports of 8 trials, one lease", "RUNNING", REPORT_WAYS)),
+    "in-lists": ("Reads of trials by `_id` `$in` against the coordinator's range reads (500 finished trials beside):",
+                 in_lists),
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=150)
+    ap.add_argument("--only", nargs="+", choices=list(SECTIONS), default=list(SECTIONS))
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     load0 = os.getloadavg()[0]
     lines = [f"`python benchmarks/server_costs.py {' '.join(sys.argv[1:])}`", "",
-             f"Server CPU per call over {args.reps} calls on a fresh server per section; latency = client wall time.", "",
-             "Candidate read (500 finished trials beside the NEW ones):", "", *candidate_reads(args.reps), "",
-             "One `update` by `_id` as the server's served writes grow (1000 documents, each updated in turn):", "",
-             *writes_served(args.reps), "",
-             "A claim's write, 8 picks (each row a fresh batch of NEW trials):", "",
-             *one_against_eight(args.reps, "claim of 8 picks", "NEW", CLAIM_WAYS), "",
-             "Eight reports under one lease (each row a fresh batch of RUNNING trials):", "",
-             *one_against_eight(args.reps, "reports of 8 trials, one lease", "RUNNING", REPORT_WAYS), "",
-             f"1-minute load average before {load0:.2f}, after {os.getloadavg()[0]:.2f} (nproc {os.cpu_count()}).", "",
-             describe()]
+             f"Server CPU per call over {args.reps} calls on a fresh server per section; latency = client wall time.", ""]
+    for name in args.only:
+        title, section = SECTIONS[name]
+        lines += [title, "", *section(args.reps), ""]
+    lines += [f"1-minute load average before {load0:.2f}, after {os.getloadavg()[0]:.2f} (nproc {os.cpu_count()}).", "",
+              describe()]
     text = "\n".join(lines) + "\n"
     if args.out:
         Path(args.out).write_text(text)

@@ -233,12 +233,12 @@ def test_finished_among_returns_only_what_changed(mongomock_store):
     assert s.finished_among("e", []) == []
 
 
-def test_finished_among_by_tid_range_gives_what_the_id_read_gives(mongomock_store):
-    """Given close tids the finished trials are read by state and tid range (cheaper on SecantusDB);
+def test_finished_among_by_tid_range_gives_what_the_id_read_gives(mongomock_store, monkeypatch):
+    """Given 16 or more close tids the finished trials are read by state and tid range (cheaper on SecantusDB);
     trials in the range the caller no longer has open, or planted with an `_id` no set can hold, are
-    left out, and spread-out tids fall back to the `_id` read."""
+    left out, and spread-out tids or a few open trials fall back to the `_id` read."""
     s = mongomock_store
-    ids = _queued(s, 6)
+    ids = _queued(s, 20)
     a, b, c = (s.claim("w", 30, "e") for _ in range(3))
     s.report(a["_id"], a["lease_token"], DONE, OK)  # recorded by the caller already: no longer open
     s.report(b["_id"], b["lease_token"], ERROR, {"status": "fail"}, {"type": "E", "message": "m", "traceback": ""})
@@ -246,10 +246,19 @@ def test_finished_among_by_tid_range_gives_what_the_id_read_gives(mongomock_stor
     raw.trials(s).insert_one({"_id": {"planted": 1}, "exp_key": "e", "tid": 2.5, "state": DONE})
     tids = {d["_id"]: d["tid"] for d in s.history("e") if isinstance(d["_id"], type(a["_id"]))}
     open_ids = [i for i in ids if i != a["_id"]]
+    filters: list[dict] = []
+    find = s._trials.find
+    monkeypatch.setattr(s._trials, "find", lambda f, *a, **k: filters.append(f) or find(f, *a, **k))
     by_range = s.finished_among("e", open_ids, [tids[i] for i in open_ids])
+    assert [set(f) for f in filters] == [{"exp_key", "state", "tid"}] * 2  # one read per final state
     assert sorted(d["_id"] for d in by_range) == sorted([b["_id"], c["_id"]])
     assert sorted(by_range, key=lambda d: d["tid"]) == sorted(s.finished_among("e", open_ids), key=lambda d: d["tid"])
-    assert {d["_id"] for d in s.finished_among("e", [b["_id"], c["_id"]], [tids[b["_id"]], 10_000])} == {b["_id"], c["_id"]}
+    filters.clear()
+    spread = [tids[i] for i in open_ids[:-1]] + [10_000]  # one tid far away: by `_id`
+    assert {d["_id"] for d in s.finished_among("e", open_ids, spread)} == {b["_id"], c["_id"]}
+    few = [b["_id"], c["_id"]] + [i for i in open_ids if i not in (b["_id"], c["_id"])][:4]
+    assert {d["_id"] for d in s.finished_among("e", few, [tids[i] for i in few])} == {b["_id"], c["_id"]}
+    assert [set(f) for f in filters] == [{"_id", "state"}] * 2  # and for a few open trials
 
 
 def test_a_claim_that_lost_every_pick_reads_the_queue_again(mongomock_store, monkeypatch):

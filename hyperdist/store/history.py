@@ -36,15 +36,16 @@ class History(Database):
         """The trials among `ids` that have finished; a tid or field damaged since is the caller's
         to replace (it knows the tids of the trials it inserted).
 
-        Given the trials' `tids`, when they lie close together (a queue of short trials), the
-        finished ones are read through the claim index by state and tid range, one read per final
-        state, and those not among `ids` dropped here: SecantusDB matches an `_id` `$in` in time
-        that grows with the square of the list (6.8 ms of server CPU for 80 open trials, against
-        1.7 ms for the two range reads; docs/store-notes.md). A range over state `$in` scans."""
+        Given the trials' `tids`, when there are 16 or more and they lie close together (a queue of
+        short trials), the finished ones are read through the claim index by state and tid range,
+        one read per final state, and those not among `ids` dropped here: SecantusDB matches an
+        `_id` `$in` in time that grows with the square of the list (server CPU for 80 open trials
+        6.7 ms, against 1.5 ms for the two range reads; for 6, 0.5 against 0.8 ms;
+        benchmarks/results/server_costs_in_lists.md). A range over state `$in` scans."""
         fields = dict(TRIAL_FIELDS, batch=1)  # batch: claimed with how many
         wanted = _id_set(ids)
         with self._errors("reading from"):
-            if wanted is not None and tids and max(tids) - min(tids) < 2 * len(tids) + 16:
+            if wanted is not None and len(tids or ()) >= 16 and max(tids) - min(tids) < 2 * len(tids) + 16:
                 span = {"$gte": min(tids), "$lte": max(tids)}
                 docs = [d for state in FINISHED for d in self._trials.find(
                     {"exp_key": exp_key, "state": state, "tid": span}, fields) if (_id_set([d.get("_id")]) or set()) & wanted]
