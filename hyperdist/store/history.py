@@ -43,9 +43,9 @@ class History(Database):
         6.7 ms, against 1.5 ms for the two range reads; for 6, 0.5 against 0.8 ms;
         benchmarks/results/server_costs_in_lists.md). A range over state `$in` scans."""
         fields = dict(TRIAL_FIELDS, batch=1)  # batch: claimed with how many
-        wanted = _id_set(ids)
+        wanted, tids = _id_set(ids), tids or []
         with self._errors("reading from"):
-            if wanted is not None and len(tids or ()) >= 16 and max(tids) - min(tids) < 2 * len(tids) + 16:
+            if wanted is not None and len(tids) >= 16 and max(tids) - min(tids) < 2 * len(tids) + 16:
                 span = {"$gte": min(tids), "$lte": max(tids)}
                 docs = [d for state in FINISHED for d in self._trials.find(
                     {"exp_key": exp_key, "state": state, "tid": span}, fields) if (_id_set([d.get("_id")]) or set()) & wanted]
