@@ -5,6 +5,7 @@ import random
 import signal
 import subprocess
 import time
+from typing import Callable
 
 import pytest
 
@@ -26,6 +27,20 @@ def _holding(store: Store, exp_key: str, workers: list[subprocess.Popen]) -> lis
     return [i for i, w in enumerate(workers) if str(w.pid) in owners]
 
 
+def _tick_to_the_end(coord: Coordinator, workers: list[subprocess.Popen], between: Callable[[], None]) -> None:
+    """Tick the coordinator until its search ends, calling `between` after each tick; the workers
+    are killed afterwards however it ends."""
+    try:
+        while not coord.tick():
+            between()
+            time.sleep(0.02)
+        coord.store.update_experiment(coord.exp_key, state="done")
+    finally:
+        for w in workers:
+            w.kill()
+            w.wait()
+
+
 @pytest.mark.parametrize("delay, every", [(0.08, 0.7), (0.005, 0.25)], ids=["one-at-a-time", "batched"])
 def test_workers_killed_at_random_lose_no_trial(mongo_url, db_name, tmp_path, delay, every):
     """With 5 ms trials each worker holds several claimed trials (a batch) when it is killed."""
@@ -39,22 +54,19 @@ def test_workers_killed_at_random_lose_no_trial(mongo_url, db_name, tmp_path, de
     rng = random.Random(0)
     killed = 0
     next_kill = time.monotonic() + every
-    try:
-        while not coord.tick():
-            holding = _holding(store, "kills", workers) if time.monotonic() > next_kill and killed < 12 else []
-            if holding:  # a kill that hits a worker still importing would prove nothing
-                victim = rng.choice(holding)
-                workers[victim].kill()  # SIGKILL: no chance to hand the trial back
-                workers[victim].wait()
-                workers[victim] = start_worker(mongo_url, db_name, "kills", env, "--lease", "1.5")
-                killed += 1
-                next_kill = time.monotonic() + every
-            time.sleep(0.02)
-        coord.store.update_experiment("kills", state="done")
-    finally:
-        for w in workers:
-            w.kill()
-            w.wait()
+
+    def kill_one() -> None:
+        nonlocal killed, next_kill
+        holding = _holding(store, "kills", workers) if time.monotonic() > next_kill and killed < 12 else []
+        if holding:  # a kill that hits a worker still importing would prove nothing
+            victim = rng.choice(holding)
+            workers[victim].kill()  # SIGKILL: no chance to hand the trial back
+            workers[victim].wait()
+            workers[victim] = start_worker(mongo_url, db_name, "kills", env, "--lease", "1.5")
+            killed += 1
+            next_kill = time.monotonic() + every
+
+    _tick_to_the_end(coord, workers, kill_one)
     assert killed >= 5
     history = store.history("kills")
     assert len(history) == 300 and len({d["tid"] for d in history}) == 300
@@ -75,19 +87,15 @@ def test_a_killed_slot_workers_waiting_trials_are_taken_by_the_others(mongo_url,
     coord.start()
     env = worker_env(HYPERDIST_TEST_DELAY="0.005")
     workers = [start_worker(mongo_url, db_name, "slots", env, "--lease", "1.5", "--slot", f"{i}/3") for i in range(3)]
-    try:
-        deadline = time.monotonic() + 60
-        while not coord.tick():
-            if workers[1].poll() is None and store.counts("slots")["DONE"] >= 30:
-                workers[1].kill()  # SIGKILL: its slot's trials keep coming and nobody owns them
-                workers[1].wait()
-            assert time.monotonic() < deadline, store.counts("slots")
-            time.sleep(0.02)
-        coord.store.update_experiment("slots", state="done")
-    finally:
-        for w in workers:
-            w.kill()
-            w.wait()
+    deadline = time.monotonic() + 60
+
+    def kill_slot_1() -> None:
+        if workers[1].poll() is None and store.counts("slots")["DONE"] >= 30:
+            workers[1].kill()  # SIGKILL: its slot's trials keep coming and nobody owns them
+            workers[1].wait()
+        assert time.monotonic() < deadline, store.counts("slots")
+
+    _tick_to_the_end(coord, workers, kill_slot_1)
     history = store.history("slots")
     assert workers[1].returncode == -signal.SIGKILL
     assert len(history) == 150 and all(d["state"] == "DONE" for d in history)
