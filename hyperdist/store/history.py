@@ -47,8 +47,9 @@ class History(Database):
         with self._errors("reading from"):
             if wanted is not None and len(tids) >= 16 and max(tids) - min(tids) < 2 * len(tids) + 16:
                 span = {"$gte": min(tids), "$lte": max(tids)}
-                docs = [d for state in FINISHED for d in self._trials.find(
-                    {"exp_key": exp_key, "state": state, "tid": span}, fields) if (_id_set([d.get("_id")]) or set()) & wanted]
+                found = [d for state in FINISHED
+                         for d in self._trials.find({"exp_key": exp_key, "state": state, "tid": span}, fields)]
+                docs = [d for d in found if (_id_set([d.get("_id")]) or set()) & wanted]
             else:
                 docs = list(self._trials.find({"_id": {"$in": ids}, "state": {"$in": list(FINISHED)}}, fields))
         return [_clean_fields(d) for d in docs]

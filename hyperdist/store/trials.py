@@ -105,13 +105,12 @@ class TrialQueue(Database):
         short one read by `_id` says which picks are ours (by the lease token, shared by the
         trials claimed together) and which reports went in; a claim that lost every pick reads the
         queue once more (at most three compare-and-sets per call).
-        A worker takes at most half of the trials it sees waiting, so the others find some too; one
-        given a `slot` (i, k), the i-th of k workers started together, takes the trials whose tid is
-        i modulo k, and others only when none of those waits: k workers reading the queue
-        at once then rarely pick the same trial (store/picks.py). Returns (whether each report was accepted, the
-        claimed trials). A worker serving every experiment passes the ones it cannot run as
-        `exclude`. `device` (the GPU the worker sees, hyperdist/distributed/gpus.py) is recorded on
-        the trials it claims.
+        Which candidates it tries is store/picks.py's `pick`: one given a `slot` (i, k), the i-th of
+        k workers started together, takes the trials whose tid is i modulo k, and another's only
+        when it has waited, so k workers reading the queue at once rarely pick the same trial.
+        Returns (whether each report was accepted, the claimed trials). A worker serving every
+        experiment passes the ones it cannot run as `exclude`. `device` (the GPU the worker sees,
+        hyperdist/distributed/gpus.py) is recorded on the trials it claims.
         """
         reports = [storable(r) for r in reports]
         query: dict[str, Any] = {"state": NEW}
