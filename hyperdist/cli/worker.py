@@ -63,8 +63,9 @@ class _Slot(click.ParamType):
               help="Most trials claimed at once; trials of at most 60 ms are claimed as many as fit in 120 ms.")
 @click.option("--slot", type=_Slot(), metavar="I/K",
               help="This is worker I of K started together (I from 0): it claims first the trials whose id is "
-                   "I modulo K, so the K workers seldom race for the same trial. `hyperdist search --workers K` "
-                   "numbers its own workers this way.")
+                   "I modulo K, and another's short trial only after seeing it wait 0.25 s, so the K workers "
+                   "seldom race for the same trial. `hyperdist search --workers K` numbers its own workers "
+                   "this way.")
 @click.option("--gpus", metavar="all|0,1,3",
               help="Start one worker process per GPU, each seeing only its device (CUDA_VISIBLE_DEVICES); 'all': "
                    "the devices in CUDA_VISIBLE_DEVICES, else those `nvidia-smi -L` lists.")
