@@ -12,6 +12,7 @@ from pymongo import DESCENDING
 from hyperdist.errors import StoreError, redact
 from hyperdist.store.connection import Database
 from hyperdist.store.document import FINISHED, HISTORY_FIELDS, STATES, TRIAL_FIELDS, TrialRecord, TrialState
+from hyperdist.store.picks import key
 
 log = logging.getLogger("hyperdist.store")
 _NUMBERS = re.compile(r"0x[0-9a-f]+|[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", re.IGNORECASE)  # addresses too
@@ -40,16 +41,16 @@ class History(Database):
         short trials), the finished ones are read through the claim index by state and tid range,
         one read per final state, and those not among `ids` dropped here: SecantusDB matches an
         `_id` `$in` in time that grows with the square of the list (server CPU for 80 open trials
-        6.7 ms, against 1.5 ms for the two range reads; for 6, 0.5 against 0.8 ms;
+        6.9 ms, against 1.5 ms for the two range reads; for 6, 0.6 against 0.7 ms;
         benchmarks/results/server_costs_in_lists.md). A range over state `$in` scans."""
         fields = dict(TRIAL_FIELDS, batch=1)  # batch: claimed with how many
-        wanted, tids = _id_set(ids), tids or []
+        tids = tids or []
         with self._errors("reading from"):
-            if wanted is not None and len(tids) >= 16 and max(tids) - min(tids) < 2 * len(tids) + 16:
-                span = {"$gte": min(tids), "$lte": max(tids)}
+            if len(tids) >= 16 and max(tids) - min(tids) < 2 * len(tids) + 16:
+                span, wanted = {"$gte": min(tids), "$lte": max(tids)}, {key({"_id": i}) for i in ids}
                 found = [d for state in FINISHED
                          for d in self._trials.find({"exp_key": exp_key, "state": state, "tid": span}, fields)]
-                docs = [d for d in found if (_id_set([d.get("_id")]) or set()) & wanted]
+                docs = [d for d in found if key(d) in wanted]
             else:
                 docs = list(self._trials.find({"_id": {"$in": ids}, "state": {"$in": list(FINISHED)}}, fields))
         return [_clean_fields(d) for d in docs]
@@ -282,11 +283,3 @@ def trial_problem(doc: dict) -> str:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _id_set(ids: list) -> set | None:
-    """`ids` as a set, or None when one cannot be hashed (an `_id` someone wrote as a document)."""
-    try:
-        return set(ids)
-    except TypeError:
-        return None

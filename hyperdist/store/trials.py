@@ -188,8 +188,8 @@ class TrialQueue(Database):
                  modified: int) -> tuple[list[bool], list[dict]]:
         """(reports accepted, picks won) from the reply's count, reading those documents by `_id` only
         when the count leaves it open. Only they are read, not the other candidates: SecantusDB
-        matches an `_id` `$in` in time that grows with the square of the list (2.3 ms of server CPU
-        for 40 ids, 0.4 ms for 6; docs/store-notes.md), and a claim that lost every pick reads the
+        matches an `_id` `$in` in time that grows with the square of the list (2.5 ms of server CPU
+        for 40 ids, 0.5 ms for 6; docs/store-notes.md), and a claim that lost every pick reads the
         queue afresh instead."""
         if modified == len(reports) + len(picks):
             return accepted, picks
