@@ -3,10 +3,12 @@ machine): whatever happens to them reaches the person running the search as one 
 search was told (--trial-timeout) reaches them. Real search and worker processes, real server."""
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -127,19 +129,27 @@ def test_a_worker_dying_mid_trial_is_told_and_the_start_workers_hint_comes_back(
         search.stop()
 
 
-def test_the_search_trial_timeout_reaches_a_worker_started_by_hand(mongo_url, db_name, tmp_path):
-    search = _Search(mongo_url, db_name, "slowpoke", tmp_path, "--max-evals", "1", "--trial-timeout", "1.5",
-                     objective="hang")
+@contextlib.contextmanager
+def _one_trial_by_hand(mongo_url: str, db_name: str, key: str, tmp_path: Path, objective: str,
+                       *search_args: str) -> Iterator[tuple[_Search, str]]:
+    """A one-trial search of `objective` whose trial a worker started by hand (with no options of
+    its own) runs to its exit: yields the search and the worker's output, and stops the search."""
+    search = _Search(mongo_url, db_name, key, tmp_path, "--max-evals", "1", *search_args, objective=objective)
     try:
-        worker = _worker(mongo_url, db_name, "slowpoke", tmp_path)  # no --trial-timeout of its own
-        out, _ = worker.communicate(timeout=90)
+        worker = _worker(mongo_url, db_name, key, tmp_path)
+        out, _ = worker.communicate(timeout=120)
         assert worker.returncode == 0, out
+        yield search, out
+    finally:
+        search.stop()
+
+
+def test_the_search_trial_timeout_reaches_a_worker_started_by_hand(mongo_url, db_name, tmp_path):
+    with _one_trial_by_hand(mongo_url, db_name, "slowpoke", tmp_path, "hang", "--trial-timeout", "1.5") as (search, out):
         assert "exceeded the per-trial timeout of 1.5 s" in out and "(0 done, 1 errors)" in out, out
         assert search.proc.wait(60) == 1  # every trial failed
         [trial] = search.store.records("slowpoke")
         assert trial.state == "ERROR" and trial.error["type"] == "TrialTimeout"
-    finally:
-        search.stop()
 
 
 def test_a_workers_own_trial_timeout_wins_over_the_stored_one(store):
@@ -185,17 +195,11 @@ def test_a_trial_timeout_beyond_30_days_is_refused_before_anything_runs(mongo_ur
 
 
 def test_a_result_too_large_to_store_is_logged_and_counted_as_the_error_stored(mongo_url, db_name, tmp_path):
-    search = _Search(mongo_url, db_name, "huge", tmp_path, "--max-evals", "1", objective="huge")
-    try:
-        worker = _worker(mongo_url, db_name, "huge", tmp_path)
-        out, _ = worker.communicate(timeout=120)
-        assert worker.returncode == 0, out
+    with _one_trial_by_hand(mongo_url, db_name, "huge", tmp_path, "huge") as (search, out):
         assert "ERROR: ResultTooLarge: the result takes 20.0 MiB as BSON" in out and " DONE " not in out, out
         assert "(0 done, 1 errors)" in out, out
         [trial] = search.store.records("huge")
         assert trial.state == "ERROR" and trial.error["type"] == "ResultTooLarge"
-    finally:
-        search.stop()
 
 
 def test_refusals_are_bounded_and_a_planted_list_is_read_as_text(store):

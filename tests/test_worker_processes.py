@@ -2,6 +2,7 @@
 its trial or its worker (real worker processes, a real server)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
@@ -9,6 +10,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -91,37 +93,38 @@ def test_a_failed_trials_memory_is_freed_before_the_next_trial(mongo_url, db_nam
     store.close()
 
 
-def test_a_worker_in_process_ends_what_its_objective_left_running(mongo_url, db_name, tmp_path):
+@contextlib.contextmanager
+def _logging_pids(mongo_url: str, db: str, tmp_path: Path, fn: str, trials: int,
+                  *worker_args: str) -> Iterator[tuple[Store, subprocess.Popen, str, list[int]]]:
+    """`trials` trials of `fn`, whose objective logs the pids of the processes it starts, run by one
+    worker to the search's end: yields the store, the worker, its output and those pids, and kills
+    whatever of them is left afterwards."""
     log = tmp_path / "pids"
-    store = Store(mongo_url, db=db_name)
-    coord = _search(store, "starts_processes", 3)
-    worker = _worker(mongo_url, db_name, "starts_processes", env=worker_env(HYPERDIST_TEST_LOG=str(log)))
+    store = Store(mongo_url, db=db)
+    coord = _search(store, fn, trials)
+    worker = _worker(mongo_url, db, fn, *worker_args, env=worker_env(HYPERDIST_TEST_LOG=str(log)))
     out = _finish(coord, worker)
     pids = _pids(log)
     try:
+        yield store, worker, out, pids
+    finally:
+        _kill_survivors(pids)
+        store.close()
+
+
+def test_a_worker_in_process_ends_what_its_objective_left_running(mongo_url, db_name, tmp_path):
+    with _logging_pids(mongo_url, db_name, tmp_path, "starts_processes", 3) as (_, worker, out, pids):
         assert worker.returncode == 0 and len(pids) == 6, out
         wait_until(lambda: not any(map(_alive, pids)), 30, "the objective's programs and forks to end")
         assert "ended 6 process(es) the objective had started" in out, out
-    finally:
-        _kill_survivors(pids)
-    store.close()
 
 
 def test_a_trial_timeout_in_a_subprocess_ends_the_programs_the_objective_started(mongo_url, db_name, tmp_path):
-    log = tmp_path / "pids"
-    store = Store(mongo_url, db=db_name)
-    coord = _search(store, "runs_a_program", 2)
-    worker = _worker(mongo_url, db_name, "runs_a_program", "--subprocess", "--trial-timeout", "2",
-                     env=worker_env(HYPERDIST_TEST_LOG=str(log)))
-    out = _finish(coord, worker)
-    pids = _pids(log)
-    try:
+    with _logging_pids(mongo_url, db_name, tmp_path, "runs_a_program", 2, "--subprocess", "--trial-timeout",
+                       "2") as (store, _, out, pids):
         assert [d["error"]["type"] for d in store.history("runs_a_program")] == ["TrialTimeout"] * 2, out
         assert len(pids) == 4, out
         wait_until(lambda: not any(map(_alive, pids)), 30, "the trial's child and its `sleep 301` to end")
-    finally:
-        _kill_survivors(pids)
-    store.close()
 
 
 def test_a_killed_workers_trial_child_dies_with_it(mongo_url, db_name, tmp_path):
