@@ -145,7 +145,8 @@ def _one_trial_by_hand(mongo_url: str, db_name: str, key: str, tmp_path: Path, o
 
 
 def test_the_search_trial_timeout_reaches_a_worker_started_by_hand(mongo_url, db_name, tmp_path):
-    with _one_trial_by_hand(mongo_url, db_name, "slowpoke", tmp_path, "hang", "--trial-timeout", "1.5") as (search, out):
+    with _one_trial_by_hand(mongo_url, db_name, "slowpoke", tmp_path, "hang",
+                            "--trial-timeout", "1.5") as (search, out):
         assert "exceeded the per-trial timeout of 1.5 s" in out and "(0 done, 1 errors)" in out, out
         assert search.proc.wait(60) == 1  # every trial failed
         [trial] = search.store.records("slowpoke")
