@@ -124,6 +124,32 @@ def test_a_worker_with_a_slot_claims_its_own_trials_first(mongomock_store, monke
     assert s.counts("e") == {NEW: 3, RUNNING: 6, DONE: 0, ERROR: 0}
 
 
+def test_a_slot_worker_claiming_batches_reads_only_the_trials_new_to_it(mongomock_store, monkeypatch):
+    """Between two reads of the whole queue, a slot worker claiming short trials asks only for the
+    tids above what it has read, or from its own trial still waiting; the read of the whole queue,
+    every STEAL_AFTER seconds, finds its trial handed back below that range."""
+    s = mongomock_store
+    _queued(s, 6)
+    trials, filters = raw.trials(s), []
+    find = trials.find
+    monkeypatch.setattr(trials, "find", lambda where, *a, **k: filters.append(where) or find(where, *a, **k))
+    first = s.report_and_claim([], "w", 30, "e", n=2, slot=(0, 2))[1]
+    (left,) = {0, 2, 4} - {d["tid"] for d in first}  # two of its three, in the read's shuffled order
+    assert "tid" not in filters[-1]
+    assert [d["tid"] for d in s.report_and_claim([], "w", 30, "e", n=2, slot=(0, 2))[1]] == [left]
+    assert filters[-1]["tid"] == {"$gte": left}
+    s.insert_trials("e", [(6, {"x": 0.6}), (7, {"x": 0.7}), (8, {"x": 0.8})])
+    assert s.release(first[0]["_id"], first[0]["lease_token"])  # below the range now
+    assert sorted(d["tid"] for d in s.report_and_claim([], "w", 30, "e", n=2, slot=(0, 2))[1]) == [6, 8]
+    assert filters[-1]["tid"] == {"$gte": 6}
+    assert s.report_and_claim([], "w", 30, "e", n=2, slot=(0, 2))[1] == []
+    monkeypatch.setattr(picks, "STEAL_AFTER", 0.0)  # the whole queue is due
+    assert [d["tid"] for d in s.report_and_claim([], "w", 30, "e", n=2, slot=(0, 2))[1]] == [first[0]["tid"]]
+    assert "tid" not in filters[-1]
+    assert [d["tid"] for d in s.report_and_claim([], "w", 30, "e", n=1, slot=(0, 2))[1]] in ([1], [3], [5], [7])
+    assert "tid" not in filters[-1]  # one trial at a time: the whole queue
+
+
 def test_claim_stays_within_its_experiment(mongomock_store):
     _queued(mongomock_store, 1, "a")
     _experiment(mongomock_store, "b")
@@ -270,9 +296,9 @@ def test_a_claim_that_lost_every_pick_reads_the_queue_again(mongomock_store, mon
     reads: list[dict] = []
     fresh = s._read_candidates
 
-    def read(query: dict) -> list[dict]:
+    def read(query: dict, ranged: bool = False) -> list[dict]:
         reads.append(query)
-        return [dict(taken, state=NEW)] if len(reads) == 1 else fresh(query)  # the first read was before w1's claim
+        return [dict(taken, state=NEW)] if len(reads) == 1 else fresh(query, ranged)  # the first read was before w1's claim
 
     monkeypatch.setattr(s, "_read_candidates", read)
     (doc,) = s.report_and_claim([], "w2", 30, "e", n=1)[1]

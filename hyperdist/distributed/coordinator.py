@@ -302,8 +302,8 @@ class Coordinator:
 
     def _insert_unsent(self) -> None:
         """Insert the suggestions until the server acknowledges them. An insert whose reply was lost
-        in an outage may have gone in: it is sent again with the same tids, which the unique
-        (exp_key, tid) index turns into the documents already there, never into extra trials."""
+        in an outage may have gone in: it is sent again with the same tids, whose `_id`s
+        (store.document.trial_key) meet the documents already there, never extra trials."""
         ids = self.store.insert_trials(self.exp_key, self._unsent, self.space.hash)
         for key, (tid, params) in zip(ids, self._unsent):
             self._record({"_id": key, "tid": tid, "state": TrialState.NEW, "params": params})

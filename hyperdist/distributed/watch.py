@@ -7,8 +7,8 @@ exited and no other worker has claimed, run or finished a trial for a lease, the
 (`WorkersGone`). A search with no local workers prints the command to start one whenever no worker
 has claimed, run or finished a trial for `hint_after` seconds: at the start, and again each time the
 workers it had are all gone (a worker that died mid-trial is noticed when its lease runs out).
-Other workers are seen through the trials they hold: the last few hundred trials, read through the
-(exp_key, tid) index, name their owner and when it claimed, last beat for or finished them.
+Other workers are seen through the trials they hold: the last few hundred trials, read by tid range
+through the claim index, name their owner and when it claimed, last beat for or finished them.
 A trial that runs far longer than the others (a hung objective, with no --trial-timeout to end it)
 is named once, so a search that seems stuck says where.
 """

@@ -46,6 +46,14 @@ FINISHED = (TrialState.DONE, TrialState.ERROR)
 OPEN = (TrialState.NEW, TrialState.RUNNING)
 STATES = tuple(TrialState)
 
+def trial_key(exp_key: str, tid: int) -> str:
+    """Trial `tid`'s `_id`: one document per tid, held by the `_id` index alone (an index of its own on
+    (exp_key, tid) cost SecantusDB a fifth of its CPU per trial; docs/store-notes.md), so an insert
+    repeated after a lost reply meets the document already there. The tid is the text after the
+    last colon, so no two (exp_key, tid) share a key, and no key looks like an ObjectId."""
+    return f"{exp_key}:{int(tid)}"
+
+
 def new_trial(key: Any, exp_key: str, tid: int, params: dict, space_hash: str | None,
               now: dt.datetime) -> dict[str, Any]:
     """A trial document as the coordinator inserts it: NEW, every field it will have present. Later

@@ -11,7 +11,7 @@ from pymongo import DESCENDING
 
 from hyperdist.errors import StoreError, redact
 from hyperdist.store.connection import Database
-from hyperdist.store.document import FINISHED, HISTORY_FIELDS, STATES, TRIAL_FIELDS, TrialRecord, TrialState
+from hyperdist.store.document import FINISHED, HISTORY_FIELDS, STATES, TRIAL_FIELDS, TrialRecord, TrialState, trial_key
 from hyperdist.store.picks import key
 
 log = logging.getLogger("hyperdist.store")
@@ -83,11 +83,23 @@ class History(Database):
             yield from valid_trials(self._trials.find({"exp_key": exp_key}, fields or HISTORY_FIELDS).batch_size(5000),
                                     exp_key)
 
+    def _by_state(self, exp_key: str, fields: dict, tids: dict | None = None, states: Iterable[str] = STATES,
+                  newest: int | None = None, **query: Any) -> list[dict]:
+        """The trials whose tid matches `tids` (a range), through the claim index, one read per state
+        (a `state` `$in` beside a tid range scans on SecantusDB); with `newest`, at most that many
+        of the highest tids of each state."""
+        docs: list[dict] = []
+        for state in states:
+            where = {"exp_key": exp_key, "state": state, **({"tid": tids} if tids else {}), **query}
+            cursor = self._trials.find(where, fields)
+            docs += cursor.sort("tid", DESCENDING).limit(newest) if newest else cursor
+        return docs
+
     def trials_since(self, exp_key: str, tid: int, ids: list, fields: dict) -> list[dict]:
-        """The trials a snapshot leaves out: those above its watermark `tid`, through the (exp_key,
-        tid) index, and those open when it was taken (`ids`)."""
+        """The trials a snapshot leaves out: those above its watermark `tid`, by state and tid range,
+        and those open when it was taken (`ids`)."""
         with self._errors("reading from"):
-            docs = list(self._trials.find({"exp_key": exp_key, "tid": {"$gt": tid}}, fields))
+            docs = self._by_state(exp_key, fields, {"$gt": tid})
             if ids:
                 docs += self._trials.find({"_id": {"$in": ids}, "tid": {"$lte": tid}}, fields)
         return list(valid_trials(docs, exp_key))
@@ -111,21 +123,25 @@ class History(Database):
                     pruned: bool | None = None) -> list[TrialRecord]:
         """Trials in tid order, optionally of one state, and pruned or not (a pruned trial is a done
         one whose result says "pruned"); with `limit`, the last (most recent) ones, read newest first
-        through the (exp_key, tid) or claim index."""
-        query: dict = {"exp_key": exp_key, **({"state": TrialState(state).value} if state else {})}
+        through the claim index, one read per state."""
+        query: dict = {}
         if pruned is not None:
             query["result.status"] = "pruned" if pruned else {"$ne": "pruned"}
         with self._errors("reading from"):
-            cursor = self._trials.find(query, HISTORY_FIELDS).sort("tid", DESCENDING)
-            docs = list(valid_trials(cursor.limit(limit) if limit else cursor, exp_key))
-        return [TrialRecord.from_doc(d) for d in docs[::-1]]
+            docs = self._by_state(exp_key, HISTORY_FIELDS, None, [TrialState(state).value] if state else STATES,
+                                  limit, **query)
+        docs = sorted(valid_trials(docs, exp_key), key=lambda d: d["tid"])
+        return [TrialRecord.from_doc(d) for d in (docs[-limit:] if limit else docs)]
 
     def get_trial(self, exp_key: str, tid: int) -> TrialRecord:
         """One trial, for `hyperdist show`."""
         with self._errors("reading from"):
-            raw = self._trials.find_one({"exp_key": exp_key, "tid": tid}, {"lease_token": 0})
+            raw = self._trials.find_one({"_id": trial_key(exp_key, tid)}, {"lease_token": 0})
+            if raw is None or raw.get("exp_key") != exp_key or raw.get("tid") != tid:  # stored otherwise (by hand)
+                raw = self._trials.find_one({"exp_key": exp_key, "tid": tid}, {"lease_token": 0})
             if raw is None:
-                last = self._trials.find_one({"exp_key": exp_key}, {"tid": 1}, sort=[("tid", DESCENDING)])
+                last = max(self._by_state(exp_key, {"tid": 1}, newest=1),
+                           key=lambda d: d["tid"] if isinstance(d.get("tid"), int) else -1, default=None)
         if raw is None:
             # ids are reserved in blocks, so a stopped coordinator leaves ids that no trial ever had
             known = (f"its trial ids go up to {last['tid']}, with gaps where reserved ids were never used; "
@@ -178,12 +194,11 @@ class History(Database):
         return TrialRecord.from_doc(found) if found else None
 
     def recent_trials(self, exp_key: str, above_tid: int) -> list[dict]:
-        """Who claimed, ran and finished the trials above `above_tid`: a range through the (exp_key,
-        tid) index, cheap whatever the size of the history (docs/store-notes.md)."""
+        """Who claimed, ran and finished the trials above `above_tid`: tid ranges through the claim
+        index, cheap whatever the size of the history (docs/store-notes.md)."""
         with self._errors("reading from"):
-            return list(self._trials.find({"exp_key": exp_key, "tid": {"$gt": above_tid}},
-                                          {"tid": 1, "state": 1, "owner": 1, "claimed": 1, "heartbeat": 1,
-                                           "finished": 1, "attempts": 1}))
+            return self._by_state(exp_key, {"tid": 1, "state": 1, "owner": 1, "claimed": 1, "heartbeat": 1,
+                                            "finished": 1, "attempts": 1}, {"$gt": above_tid})
 
 
 def outcome(state: str | None, status: str | None) -> str:

@@ -20,7 +20,8 @@ from pymongo import ASCENDING, UpdateMany, UpdateOne
 from pymongo.errors import BulkWriteError, DocumentTooLarge, WriteError
 
 from hyperdist.store.connection import Database
-from hyperdist.store.document import CANDIDATE_FIELDS, FINISHED, TrialState, count, new_trial, utc, utc_later, utc_now
+from hyperdist.store.document import (CANDIDATE_FIELDS, FINISHED, TrialState, count, new_trial, trial_key, utc, utc_later,
+                                      utc_now)
 from hyperdist.store.picks import pick
 
 NEW, RUNNING, DONE, ERROR = TrialState.NEW, TrialState.RUNNING, TrialState.DONE, TrialState.ERROR
@@ -71,21 +72,17 @@ class TrialQueue(Database):
     """The protocol steps of a trial's life, in the order a trial lives them."""
 
     def insert_trials(self, exp_key: str, trials: list[tuple[int, dict]], space_hash: str | None = None) -> list:
-        """Enqueue NEW trials; `space_hash` lets a worker reuse the experiment it has already loaded."""
+        """Enqueue NEW trials; `space_hash` lets a worker reuse the experiment it has already loaded.
+        A tid inserted before (a repeat after a lost reply) keeps its document: the `_id` is the
+        tid's own (`trial_key`)."""
         now = utc_now()
-        docs = [new_trial(ObjectId(), exp_key, tid, params, space_hash, now) for tid, params in trials]
+        docs = [new_trial(trial_key(exp_key, tid), exp_key, tid, params, space_hash, now) for tid, params in trials]
         with self._errors("writing to"):
             try:
                 self._trials.insert_many(docs, ordered=False)
-            except BulkWriteError as exc:  # a re-inserted tid keeps its existing document
+            except BulkWriteError as exc:
                 if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
                     raise
-                taken = {e["op"]["tid"] for e in exc.details["writeErrors"]}
-                existing = {d["tid"]: d["_id"] for d in self._trials.find(
-                    {"exp_key": exp_key, "tid": {"$in": sorted(taken)}}, {"_id": 1, "tid": 1})}
-                for doc in docs:
-                    if doc["tid"] in taken:
-                        doc["_id"] = existing[doc["tid"]]
         return [doc["_id"] for doc in docs]
 
     def claim(self, owner: str, lease_seconds: float, exp_key: str | None = None) -> dict | None:
@@ -122,11 +119,16 @@ class TrialQueue(Database):
                 query["exp_key"] = {"$nin": list(exclude)}
         accepted: list[bool] | None = None if reports else []
         claimed: list[dict] = []
+        # a slot worker claiming short trials of one experiment reads only the tids new to it (picks.Sightings)
+        ranged = slot is not None and n > 1 and isinstance(query.get("exp_key"), str)
         with self._errors("claiming from"):
-            candidates, rereads, attempts = (self._read_candidates(query) if n > 0 else []), 1, 3
+            candidates, rereads, attempts = (self._read_candidates(query, ranged) if n > 0 else []), 1, 3
             while candidates and not claimed and attempts:
                 attempts -= 1
+                read = candidates
                 picks, candidates = pick(candidates, n, slot, self._sightings.stale())
+                if slot is not None:
+                    self._sightings.left(read, candidates, slot)
                 take = len(picks)
                 if not take:  # only other workers' trials, which they are about to claim
                     break
@@ -145,7 +147,7 @@ class TrialQueue(Database):
                 accepted = ok if sent else accepted
                 claimed = [dict(d, **fields, attempts=count(d.get("attempts")) + 1) for d in won]
                 if not won and rereads:  # every pick lost: the other candidates may be gone too; look once more
-                    candidates, rereads = self._read_candidates(query), 0
+                    candidates, rereads = self._read_candidates(query, ranged), 0
             if accepted is None:  # nothing to claim: the reports alone
                 accepted = self._resolve(reports, [], "", *self._write_reports(reports, None))[0]
         return accepted, claimed
@@ -201,13 +203,16 @@ class TrialQueue(Database):
                     and held[r.trial_id].get("lease_token") == r.token for ok, r in zip(accepted, reports)]
         return accepted, [d for d in picks if held.get(d["_id"], {}).get("lease_token") == token]
 
-    def _read_candidates(self, query: dict) -> list[dict]:
-        """The oldest 32 NEW trials, shuffled so that workers reading together rarely pick the same
-        one: independent shuffles lose fewer picks than a fixed preference per worker, and 32 rather
-        than 16 leaves batches of short trials room (both measured in docs/store-notes.md)."""
-        docs = list(self._trials.find(query, CANDIDATE_FIELDS).sort("tid", ASCENDING).limit(32))
+    def _read_candidates(self, query: dict, ranged: bool = False) -> list[dict]:
+        """The oldest 32 NEW trials (`ranged`: from the tid `Sightings.floor` on, when it has one),
+        shuffled so that workers reading together rarely pick the same one: independent shuffles
+        lose fewer picks than a fixed preference per worker, and 32 rather than 16 leaves batches
+        of short trials room (both measured in docs/store-notes.md)."""
+        floor = self._sightings.floor() if ranged else None
+        where = query if floor is None else dict(query, tid={"$gte": floor})
+        docs = list(self._trials.find(where, CANDIDATE_FIELDS).sort("tid", ASCENDING).limit(32))
         self._shuffle.shuffle(docs)
-        self._sightings.saw(docs)
+        self._sightings.saw(docs, whole=floor is None)
         return docs
 
     def heartbeat(self, trial_id: Any, token: str, lease_seconds: float) -> bool:
