@@ -80,6 +80,27 @@ def test_reinserting_a_tid_keeps_the_existing_document(mongomock_store):
     assert all(d["state"] == NEW and d["attempts"] == 0 and d["result"] is None for d in history)
 
 
+def test_trials_stored_with_object_ids_are_still_read_by_tid(mongomock_store):
+    """Trials written before a trial's `_id` was its `exp_key:tid` (ObjectIds, found through an
+    (exp_key, tid) index) are still read: every read by tid goes by state through the claim index."""
+    from bson import ObjectId
+
+    from hyperdist.store.document import new_trial
+
+    s = mongomock_store
+    _experiment(s)
+    old = [new_trial(ObjectId(), "e", tid, {"x": tid / 10}, "h1", _now()) for tid in range(4)]
+    raw.trials(s).insert_many(old)
+    raw.trials(s).update_one({"tid": 1}, {"$set": {"state": DONE, "result": OK}})
+    new = s.insert_trials("e", [(4, {"x": 0.4})])
+    assert new == ["e:4"] and s.get_trial("e", 2).params == {"x": 0.2} and s.get_trial("e", 4).state == NEW
+    assert [d["tid"] for d in sorted(s.trials_since("e", 1, [], {"tid": 1, "state": 1}), key=lambda d: d["tid"])] == [2, 3, 4]
+    assert [r.tid for r in s.find_trials("e", limit=3)] == [2, 3, 4] and [r.tid for r in s.find_trials("e", DONE)] == [1]
+    assert sorted(d["tid"] for d in s.recent_trials("e", 2)) == [3, 4]
+    with pytest.raises(StoreError, match="its trial ids go up to 4"):
+        s.get_trial("e", 9)
+
+
 def test_claim_report_counts(mongomock_store):
     s = mongomock_store
     ids = _queued(s, 2)
