@@ -40,9 +40,9 @@ from hyperdist.server.embedded import LocalServer, start_server, stop_server
 from hyperdist.space.compiled import compile_space
 from hyperdist.store import Report, Store
 from hyperdist.store import testing as raw
-from hyperdist.store.document import CANDIDATE_FIELDS, TRIAL_FIELDS
+from hyperdist.store.document import TRIAL_FIELDS
 
-PROJECTION = CANDIDATE_FIELDS  # what a worker's claim reads of each candidate
+PROJECTION = None  # what a worker's claim reads of each candidate: the whole document
 
 
 def cpu_seconds(pid: int) -> float:

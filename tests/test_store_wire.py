@@ -113,9 +113,8 @@ def test_racing_processes_claim_each_trial_exactly_once(store, mongo_url):
 def _candidates_in_order(store: Store, monkeypatch, order: list) -> None:
     """Make the claim read return these trials (by _id), as if read just before a race; the claim
     tries them from the end."""
-    def read(query: dict) -> list[dict]:
-        return [raw.trials(store).find_one({"_id": key}, {"_id": 1, "exp_key": 1, "tid": 1, "params": 1, "attempts": 1})
-                for key in order]
+    def read(query: dict, ranged: bool = False) -> list[dict]:
+        return [raw.trials(store).find_one({"_id": key}) for key in order]
     monkeypatch.setattr(store, "_read_candidates", read)
 
 

@@ -56,11 +56,13 @@ def trial_key(exp_key: str, tid: int) -> str:
 
 def new_trial(key: Any, exp_key: str, tid: int, params: dict, space_hash: str | None,
               now: dt.datetime) -> dict[str, Any]:
-    """A trial document as the coordinator inserts it: NEW, every field it will have present. Later
-    writes add `heartbeat`, `batch`, `device`, `intermediate` and `lost` (store/trials.py)."""
+    """A trial document as the coordinator inserts it: NEW, without the fields its claim and report
+    write (`owner`, the lease's, `result`, `error`, their times), which readers take as None: on
+    each of those writes SecantusDB reads, rewrites and diffs the whole document. Later writes also
+    add `heartbeat`, `batch`, `device`, `intermediate` and `lost` (store/trials.py)."""
     return {"_id": key, "exp_key": exp_key, "tid": tid, "state": TrialState.NEW.value, "params": params,
-            "result": None, "attempts": 0, "owner": None, "lease_token": None, "lease_until": None, "created": now,
-            "claimed": None, "finished": None, "error": None, "space_hash": space_hash}
+            "attempts": 0, "created": now, "space_hash": space_hash}
+
 
 
 def new_experiment(exp_key: str, *, space: dict, space_hash: str, objective: str | None, algo: dict,
@@ -112,8 +114,6 @@ RESUME_FIELDS = {"_id": 1, "tid": 1, "state": 1, "params": 1, "result.loss": 1, 
 SUMMARY_FIELDS = {"tid": 1, "state": 1, "result.loss": 1, "result.status": 1, "finished": 1, "owner": 1}
 # What a tracker reads to know which trials have finished.
 STATE_FIELDS = {"_id": 1, "tid": 1, "state": 1}
-# What a worker's claim reads of each NEW candidate.
-CANDIDATE_FIELDS = {"_id": 1, "exp_key": 1, "tid": 1, "params": 1, "attempts": 1, "space_hash": 1}
 
 
 def count(value: Any) -> int:

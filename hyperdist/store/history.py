@@ -251,7 +251,10 @@ def _noting(text: str, note: str) -> str:
 def _clean_fields(doc: dict) -> dict:
     """params and intermediate values: numbers only (steps keyed by integers); result: a dict whose
     loss is a number or None; error: a dict, its text and the result's failure with credentials
-    redacted (a trial stored before errors were redacted, or written by anyone, may hold them)."""
+    redacted (a trial stored before errors were redacted, or written by anyone, may hold them);
+    a result and an error not written yet (document.new_trial), as None."""
+    doc.setdefault("result", None)
+    doc.setdefault("error", None)
     params = doc.get("params")
     doc["params"] = {k: v for k, v in params.items() if _number(v) and math.isfinite(v)} \
         if isinstance(params, dict) else {}

@@ -20,7 +20,7 @@ from pymongo import ASCENDING, UpdateMany, UpdateOne
 from pymongo.errors import BulkWriteError, DocumentTooLarge, WriteError
 
 from hyperdist.store.connection import Database
-from hyperdist.store.document import (CANDIDATE_FIELDS, FINISHED, TrialState, count, new_trial, trial_key, utc, utc_later,
+from hyperdist.store.document import (FINISHED, TrialState, count, new_trial, trial_key, utc, utc_later,
                                       utc_now)
 from hyperdist.store.picks import pick
 
@@ -207,10 +207,11 @@ class TrialQueue(Database):
         """The oldest 32 NEW trials (`ranged`: from the tid `Sightings.floor` on, when it has one),
         shuffled so that workers reading together rarely pick the same one: independent shuffles
         lose fewer picks than a fixed preference per worker, and 32 rather than 16 leaves batches
-        of short trials room (both measured in docs/store-notes.md)."""
+        of short trials room (both measured in docs/store-notes.md). Whole documents: SecantusDB
+        charges more for a projection than for the few fields of a NEW trial it would leave out."""
         floor = self._sightings.floor() if ranged else None
         where = query if floor is None else dict(query, tid={"$gte": floor})
-        docs = list(self._trials.find(where, CANDIDATE_FIELDS).sort("tid", ASCENDING).limit(32))
+        docs = list(self._trials.find(where).sort("tid", ASCENDING).limit(32))
         self._shuffle.shuffle(docs)
         self._sightings.saw(docs, whole=floor is None)
         return docs
