@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hyperdist import hp
-from hyperdist.errors import HyperdistError, ObjectiveError, SpaceError, redact
+from hyperdist.errors import HyperdistError, ObjectiveError, ObjectiveNotAllowed, SpaceError, redact
 from hyperdist.objective.reference import AllowList, canonical, parse, same
 from hyperdist.objective.result import MAX_DEPTH, UnstorableResult, plain
 from hyperdist.space.compiled import compile_space, space_from_json
@@ -149,6 +150,28 @@ def test_a_relative_reference_resolves_against_the_workers_directory(tmp_path):
     assert fn({}) == 1.5
     with pytest.raises(ObjectiveError, match="--path"):
         load_objective("obj.py:f", AllowList([str(tmp_path)]), Path(tmp_path / "nowhere"))
+
+
+def test_a_file_entry_permits_the_module_that_file_is(tmp_path, monkeypatch):
+    """`--allow mysearch.py` with an objective imported as `mysearch:objective` (the README's
+    MongoTrials example): the module is found, without running it, to be the allowed file. A module
+    found elsewhere stays refused, and is not run."""
+    from hyperdist.objective.reference import load_objective
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (tmp_path / "hd_allowed_search.py").write_text("def objective(p):\n    return 2.5\n")
+    (tmp_path / "hd_other_search.py").write_text("open(__file__ + '.ran', 'w').close()\ndef objective(p):\n    return 0\n")
+    (tmp_path / "json.py").write_text("def loads(p):\n    return 0\n")
+    try:
+        allow = AllowList(["hd_allowed_search.py", "json.py"], cwd=tmp_path)
+        assert load_objective("hd_allowed_search:objective", allow, tmp_path)({}) == 2.5
+        with pytest.raises(ObjectiveNotAllowed):
+            load_objective("hd_other_search:objective", allow, tmp_path)
+        assert not (tmp_path / "hd_other_search.py.ran").exists()
+        with pytest.raises(ObjectiveNotAllowed):  # `json` imports the standard library's, not the allowed json.py
+            load_objective("json:loads", allow, tmp_path)
+    finally:
+        sys.modules.pop("hd_allowed_search", None)
 
 
 @pytest.mark.parametrize("text", ["\x1b]0;title\x07 cleared", "\x1b]52;c;cHduZWQ=\x07", "\x1b[2J\x9b31m",

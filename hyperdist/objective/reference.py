@@ -16,6 +16,7 @@ library and installed packages, so a `csv.py` next to an objective cannot shadow
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import json
 import os
@@ -150,9 +151,12 @@ class AllowList:
         if r.name.startswith("_"):
             return False
         if r.is_file:
-            path = r.path(base)
-            return any(path == p or p in path.parents for p in self._paths)
-        return any(_within(r.target, m) for m in self._modules)
+            return self._permits(r.path(base))
+        # a file entry also permits the module that file is (`--allow mysearch.py`, `mysearch:objective`)
+        return any(_within(r.target, m) for m in self._modules) or self._permits(_module_file(r.target, base))
+
+    def _permits(self, path: Path | None) -> bool:
+        return path is not None and any(path == p or p in path.parents for p in self._paths)
 
     def refusal(self, ref: str, base: Path | None = None) -> ObjectiveNotAllowed:
         """The refusal, with file paths resolved (an entry is taken from the working directory, a
@@ -269,6 +273,20 @@ def _append_path(directory: Path) -> None:
     entry = str(directory)
     if entry not in sys.path:
         sys.path.append(entry)
+
+
+def _module_file(name: str, base: Path) -> Path | None:
+    """The file the top-level module `name` would be imported from (the way `_import_module` imports:
+    installed packages first, then `base`), found without running any of its code; None for a
+    dotted name (finding it would run its packages' `__init__`) or a module that is no file."""
+    if not name.isidentifier() or name in sys.builtin_module_names or importlib.machinery.FrozenImporter.find_spec(name):
+        return None
+    if name in sys.modules:
+        origin = getattr(sys.modules[name], "__file__", None)
+    else:
+        spec = importlib.machinery.PathFinder.find_spec(name, sys.path + [str(base)])
+        origin = spec.origin if spec is not None else None
+    return Path(origin).resolve() if isinstance(origin, str) else None
 
 
 def _import_module(name: str, base: Path) -> Any:
