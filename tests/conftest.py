@@ -14,6 +14,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # A local server a command under test starts outlives it by this long (default 300 s), not longer.
 os.environ.setdefault("HYPERDIST_SERVER_IDLE", "10")
+# The signal tests send SIGHUP to the commands they start, which inherit this process's disposition:
+# under `nohup` (SIG_IGN) a command rightly leaves it ignored, and those tests would see no hangup.
+if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 from hyperdist.server.embedded import LocalServer, start_server, stop_server  # noqa: E402
 from hyperdist.store import Store  # noqa: E402
