@@ -160,7 +160,8 @@ def test_a_file_entry_permits_the_module_that_file_is(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sys, "path", list(sys.path))
     (tmp_path / "hd_allowed_search.py").write_text("def objective(p):\n    return 2.5\n")
-    (tmp_path / "hd_other_search.py").write_text("open(__file__ + '.ran', 'w').close()\ndef objective(p):\n    return 0\n")
+    (tmp_path / "hd_other_search.py").write_text("open(__file__ + '.ran', 'w').close()\n"
+                                                 "def objective(p):\n    return 0\n")
     (tmp_path / "json.py").write_text("def loads(p):\n    return 0\n")
     try:
         allow = AllowList(["hd_allowed_search.py", "json.py"], cwd=tmp_path)

@@ -94,8 +94,9 @@ def test_trials_stored_with_object_ids_are_still_read_by_tid(mongomock_store):
     raw.trials(s).update_one({"tid": 1}, {"$set": {"state": DONE, "result": OK}})
     new = s.insert_trials("e", [(4, {"x": 0.4})])
     assert new == ["e:4"] and s.get_trial("e", 2).params == {"x": 0.2} and s.get_trial("e", 4).state == NEW
-    assert [d["tid"] for d in sorted(s.trials_since("e", 1, [], {"tid": 1, "state": 1}), key=lambda d: d["tid"])] == [2, 3, 4]
-    assert [r.tid for r in s.find_trials("e", limit=3)] == [2, 3, 4] and [r.tid for r in s.find_trials("e", DONE)] == [1]
+    assert sorted(d["tid"] for d in s.trials_since("e", 1, [], {"tid": 1, "state": 1})) == [2, 3, 4]
+    assert [r.tid for r in s.find_trials("e", limit=3)] == [2, 3, 4]
+    assert [r.tid for r in s.find_trials("e", DONE)] == [1]
     assert sorted(d["tid"] for d in s.recent_trials("e", 2)) == [3, 4]
     with pytest.raises(StoreError, match="its trial ids go up to 4"):
         s.get_trial("e", 9)
@@ -319,7 +320,7 @@ def test_a_claim_that_lost_every_pick_reads_the_queue_again(mongomock_store, mon
 
     def read(query: dict, ranged: bool = False) -> list[dict]:
         reads.append(query)
-        return [dict(taken, state=NEW)] if len(reads) == 1 else fresh(query, ranged)  # the first read was before w1's claim
+        return [dict(taken, state=NEW)] if len(reads) == 1 else fresh(query, ranged)  # the first: before w1's claim
 
     monkeypatch.setattr(s, "_read_candidates", read)
     (doc,) = s.report_and_claim([], "w2", 30, "e", n=1)[1]

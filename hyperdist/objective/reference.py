@@ -279,7 +279,9 @@ def _module_file(name: str, base: Path) -> Path | None:
     """The file the top-level module `name` would be imported from (the way `_import_module` imports:
     installed packages first, then `base`), found without running any of its code; None for a
     dotted name (finding it would run its packages' `__init__`) or a module that is no file."""
-    if not name.isidentifier() or name in sys.builtin_module_names or importlib.machinery.FrozenImporter.find_spec(name):
+    if not name.isidentifier() or name in sys.builtin_module_names:
+        return None
+    if importlib.machinery.FrozenImporter.find_spec(name) is not None:
         return None
     if name in sys.modules:
         origin = getattr(sys.modules[name], "__file__", None)

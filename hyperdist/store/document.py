@@ -46,6 +46,7 @@ FINISHED = (TrialState.DONE, TrialState.ERROR)
 OPEN = (TrialState.NEW, TrialState.RUNNING)
 STATES = tuple(TrialState)
 
+
 def trial_key(exp_key: str, tid: int) -> str:
     """Trial `tid`'s `_id`: one document per tid, held by the `_id` index alone (an index of its own on
     (exp_key, tid) cost SecantusDB a fifth of its CPU per trial; docs/store-notes.md), so an insert
@@ -62,7 +63,6 @@ def new_trial(key: Any, exp_key: str, tid: int, params: dict, space_hash: str | 
     add `heartbeat`, `batch`, `device`, `intermediate` and `lost` (store/trials.py)."""
     return {"_id": key, "exp_key": exp_key, "tid": tid, "state": TrialState.NEW.value, "params": params,
             "attempts": 0, "created": now, "space_hash": space_hash}
-
 
 
 def new_experiment(exp_key: str, *, space: dict, space_hash: str, objective: str | None, algo: dict,

@@ -20,8 +20,7 @@ from pymongo import ASCENDING, UpdateMany, UpdateOne
 from pymongo.errors import BulkWriteError, DocumentTooLarge, WriteError
 
 from hyperdist.store.connection import Database
-from hyperdist.store.document import (FINISHED, TrialState, count, new_trial, trial_key, utc, utc_later,
-                                      utc_now)
+from hyperdist.store.document import FINISHED, TrialState, count, new_trial, trial_key, utc, utc_later, utc_now
 from hyperdist.store.picks import pick
 
 NEW, RUNNING, DONE, ERROR = TrialState.NEW, TrialState.RUNNING, TrialState.DONE, TrialState.ERROR
