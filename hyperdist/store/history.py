@@ -47,9 +47,8 @@ class History(Database):
         tids = tids or []
         with self._errors("reading from"):
             if len(tids) >= 16 and max(tids) - min(tids) < 2 * len(tids) + 16:
-                span, wanted = {"$gte": min(tids), "$lte": max(tids)}, {key({"_id": i}) for i in ids}
-                found = [d for state in FINISHED
-                         for d in self._trials.find({"exp_key": exp_key, "state": state, "tid": span}, fields)]
+                wanted = {key({"_id": i}) for i in ids}
+                found = self._by_state(exp_key, fields, {"$gte": min(tids), "$lte": max(tids)}, FINISHED)
                 docs = [d for d in found if key(d) in wanted]
             else:
                 docs = list(self._trials.find({"_id": {"$in": ids}, "state": {"$in": list(FINISHED)}}, fields))
