@@ -108,6 +108,60 @@ def test_a_resume_from_the_snapshot_equals_one_that_reads_every_trial(store, mon
     assert read_again == len(again.open)
 
 
+class Meddler(monitoring.CommandListener):
+    """Before the client's first read of the trials in `state`, runs `act` once (through another
+    client): a worker moving a trial on between two of a resume's reads by state."""
+
+    def __init__(self, state: str, act) -> None:
+        self.state, self.act = state, act
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        where = event.command.get("filter") or {}
+        if event.command_name == "find" and where.get("state") == self.state and self.act is not None:
+            act, self.act = self.act, None
+            act()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.mark.parametrize("case", ["finished between the reads", "handed back between the reads"])
+def test_a_trial_that_changes_state_while_a_resume_reads_counts_once(store, mongo_url, case):
+    """Found by CI: a trial read RUNNING, then DONE by the next read, was counted open and finished
+    (the coordinator then counted it finished again, and the search ended one trial short). One a
+    worker hands back (RUNNING at the read of NEW, NEW at the read of RUNNING) was read by neither."""
+    first = _coordinator(store)
+    first.start()
+    _work(store, first, 27, np.random.default_rng(4))
+    store.release_coordinator("snap", first.owner)  # the first coordinator dies
+    claimed = list(iter(lambda: store.claim("worker", 60, "snap"), None))
+    *others, running = sorted(claimed, key=lambda t: t["tid"])  # above the watermark: read by state
+    assert running["tid"] > store.read_snapshot("snap")[-1]["watermark"]
+    for t in others:
+        store.release(t["_id"], t["lease_token"])
+    if case == "finished between the reads":
+        meddler = Meddler("DONE", lambda: store.report(running["_id"], running["lease_token"], "DONE",
+                                                       {"loss": -10.0, "status": "ok"}))
+    else:
+        meddler = Meddler("RUNNING", lambda: store.release(running["_id"], running["lease_token"]))
+    resumed = _coordinator(Store(mongo_url, db=store.db_name, event_listeners=[meddler]))
+    resumed.start(resume=True)
+    resumed.store.release_coordinator("snap", resumed.owner)
+    assert meddler.act is None  # it did meddle
+
+    full, _ = _resumed(mongo_url, store.db_name, snapshots=False)
+    _same_history(resumed, full)
+    counts = store.counts("snap")
+    assert resumed.finished == counts["DONE"] + counts["ERROR"]
+    assert len(resumed.table.observations().loss) == sum(counts.values())  # one row per trial
+    assert (running["_id"] in resumed.open) == (case == "handed back between the reads")
+    if case == "finished between the reads":
+        assert resumed.best == (-10.0, running["tid"])
+
+
 def test_a_snapshot_taken_with_another_space_is_replaced(store, mongo_url, caplog):
     first = _coordinator(store)
     first.start()

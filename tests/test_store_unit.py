@@ -102,6 +102,20 @@ def test_trials_stored_with_object_ids_are_still_read_by_tid(mongomock_store):
         s.get_trial("e", 9)
 
 
+@pytest.mark.parametrize("next_tid", [10, 10**12, "10", None])
+def test_the_trials_a_read_missed_are_read_by_id_whatever_the_counter_says(mongomock_store, next_tid):
+    """A resume's reads by state miss a trial handed back between two of them; the tids the
+    counter handed out that no read returned are read by `_id`. A counter someone set to a huge
+    or non-integer value costs a bounded read, or none."""
+    s = mongomock_store
+    _queued(s, 8)  # tids 0-7; with a counter of 10, tids 8 and 9 were reserved and never used
+    raw.experiments(s).update_one({"_id": "e"}, {"$set": {"next_tid": next_tid}})
+    fields = {"tid": 1, "state": 1}
+    found = sorted(d["tid"] for d in s.unread_trials("e", 2, {3, 5}, fields))
+    assert found == ([4, 6, 7] if isinstance(next_tid, int) else [])
+    assert s.unread_trials("e", -1, set(range(8)), fields) == []
+
+
 def test_claim_report_counts(mongomock_store):
     s = mongomock_store
     ids = _queued(s, 2)

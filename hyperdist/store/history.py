@@ -18,6 +18,8 @@ log = logging.getLogger("hyperdist.store")
 _NUMBERS = re.compile(r"0x[0-9a-f]+|[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", re.IGNORECASE)  # addresses too
 NEW, RUNNING, DONE, ERROR = TrialState.NEW, TrialState.RUNNING, TrialState.DONE, TrialState.ERROR
 _PRUNED = "pruned"
+UNREAD_SPAN = 1024  # tids looked for past the highest one a resume read (History.unread_trials)
+UNREAD_CHUNK = 128  # `_id`s per read: SecantusDB's time for an `$in` grows with the square of its length
 
 
 class History(Database):
@@ -86,13 +88,15 @@ class History(Database):
                   newest: int | None = None, **query: Any) -> list[dict]:
         """The trials whose tid matches `tids` (a range), through the claim index, one read per state
         (a `state` `$in` beside a tid range scans on SecantusDB); with `newest`, at most that many
-        of the highest tids of each state."""
-        docs: list[dict] = []
+        of the highest tids of each state. A trial that moves on between two reads (a worker claims
+        or finishes it) is read twice, and kept once as the later read saw it; one a worker hands
+        back between them (RUNNING, then NEW) is read by neither (`unread_trials`)."""
+        docs: dict[str, dict] = {}
         for state in states:
             where = {"exp_key": exp_key, "state": state, **({"tid": tids} if tids else {}), **query}
             cursor = self._trials.find(where, fields)
-            docs += cursor.sort("tid", DESCENDING).limit(newest) if newest else cursor
-        return docs
+            docs.update((key(d), d) for d in (cursor.sort("tid", DESCENDING).limit(newest) if newest else cursor))
+        return list(docs.values())
 
     def trials_since(self, exp_key: str, tid: int, ids: list, fields: dict) -> list[dict]:
         """The trials a snapshot leaves out: those above its watermark `tid`, by state and tid range,
@@ -101,6 +105,24 @@ class History(Database):
             docs = self._by_state(exp_key, fields, {"$gt": tid})
             if ids:
                 docs += self._trials.find({"_id": {"$in": ids}, "tid": {"$lte": tid}}, fields)
+        return list(valid_trials(docs, exp_key))
+
+    def unread_trials(self, exp_key: str, above: int, read: set[int], fields: dict) -> list[dict]:
+        """The trials with a tid above `above` that are not in `read`: those a read of the history
+        missed because they changed state while it ran. Read by `_id` (document.trial_key), which
+        no change of state moves, for each tid the experiment's counter handed out that is not in
+        `read` (most of those were reserved and never used), up to UNREAD_SPAN past the highest
+        read: only a run of more ids than that, every one unused or missed, could hide a trial
+        beyond it, and a counter someone set to 10**12 costs no more than that."""
+        with self._errors("reading from"):
+            exp = self._experiments.find_one({"_id": exp_key}, {"next_tid": 1}) or {}
+            end = exp.get("next_tid")
+            if isinstance(end, bool) or not isinstance(end, int):
+                return []
+            end = min(end, max(read, default=above) + 1 + UNREAD_SPAN)
+            keys = [trial_key(exp_key, t) for t in range(max(above, -1) + 1, end) if t not in read]
+            docs = [d for start in range(0, len(keys), UNREAD_CHUNK)
+                    for d in self._trials.find({"_id": {"$in": keys[start:start + UNREAD_CHUNK]}}, fields)]
         return list(valid_trials(docs, exp_key))
 
     def counts(self, exp_key: str) -> dict[TrialState, int]:
