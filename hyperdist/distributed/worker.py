@@ -8,16 +8,16 @@ and the trial is handed out again. A report is accepted only with the current le
 from __future__ import annotations
 
 import collections
-import functools
 import logging
 import os
 import signal
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hyperdist.distributed.evaluated import Evaluated, WorkerStats
 from hyperdist.distributed.gpus import visible_device
 from hyperdist.distributed.heartbeat import Heartbeat
 from hyperdist.distributed.logfile import LogRotation
@@ -26,8 +26,8 @@ from hyperdist.errors import ExperimentNotFound, HyperdistError, redact
 from hyperdist.objective.evaluation import ChildProcess, Outcome, failed, run_in_process, store_context
 from hyperdist.objective.reference import AllowList
 from hyperdist.objective.result import STATUS_FAIL, exception_error
-from hyperdist.store import ExperimentState, Report, Store, TrialState, storable
-from hyperdist.store.history import trial_error_text, trial_problem
+from hyperdist.store import ExperimentState, Store
+from hyperdist.store.history import trial_problem
 
 log = logging.getLogger("hyperdist.worker")
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -54,16 +54,6 @@ class WorkerConfig:
     batch_seconds: float = 0.12         # what a worker may hold back from the others in prefetched trials
     path: str | None = None             # where relative objective files and modules are found (default: cwd)
     slot: tuple[int, int] | None = None  # (i, k): the i-th of k workers started together prefers tids i mod k
-
-
-@dataclass
-class WorkerStats:
-    done: int = 0
-    errors: int = 0
-    consecutive_failures: int = 0
-    reason: str = ""
-    exit_code: int = 0
-    last_error: str = ""
 
 
 class Worker:
@@ -125,7 +115,7 @@ class Worker:
         idle_since = checked_over = time.monotonic()
         backoff = cfg.poll_interval
         held: list[dict] = []  # claimed, not started yet
-        finished: list[_Finished] = []
+        finished: list[Evaluated] = []
         while True:
             if self._stopping or self._left() - len(finished) <= 0:
                 self._hand_back(held)
@@ -133,12 +123,12 @@ class Worker:
                     accepted = self.store.retry(self.store.report_and_claim, [f.report for f in finished],
                                                 self.owner, cfg.lease_seconds, cfg.exp_key, 0,
                                                 timeout=self._report_timeout(), device=self.device)[0]
-                    self._settle_all(finished, accepted)
+                    self.stats.settle_all(finished, accepted)
                 break
             if held and isinstance(held[0].get("exp_key"), str) and held[0]["exp_key"] in self._skipped:
                 self._hand_back([held.pop(0)])
                 continue
-            if held and self._streak(finished) >= cfg.max_consecutive_failures:
+            if held and self.stats.streak(finished) >= cfg.max_consecutive_failures:
                 self._hand_back(held)  # the failure limit is reached: report what ran, then stop
             if held:
                 doc = held.pop(0)
@@ -148,7 +138,7 @@ class Worker:
                     self._seconds.append(done.seconds)
                 idle_since = time.monotonic()
                 continue
-            failing = self._streak(finished) >= cfg.max_consecutive_failures  # then claim nothing more
+            failing = self.stats.streak(finished) >= cfg.max_consecutive_failures  # then claim nothing more
             want = 0 if failing else self._batch(len(finished))
             accepted, held = self.store.retry(self.store.report_and_claim, [f.report for f in finished], self.owner,
                                               cfg.lease_seconds, cfg.exp_key, want,
@@ -156,7 +146,7 @@ class Worker:
                                               timeout=max(cfg.outage_timeout, self._report_timeout()),
                                               device=self.device, slot=cfg.slot)
             if finished:
-                self._settle_all(finished, accepted)
+                self.stats.settle_all(finished, accepted)
                 finished = []
                 if self.stats.consecutive_failures >= cfg.max_consecutive_failures:
                     self._hand_back(held)  # claimed with the last report: others may run them
@@ -221,14 +211,6 @@ class Worker:
             return float("inf")
         return self.config.max_trials - self.stats.done - self.stats.errors
 
-    def _streak(self, finished: list[_Finished]) -> int:
-        """Failed trials in a row, counting those not reported yet: the limit of consecutive failures
-        is checked before each trial of a prefetched batch, so a worker stops at exactly the limit."""
-        n = self.stats.consecutive_failures
-        for f in finished:
-            n = 0 if f.report.state == TrialState.DONE else n + 1
-        return n
-
     def _batch(self, unsettled: int) -> int:
         """How many trials to claim: one, unless recent trials were so short that several fit in
         batch_seconds; a claim and a report then serve several trials (docs/performance.md)."""
@@ -276,18 +258,18 @@ class Worker:
             self._experiments[key] = runnable(exp_key, exp_doc, self.allow, self.base, self.config.isolate)
         return self._experiments[key]
 
-    def _run_trial(self, doc: dict, waiting: list[dict]) -> _Finished | None:
+    def _run_trial(self, doc: dict, waiting: list[dict]) -> Evaluated | None:
         """Evaluate one claimed trial; None when it was handed back instead of finished. The
         heartbeat also keeps the leases of the `waiting` trials claimed with it."""
         started = time.monotonic()
         token = doc["lease_token"]
         problem = trial_problem(doc)
         if problem:
-            return _Finished(doc, failed("InvalidTrialDocument", f"invalid trial document: {problem}"), started)
+            return Evaluated(doc, failed("InvalidTrialDocument", f"invalid trial document: {problem}"), started)
         try:
             exp = self._experiment(doc["exp_key"], doc.get("space_hash"))
         except ExperimentNotFound:
-            return _Finished(doc, failed("InvalidTrialDocument",
+            return Evaluated(doc, failed("InvalidTrialDocument",
                                          f"invalid trial document: experiment {doc['exp_key']!r} does not exist"),
                              started)
         except CannotRun as exc:
@@ -296,7 +278,7 @@ class Worker:
         try:
             exp.space.validate(doc["params"])
         except HyperdistError as exc:
-            return _Finished(doc, failed("InvalidParams", f"invalid trial document: {exc}"), started)
+            return Evaluated(doc, failed("InvalidParams", f"invalid trial document: {exc}"), started)
         beat = Heartbeat(self.store, [doc["_id"]] + [d["_id"] for d in waiting if d["lease_token"] == token],
                          token, self.config.lease_seconds, on_lost=self._lease_lost)
         self._log.rotate_if_full()  # before the trial, so its own lines stay in the current file
@@ -317,7 +299,7 @@ class Worker:
             log.warning("trial %s of %s: its lease was lost while it ran (it was handed out again); its result "
                         "is dropped", doc["tid"], doc["exp_key"])
             return None
-        return _Finished(doc, outcome, started)
+        return Evaluated(doc, outcome, started)
 
     def _lease_lost(self) -> None:
         """From the heartbeat thread: the running trial was handed out again. A --subprocess trial's
@@ -374,50 +356,3 @@ class Worker:
     def _timeout(self, exp: Runnable) -> float | None:
         """The worker's own --trial-timeout, else the one the search stored with the experiment."""
         return self.config.trial_timeout if self.config.trial_timeout is not None else exp.trial_timeout
-
-    def _settle_all(self, finished: list[_Finished], accepted: list[bool]) -> None:
-        for done, ok in zip(finished, accepted):
-            self._settle(done, ok)
-
-    def _settle(self, finished: _Finished, accepted: bool) -> None:
-        """Count and log a trial once the store has answered its report: one line per trial, saying
-        what was stored (a result too large to store is an ERROR, whatever the objective returned)."""
-        doc, report, seconds = finished.doc, finished.report, finished.seconds
-        if not accepted:
-            log.warning("trial %s of %s: result not accepted (the lease had expired and the trial was handed "
-                        "out again, or a retried report had already been recorded)", doc.get("tid"), doc.get("exp_key"))
-            return
-        result = report.result or {}
-        if report.state == TrialState.DONE:
-            self.stats.done += 1
-            self.stats.consecutive_failures = 0
-            pruned = f" (pruned at step {result.get('pruned_at')})" if result.get("status") == "pruned" else ""
-            log.info("trial %s of %s %s loss=%.6g in %.2fs%s", doc.get("tid"), doc.get("exp_key"), TrialState.DONE,
-                     result.get("loss") if result.get("loss") is not None else float("nan"), seconds, pruned)
-        else:
-            self.stats.errors += 1
-            self.stats.consecutive_failures += 1
-            reason = trial_error_text(report.error, result)
-            self.stats.last_error = reason
-            log.info("trial %s of %s %s: %s in %.2fs", doc.get("tid"), doc.get("exp_key"), TrialState.ERROR,
-                     redact(reason.splitlines()[0] if reason else ""), seconds)
-
-
-@dataclass
-class _Finished:
-    """An evaluated trial whose result has not been handed in yet."""
-
-    doc: dict
-    outcome: Outcome
-    started: float
-    seconds: float = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.seconds = time.monotonic() - self.started
-
-    @functools.cached_property
-    def report(self) -> Report:
-        """The outcome as it will be stored (`storable`: a result too large becomes an ERROR)."""
-        state = TrialState.DONE if self.outcome.ok else TrialState.ERROR
-        return storable(Report(self.doc["_id"], self.doc["lease_token"], state, self.outcome.result,
-                               self.outcome.error))
