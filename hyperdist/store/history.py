@@ -19,6 +19,7 @@ _NUMBERS = re.compile(r"0x[0-9a-f]+|[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", re.IGNORE
 NEW, RUNNING, DONE, ERROR = TrialState.NEW, TrialState.RUNNING, TrialState.DONE, TrialState.ERROR
 _PRUNED = "pruned"
 UNREAD_SPAN = 1024  # tids looked for past the highest one a resume read (History.unread_trials)
+UNREAD_KEYS = 4096  # tids looked for in all
 UNREAD_CHUNK = 128  # `_id`s per read: SecantusDB's time for an `$in` grows with the square of its length
 
 
@@ -110,17 +111,20 @@ class History(Database):
     def unread_trials(self, exp_key: str, above: int, read: set[int], fields: dict) -> list[dict]:
         """The trials with a tid above `above` that are not in `read`: those a read of the history
         missed because they changed state while it ran. Read by `_id` (document.trial_key), which
-        no change of state moves, for each tid the experiment's counter handed out that is not in
-        `read` (most of those were reserved and never used), up to UNREAD_SPAN past the highest
-        read: only a run of more ids than that, every one unused or missed, could hide a trial
-        beyond it, and a counter someone set to 10**12 costs no more than that."""
+        no change of state moves, for the tids the experiment's counter handed out that are not in
+        `read` (most were reserved and never used), from the highest down, since a missed trial was
+        one of the last ones open: at most UNREAD_SPAN past the highest tid read and UNREAD_KEYS in
+        all, so a counter or a tid someone set to 10**12 costs no more than that."""
         with self._errors("reading from"):
             exp = self._experiments.find_one({"_id": exp_key}, {"next_tid": 1}) or {}
             end = exp.get("next_tid")
             if isinstance(end, bool) or not isinstance(end, int):
                 return []
-            end = min(end, max(read, default=above) + 1 + UNREAD_SPAN)
-            keys = [trial_key(exp_key, t) for t in range(max(above, -1) + 1, end) if t not in read]
+            tid, keys = min(end, max(read, default=above) + 1 + UNREAD_SPAN) - 1, []
+            while tid > above and len(keys) < UNREAD_KEYS:
+                if tid not in read:
+                    keys.append(trial_key(exp_key, tid))
+                tid -= 1
             docs = [d for start in range(0, len(keys), UNREAD_CHUNK)
                     for d in self._trials.find({"_id": {"$in": keys[start:start + UNREAD_CHUNK]}}, fields)]
         return list(valid_trials(docs, exp_key))
