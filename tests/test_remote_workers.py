@@ -224,3 +224,23 @@ def test_refusals_are_bounded_and_a_planted_list_is_read_as_text(store):
     with pytest.raises(HyperdistError):  # a worker logs it and exits with its own reason all the same
         store.record_refusal("noted", "vm:1", "vm", "reason")
     assert "workers that refused" not in render_status(store, "noted")[0]
+
+
+def test_status_names_each_worker_once_with_the_trials_it_holds(store):
+    """A worker holding a batch of short trials is one line of `status`, not one per trial."""
+    import objectives
+    from hyperdist.space.compiled import compile_space
+    from hyperdist.views.status import render_status
+
+    space = compile_space(objectives.space)
+    store.create_experiment("held", space=space.to_json(), space_hash=space.hash, objective=f"{OBJECTIVES}:quadratic",
+                            algo={}, max_evals=20, seed=0)
+    store.insert_trials("held", [(t, {"x": t / 20, "c": 0}) for t in range(10)], space.hash)
+    held = sorted(store.claim("vm:1", 60, "held")["tid"] for _ in range(8))
+    other = store.claim("vm:2", -1, "held")["tid"]  # its lease ran out already
+    text, _ = render_status(store, "held")
+    workers = sorted(line for line in text.splitlines() if line.startswith("  worker "))
+    assert workers[0].startswith(f"  worker vm:1: trials {', '.join(map(str, held[:6]))} and 2 more claimed ") \
+        and "LEASE EXPIRED" not in workers[0], workers
+    assert workers[1].startswith(f"  worker vm:2: trial {other} claimed ") and workers[1].endswith("LEASE EXPIRED")
+    assert len(workers) == 2

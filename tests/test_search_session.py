@@ -307,6 +307,31 @@ def test_stop_signals_raise_once_and_are_restored():
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def test_trials_lost_together_are_told_in_one_line_per_worker():
+    """A worker holding a batch of short trials that dies loses them all at once: one line names the
+    worker and its trials (28 near-identical lines before, after a resume following kill -9)."""
+    from types import SimpleNamespace
+
+    from hyperdist.distributed.session import Session
+    from hyperdist.store import LostLease
+
+    said: list[str] = []
+    session = Session.__new__(Session)
+    session.say = said.append
+    session.watch = SimpleNamespace(lost_lease=lambda: said.append("(watch told)"))
+    session.coord = SimpleNamespace(lost=[LostLease(t, "vm:1", 1, 3) for t in range(10, 30, 2)]
+                                    + [LostLease(5, "vm:2", 1, 3), LostLease(6, "vm:2", 3, 3), LostLease(7, "vm:2", 3, 3)])
+    session._tell_lost()
+    assert said == [
+        "trials 10, 12, 14, 16, 18, 20 and 4 more: worker vm:1 stopped heartbeating (their leases expired); "
+        "handed out again (attempt 1 of 3 lost)",
+        "trial 5: worker vm:2 stopped heartbeating (its lease expired); handed out again (attempt 1 of 3 lost)",
+        "trials 6 and 7: worker vm:2 stopped heartbeating (their leases expired); on attempt 3 of 3; each ends "
+        "ERROR (LeaseExpired)",
+        "(watch told)"]
+    assert session.coord.lost == []
+
+
 def test_local_workers_end_when_the_search_is_killed(mongo_url, db_name):
     """SIGKILL leaves the search no chance to stop its workers; Linux tells them (PR_SET_PDEATHSIG):
     they hand their trials back and exit instead of idling for --idle-timeout."""

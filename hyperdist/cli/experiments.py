@@ -22,8 +22,8 @@ from hyperdist.cli.app import COUNT_MAX, _with_store, echo, exp_key_option, main
 @click.option("--count", type=click.IntRange(min=1, max=COUNT_MAX), help="With --watch: stop after this many refreshes.")
 @_with_store
 def status(store: Any, exp_key: str | None, watch: bool, interval: float, count: int | None) -> None:
-    """Counts by state, errors, best loss, rate, ETA and workers of an experiment (without EXP: every
-    experiment's state)."""
+    """Counts by state, errors, best loss, rate, ETA and workers of an experiment (without EXP: the
+    only one, or every experiment's state)."""
     from hyperdist.views.status import render_status
 
     shown = 0

@@ -26,6 +26,7 @@ from hyperdist.distributed.outcomes import Tally, counts_text
 from hyperdist.local.progress import ProgressBar
 from hyperdist.distributed.watch import WorkersGone, WorkerWatch, hint_text, worker_command
 from hyperdist.store import Refusal
+from hyperdist.store.document import trials_text
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 EXIT_STOP_REQUESTED, EXIT_FAILED = 3, 1
@@ -137,12 +138,17 @@ class Session:
             pass  # an outage: the coordinator's own retries decide; the watch looks again next tick
 
     def _tell_lost(self) -> None:
-        """One line per trial the reaper took back from a worker that stopped heartbeating."""
+        """One line per worker that stopped heartbeating, naming the trials the reaper took back from it
+        (a worker holding a batch of short trials loses them all at once)."""
         lost, self.coord.lost = self.coord.lost, []
+        groups: dict[tuple, list] = {}
         for t in lost:
-            then = (f"on attempt {t.attempt} of {t.max_attempts}; the trial ends ERROR (LeaseExpired)" if t.failed
-                    else f"handed out again (attempt {t.attempt} of {t.max_attempts} lost)")
-            self.say(f"trial {t.tid}: worker {t.owner} stopped heartbeating (its lease expired); {then}")
+            groups.setdefault((t.owner, t.failed, t.attempt, t.max_attempts), []).append(t.tid)
+        for (owner, failed, attempt, max_attempts), tids in groups.items():
+            then = (f"on attempt {attempt} of {max_attempts}; {_it(tids)} ends ERROR (LeaseExpired)" if failed
+                    else f"handed out again (attempt {attempt} of {max_attempts} lost)")
+            lease = "its lease" if len(tids) == 1 else "their leases"
+            self.say(f"{trials_text(tids)}: worker {owner} stopped heartbeating ({lease} expired); {then}")
         if lost:
             self.watch.lost_lease()
 
@@ -240,6 +246,10 @@ def last_error_text(store: Any, exp_key: str) -> str | None:
     body = error.get("traceback") or (f"{error.get('type')}: {error.get('message')}" if error
                                       else rec.result.get("failure", "returned status 'fail'"))
     return f"last error (trial {rec.tid}, worker {rec.owner}):\n" + textwrap.indent(str(body).rstrip(), "  ")
+
+
+def _it(tids: list) -> str:
+    return "the trial" if len(tids) == 1 else "each"
 
 
 def _first_line(text: str) -> str:

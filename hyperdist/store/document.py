@@ -55,6 +55,16 @@ def trial_key(exp_key: str, tid: int) -> str:
     return f"{exp_key}:{int(tid)}"
 
 
+def trials_text(tids: list, shown: int = 6) -> str:
+    """'trial 7', 'trials 7, 9 and 11', or the first `shown` of them and how many more: trials a
+    worker held together, as messages and `status` name them."""
+    if len(tids) == 1:
+        return f"trial {tids[0]}"
+    if len(tids) <= shown:
+        return f"trials {', '.join(map(str, tids[:-1]))} and {tids[-1]}"
+    return f"trials {', '.join(map(str, tids[:shown]))} and {len(tids) - shown} more"
+
+
 def new_trial(key: Any, exp_key: str, tid: int, params: dict, space_hash: str | None,
               now: dt.datetime) -> dict[str, Any]:
     """A trial document as the coordinator inserts it: NEW, without the fields its claim and report

@@ -120,7 +120,8 @@ class History(Database):
             end = exp.get("next_tid")
             if isinstance(end, bool) or not isinstance(end, int):
                 return []
-            tid, keys = min(end, max(read, default=above) + 1 + UNREAD_SPAN) - 1, []
+            tid = min(end, max(read, default=above) + 1 + UNREAD_SPAN) - 1
+            keys: list[str] = []
             while tid > above and len(keys) < UNREAD_KEYS:
                 if tid not in read:
                     keys.append(trial_key(exp_key, tid))

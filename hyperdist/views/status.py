@@ -23,7 +23,7 @@ from hyperdist.objective.result import STATUS_PRUNED, ok_loss
 from hyperdist.space.compiled import SearchSpace, space_from_json
 from hyperdist.errors import redact
 from hyperdist.store import ExperimentState, Refusal, Store, TrialRecord, TrialState, trial_error_text
-from hyperdist.store.document import fields, planned, utc
+from hyperdist.store.document import fields, planned, trials_text, utc
 
 
 def _loss(rec: TrialRecord) -> float | None:
@@ -80,7 +80,11 @@ def render_status(store: Store, exp_key: str | None) -> tuple[str, bool]:
     """Text for `hyperdist status`, and whether the experiment is no longer running."""
     if exp_key is None:
         exps = store.list_experiments()
+        if len(exps) == 1:  # the usual case on one machine: show it, not a list of one
+            return render_status(store, exps[0]["_id"])
         lines = [f"{e['_id']}: {' '.join(filter(None, effective_state(e)))}" for e in exps] or ["no experiments"]
+        if exps:
+            lines.append("(`hyperdist status EXP` shows one of them in full)")
         return "\n".join(lines), True
     exp = store.get_experiment(exp_key)
     state, note = effective_state(exp)
@@ -102,7 +106,7 @@ def render_status(store: Store, exp_key: str | None) -> tuple[str, bool]:
     rate = rate_per_minute((d.finished for d in docs), recent=state == ExperimentState.RUNNING)
     if rate:
         eta = (max_evals - finished) / rate if max_evals is not None and max_evals > finished else 0.0
-        lines.append(f"rate: {rate:.1f} trials/min" + (f"  ETA: {eta:.1f} min" if state == ExperimentState.RUNNING
+        lines.append(f"rate: {rate:.1f} trials/min" + (f"  ETA: {_minutes(eta)}" if state == ExperimentState.RUNNING
                                                         and max_evals is not None else ""))
     space = space_from_json(exp.get("space"))
     best = best_trial(store, exp_key, docs)
@@ -119,19 +123,36 @@ def render_status(store: Store, exp_key: str | None) -> tuple[str, bool]:
     coordinator = fields(exp.get("coordinator"))
     if coordinator:
         lines.append(f"coordinator: {coordinator.get('owner')} lease until {_age(coordinator.get('lease_until'))}")
-    now = dt.datetime.now(dt.timezone.utc)
-    for d in docs:
-        if d.state == TrialState.RUNNING:
-            expired = d.lease_until is not None and d.lease_until < now
-            on = f" on {d.device}" if d.device else ""
-            lines.append(f"  worker {d.owner}{on}: trial {d.tid} claimed {_age(d.claimed)}, "
-                         f"last heartbeat {_age(d.heartbeat or d.claimed)}"
-                         f"{'  LEASE EXPIRED' if expired else ''}")
+    lines += _running_lines(docs)
     refusals = Refusal.read(exp.get("refusals"))
     if refusals:
         lines.append(f"workers that refused to run it (last {len(refusals)}):")
         lines += [f"  {r.worker} {_age(r.at)}: {redact(r.reason)}" for r in refusals]
     return "\n".join(lines), state != ExperimentState.RUNNING
+
+
+def _running_lines(docs: list[TrialRecord]) -> list[str]:
+    """One line per worker and device: the trials it holds (a worker claims short trials in
+    batches), when it claimed the oldest, its latest heartbeat, and whether a lease expired."""
+    now = dt.datetime.now(dt.timezone.utc)
+    held: dict[tuple, list[TrialRecord]] = {}
+    for d in docs:
+        if d.state == TrialState.RUNNING:
+            held.setdefault((d.owner, d.device), []).append(d)
+    lines = []
+    for (owner, device), trials in held.items():
+        claimed = min((utc(d.claimed) for d in trials if isinstance(d.claimed, dt.datetime)), default=None)
+        beats = [utc(t) for t in (d.heartbeat or d.claimed for d in trials) if isinstance(t, dt.datetime)]
+        expired = any(d.lease_until is not None and d.lease_until < now for d in trials)
+        on = f" on {device}" if device else ""
+        lines.append(f"  worker {owner}{on}: {trials_text([d.tid for d in trials])} claimed {_age(claimed)}, "
+                     f"last heartbeat {_age(max(beats, default=None))}{'  LEASE EXPIRED' if expired else ''}")
+    return lines
+
+
+def _minutes(m: float) -> str:
+    """'12.5 min', or seconds under a minute (not '0.0 min' for a search about to end)."""
+    return f"{m:.1f} min" if m >= 1 else f"{m * 60:.0f} s"
 
 
 def _age(t: Any) -> str:
