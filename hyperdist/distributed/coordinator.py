@@ -10,12 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
 from hyperdist.distributed import snapshot
+from hyperdist.distributed.resume import read_history, stored_snapshot
 from hyperdist.errors import (AllTrialsFailed, ExperimentExists, ExperimentNotFound, HyperdistError, ObjectiveMismatch,
                      SpaceError, SpaceMismatch)
 from hyperdist.distributed.lease import Lease
@@ -26,7 +27,6 @@ from hyperdist.objective.reference import same
 from hyperdist.objective.result import STATUS_OK, ok_loss
 from hyperdist.space.compiled import SearchSpace, space_from_json
 from hyperdist.store import FINISHED, ExperimentState, LostLease, Store, TrialState
-from hyperdist.store.document import RESUME_FIELDS
 
 log = logging.getLogger("hyperdist.coordinator")
 
@@ -82,16 +82,6 @@ class CoordinatorConfig:
     outage_timeout: float = 300.0     # how long a database outage is waited out before giving up
     gap_seconds: float = 5.0          # a longer pause between ticks (outage, stall) holds reaping back a trial lease
     tid_block: int = 32               # trial ids reserved per round trip to the counter
-
-
-@dataclass
-class _Rows:
-    """The trials a resume read, one row per tid (`at`: tid -> row)."""
-    tids: list[int] = field(default_factory=list)
-    X: list[np.ndarray] = field(default_factory=list)
-    losses: list[float] = field(default_factory=list)
-    states: list[int] = field(default_factory=list)
-    at: dict[int, int] = field(default_factory=dict)
 
 
 class Coordinator:
@@ -174,59 +164,17 @@ class Coordinator:
         return exp is not None
 
     def _resume(self) -> None:
-        """Load the history in tid order: the snapshot's rows plus the trials it leaves out, or every
-        trial when there is no usable snapshot. Parameters become numeric rows as documents stream
-        in, so 100 000 trials fit in a few tens of MB. Trials keep changing state while they are
-        read (the workers go on), so a read may return one twice or miss it (store.History.
-        trials_since): one row per tid, the finished reading counted once, and the tids no read
-        returned are read by `_id` at the end (store.History.unread_trials)."""
-        stored = self.store.read_snapshot(self.exp_key)
-        snap = snapshot.load(stored, self.space.hash, len(self.space))
-        if snap is None:
-            if stored:  # taken with another space, or damaged: replaced by a new one from every trial
-                self.store.delete_snapshot(self.exp_key)
-            docs: Iterable[dict] = self.store.iter_history(self.exp_key, RESUME_FIELDS)
-            snap = snapshot.Snapshot.empty(len(self.space))
-        else:
-            docs = self.store.trials_since(self.exp_key, snap.watermark, snap.open_ids, RESUME_FIELDS)
-        rows = _Rows()
+        """Load the history in tid order (resume.py): the snapshot's best first, then each finished
+        trial read besides it is counted (`_count_finished`) as it streams in."""
+        snap, usable = stored_snapshot(self.store, self.exp_key, self.space)
         self.best = snap.best
-        for doc in docs:
-            self._load(doc, rows)
-        for doc in self.store.unread_trials(self.exp_key, snap.watermark, set(rows.at), RESUME_FIELDS):
-            self._load(doc, rows)
-        all_tids = np.concatenate([snap.tids, np.array(rows.tids, dtype=np.int64)])
-        order = np.argsort(all_tids, kind="stable")
-        X = np.vstack([snap.X, np.array(rows.X).reshape(len(rows.X), len(self.space))])
-        self.table.extend(all_tids[order], X[order], np.concatenate([snap.loss, rows.losses])[order],
-                          np.concatenate([snap.state, np.array(rows.states, dtype=np.int8)])[order])
+        rows, (tids, X, loss, state) = read_history(self.store, self.exp_key, self.space, snap, usable,
+                                                     self._count_finished)
+        self.open.update(rows.open)
+        self.table.extend(tids, X, loss, state)
         self.finished = len(snap.tids) + len(self._unsaved)
         self._snapshot_seq = snap.next_seq
-        self._last_tid = int(all_tids.max()) if len(all_tids) else -1
-
-    def _load(self, doc: dict, rows: "_Rows") -> None:
-        """One trial document read by a resume into `rows`; a second reading of a tid counts only
-        when it is the trial finished since the first."""
-        tid = int(doc["tid"])
-        finished = doc["state"] in FINISHED
-        k = rows.at.get(tid)
-        if k is not None and (not finished or rows.states[k] != PENDING):
-            return
-        if finished:
-            state, loss = self._count_finished(doc)
-            if k is not None:  # it was read open first: no longer
-                for key in [key for key, t in self.open.items() if t == tid]:
-                    del self.open[key]
-        else:
-            state, loss = PENDING, None
-            self.open[doc["_id"]] = tid
-        if k is None:
-            rows.at[tid] = k = len(rows.tids)
-            rows.tids.append(tid)
-            rows.X.append(self.space.to_row(doc.get("params") or {}))
-            rows.losses.append(np.nan)
-            rows.states.append(state)
-        rows.losses[k], rows.states[k] = np.nan if loss is None else loss, state
+        self._last_tid = int(tids.max()) if len(tids) else -1
 
     def _record(self, doc: dict) -> None:
         key = doc["_id"]
