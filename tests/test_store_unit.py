@@ -114,6 +114,9 @@ def test_the_trials_a_read_missed_are_read_by_id_whatever_the_counter_says(mongo
     found = sorted(d["tid"] for d in s.unread_trials("e", 2, {3, 5}, fields))
     assert found == ([4, 6, 7] if isinstance(next_tid, int) else [])
     assert s.unread_trials("e", -1, set(range(8)), fields) == []
+    raw.trials(s).update_one({"tid": 6}, {"$set": {"exp_key": "other"}})  # planted under e's key: not e's
+    assert sorted(d["tid"] for d in s.unread_trials("e", 2, {3, 5}, fields)) == ([4, 7] if isinstance(next_tid, int)
+                                                                                 else [])
     if next_tid == 10**12:  # and a trial planted far above the others: a bounded walk down from it
         raw.trials(s).insert_one(dict(raw.trials(s).find_one({"tid": 7}), _id="e:999999999999", tid=10**12 - 1))
         assert s.unread_trials("e", 2, {3, 5, 10**12 - 1}, fields) == []

@@ -105,7 +105,7 @@ class History(Database):
         with self._errors("reading from"):
             docs = self._by_state(exp_key, fields, {"$gt": tid})
             if ids:
-                docs += self._trials.find({"_id": {"$in": ids}, "tid": {"$lte": tid}}, fields)
+                docs += self._trials.find({"_id": {"$in": ids}, "exp_key": exp_key, "tid": {"$lte": tid}}, fields)
         return list(valid_trials(docs, exp_key))
 
     def unread_trials(self, exp_key: str, above: int, read: set[int], fields: dict) -> list[dict]:
@@ -127,7 +127,8 @@ class History(Database):
                     keys.append(trial_key(exp_key, tid))
                 tid -= 1
             docs = [d for start in range(0, len(keys), UNREAD_CHUNK)
-                    for d in self._trials.find({"_id": {"$in": keys[start:start + UNREAD_CHUNK]}}, fields)]
+                    for d in self._trials.find({"_id": {"$in": keys[start:start + UNREAD_CHUNK]}, "exp_key": exp_key},
+                                               fields)]
         return list(valid_trials(docs, exp_key))
 
     def counts(self, exp_key: str) -> dict[TrialState, int]:
