@@ -152,6 +152,29 @@ def test_a_relative_reference_resolves_against_the_workers_directory(tmp_path):
         load_objective("obj.py:f", AllowList([str(tmp_path)]), Path(tmp_path / "nowhere"))
 
 
+@pytest.mark.parametrize("entry", ["{d}/obj.py", "{d}/obj.py:f", "{d}"])
+def test_a_worker_looking_for_the_file_in_the_wrong_place_is_told_which_path_not_refused(tmp_path, entry):
+    """Found by a new user: a worker started in another directory, with the file allowed by its
+    full path but no --path, was told the objective 'is not allowed' and to fix --allow."""
+    from hyperdist.objective.reference import load_objective
+
+    project, elsewhere = tmp_path / "project", tmp_path / "empty"
+    project.mkdir()
+    elsewhere.mkdir()
+    (project / "obj.py").write_text("def f(c):\n    return 1.5\n")
+    allow = AllowList([entry.format(d=project)], cwd=elsewhere)
+    with pytest.raises(ObjectiveError) as err:
+        load_objective("obj.py:f", allow, elsewhere)
+    assert not isinstance(err.value, ObjectiveNotAllowed)
+    assert str(err.value) == (f"objective file '{elsewhere}/obj.py' (from 'obj.py:f') does not exist; relative "
+                              f"references resolve against '{elsewhere}': pass --path {project} (where the allowed "
+                              f"'{project}/obj.py' is)")
+    assert load_objective("obj.py:f", allow, project)({}) == 1.5
+    with pytest.raises(ObjectiveNotAllowed):  # a file that is there and not allowed is still refused
+        (elsewhere / "obj.py").write_text("def f(c):\n    return 0\n")
+        load_objective("obj.py:f", allow, elsewhere)
+
+
 def test_a_file_entry_permits_the_module_that_file_is(tmp_path, monkeypatch):
     """`--allow mysearch.py` with an objective imported as `mysearch:objective` (the README's
     MongoTrials example): the module is found, without running it, to be the allowed file. A module

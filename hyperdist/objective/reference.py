@@ -20,6 +20,7 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +156,13 @@ class AllowList:
         # a file entry also permits the module that file is (`--allow mysearch.py`, `mysearch:objective`)
         return any(_within(r.target, m) for m in self._modules) or self._permits(_module_file(r.target, base))
 
+    def places(self, name: str) -> list[Path]:
+        """Where the entries would permit a file called `name`: an allowed file of that name, or one
+        in an allowed directory (to tell a worker that looks in the wrong place where to look)."""
+        files = [p for p in self._paths if p.suffix == ".py"] + [Path(t) for t, _ in sorted(self._exact) if t.endswith(".py")]
+        found = [p for p in files if p.name == name] + [p / name for p in self._paths if p.is_dir()]
+        return [p for p in found if p.is_file()]
+
     def _permits(self, path: Path | None) -> bool:
         return path is not None and any(path == p or p in path.parents for p in self._paths)
 
@@ -177,6 +185,8 @@ def load_objective(ref: str, allow: AllowList | None, base: Path | None = None) 
     r = parse(ref)
     base = (base or Path.cwd()).resolve()
     if allow is not None and not allow.may_import(r, base):
+        if r.is_file and not r.path(base).is_file():  # the worker looks in the wrong place: say so, not "refused"
+            raise _missing_file(r.path(base), ref, base, allow)
         raise allow.refusal(ref, base)
     module = _import_file(r.path(base), ref, base) if r.is_file else _import_module(r.target, base)
     try:
@@ -302,11 +312,19 @@ def _import_module(name: str, base: Path) -> Any:
         raise ObjectiveError(f"importing module {name!r} failed: {type(exc).__name__}: {exc}") from None
 
 
+def _missing_file(path: Path, ref: str, base: Path, allow: AllowList | None = None) -> ObjectiveError:
+    """The objective's file is not where the reference resolves; an allowed file of that name
+    elsewhere tells which --path was meant."""
+    found = allow.places(path.name) if allow else []
+    fix = (f"pass --path {shlex.quote(str(found[0].parent))} (where the allowed {str(found[0])!r} is)" if found
+           else "run the worker in the project directory, or pass --path DIR")
+    return ObjectiveError(f"objective file {str(path)!r} (from {ref!r}) does not exist; relative references resolve "
+                          f"against {str(base)!r}: {fix}")
+
+
 def _import_file(path: Path, ref: str, base: Path) -> Any:
     if not path.is_file():
-        raise ObjectiveError(
-            f"objective file {str(path)!r} (from {ref!r}) does not exist; relative references resolve against "
-            f"{str(base)!r}: run the worker in the project directory, or pass --path DIR")
+        raise _missing_file(path, ref, base)
     _append_path(path.parent)
     name = _module_name(path)
     if name in sys.modules:
