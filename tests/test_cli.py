@@ -96,3 +96,19 @@ def test_worker_refuses_objectives_it_was_not_allowed(mongo_url, db_name):
     assert run.returncode == 1 and "not allowed on this worker" in run.stderr and "Traceback" not in run.stderr
     assert store.counts("guarded")["RUNNING"] == 0 and store.counts("guarded")["DONE"] == 0
     store.close()
+
+
+def test_a_second_demo_starts_beside_the_first_with_the_exp_its_message_names(mongo_url, db_name):
+    """Found by a new user: the demo's 'already exists' message said '--exp NEW_KEY', an option the
+    demo did not have."""
+    url = f"{mongo_url}/{db_name}"
+    first = _hd("demo", "--workers", "1", "--max-evals", "2", "--mongo", url, timeout=180)
+    assert first.returncode == 0, first.stderr
+    again = _hd("demo", "--workers", "1", "--max-evals", "2", "--mongo", url, timeout=180)
+    _one_clear_error(again, "experiment 'demo-digits' already exists", "--exp NEW_KEY")
+    other = _hd("demo", "--workers", "1", "--max-evals", "2", "--mongo", url, "--exp", "demo-2", "--seed", "5",
+                timeout=180)
+    assert other.returncode == 0, other.stderr
+    store = Store(mongo_url, db=db_name)
+    assert {e["_id"]: e["seed"] for e in store.list_experiments()} == {"demo-digits": 0, "demo-2": 5}
+    store.close()

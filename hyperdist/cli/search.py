@@ -201,18 +201,23 @@ def _check_key(store: Any, exp_key: str, resume: bool) -> None:
 @click.option("--workers", type=click.IntRange(min=1, max=COUNT_MAX), default=4, show_default=True,
               help="Local worker processes to start.")
 @click.option("--resume", is_flag=True, help="Continue the demo experiment.")
+@click.option("--exp", "exp_key", default="demo-digits", show_default=True, metavar="KEY",
+              help="Experiment key: another one starts a new demo beside the first.")
+@click.option("--seed", type=click.IntRange(min=0, max=SEED_MAX), default=0, show_default=True,
+              help="Seed of the suggestions.")
 @MONGO
 @DATA_DIR
 @click.pass_context
-def demo(ctx: click.Context, max_evals: int, workers: int, resume: bool, mongo: str | None, data_dir: Path) -> None:
+def demo(ctx: click.Context, max_evals: int, workers: int, resume: bool, exp_key: str, seed: int, mongo: str | None,
+         data_dir: Path) -> None:
     """Tune a scikit-learn classifier on the digits data set (needs `pip install 'hyperdist[demo]'`)."""
     try:
         import sklearn  # noqa: F401
     except ImportError:
         raise HyperdistError("the demo needs scikit-learn: pip install 'hyperdist[demo]'") from None
     ctx.invoke(search, objective="hyperdist.demo:objective", space_ref="hyperdist.demo:space", max_evals=max_evals,
-               mongo=mongo, db=None, data_dir=data_dir, exp_key="demo-digits", workers=workers, gpus=None, queue=None,
-               resume=resume, allow_space_change=False, allow_objective_change=False, seed=0, algo="tpe", timeout=None,
+               mongo=mongo, db=None, data_dir=data_dir, exp_key=exp_key, workers=workers, gpus=None, queue=None,
+               resume=resume, allow_space_change=False, allow_objective_change=False, seed=seed, algo="tpe", timeout=None,
                loss_threshold=None, isolate=False, trial_timeout=None, pruner="none", log_to=None, no_progress=False)
 
 
