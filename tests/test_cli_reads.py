@@ -172,6 +172,26 @@ def test_a_lapsed_coordinator_lease_shows_as_stopped(store):
     assert "state=running" in _run(store, "status", "gone")
 
 
+def test_a_coordinator_killed_on_this_machine_shows_as_stopped_before_its_lease_runs_out(store):
+    """Found by a new user: after kill -9 of the search, `status` said running, with an ETA, for the
+    rest of the lease (a resume at the same moment already knew the process was gone)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    _fill(store, "killed", 4, set())
+    store.acquire_coordinator("killed", f"coordinator:{socket.gethostname()}:{dead.pid}:abc123", lease_seconds=60)
+    status = _run(store, "status", "killed")
+    assert "state=stopped (its coordinator's process on this machine is gone)" in status, status
+    assert "ETA" not in status and "(its lease runs out in " in status
+    _fill(store, "alive", 4, set())  # a live process (this one) keeps its experiment running
+    store.acquire_coordinator("alive", f"coordinator:{socket.gethostname()}:{os.getpid()}:abc123", lease_seconds=60)
+    assert "state=running" in _run(store, "status", "alive")
+
+
 def test_best_exits_non_zero_when_no_trial_succeeded(store):
     _fill(store, "allbad", 3, {0, 1, 2})
     result = CliRunner().invoke(main, ["best", "allbad", "--mongo", store.url, "--db", store.db_name])

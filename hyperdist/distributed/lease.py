@@ -17,22 +17,9 @@ from typing import Any
 
 from hyperdist.errors import CoordinatorBusy, LeaseLost
 from hyperdist.store import Store
+from hyperdist.store.experiments import holder_gone
 
 log = logging.getLogger("hyperdist.coordinator")
-
-
-def _dead_on_this_host(owner: str | None) -> bool:
-    """A lease holder named 'coordinator:<host>:<pid>:...' whose process is gone from this host."""
-    parts = (owner or "").split(":")
-    if len(parts) < 3 or parts[0] != "coordinator" or parts[1] != socket.gethostname() or not parts[2].isdigit():
-        return False
-    try:
-        os.kill(int(parts[2]), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 class Lease:
@@ -48,7 +35,7 @@ class Lease:
             self.store.acquire_coordinator(self.exp_key, self.owner, self.seconds)
         except CoordinatorBusy:
             holder = self.store.coordinator_owner(self.exp_key)
-            if not _dead_on_this_host(holder):
+            if not holder_gone(holder):
                 raise
             log.warning("taking over from coordinator %s: its process no longer exists", holder)
             self.store.acquire_coordinator(self.exp_key, self.owner, self.seconds, steal_from=holder)

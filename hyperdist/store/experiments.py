@@ -1,6 +1,8 @@
 """The experiments collection: an experiment's document, its coordinator lease and its block of tids."""
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
@@ -132,3 +134,17 @@ class Experiments(Database):
         end = int(doc["next_tid"])
         return list(range(end - n, end))
 
+
+def holder_gone(owner: Any) -> bool:
+    """Whether a coordinator lease holder named 'coordinator:<host>:<pid>:...' (distributed/lease.py)
+    ran on this host and its process is gone: its lease is then stale before it runs out."""
+    parts = owner.split(":") if isinstance(owner, str) else []
+    if len(parts) < 3 or parts[0] != "coordinator" or parts[1] != socket.gethostname() or not parts[2].isdigit():
+        return False
+    try:
+        os.kill(int(parts[2]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return False

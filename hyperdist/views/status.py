@@ -24,6 +24,7 @@ from hyperdist.space.compiled import SearchSpace, space_from_json
 from hyperdist.errors import redact
 from hyperdist.store import ExperimentState, Refusal, Store, TrialRecord, TrialState, trial_error_text
 from hyperdist.store.document import fields, planned, trials_text, utc
+from hyperdist.store.experiments import holder_gone
 
 
 def _loss(rec: TrialRecord) -> float | None:
@@ -67,6 +68,8 @@ def effective_state(exp: dict, now: dt.datetime | None = None) -> tuple[str, str
     now = now or dt.datetime.now(dt.timezone.utc)
     if isinstance(until, dt.datetime) and utc(until) < now:
         return ExperimentState.STOPPED.value, f"coordinator gone since {utc(until):%Y-%m-%d %H:%M:%S} UTC ({_age(until)})"
+    if holder_gone(coordinator.get("owner")):  # killed on this machine: known before its lease runs out
+        return ExperimentState.STOPPED.value, "its coordinator's process on this machine is gone"
     return state, ""
 
 
@@ -122,7 +125,10 @@ def render_status(store: Store, exp_key: str | None) -> tuple[str, bool]:
         lines.append("trials per device: " + "  ".join(f"{k}={v}" for k, v in sorted(devices.items())))
     coordinator = fields(exp.get("coordinator"))
     if coordinator:
-        lines.append(f"coordinator: {coordinator.get('owner')} lease until {_age(coordinator.get('lease_until'))}")
+        until = coordinator.get("lease_until")
+        lease = ("its lease runs out " if isinstance(until, dt.datetime) and utc(until) >= dt.datetime.now(dt.timezone.utc)
+                 else "its lease ran out ") + _age(until)
+        lines.append(f"coordinator: {coordinator.get('owner')} ({lease})")
     lines += _running_lines(docs)
     refusals = Refusal.read(exp.get("refusals"))
     if refusals:
