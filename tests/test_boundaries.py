@@ -218,3 +218,15 @@ def test_a_url_option_pymongo_would_ignore_is_refused(option):
     with pytest.raises(StoreError, match="invalid MongoDB URL .*fix or remove the option") as refused:
         Store(f"mongodb://alice:pw-s3cret@127.0.0.1:1/?{option}", timeout_ms=200)
     assert "pw-s3cret" not in str(refused.value)
+
+
+def test_an_ok_result_without_a_loss_names_its_keys():
+    """Found by a new user: `{"status": "ok", "acc": 0.9}` was reported as 'loss is None'."""
+    from hyperdist.objective.result import normalize
+
+    result, error = normalize({"status": "ok", "acc": 0.9})
+    assert result["status"] == "fail" and error["type"] == "InvalidLoss"
+    assert error["message"] == ("status is 'ok' but the result has no 'loss' (its keys: 'status', 'acc'); "
+                                "expected a finite number under 'loss'")
+    assert normalize({"status": "ok", "loss": None})[1]["message"] == ("status is 'ok' but loss is None; "
+                                                                       "expected a finite number")

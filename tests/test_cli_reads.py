@@ -136,7 +136,9 @@ def test_status_shows_error_counts_the_most_frequent_error_and_readable_best(fai
 
 def test_exports_show_choice_values_and_keep_the_index(failing):
     history = {d["tid"]: d for d in failing.history("mixed")}
-    rows = list(csv.DictReader(io.StringIO(_run(failing, "export", "mixed", "--format", "csv"))))
+    text = _run(failing, "export", "mixed", "--format", "csv")
+    assert "\r" not in text  # Unix line ends, as every other output (the csv module's default is CRLF)
+    rows = list(csv.DictReader(io.StringIO(text)))
     for row in rows:
         params = history[int(row["tid"])]["params"]
         assert row["param.model"] == ["svm", "forest", "knn"][params["model"]]

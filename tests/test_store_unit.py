@@ -59,7 +59,8 @@ def test_unknown_key_names_it_and_lists_at_most_ten_known(mongomock_store):
     with pytest.raises(ExperimentNotFound) as err:
         mongomock_store.get_experiment("nope")
     listed = str(err.value).split("known: ")[1]
-    assert "exp00" in listed and len(listed.split(", ")) == 10
+    assert "exp00" in listed and len(listed.split(", and more")[0].split(", ")) == 10
+    assert listed.endswith(", and more: `hyperdist list` shows them all)")
 
 
 def test_reserved_tids_never_repeat(mongomock_store):

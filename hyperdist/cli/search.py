@@ -132,8 +132,11 @@ def _run(conn: Any, coord: Any, space: Any, workers: int, isolate: bool, trial_t
                                   {"objective": coord.objective, "algo": coord.algo_info.get("name"), "seed": coord.seed,
                                    "max_evals": coord.rules.max_evals, "pruner": (coord.options.get("pruner") or {}).get("name")})
             coord.on_finished = mirror.finished
-        echo(f"{'resumed' if resumed else 'started'} experiment {coord.exp_key!r}: {coord.finished} of "
-                   f"{coord.rules.max_evals} trials done; server {conn.store.url_redacted}", err=True)
+        done = (f"{coord.finished} of {coord.rules.max_evals} trials done" if coord.finished < coord.rules.max_evals else
+                f"{coord.finished} trials done, already --max-evals {coord.rules.max_evals} or more: nothing more to run "
+                "(a larger --max-evals runs more)")
+        echo(f"{'resumed' if resumed else 'started'} experiment {coord.exp_key!r}: {done}; server "
+             f"{conn.store.url_redacted}", err=True)
         try:
             coord.fill()
             procs = spawn_workers(workers, conn.url, coord.exp_key, coord.objective, db=conn.store.db_name,

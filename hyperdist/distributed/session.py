@@ -9,6 +9,7 @@ workers stopped, the experiment marked `stopped`, and one message saying why and
 """
 from __future__ import annotations
 
+import shlex
 import signal
 import socket
 import sys
@@ -215,7 +216,10 @@ class Session:
         done = (f"stopped at {tally.total} trials ({counts_text(tally.counts())})" if exact else
                 f"stopped at {tally.total} or more trials (as last read: {counts_text(tally.counts())}; the database "
                 "did not answer for an exact count)")
-        self.say(f"{done}; {self.resume_hint}" if self.resume_hint else done)
+        hint = self.resume_hint
+        if hint and tally.total and not tally.ok:  # the same objective would fail the same way
+            hint = f"fix the objective, then {hint}"
+        self.say(f"{done}; {hint}" if hint else done)
         if isinstance(exc, _StopAsked):
             return SearchStopped(f"{exc}", EXIT_STOP_REQUESTED)
         if isinstance(exc, WorkersGone):
@@ -229,6 +233,8 @@ class Session:
         if tally.failed:
             lines.append("most frequent errors:")
             lines += [f"  {n} x {_first_line(text)}" for n, text in self.store.top_errors(self.exp_key)]
+            key = shlex.quote(self.exp_key)
+            lines.append(f"  (tracebacks: hyperdist trials {key} --state error; hyperdist show {key} TID)")
         if not tally.total:
             lines.append("no trial finished (a --timeout shorter than one trial?)")
         elif not tally.ok:

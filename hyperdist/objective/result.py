@@ -54,6 +54,10 @@ def normalize(raw: Any) -> tuple[dict[str, Any], dict[str, str] | None]:
     result["status"] = status
     if status != STATUS_OK:
         return result, None
+    if "loss" not in result:
+        keys = ", ".join(_short(k) for k in list(result)[:10])
+        return _fail(result, "InvalidLoss", f"status is 'ok' but the result has no 'loss' (its keys: {keys}); "
+                                            "expected a finite number under 'loss'")
     loss = result.get("loss")
     if isinstance(loss, bool) or not isinstance(loss, numbers.Real):
         return _fail(result, "InvalidLoss",

@@ -33,10 +33,11 @@ class Experiments(Database):
         with self._errors("reading from"):
             doc = self._experiments.find_one({"_id": exp_key})
             if doc is None:
-                known = [d["_id"] for d in self._experiments.find({}, {"_id": 1}).limit(10)]
+                known = [str(d["_id"]) for d in self._experiments.find({}, {"_id": 1}).limit(11)]
         if doc is None:
+            more = ", and more: `hyperdist list` shows them all" if len(known) > 10 else ""
             raise ExperimentNotFound(f"no experiment {exp_key!r} in database {self.db_name!r}"
-                                     f" (known: {', '.join(map(str, known)) or 'none'})")
+                                     f" (known: {', '.join(known[:10]) or 'none'}{more})")
         return doc
 
     def experiment_keys(self) -> list[str]:

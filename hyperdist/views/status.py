@@ -180,7 +180,7 @@ def export_trials(docs: list[TrialRecord], space: SearchSpace, fmt: str) -> str:
     for r in rows:
         columns.update(dict.fromkeys(k for k, v in r.items() if not isinstance(v, (dict, list))))
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore")
+    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
