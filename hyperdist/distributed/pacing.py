@@ -65,7 +65,9 @@ class Pacing:
         than `drain` of it would go before the next tick could refill it (short trials finish many
         times per tick: docs/performance.md, "Where the coordinator's time goes")."""
         rate, queue = self.rate(), self.queue or 0  # an int from __post_init__ on
-        if not self.grows or rate is None:
+        # workers started together finish their first trials together, whatever their length: a rate
+        # from no more finishes than workers would take 1.5 s trials for millisecond ones
+        if not self.grows or rate is None or len(self._times) <= self.workers:
             return queue
         need = math.ceil(rate * (self.poll_interval + self._tick_seconds) / (1 - self.drain))
         return min(max(queue, need), 4 * queue)
