@@ -37,18 +37,6 @@ def test_fast_trials_grow_the_queue_so_it_does_not_run_dry_between_ticks():
     assert pinned.waiting() == 5 and pinned.wanted(open_trials=9) == 0  # an explicit queue bounds open trials
 
 
-def test_workers_finishing_their_first_trials_together_do_not_grow_the_queue():
-    """Found by a new user: 4 workers on 1.5 s trials finish their first four within milliseconds,
-    and that 'rate' grew the queue to its cap (32 waiting after 4 results, suggested from none)."""
-    pacing = Pacing(workers=4)
-    now = time.monotonic()
-    for i in range(4):
-        pacing.finished(i + 1, now=now + i * 0.002)
-    assert pacing.rate(now=now + 0.006) > 100 and pacing.waiting() == 8
-    pacing.finished(5, now=now + 1.5)  # the next one comes a trial's length later: the real rate
-    assert pacing.rate(now=now + 1.5) < 3 and pacing.waiting() == 8
-
-
 def test_the_queue_is_counted_only_while_workers_claim_batches():
     pacing = Pacing(workers=4)
     assert pacing.wanted(open_trials=12) == 0 and not pacing.counts_new(1)  # 4 running + 8 waiting

@@ -65,9 +65,7 @@ class Pacing:
         than `drain` of it would go before the next tick could refill it (short trials finish many
         times per tick: docs/performance.md, "Where the coordinator's time goes")."""
         rate, queue = self.rate(), self.queue or 0  # an int from __post_init__ on
-        # workers started together finish their first trials together, whatever their length: a rate
-        # from no more finishes than workers would take 1.5 s trials for millisecond ones
-        if not self.grows or rate is None or len(self._times) <= self.workers:
+        if not self.grows or rate is None:
             return queue
         need = math.ceil(rate * (self.poll_interval + self._tick_seconds) / (1 - self.drain))
         return min(max(queue, need), 4 * queue)
