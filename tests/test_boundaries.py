@@ -170,6 +170,11 @@ def test_a_worker_looking_for_the_file_in_the_wrong_place_is_told_which_path_not
                               f"references resolve against '{elsewhere}': pass --path {project} (where the allowed "
                               f"'{project}/obj.py' is)")
     assert load_objective("obj.py:f", allow, project)({}) == 1.5
+    # any other missing file is refused as before: the refusal tells nothing of what exists here
+    with pytest.raises(ObjectiveNotAllowed):
+        load_objective(f"{tmp_path}/nowhere/obj.py:f", allow, elsewhere)
+    with pytest.raises(ObjectiveNotAllowed):
+        load_objective("other.py:f", allow, elsewhere)
     with pytest.raises(ObjectiveNotAllowed):  # a file that is there and not allowed is still refused
         (elsewhere / "obj.py").write_text("def f(c):\n    return 0\n")
         load_objective("obj.py:f", allow, elsewhere)

@@ -156,12 +156,15 @@ class AllowList:
         # a file entry also permits the module that file is (`--allow mysearch.py`, `mysearch:objective`)
         return any(_within(r.target, m) for m in self._modules) or self._permits(_module_file(r.target, base))
 
-    def places(self, name: str) -> list[Path]:
-        """Where the entries would permit a file called `name`: an allowed file of that name, or one
-        in an allowed directory (to tell a worker that looks in the wrong place where to look)."""
+    def meant(self, r: Reference, base: Path) -> Path | None:
+        """The allowed file a reference by bare file name was meant for, when no such file is in
+        `base` (a worker started in another directory without --path), else None. Only then is the
+        file's absence told: the refusal of any other path says nothing of what exists here."""
+        if not r.is_file or Path(r.target).name != r.target or r.path(base).exists():
+            return None
         files = [p for p in self._paths if p.suffix == ".py"] + [Path(t) for t, _ in sorted(self._exact) if t.endswith(".py")]
-        found = [p for p in files if p.name == name] + [p / name for p in self._paths if p.is_dir()]
-        return [p for p in found if p.is_file()]
+        found = [p for p in files if p.name == r.target] + [p / r.target for p in self._paths if p.is_dir()]
+        return next((p for p in found if p.is_file()), None)
 
     def _permits(self, path: Path | None) -> bool:
         return path is not None and any(path == p or p in path.parents for p in self._paths)
@@ -185,8 +188,9 @@ def load_objective(ref: str, allow: AllowList | None, base: Path | None = None) 
     r = parse(ref)
     base = (base or Path.cwd()).resolve()
     if allow is not None and not allow.may_import(r, base):
-        if r.is_file and not r.path(base).is_file():  # the worker looks in the wrong place: say so, not "refused"
-            raise _missing_file(r.path(base), ref, base, allow)
+        meant = allow.meant(r, base)
+        if meant is not None:  # the worker looks in the wrong place: say where, not "refused"
+            raise _missing_file(r.path(base), ref, base, meant)
         raise allow.refusal(ref, base)
     module = _import_file(r.path(base), ref, base) if r.is_file else _import_module(r.target, base)
     try:
@@ -312,11 +316,10 @@ def _import_module(name: str, base: Path) -> Any:
         raise ObjectiveError(f"importing module {name!r} failed: {type(exc).__name__}: {exc}") from None
 
 
-def _missing_file(path: Path, ref: str, base: Path, allow: AllowList | None = None) -> ObjectiveError:
-    """The objective's file is not where the reference resolves; an allowed file of that name
-    elsewhere tells which --path was meant."""
-    found = allow.places(path.name) if allow else []
-    fix = (f"pass --path {shlex.quote(str(found[0].parent))} (where the allowed {str(found[0])!r} is)" if found
+def _missing_file(path: Path, ref: str, base: Path, meant: Path | None = None) -> ObjectiveError:
+    """The objective's file is not where the reference resolves; `meant`, the allowed file of that
+    name elsewhere, tells which --path to pass."""
+    fix = (f"pass --path {shlex.quote(str(meant.parent))} (where the allowed {str(meant)!r} is)" if meant
            else "run the worker in the project directory, or pass --path DIR")
     return ObjectiveError(f"objective file {str(path)!r} (from {ref!r}) does not exist; relative references resolve "
                           f"against {str(base)!r}: {fix}")
