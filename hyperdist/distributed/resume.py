@@ -62,16 +62,16 @@ class Rows:
             if k is not None:  # it was read open first: no longer
                 for key in [key for key, t in self.open.items() if t == tid]:
                     del self.open[key]
+                self.losses[k], self.states[k] = np.nan if loss is None else loss, state
+                return
         else:
             state, loss = PENDING, None
             self.open[doc["_id"]] = tid
-        if k is None:
-            self.at[tid] = k = len(self.tids)
-            self.tids.append(tid)
-            self.X.append(self.space.to_row(doc.get("params") or {}))
-            self.losses.append(np.nan)
-            self.states.append(state)
-        self.losses[k], self.states[k] = np.nan if loss is None else loss, state
+        self.at[tid] = len(self.tids)
+        self.tids.append(tid)
+        self.X.append(self.space.to_row(doc.get("params") or {}))
+        self.losses.append(np.nan if loss is None else loss)
+        self.states.append(state)
 
 
 def read_history(store: Store, exp_key: str, space: SearchSpace, snap: snapshot.Snapshot, usable: bool,

@@ -52,7 +52,7 @@ class History(Database):
             if len(tids) >= 16 and max(tids) - min(tids) < 2 * len(tids) + 16:
                 wanted = {key({"_id": i}) for i in ids}
                 found = self._by_state(exp_key, fields, {"$gte": min(tids), "$lte": max(tids)}, FINISHED)
-                docs = [d for d in found if key(d) in wanted]
+                docs = [d for k, d in found.items() if k in wanted]
             else:
                 docs = list(self._trials.find({"_id": {"$in": ids}, "state": {"$in": list(FINISHED)}}, fields))
         return [_clean_fields(d) for d in docs]
@@ -86,24 +86,24 @@ class History(Database):
                                     exp_key)
 
     def _by_state(self, exp_key: str, fields: dict, tids: dict | None = None, states: Iterable[str] = STATES,
-                  newest: int | None = None, **query: Any) -> list[dict]:
+                  newest: int | None = None, **query: Any) -> dict[str, dict]:
         """The trials whose tid matches `tids` (a range), through the claim index, one read per state
         (a `state` `$in` beside a tid range scans on SecantusDB); with `newest`, at most that many
         of the highest tids of each state. A trial that moves on between two reads (a worker claims
         or finishes it) is read twice, and kept once as the later read saw it; one a worker hands
-        back between them (RUNNING, then NEW) is read by neither (`unread_trials`)."""
+        back between them (RUNNING, then NEW) is read by neither (`unread_trials`). Keyed by `key`."""
         docs: dict[str, dict] = {}
         for state in states:
             where = {"exp_key": exp_key, "state": state, **({"tid": tids} if tids else {}), **query}
             cursor = self._trials.find(where, fields)
             docs.update((key(d), d) for d in (cursor.sort("tid", DESCENDING).limit(newest) if newest else cursor))
-        return list(docs.values())
+        return docs
 
     def trials_since(self, exp_key: str, tid: int, ids: list, fields: dict) -> list[dict]:
         """The trials a snapshot leaves out: those above its watermark `tid`, by state and tid range,
         and those open when it was taken (`ids`)."""
         with self._errors("reading from"):
-            docs = self._by_state(exp_key, fields, {"$gt": tid})
+            docs = list(self._by_state(exp_key, fields, {"$gt": tid}).values())
             if ids:
                 docs += self._trials.find({"_id": {"$in": ids}, "exp_key": exp_key, "tid": {"$lte": tid}}, fields)
         return list(valid_trials(docs, exp_key))
@@ -155,9 +155,9 @@ class History(Database):
         if pruned is not None:
             query["result.status"] = "pruned" if pruned else {"$ne": "pruned"}
         with self._errors("reading from"):
-            docs = self._by_state(exp_key, HISTORY_FIELDS, None, [TrialState(state).value] if state else STATES,
-                                  limit, **query)
-        docs = sorted(valid_trials(docs, exp_key), key=lambda d: d["tid"])
+            found = self._by_state(exp_key, HISTORY_FIELDS, None, [TrialState(state).value] if state else STATES,
+                                   limit, **query)
+        docs = sorted(valid_trials(found.values(), exp_key), key=lambda d: d["tid"])
         return [TrialRecord.from_doc(d) for d in (docs[-limit:] if limit else docs)]
 
     def get_trial(self, exp_key: str, tid: int) -> TrialRecord:
@@ -167,7 +167,7 @@ class History(Database):
             if raw is None or raw.get("exp_key") != exp_key or raw.get("tid") != tid:  # stored otherwise (by hand)
                 raw = self._trials.find_one({"exp_key": exp_key, "tid": tid}, {"lease_token": 0})
             if raw is None:
-                last = max(self._by_state(exp_key, {"tid": 1}, newest=1),
+                last = max(self._by_state(exp_key, {"tid": 1}, newest=1).values(),
                            key=lambda d: d["tid"] if isinstance(d.get("tid"), int) else -1, default=None)
         if raw is None:
             # ids are reserved in blocks, so a stopped coordinator leaves ids that no trial ever had
@@ -224,8 +224,8 @@ class History(Database):
         """Who claimed, ran and finished the trials above `above_tid`: tid ranges through the claim
         index, cheap whatever the size of the history (docs/store-notes.md)."""
         with self._errors("reading from"):
-            return self._by_state(exp_key, {"tid": 1, "state": 1, "owner": 1, "claimed": 1, "heartbeat": 1,
-                                            "finished": 1, "attempts": 1}, {"$gt": above_tid})
+            return list(self._by_state(exp_key, {"tid": 1, "state": 1, "owner": 1, "claimed": 1, "heartbeat": 1,
+                                                 "finished": 1, "attempts": 1}, {"$gt": above_tid}).values())
 
 
 def outcome(state: str | None, status: str | None) -> str:
